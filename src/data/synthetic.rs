@@ -1,0 +1,301 @@
+//! Synthetic distributions: Gaussian (isotropic or with a given spectrum),
+//! isotropic Gaussian mixtures and MoLRG (THEORY §5-6). Each is a [`Mixture`],
+//! so it samples and knows its exact denoiser, and is saved as parameter files
+//! from which that denoiser is rebuilt.
+//!
+//! ```
+//! use diffusion_regimes::data::{Synthetic, SyntheticSpec};
+//! let spec = SyntheticSpec::Molrg { ambient: 16, ranks: vec![3, 3], floor: 0.0 };
+//! let dist = Synthetic::new(spec, 0).unwrap();
+//! let data = dist.sample(100).unwrap();
+//! assert_eq!(data.dims(), &[100, 16]);
+//! ```
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor};
+use faer::Mat;
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::denoise::{Component, Mixture};
+use crate::io::{read, write_atomic};
+use crate::linalg::{random_orthogonal, to_mat, to_tensor};
+use crate::rng::{standard_normal, stream, Purpose};
+use crate::{Error, Result};
+
+/// File names inside a distribution folder.
+pub const SPEC_FILE: &str = "distribution.json";
+pub const PARAMS_FILE: &str = "distribution.safetensors";
+
+/// Covariance spectrum of a synthetic Gaussian.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Spectrum {
+    /// variance * I.
+    Isotropic { variance: f64 },
+    /// lambda_i = scale * i^(-exponent), i = 1..n, in a random orthonormal basis.
+    PowerLaw { scale: f64, exponent: f64 },
+}
+
+/// What to generate; together with a seed it determines the distribution.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum SyntheticSpec {
+    /// N(0, Sigma) with the given spectrum.
+    Gaussian { ambient: usize, spectrum: Spectrum },
+    /// K equal-weight components N(mu_k, std^2 I), mu_k ~ N(0, mean_scale^2 I).
+    Gmm {
+        ambient: usize,
+        components: usize,
+        mean_scale: f64,
+        std: f64,
+    },
+    /// Equal-weight N(0, U_k U_k^T + floor I), U_k orthonormal n x d_k, subspaces
+    /// mutually orthogonal: column blocks of one random orthogonal matrix (THEORY §6).
+    Molrg {
+        ambient: usize,
+        ranks: Vec<usize>,
+        floor: f64,
+    },
+}
+
+/// A synthetic distribution: its spec, its seed, and the mixture they define.
+pub struct Synthetic {
+    pub spec: SyntheticSpec,
+    pub seed: u64,
+    pub mixture: Mixture,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SpecFile {
+    spec: SyntheticSpec,
+    seed: u64,
+    components: usize,
+    note: String,
+}
+
+fn positive(name: &str, value: f64) -> Result<f64> {
+    if value.is_finite() && value > 0.0 {
+        Ok(value)
+    } else {
+        Err(Error::invalid(name, value, "must be finite and > 0"))
+    }
+}
+
+impl SyntheticSpec {
+    /// Builds the mixture; parameters are drawn from stream (seed, Params).
+    fn build(&self, seed: u64) -> Result<Mixture> {
+        let mut rng = stream(seed, Purpose::Params, 0);
+        let ambient = match self {
+            Self::Gaussian { ambient, .. }
+            | Self::Gmm { ambient, .. }
+            | Self::Molrg { ambient, .. } => *ambient,
+        };
+        if ambient == 0 {
+            return Err(Error::invalid("ambient", 0, "must be at least 1"));
+        }
+        let components = match self {
+            Self::Gaussian {
+                spectrum: Spectrum::Isotropic { variance },
+                ..
+            } => vec![Component {
+                weight: 1.0,
+                mean: vec![0.0; ambient],
+                basis: Mat::zeros(ambient, 0),
+                variances: vec![],
+                floor: positive("variance", *variance)?,
+            }],
+            Self::Gaussian {
+                spectrum: Spectrum::PowerLaw { scale, exponent },
+                ..
+            } => {
+                let scale = positive("scale", *scale)?;
+                if !exponent.is_finite() {
+                    return Err(Error::invalid("exponent", exponent, "must be finite"));
+                }
+                vec![Component {
+                    weight: 1.0,
+                    mean: vec![0.0; ambient],
+                    basis: random_orthogonal(ambient, &mut rng),
+                    variances: (1..=ambient)
+                        .map(|i| scale * (i as f64).powf(-exponent))
+                        .collect(),
+                    floor: 0.0,
+                }]
+            }
+            Self::Gmm {
+                components,
+                mean_scale,
+                std,
+                ..
+            } => {
+                if *components == 0 {
+                    return Err(Error::invalid("components", 0, "must be at least 1"));
+                }
+                let floor = positive("std", *std)?.powi(2);
+                (0..*components)
+                    .map(|_| Component {
+                        weight: 1.0 / *components as f64,
+                        mean: standard_normal(&mut rng, ambient)
+                            .iter()
+                            .map(|z| z * mean_scale)
+                            .collect(),
+                        basis: Mat::zeros(ambient, 0),
+                        variances: vec![],
+                        floor,
+                    })
+                    .collect()
+            }
+            Self::Molrg { ranks, floor, .. } => {
+                let total: usize = ranks.iter().sum();
+                if ranks.is_empty() || ranks.contains(&0) || total > ambient {
+                    return Err(Error::invalid(
+                        "ranks",
+                        format!("{ranks:?}"),
+                        format!("need at least one rank, each >= 1, summing to at most ambient = {ambient}"),
+                    ));
+                }
+                if !(floor.is_finite() && *floor >= 0.0) {
+                    return Err(Error::invalid("floor", floor, "must be finite and >= 0"));
+                }
+                let q = random_orthogonal(ambient, &mut rng);
+                let mut start = 0;
+                ranks
+                    .iter()
+                    .map(|&d| {
+                        let basis = q.subcols(start, d).to_owned();
+                        start += d;
+                        Component {
+                            weight: 1.0 / ranks.len() as f64,
+                            mean: vec![0.0; ambient],
+                            basis,
+                            variances: vec![1.0; d],
+                            floor: *floor,
+                        }
+                    })
+                    .collect()
+            }
+        };
+        Mixture::new(components)
+    }
+}
+
+impl Synthetic {
+    pub fn new(spec: SyntheticSpec, seed: u64) -> Result<Self> {
+        let mixture = spec.build(seed)?;
+        Ok(Self {
+            spec,
+            seed,
+            mixture,
+        })
+    }
+
+    /// Rows 0..count of the data set, [count, n] f64: row i is drawn from stream
+    /// (seed, Data, i) alone, so a smaller data set is a prefix of a larger one.
+    pub fn sample(&self, count: usize) -> Result<Tensor> {
+        self.sample_rows(0, count)
+    }
+
+    /// Rows start..start + count: y = mu_k + V_k (sqrt(lambda_k) * z) + delta_k z'.
+    pub fn sample_rows(&self, start: usize, count: usize) -> Result<Tensor> {
+        let comps = self.mixture.components();
+        let n = self.mixture_dim();
+        let mut rows = vec![0.0f64; count * n];
+        for (row, out) in rows.chunks_exact_mut(n).enumerate() {
+            let mut rng = stream(self.seed, Purpose::Data, (start + row) as u64);
+            let u: f64 = rng.gen();
+            let mut k = 0;
+            let mut cumulative = comps[0].weight;
+            while u >= cumulative && k + 1 < comps.len() {
+                k += 1;
+                cumulative += comps[k].weight;
+            }
+            let c = &comps[k];
+            let z = standard_normal(&mut rng, c.variances.len());
+            let floor_noise = standard_normal(&mut rng, if c.floor > 0.0 { n } else { 0 });
+            for (i, y) in out.iter_mut().enumerate() {
+                let in_span: f64 = (0..z.len())
+                    .map(|j| c.basis[(i, j)] * c.variances[j].sqrt() * z[j])
+                    .sum();
+                let floor = floor_noise.get(i).map_or(0.0, |e| c.floor.sqrt() * e);
+                *y = c.mean[i] + in_span + floor;
+            }
+        }
+        Ok(Tensor::from_vec(rows, (count, n), &Device::Cpu)?)
+    }
+
+    fn mixture_dim(&self) -> usize {
+        self.mixture.components()[0].mean.len()
+    }
+
+    /// Writes distribution.json (spec and seed) and distribution.safetensors
+    /// (per component: weight, mean, basis, variances, floor) into `dir`.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        let mut tensors = HashMap::new();
+        for (k, c) in self.mixture.components().iter().enumerate() {
+            let n = c.mean.len();
+            let scalars = [c.weight, c.floor];
+            tensors.insert(
+                format!("component.{k}.weight_floor"),
+                Tensor::from_slice(&scalars, 2, &Device::Cpu)?,
+            );
+            tensors.insert(
+                format!("component.{k}.mean"),
+                Tensor::from_slice(&c.mean, n, &Device::Cpu)?,
+            );
+            tensors.insert(
+                format!("component.{k}.variances"),
+                Tensor::from_slice(&c.variances, c.variances.len(), &Device::Cpu)?,
+            );
+            tensors.insert(format!("component.{k}.basis"), to_tensor(&c.basis)?);
+        }
+        let params = safetensors::serialize(&tensors, None)
+            .map_err(|e| Error::format(&dir.join(PARAMS_FILE), format!("cannot serialize: {e}")))?;
+        write_atomic(&dir.join(PARAMS_FILE), &params)?;
+        let spec = SpecFile {
+            spec: self.spec.clone(),
+            seed: self.seed,
+            components: self.mixture.components().len(),
+            note: format!("parameters in {PARAMS_FILE}; the exact denoiser is rebuilt from them"),
+        };
+        let json = serde_json::to_string_pretty(&spec).expect("spec serializes");
+        write_atomic(&dir.join(SPEC_FILE), json.as_bytes())
+    }
+}
+
+/// Rebuilds a saved distribution's exact mixture from `dir`'s parameter files.
+pub fn load_distribution(dir: &Path) -> Result<Mixture> {
+    let spec_path = dir.join(SPEC_FILE);
+    let spec: SpecFile = serde_json::from_slice(&read(&spec_path)?)
+        .map_err(|e| Error::format(&spec_path, format!("not a distribution spec: {e}")))?;
+    let params_path = dir.join(PARAMS_FILE);
+    let tensors = candle_core::safetensors::load_buffer(&read(&params_path)?, &Device::Cpu)
+        .map_err(|e| Error::format(&params_path, format!("not a safetensors file: {e}")))?;
+    let get = |name: String| -> Result<Tensor> {
+        let t = tensors
+            .get(&name)
+            .ok_or_else(|| Error::format(&params_path, format!("missing tensor {name}")))?;
+        Ok(t.to_dtype(DType::F64)?)
+    };
+    let components = (0..spec.components)
+        .map(|k| {
+            let wf = get(format!("component.{k}.weight_floor"))?.to_vec1::<f64>()?;
+            if wf.len() != 2 {
+                return Err(Error::format(
+                    &params_path,
+                    format!("component.{k}.weight_floor must hold 2 values"),
+                ));
+            }
+            Ok(Component {
+                weight: wf[0],
+                floor: wf[1],
+                mean: get(format!("component.{k}.mean"))?.to_vec1::<f64>()?,
+                variances: get(format!("component.{k}.variances"))?.to_vec1::<f64>()?,
+                basis: to_mat(&get(format!("component.{k}.basis"))?)?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Mixture::new(components)
+}

@@ -1,0 +1,67 @@
+//! The `Denoiser` trait, the centre of the crate, and the analytic denoisers.
+//!
+//! ```
+//! use candle_core::{Device, Tensor};
+//! use diffusion_regimes::denoise::{Denoiser, EmpiricalDenoiser};
+//! let train = Tensor::new(&[[1.0f64, 0.0], [-1.0, 0.0]], &Device::Cpu).unwrap();
+//! let d = EmpiricalDenoiser::new(&train).unwrap();
+//! let x = Tensor::new(&[[0.9f64, 0.1]], &Device::Cpu).unwrap();
+//! // At a tiny noise level the memorizing denoiser returns the nearest training point.
+//! let y = d.denoise(&x, 1e-3).unwrap().to_vec2::<f64>().unwrap();
+//! assert!((y[0][0] - 1.0).abs() < 1e-12);
+//! ```
+
+use candle_core::{Tensor, D};
+
+use crate::error::check_sigma;
+use crate::{Error, Result};
+
+mod empirical;
+mod gaussian;
+pub mod jacobian;
+mod mixture;
+
+pub use empirical::EmpiricalDenoiser;
+pub use gaussian::GaussianDenoiser;
+pub use mixture::{Component, Mixture};
+
+/// An x0-estimate D(x; sigma) = E[y | x] in the variance-exploding convention
+/// (THEORY §1). `x` is a batch of rows `[B, n]`; the result has the dtype and
+/// device of `x`.
+pub trait Denoiser {
+    /// D(x; sigma) for every row of `x`.
+    fn denoise(&self, x: &Tensor, sigma: f64) -> Result<Tensor>;
+
+    /// The data dimension n.
+    fn dim(&self) -> usize;
+
+    /// Tweedie's score grad_x log p_sigma(x) = (D(x; sigma) - x) / sigma^2 (THEORY §1).
+    fn score(&self, x: &Tensor, sigma: f64) -> Result<Tensor> {
+        Ok(((self.denoise(x, sigma)? - x)? / (sigma * sigma))?)
+    }
+
+    /// Probability-flow ODE derivative dx/dsigma = (x - D(x; sigma)) / sigma (THEORY §1).
+    fn ode_derivative(&self, x: &Tensor, sigma: f64) -> Result<Tensor> {
+        Ok(((x - self.denoise(x, sigma)?)? / sigma)?)
+    }
+}
+
+/// Checks that `x` is a batch `[B, n]` of rows of dimension `n` and that sigma is valid.
+pub(crate) fn check_input(x: &Tensor, n: usize, sigma: f64) -> Result<()> {
+    check_sigma(sigma)?;
+    match x.dims() {
+        [_, m] if *m == n => Ok(()),
+        dims => Err(Error::shape(
+            "denoiser input",
+            format!("[B, {n}]"),
+            format!("{dims:?}"),
+        )),
+    }
+}
+
+/// Row-wise softmax, with each row's maximum subtracted before exponentiating.
+pub(crate) fn softmax_rows(logits: &Tensor) -> Result<Tensor> {
+    let max = logits.max_keepdim(D::Minus1)?;
+    let p = logits.broadcast_sub(&max)?.exp()?;
+    Ok(p.broadcast_div(&p.sum_keepdim(D::Minus1)?)?)
+}

@@ -1,0 +1,83 @@
+//! One error type for the crate. Every message names the thing to fix:
+//! the file, the shape, or the value that was rejected.
+
+use std::path::{Path, PathBuf};
+
+/// Everything that can go wrong in `diffusion_regimes`.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Format { path: PathBuf, message: String },
+    #[error("shape mismatch in {what}: expected {expected}, got {got}")]
+    Shape {
+        what: String,
+        expected: String,
+        got: String,
+    },
+    #[error("invalid {name} = {value}: {reason}")]
+    Invalid {
+        name: String,
+        value: String,
+        reason: String,
+    },
+    #[error("tensor operation failed: {0}")]
+    Candle(#[from] candle_core::Error),
+    #[error("linear algebra failed: {0}")]
+    Linalg(String),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    pub fn io(path: &Path, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    pub fn format(path: &Path, message: impl Into<String>) -> Self {
+        Error::Format {
+            path: path.to_path_buf(),
+            message: message.into(),
+        }
+    }
+
+    pub fn shape(what: impl Into<String>, expected: impl ToString, got: impl ToString) -> Self {
+        Error::Shape {
+            what: what.into(),
+            expected: expected.to_string(),
+            got: got.to_string(),
+        }
+    }
+
+    pub fn invalid(
+        name: impl Into<String>,
+        value: impl ToString,
+        reason: impl Into<String>,
+    ) -> Self {
+        Error::Invalid {
+            name: name.into(),
+            value: value.to_string(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Rejects a noise level that is not a positive finite number.
+pub fn check_sigma(sigma: f64) -> Result<()> {
+    if sigma.is_finite() && sigma > 0.0 {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "sigma",
+            sigma,
+            "must be a finite number > 0",
+        ))
+    }
+}

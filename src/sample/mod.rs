@@ -1,0 +1,18 @@
+//! Noise schedules and samplers of the probability-flow ODE (THEORY §2).
+//!
+//! ```
+//! use candle_core::{DType, Device, Tensor};
+//! use diffusion_regimes::denoise::EmpiricalDenoiser;
+//! use diffusion_regimes::sample::{generate, Method, Schedule};
+//! let train = Tensor::new(&[[1.0f64, 2.0], [-1.0, 0.5]], &Device::Cpu).unwrap();
+//! let d = EmpiricalDenoiser::new(&train).unwrap();
+//! let samples = generate(&d, 0, &[0, 1, 2], DType::F64, &Device::Cpu,
+//!                        &Schedule::default(), &Method::Heun, None).unwrap();
+//! assert_eq!(samples.dims(), &[3, 2]);
+//! ```
+
+mod sampler;
+mod schedule;
+
+pub use sampler::{generate, initial_noise, sample, Churn, Method, Observer, Step};
+pub use schedule::Schedule;
