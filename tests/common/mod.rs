@@ -1,0 +1,48 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use candle_core::{Device, Tensor};
+use diffusion_regimes::rng::{standard_normal, stream, Purpose};
+
+/// A [rows, cols] f64 tensor of standard normals from stream (seed, Data, index).
+pub fn gaussian(seed: u64, index: u64, rows: usize, cols: usize) -> Tensor {
+    let values = standard_normal(&mut stream(seed, Purpose::Data, index), rows * cols);
+    Tensor::from_vec(values, (rows, cols), &Device::Cpu).unwrap()
+}
+
+pub fn rows(t: &Tensor) -> Vec<Vec<f64>> {
+    t.to_dtype(candle_core::DType::F64)
+        .unwrap()
+        .to_vec2::<f64>()
+        .unwrap()
+}
+
+/// max_ij |a_ij - b_ij| over tensors of any rank.
+pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
+    assert_eq!(a.dims(), b.dims(), "shapes differ");
+    let d = (a.to_dtype(candle_core::DType::F64).unwrap()
+        - b.to_dtype(candle_core::DType::F64).unwrap())
+    .unwrap();
+    d.abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar::<f64>()
+        .unwrap()
+}
+
+/// max |a_ij| over a tensor of any rank.
+pub fn max_abs(a: &Tensor) -> f64 {
+    a.to_dtype(candle_core::DType::F64)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar::<f64>()
+        .unwrap()
+}
