@@ -11,6 +11,7 @@ use crate::{Error, Result};
 /// Computation runs in the dtype of the training tensor, streaming over chunks
 /// of training points with a running log-sum-exp, so memory is O(B x chunk),
 /// never O(B x N).
+#[derive(Debug)]
 pub struct EmpiricalDenoiser {
     chunks: Vec<Chunk>,
     count: usize,
@@ -18,6 +19,7 @@ pub struct EmpiricalDenoiser {
 }
 
 /// One block of training points with their precomputed ||y_i||^2 / 2.
+#[derive(Debug)]
 struct Chunk {
     y: Tensor,
     half_sq_norm: Tensor,

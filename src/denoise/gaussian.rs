@@ -10,6 +10,7 @@ use crate::{Error, Result};
 /// The posterior mean for data N(mu, Sigma), Sigma = U diag(lambda) U^T:
 /// D(x; sigma) = mu + U diag(lambda / (lambda + sigma^2)) U^T (x - mu) (THEORY §5).
 /// Computed in f64.
+#[derive(Debug)]
 pub struct GaussianDenoiser {
     mean: Tensor,
     basis: Tensor,
