@@ -22,6 +22,7 @@ pub mod denoise;
 pub mod error;
 pub mod io;
 pub mod linalg;
+pub mod metrics;
 pub mod rng;
 pub mod sample;
 

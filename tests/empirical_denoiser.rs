@@ -33,10 +33,10 @@ proptest! {
         let directions = gaussian(seed, 2, 16, dim);
         let hull_max = rows(&train.matmul(&directions.t().unwrap()).unwrap());
         let projected = rows(&out.matmul(&directions.t().unwrap()).unwrap());
-        for b in 0..projected.len() {
-            for v in 0..16 {
+        for row in &projected {
+            for (v, value) in row.iter().enumerate() {
                 let max = hull_max.iter().map(|r| r[v]).fold(f64::NEG_INFINITY, f64::max);
-                prop_assert!(projected[b][v] <= max + 1e-9);
+                prop_assert!(*value <= max + 1e-9);
             }
         }
     }

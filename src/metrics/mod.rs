@@ -1,0 +1,5 @@
+//! Comparison metrics (THEORY §7).
+
+mod neighbours;
+
+pub use neighbours::{nearest_two, Neighbours};

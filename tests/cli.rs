@@ -1,0 +1,312 @@
+//! The `regimes` binary end to end: outputs match the library, and bad input
+//! gives one line naming the problem, exit code 2 and no output file.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use candle_core::{DType, Device};
+use common::max_abs_diff;
+use diffusion_regimes::data::load_distribution;
+use diffusion_regimes::data::npy::{encode_npy, read_npy, write_npy};
+use diffusion_regimes::denoise::{Denoiser, EmpiricalDenoiser};
+use diffusion_regimes::sample::{generate, Method, Schedule};
+
+fn regimes(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_regimes"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("regimes-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn molrg(d: &Path) -> PathBuf {
+    let out = d.join("molrg");
+    let o = regimes(&[
+        "data",
+        "molrg",
+        "--ambient",
+        "12",
+        "--components",
+        "2",
+        "--rank",
+        "3",
+        "--n",
+        "64",
+        "--seed",
+        "0",
+        "--out",
+        s(&out),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    out
+}
+
+#[test]
+fn data_denoise_and_sample_agree_with_the_library() {
+    let d = dir("agree");
+    let data_dir = molrg(&d);
+    let train = read_npy(&data_dir.join("data.npy")).unwrap();
+    assert_eq!(
+        (train.dtype(), train.dims()),
+        (DType::F32, &[64usize, 12][..])
+    );
+
+    let input = d.join("x.npy");
+    write_npy(&input, &common::gaussian(0, 0, 5, 12), DType::F32).unwrap();
+    let out = d.join("d.npy");
+    let o = regimes(&[
+        "denoise",
+        "--denoiser",
+        "truth",
+        "--distribution",
+        s(&data_dir),
+        "--sigma",
+        "0.5",
+        "--input",
+        s(&input),
+        "--out",
+        s(&out),
+        "--dtype",
+        "f64",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let truth = load_distribution(&data_dir).unwrap();
+    let x = read_npy(&input).unwrap().to_dtype(DType::F64).unwrap();
+    assert!(max_abs_diff(&read_npy(&out).unwrap(), &truth.denoise(&x, 0.5).unwrap()) < 1e-12);
+
+    let samples = d.join("s.npy");
+    let o = regimes(&[
+        "sample",
+        "--denoiser",
+        "empirical",
+        "--train",
+        s(&data_dir.join("data.npy")),
+        "--seeds",
+        "0-7",
+        "--seed",
+        "3",
+        "--sampler",
+        "euler",
+        "--steps",
+        "10",
+        "--out",
+        s(&samples),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let empirical = EmpiricalDenoiser::new(&train).unwrap();
+    let schedule = Schedule {
+        steps: 10,
+        ..Schedule::default()
+    };
+    let want = generate(
+        &empirical,
+        3,
+        &(0..8).collect::<Vec<_>>(),
+        DType::F32,
+        &Device::Cpu,
+        &schedule,
+        &Method::Euler,
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        read_npy(&samples).unwrap().to_vec2::<f32>().unwrap(),
+        want.to_vec2::<f32>().unwrap()
+    );
+
+    // Explicit noise rows give the same samples as the seeded noise they copy.
+    let (z, _) = diffusion_regimes::sample::initial_noise(
+        3,
+        &(0..8).collect::<Vec<_>>(),
+        12,
+        DType::F32,
+        &Device::Cpu,
+    )
+    .unwrap();
+    let noise = d.join("z.npy");
+    write_npy(&noise, &z, DType::F32).unwrap();
+    let again = d.join("s2.npy");
+    let o = regimes(&[
+        "sample",
+        "--denoiser",
+        "empirical",
+        "--train",
+        s(&data_dir.join("data.npy")),
+        "--seeds",
+        "0-7",
+        "--seed",
+        "3",
+        "--sampler",
+        "euler",
+        "--steps",
+        "10",
+        "--noise",
+        s(&noise),
+        "--out",
+        s(&again),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        read_npy(&again).unwrap().to_vec2::<f32>().unwrap(),
+        want.to_vec2::<f32>().unwrap()
+    );
+}
+
+#[test]
+fn bad_input_gives_one_line_exit_code_2_and_no_output() {
+    let d = dir("bad");
+    let data_dir = molrg(&d);
+    let train = data_dir.join("data.npy");
+    let good_x = d.join("x.npy");
+    write_npy(&good_x, &common::gaussian(0, 0, 2, 12), DType::F32).unwrap();
+    let wrong_dim = d.join("wrong_dim.npy");
+    write_npy(&wrong_dim, &common::gaussian(0, 0, 2, 5), DType::F32).unwrap();
+    let one_d = d.join("one_d.npy");
+    write_npy(
+        &one_d,
+        &common::gaussian(0, 0, 1, 12).squeeze(0).unwrap(),
+        DType::F32,
+    )
+    .unwrap();
+    let nan = d.join("nan.npy");
+    let mut bytes = encode_npy(&common::gaussian(0, 0, 2, 12), DType::F32).unwrap();
+    let at = bytes.len() - 4;
+    bytes[at..].copy_from_slice(&f32::NAN.to_le_bytes());
+    std::fs::write(&nan, bytes).unwrap();
+    let truncated = d.join("truncated.npy");
+    let full = std::fs::read(&good_x).unwrap();
+    std::fs::write(&truncated, &full[..full.len() - 5]).unwrap();
+    let missing = d.join("missing.npy");
+    let out = d.join("out.npy");
+
+    let denoise = |input: &Path, sigma: &str| {
+        vec![
+            "denoise",
+            "--denoiser",
+            "empirical",
+            "--train",
+            s(&train),
+            "--sigma",
+            sigma,
+            "--input",
+            s(input),
+            "--out",
+            s(&out),
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect::<Vec<_>>()
+    };
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (denoise(&missing, "1"), "missing.npy"),
+        (denoise(&wrong_dim, "1"), "dimension 5"),
+        (denoise(&one_d, "1"), "2-D"),
+        (denoise(&nan, "1"), "finite"),
+        (denoise(&truncated, "1"), "truncated"),
+        (denoise(&good_x, "0"), "sigma"),
+        (denoise(&good_x, "-2"), "sigma"),
+        (
+            vec![
+                "denoise".into(),
+                "--denoiser".into(),
+                "gaussian".into(),
+                "--sigma".into(),
+                "1".into(),
+                "--input".into(),
+                s(&good_x).into(),
+                "--out".into(),
+                s(&out).into(),
+            ],
+            "--train",
+        ),
+        (
+            vec![
+                "sample".into(),
+                "--denoiser".into(),
+                "empirical".into(),
+                "--train".into(),
+                s(&train).into(),
+                "--seeds".into(),
+                "9-2".into(),
+                "--out".into(),
+                s(&out).into(),
+            ],
+            "--seeds",
+        ),
+        (
+            vec![
+                "sample".into(),
+                "--denoiser".into(),
+                "empirical".into(),
+                "--train".into(),
+                s(&train).into(),
+                "--steps".into(),
+                "1".into(),
+                "--out".into(),
+                s(&out).into(),
+            ],
+            "steps",
+        ),
+        (
+            vec![
+                "sample".into(),
+                "--denoiser".into(),
+                "empirical".into(),
+                "--train".into(),
+                s(&train).into(),
+                "--seeds".into(),
+                "0-2".into(),
+                "--noise".into(),
+                s(&good_x).into(),
+                "--out".into(),
+                s(&out).into(),
+            ],
+            "rows",
+        ),
+        (vec!["sample".into(), "--bogus".into()], "--bogus"),
+        (
+            vec![
+                "data".into(),
+                "molrg".into(),
+                "--ambient".into(),
+                "4".into(),
+                "--components".into(),
+                "2".into(),
+                "--rank".into(),
+                "3".into(),
+                "--n".into(),
+                "5".into(),
+                "--out".into(),
+                s(&d.join("m2")).into(),
+            ],
+            "ranks",
+        ),
+    ];
+    for (args, word) in cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = regimes(&args);
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(word),
+            "{args:?}: expected '{word}' in: {stderr}"
+        );
+        if !args.contains(&"--bogus") {
+            assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        }
+        assert!(!out.exists(), "{args:?} left an output file");
+    }
+    assert!(!d.join("m2").join("data.npy").exists());
+}

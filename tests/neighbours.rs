@@ -1,0 +1,53 @@
+//! GEMM-based nearest-neighbour search against a brute-force loop.
+
+mod common;
+
+use common::{gaussian, rows};
+use diffusion_regimes::metrics::nearest_two;
+
+#[test]
+fn nearest_two_matches_brute_force_for_every_chunk_size() {
+    let train = gaussian(1, 0, 23, 6);
+    let samples = gaussian(1, 1, 9, 6);
+    let (t, s) = (rows(&train), rows(&samples));
+    for chunk in [1, 2, 5, 23, 100] {
+        let nn = nearest_two(&samples, &train, chunk).unwrap();
+        for (b, x) in s.iter().enumerate() {
+            let mut d: Vec<(f64, usize)> = t
+                .iter()
+                .enumerate()
+                .map(|(i, y)| {
+                    (
+                        y.iter()
+                            .zip(x)
+                            .map(|(a, c)| (a - c).powi(2))
+                            .sum::<f64>()
+                            .sqrt(),
+                        i,
+                    )
+                })
+                .collect();
+            d.sort_by(|a, b| a.0.total_cmp(&b.0));
+            assert_eq!((nn.nearest[b], nn.second[b]), (d[0].1, d[1].1));
+            assert!((nn.nearest_distance[b] - d[0].0).abs() < 1e-10);
+            assert!((nn.second_distance[b] - d[1].0).abs() < 1e-10);
+        }
+    }
+}
+
+#[test]
+fn training_points_are_memorized_and_fresh_points_are_not() {
+    let train = gaussian(2, 0, 50, 8);
+    let copies = train.narrow(0, 10, 20).unwrap();
+    let nn = nearest_two(&copies, &train, 16).unwrap();
+    assert_eq!(nn.nearest, (10..30).collect::<Vec<_>>());
+    assert_eq!(nn.ratio_memorized_fraction(), 1.0);
+    // Fresh Gaussian points in n = 8 sit about as far from their first as their second neighbour.
+    let fresh = gaussian(2, 1, 200, 8);
+    assert!(
+        nearest_two(&fresh, &train, 16)
+            .unwrap()
+            .ratio_memorized_fraction()
+            < 0.05
+    );
+}
