@@ -198,12 +198,16 @@ impl Synthetic {
         self.sample_rows(0, count)
     }
 
-    /// Rows start..start + count: y = mu_k + V_k (sqrt(lambda_k) * z) + delta_k z'.
+    /// Rows start..start + count: y = mu_k + V_k (sqrt(lambda_k) * z) + delta_k z',
+    /// with the component k and the draws z, z' of row i from stream (seed, Data, i).
+    /// The low-rank products run as one GEMM per component.
     pub fn sample_rows(&self, start: usize, count: usize) -> Result<Tensor> {
         let comps = self.mixture.components();
         let n = self.mixture_dim();
-        let mut rows = vec![0.0f64; count * n];
-        for (row, out) in rows.chunks_exact_mut(n).enumerate() {
+        let mut rows_of: Vec<Vec<usize>> = vec![Vec::new(); comps.len()];
+        let mut coords: Vec<Vec<f64>> = vec![Vec::new(); comps.len()];
+        let mut out = vec![0.0f64; count * n];
+        for (row, y) in out.chunks_exact_mut(n).enumerate() {
             let mut rng = stream(self.seed, Purpose::Data, (start + row) as u64);
             let u: f64 = rng.gen();
             let mut k = 0;
@@ -214,16 +218,28 @@ impl Synthetic {
             }
             let c = &comps[k];
             let z = standard_normal(&mut rng, c.variances.len());
+            coords[k].extend(z.iter().zip(&c.variances).map(|(z, l)| z * l.sqrt()));
+            rows_of[k].push(row);
             let floor_noise = standard_normal(&mut rng, if c.floor > 0.0 { n } else { 0 });
-            for (i, y) in out.iter_mut().enumerate() {
-                let in_span: f64 = (0..z.len())
-                    .map(|j| c.basis[(i, j)] * c.variances[j].sqrt() * z[j])
-                    .sum();
-                let floor = floor_noise.get(i).map_or(0.0, |e| c.floor.sqrt() * e);
-                *y = c.mean[i] + in_span + floor;
+            for (i, value) in y.iter_mut().enumerate() {
+                *value = c.mean[i] + floor_noise.get(i).map_or(0.0, |e| c.floor.sqrt() * e);
             }
         }
-        Ok(Tensor::from_vec(rows, (count, n), &Device::Cpu)?)
+        for (k, c) in comps.iter().enumerate() {
+            let r = c.variances.len();
+            if r == 0 || rows_of[k].is_empty() {
+                continue;
+            }
+            let z = Tensor::from_slice(&coords[k], (rows_of[k].len(), r), &Device::Cpu)?;
+            let in_span = z.matmul(&to_tensor(&c.basis)?.t()?)?.to_vec2::<f64>()?;
+            for (&row, span) in rows_of[k].iter().zip(in_span) {
+                out[row * n..(row + 1) * n]
+                    .iter_mut()
+                    .zip(span)
+                    .for_each(|(y, s)| *y += s);
+            }
+        }
+        Ok(Tensor::from_vec(out, (count, n), &Device::Cpu)?)
     }
 
     fn mixture_dim(&self) -> usize {

@@ -34,9 +34,10 @@ struct Accumulated {
 }
 
 impl EmpiricalDenoiser {
-    /// Training points per chunk: large enough that both GEMMs run near peak,
-    /// small enough that B x chunk logits stay in cache-friendly megabytes.
-    pub const DEFAULT_CHUNK: usize = 2048;
+    /// Training points per chunk: large enough that both GEMMs run near peak
+    /// (2048 kept 0.71-0.83 of bare-GEMM throughput at N = 50k, n = 3072, f32;
+    /// 8192 keeps 0.94), small enough that B x chunk logits stay at 16 MB for B = 256 in f64.
+    pub const DEFAULT_CHUNK: usize = 8192;
 
     /// The denoiser of the rows of `train` ([N, n]), computed in its dtype.
     pub fn new(train: &Tensor) -> Result<Self> {
@@ -71,13 +72,8 @@ impl EmpiricalDenoiser {
     }
 
     /// Number of training points N.
-    pub fn len(&self) -> usize {
+    pub fn train_size(&self) -> usize {
         self.count
-    }
-
-    /// Always false: a training set has at least one point.
-    pub fn is_empty(&self) -> bool {
-        self.count == 0
     }
 
     fn dtype(&self) -> DType {
