@@ -20,17 +20,8 @@ pub fn rows(t: &Tensor) -> Vec<Vec<f64>> {
 /// max_ij |a_ij - b_ij| over tensors of any rank.
 pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
     assert_eq!(a.dims(), b.dims(), "shapes differ");
-    let d = (a.to_dtype(candle_core::DType::F64).unwrap()
-        - b.to_dtype(candle_core::DType::F64).unwrap())
-    .unwrap();
-    d.abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar::<f64>()
-        .unwrap()
+    let as_f64 = |t: &Tensor| t.to_dtype(candle_core::DType::F64).unwrap();
+    max_abs(&(as_f64(a) - as_f64(b)).unwrap())
 }
 
 /// max |a_ij| over a tensor of any rank.
