@@ -19,10 +19,12 @@
 
 pub mod data;
 pub mod denoise;
+pub mod device;
 pub mod error;
 pub mod io;
 pub mod linalg;
 pub mod metrics;
+pub mod nn;
 pub mod rng;
 pub mod sample;
 

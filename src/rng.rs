@@ -22,6 +22,14 @@ pub enum Purpose {
     Data = 2,
     /// Parameters of a synthetic distribution (means, bases).
     Params = 3,
+    /// Initial weights of a neural network, one stream per named tensor.
+    Weights = 4,
+    /// The permutation that orders a data set into nested subsets.
+    Subset = 5,
+    /// One training step's batch: example indices, noise levels and noise.
+    Batch = 6,
+    /// One epoch's permutation of the training set.
+    Epoch = 7,
 }
 
 /// The stream for `(seed, purpose)`, at index `index`.

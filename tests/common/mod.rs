@@ -37,3 +37,11 @@ pub fn max_abs(a: &Tensor) -> f64 {
         .to_scalar::<f64>()
         .unwrap()
 }
+
+/// A fresh, empty folder under the system temp dir, unique to this process and `name`.
+pub fn temp_dir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("regimes-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}

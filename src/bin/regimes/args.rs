@@ -2,11 +2,12 @@
 
 use std::path::PathBuf;
 
-use candle_core::DType;
+use candle_core::{DType, Device};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use diffusion_regimes::data::load_distribution;
 use diffusion_regimes::denoise::{Denoiser, EmpiricalDenoiser, GaussianDenoiser};
+use diffusion_regimes::nn::checkpoint::{load_model, Weights};
 use diffusion_regimes::{Error, Result};
 
 use crate::read_rows;
@@ -43,6 +44,9 @@ pub(crate) enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Train a neural denoiser with the EDM loss on the first N examples of one
+    /// seeded permutation of --data (nested subsets), writing a run folder.
+    Train(TrainArgs),
     /// Generate samples by integrating the probability-flow ODE from per-sample seeded noise.
     Sample {
         #[command(flatten)]
@@ -69,6 +73,89 @@ pub(crate) enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+}
+
+#[derive(Args)]
+pub(crate) struct TrainArgs {
+    /// Examples: an .npy file [N, n] or [N, C, H, W] (u8 images map to [-1, 1]),
+    /// or a folder written by `regimes data`.
+    #[arg(long, required_unless_present = "resume")]
+    pub(crate) data: Option<PathBuf>,
+    /// Training-set size N.
+    #[arg(long, required_unless_present = "resume")]
+    pub(crate) n: Option<usize>,
+    /// Seed of the permutation whose first N rows form the training set.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) subset_seed: u64,
+    #[arg(long, value_enum, default_value_t = ArchName::Mlp)]
+    pub(crate) arch: ArchName,
+    /// MLP hidden width, or U-Net base channels (UNet-64/128/256).
+    #[arg(long, default_value_t = 256)]
+    pub(crate) width: usize,
+    /// MLP residual blocks, or U-Net residual blocks per resolution [default: 4 for mlp, 1 for unet].
+    #[arg(long)]
+    pub(crate) depth: Option<usize>,
+    /// U-Net channel multipliers per resolution.
+    #[arg(long, default_value = "1,2,2")]
+    pub(crate) multipliers: String,
+    /// U-Net without self-attention at the lowest resolution.
+    #[arg(long)]
+    pub(crate) no_attention: bool,
+    #[arg(long, default_value_t = 10_000)]
+    pub(crate) steps: u64,
+    #[arg(long, default_value_t = 256)]
+    pub(crate) batch: usize,
+    #[arg(long, value_enum, default_value_t = SamplingName::Replacement)]
+    pub(crate) sampling: SamplingName,
+    #[arg(long, default_value_t = 1e-3)]
+    pub(crate) lr: f64,
+    /// Steps of linear learning-rate warm-up.
+    #[arg(long, default_value_t = 200)]
+    pub(crate) warmup: u64,
+    #[arg(long, default_value_t = 0.0)]
+    pub(crate) weight_decay: f64,
+    /// Maximum global gradient norm.
+    #[arg(long, default_value_t = 1.0)]
+    pub(crate) clip: f64,
+    #[arg(long, default_value_t = 0.999)]
+    pub(crate) ema_decay: f64,
+    /// EDM's sigma_data, or `auto` for the training set's per-coordinate standard deviation.
+    #[arg(long, default_value = "0.5")]
+    pub(crate) sigma_data: String,
+    #[arg(long, default_value_t = -1.2, allow_negative_numbers = true)]
+    pub(crate) p_mean: f64,
+    #[arg(long, default_value_t = 1.2)]
+    pub(crate) p_std: f64,
+    /// Seed of the weights, batches and noise.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) seed: u64,
+    #[arg(long, default_value_t = 1000)]
+    pub(crate) checkpoint_every: u64,
+    #[arg(long, default_value_t = 10)]
+    pub(crate) log_every: u64,
+    /// Run folder (config.toml, train.npy, metrics.csv, checkpoints/, state.json).
+    #[arg(long)]
+    pub(crate) out: PathBuf,
+    #[arg(long, default_value = "cpu")]
+    pub(crate) device: String,
+    /// Continue the run in --out from its latest checkpoint; only --steps and
+    /// --device may be given with it (the run's config.toml is authoritative).
+    #[arg(long)]
+    pub(crate) resume: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub(crate) enum ArchName {
+    Mlp,
+    Unet,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub(crate) enum SamplingName {
+    /// Each batch draws examples uniformly with replacement.
+    Replacement,
+    /// Batches walk through one seeded permutation per epoch.
+    Epochs,
 }
 
 #[derive(Args)]
@@ -150,6 +237,8 @@ pub(crate) enum DenoiserName {
     Gaussian,
     /// The exact denoiser of the distribution saved in --distribution.
     Truth,
+    /// A trained network: the run folder in --checkpoint, at its latest checkpoint.
+    Model,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -166,6 +255,14 @@ pub(crate) enum DtypeName {
     F64,
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+pub(crate) enum WeightsName {
+    /// The exponential moving average of the weights.
+    Ema,
+    /// The optimizer's current weights.
+    Model,
+}
+
 #[derive(Args)]
 pub(crate) struct DenoiserArgs {
     #[arg(long, value_enum)]
@@ -176,6 +273,12 @@ pub(crate) struct DenoiserArgs {
     /// Folder written by `regimes data`.
     #[arg(long)]
     pub(crate) distribution: Option<PathBuf>,
+    /// Run folder written by `regimes train`.
+    #[arg(long)]
+    pub(crate) checkpoint: Option<PathBuf>,
+    /// Which weights of a trained model.
+    #[arg(long, value_enum, default_value_t = WeightsName::Ema)]
+    pub(crate) weights: WeightsName,
     /// Precision of the computation and of the written array.
     #[arg(long, value_enum, default_value_t = DtypeName::F32)]
     pub(crate) dtype: DtypeName,
@@ -207,6 +310,17 @@ impl DenoiserArgs {
                 &self.distribution,
                 "--distribution",
             )?)?),
+            DenoiserName::Model => {
+                let weights = match self.weights {
+                    WeightsName::Ema => Weights::Ema,
+                    WeightsName::Model => Weights::Model,
+                };
+                Box::new(load_model(
+                    &need(&self.checkpoint, "--checkpoint")?,
+                    weights,
+                    &Device::Cpu,
+                )?)
+            }
         })
     }
 }

@@ -5,7 +5,8 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use candle_core::{DType, Device, Tensor};
-use clap::Parser;
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches};
 
 use diffusion_regimes::data::npy::{read_npy, write_npy};
 use diffusion_regimes::data::{Spectrum, Synthetic, SyntheticSpec};
@@ -16,6 +17,7 @@ use diffusion_regimes::sample::{generate, initial_noise, sample, Churn, Method, 
 use diffusion_regimes::{Error, Result};
 
 mod args;
+mod train;
 
 use args::{Cli, Command, DataKind, DemoArgs, SamplerName};
 /// A 2-D float array [rows, n] from an .npy file.
@@ -182,9 +184,10 @@ fn demo(args: DemoArgs) -> Result<()> {
     Ok(())
 }
 
-fn run(cli: Cli) -> Result<()> {
+fn run(cli: Cli, explicit: &[String]) -> Result<()> {
     match cli.command {
         Command::Demo(args) => demo(args),
+        Command::Train(args) => train::train(args, explicit),
         Command::Data { kind } => make_data(kind),
         Command::Denoise {
             denoiser,
@@ -252,15 +255,36 @@ fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// The subcommand's flags given on the command line (not filled from defaults).
+fn explicit_flags(matches: &ArgMatches) -> Vec<String> {
+    let Some((_, sub)) = matches.subcommand() else {
+        return Vec::new();
+    };
+    sub.ids()
+        .filter(|id| sub.value_source(id.as_str()) == Some(ValueSource::CommandLine))
+        .map(|id| id.to_string())
+        .collect()
+}
+
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+    // candle asks for the thread count on every CPU op and, without this
+    // variable, counts the CPUs each time (about a quarter of a small MLP's
+    // step). Results do not depend on it: gemm never splits a dot product.
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+    }
+    let parsed = Cli::command()
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m).map(|cli| (cli, explicit_flags(&m))));
+    let (cli, explicit) = match parsed {
+        Ok(parsed) => parsed,
         Err(e) => {
             let _ = e.print();
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
-    match run(cli) {
+    match run(cli, &explicit) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

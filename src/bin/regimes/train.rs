@@ -1,0 +1,137 @@
+//! `regimes train`: builds a TrainConfig from the flags, or resumes a run,
+//! and shows progress while the library trains.
+
+use std::ops::ControlFlow;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use diffusion_regimes::data::{load_examples, sigma_data, training_set};
+use diffusion_regimes::device::device;
+use diffusion_regimes::nn::optim::AdamWConfig;
+use diffusion_regimes::nn::train::{Sampling, TrainConfig, Trainer};
+use diffusion_regimes::nn::{Arch, MlpConfig, UnetConfig};
+use diffusion_regimes::{Error, Result};
+
+use crate::args::{ArchName, SamplingName, TrainArgs};
+
+/// Flags that may accompany --resume; everything else comes from the run's config.
+const RESUME_FLAGS: [&str; 4] = ["out", "steps", "device", "resume"];
+
+/// Trains (or resumes) as `args` say; `explicit` lists the flags given on the command line.
+pub(crate) fn train(args: TrainArgs, explicit: &[String]) -> Result<()> {
+    let device = device(&args.device)?;
+    let mut trainer = match args.resume {
+        true => {
+            if let Some(flag) = explicit
+                .iter()
+                .find(|f| !RESUME_FLAGS.contains(&f.as_str()))
+            {
+                return Err(Error::invalid(
+                    format!("--{}", flag.replace('_', "-")),
+                    "given with --resume",
+                    "a resumed run keeps its config.toml; only --steps and --device may change",
+                ));
+            }
+            let steps = explicit.iter().any(|f| f == "steps").then_some(args.steps);
+            Trainer::resume(&args.out, steps, &device)?
+        }
+        false => {
+            let config = new_config(&args)?;
+            let data = args
+                .data
+                .as_ref()
+                .expect("clap requires --data without --resume");
+            let train = training_set(&load_examples(data)?, config.n, config.subset_seed)?;
+            let config = match args.sigma_data.as_str() {
+                "auto" => TrainConfig {
+                    sigma_data: sigma_data(&train)?,
+                    ..config
+                },
+                _ => config,
+            };
+            let mut config = config;
+            config.sample_shape = train.dims()[1..].to_vec();
+            Trainer::start(&args.out, config, &train, &device)?
+        }
+    };
+    let bar = ProgressBar::new(trainer.config.steps);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} {per_sec} eta {eta}")
+            .expect("valid template"),
+    );
+    bar.set_position(trainer.step());
+    trainer.run(&mut |p| {
+        bar.set_position(p.step);
+        bar.set_message(format!("loss {:.4} lr {:.1e}", p.loss, p.lr));
+        ControlFlow::Continue(())
+    })?;
+    bar.finish_and_clear();
+    eprintln!(
+        "trained to step {} of {}; run folder {}",
+        trainer.step(),
+        trainer.config.steps,
+        args.out.display()
+    );
+    Ok(())
+}
+
+/// The config of a fresh run (sample_shape and an `auto` sigma_data are filled in from the data).
+fn new_config(args: &TrainArgs) -> Result<TrainConfig> {
+    let arch = match args.arch {
+        ArchName::Mlp => Arch::Mlp(MlpConfig {
+            width: args.width,
+            depth: args.depth.unwrap_or(4),
+        }),
+        ArchName::Unet => Arch::Unet(UnetConfig {
+            base: args.width,
+            multipliers: parse_list(&args.multipliers, "--multipliers")?,
+            blocks: args.depth.unwrap_or(1),
+            attention: !args.no_attention,
+        }),
+    };
+    let sigma_data = match args.sigma_data.as_str() {
+        "auto" => 0.5,
+        s => s
+            .parse()
+            .map_err(|_| Error::invalid("--sigma-data", s, "use a positive number or auto"))?,
+    };
+    Ok(TrainConfig {
+        data: args
+            .data
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+        n: args.n.expect("clap requires --n without --resume"),
+        subset_seed: args.subset_seed,
+        sample_shape: Vec::new(),
+        arch,
+        sigma_data,
+        p_mean: args.p_mean,
+        p_std: args.p_std,
+        steps: args.steps,
+        batch: args.batch,
+        sampling: match args.sampling {
+            SamplingName::Replacement => Sampling::Replacement,
+            SamplingName::Epochs => Sampling::Epochs,
+        },
+        lr: args.lr,
+        warmup: args.warmup,
+        adam: AdamWConfig {
+            weight_decay: args.weight_decay,
+            ..AdamWConfig::default()
+        },
+        clip: args.clip,
+        ema_decay: args.ema_decay,
+        seed: args.seed,
+        checkpoint_every: args.checkpoint_every,
+        log_every: args.log_every,
+    })
+}
+
+/// "1,2,2" as numbers.
+fn parse_list(text: &str, flag: &str) -> Result<Vec<usize>> {
+    text.split(',')
+        .map(|s| s.trim().parse::<usize>())
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|_| Error::invalid(flag, text, "use a comma-separated list like 1,2,2"))
+}

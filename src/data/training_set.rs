@@ -1,0 +1,79 @@
+//! Training examples: loading them from a file, and nested subsets of size N.
+
+use std::path::Path;
+
+use candle_core::{DType, Tensor};
+use rand::Rng;
+use rand_chacha::ChaCha20Rng;
+
+use super::npy::read_npy;
+use crate::rng::{stream, Purpose};
+use crate::{Error, Result};
+
+/// Examples `[N, ...]` as f32 from an .npy file, or from `DIR/data.npy` (the
+/// layout `regimes data` writes). Byte images (u8) are mapped to [-1, 1].
+pub fn load_examples(path: &Path) -> Result<Tensor> {
+    let file = match path.is_dir() {
+        true => path.join("data.npy"),
+        false => path.to_path_buf(),
+    };
+    let t = read_npy(&file)?;
+    if t.rank() < 2 || t.dim(0)? == 0 {
+        return Err(Error::format(
+            &file,
+            format!(
+                "expected examples [N, n] or [N, C, H, W] with N >= 1, got shape {:?}",
+                t.dims()
+            ),
+        ));
+    }
+    Ok(match t.dtype() {
+        DType::U8 => t.to_dtype(DType::F32)?.affine(2.0 / 255.0, -1.0)?,
+        _ => t.to_dtype(DType::F32)?,
+    })
+}
+
+/// A uniformly random permutation of 0..n (Fisher-Yates).
+pub fn permutation(n: usize, rng: &mut ChaCha20Rng) -> Vec<usize> {
+    let mut p: Vec<usize> = (0..n).collect();
+    for i in (1..n).rev() {
+        p.swap(i, rng.gen_range(0..=i));
+    }
+    p
+}
+
+/// The row indices of the training set of size `n` out of `total`: the first
+/// `n` entries of one permutation drawn from stream (seed, Subset, 0). The
+/// permutation does not depend on `n`, so the sets are nested: the N = 64 set
+/// lies inside the N = 128 set.
+pub fn nested_subset(total: usize, n: usize, seed: u64) -> Result<Vec<usize>> {
+    if n == 0 || n > total {
+        return Err(Error::invalid(
+            "training-set size N",
+            n,
+            format!("must be between 1 and the {total} examples available"),
+        ));
+    }
+    let mut p = permutation(total, &mut stream(seed, Purpose::Subset, 0));
+    p.truncate(n);
+    Ok(p)
+}
+
+/// The nested training set of size `n` (see [`nested_subset`]) as rows of `examples`.
+pub fn training_set(examples: &Tensor, n: usize, seed: u64) -> Result<Tensor> {
+    let rows: Vec<u32> = nested_subset(examples.dim(0)?, n, seed)?
+        .into_iter()
+        .map(|i| i as u32)
+        .collect();
+    let index = Tensor::new(rows.as_slice(), examples.device())?;
+    Ok(examples.index_select(&index, 0)?)
+}
+
+/// The per-coordinate standard deviation of `examples`, pooled over
+/// coordinates: sqrt(mean_i Var[y_i]); EDM's sigma_data (THEORY §3).
+pub fn sigma_data(examples: &Tensor) -> Result<f64> {
+    let y = examples.flatten_from(1)?.to_dtype(DType::F64)?;
+    let centred = y.broadcast_sub(&y.mean_keepdim(0)?)?;
+    let variance = centred.sqr()?.mean_all()?.to_scalar::<f64>()?;
+    Ok(variance.sqrt())
+}

@@ -1,0 +1,39 @@
+//! The noise-level embedding shared by the MLP and the U-Net.
+
+use candle_core::{Tensor, D};
+use candle_nn::{Init, Linear, VarBuilder};
+
+use crate::Result;
+
+/// Highest frequency of the embedding; c_noise = ln(sigma)/4 spans about
+/// [-1.6, 1.1] over EDM's sigma range, so frequencies 1..32 resolve it from
+/// coarse to fine (EDM's Fourier embedding draws them from N(0, 16^2)).
+const MAX_FREQUENCY: f64 = 32.0;
+
+/// Fourier features [cos(2 pi f_k c), sin(2 pi f_k c)] of c_noise `[B]`, with
+/// `dim / 2` geometric frequencies f_k from 1 to 32: deterministic, so nothing
+/// to store or seed.
+pub fn fourier_embedding(c_noise: &Tensor, dim: usize) -> Result<Tensor> {
+    let half = (dim / 2).max(1);
+    let freqs: Vec<f32> = (0..half)
+        .map(|k| {
+            let t = if half == 1 {
+                0.0
+            } else {
+                k as f64 / (half - 1) as f64
+            };
+            (2.0 * std::f64::consts::PI * MAX_FREQUENCY.powf(t)) as f32
+        })
+        .collect();
+    let freqs = Tensor::from_vec(freqs, (1, half), c_noise.device())?.to_dtype(c_noise.dtype())?;
+    let angles = c_noise.unsqueeze(1)?.broadcast_mul(&freqs)?;
+    Ok(Tensor::cat(&[angles.cos()?, angles.sin()?], D::Minus1)?)
+}
+
+/// A linear layer whose weights and bias start at zero: output layers start
+/// silent, so an untrained network's denoiser is c_skip x (THEORY §3).
+pub fn zero_linear(inputs: usize, outputs: usize, vb: VarBuilder) -> Result<Linear> {
+    let weight = vb.get_with_hints((outputs, inputs), "weight", Init::Const(0.0))?;
+    let bias = vb.get_with_hints(outputs, "bias", Init::Const(0.0))?;
+    Ok(Linear::new(weight, Some(bias)))
+}

@@ -1,0 +1,75 @@
+//! A noise-conditioned residual MLP for vector data `[B, n]`.
+
+use candle_core::Tensor;
+use candle_nn::{linear, Linear, Module, VarBuilder};
+use serde::{Deserialize, Serialize};
+
+use super::embedding::{fourier_embedding, zero_linear};
+use super::Network;
+use crate::{Error, Result};
+
+/// Width and number of residual blocks.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MlpConfig {
+    pub width: usize,
+    pub depth: usize,
+}
+
+/// x -> W -> `depth` blocks h + L2(silu(L1(silu(h)) + e_i)) -> n, where e_i is
+/// block i's slice of one projection of the noise embedding (one matmul for
+/// all blocks: small models are dominated by per-op overhead).
+pub struct Mlp {
+    input: Linear,
+    embed: Linear,
+    modulate: Linear,
+    blocks: Vec<(Linear, Linear)>,
+    output: Linear,
+    width: usize,
+}
+
+impl Mlp {
+    pub fn new(dim: usize, config: &MlpConfig, vb: VarBuilder) -> Result<Self> {
+        let MlpConfig { width, depth } = *config;
+        if width == 0 || depth == 0 || dim == 0 {
+            return Err(Error::invalid(
+                "MLP size",
+                format!("width {width}, depth {depth}, data dimension {dim}"),
+                "all must be at least 1",
+            ));
+        }
+        let blocks = (0..depth)
+            .map(|i| {
+                let vb = vb.pp(format!("block{i}"));
+                Ok((
+                    linear(width, width, vb.pp("fc1"))?,
+                    linear(width, width, vb.pp("fc2"))?,
+                ))
+            })
+            .collect::<Result<_>>()?;
+        Ok(Mlp {
+            input: linear(dim, width, vb.pp("input"))?,
+            embed: linear(width, width, vb.pp("embed"))?,
+            modulate: linear(width, depth * width, vb.pp("modulate"))?,
+            blocks,
+            output: zero_linear(width, dim, vb.pp("output"))?,
+            width,
+        })
+    }
+}
+
+impl Network for Mlp {
+    fn forward(&self, x: &Tensor, c_noise: &Tensor) -> Result<Tensor> {
+        let emb = self
+            .embed
+            .forward(&fourier_embedding(c_noise, self.width)?)?
+            .silu()?;
+        let modulation = self.modulate.forward(&emb)?;
+        let mut h = self.input.forward(x)?;
+        for (i, (fc1, fc2)) in self.blocks.iter().enumerate() {
+            let e = modulation.narrow(1, i * self.width, self.width)?;
+            let inner = (fc1.forward(&h.silu()?)? + e)?.silu()?;
+            h = (h + fc2.forward(&inner)?)?;
+        }
+        Ok(self.output.forward(&h.silu()?)?)
+    }
+}

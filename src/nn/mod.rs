@@ -1,0 +1,76 @@
+//! Neural denoisers: candle networks wrapped by EDM preconditioning into a
+//! [`Denoiser`](crate::denoise::Denoiser), trained with the EDM loss.
+//!
+//! ```
+//! use candle_core::{DType, Device, Tensor};
+//! use diffusion_regimes::denoise::Denoiser;
+//! use diffusion_regimes::nn::{Arch, MlpConfig, Params, Precond};
+//! let params = Params::new(0); // weights drawn from seed 0
+//! let arch = Arch::Mlp(MlpConfig { width: 32, depth: 2 });
+//! let net = arch.build(&[8], params.var_builder(DType::F32, &Device::Cpu)).unwrap();
+//! let d = Precond::new(net, 0.5, vec![8]);
+//! let x = Tensor::ones((3, 8), DType::F32, &Device::Cpu).unwrap();
+//! // The output layer starts at zero, so an untrained model denoises as c_skip x.
+//! let y = d.denoise(&x, 1.0).unwrap();
+//! let c_skip = 0.25 / (1.0 + 0.25);
+//! assert!((y.to_vec2::<f32>().unwrap()[0][0] - c_skip as f32).abs() < 1e-6);
+//! ```
+
+use candle_core::Tensor;
+use candle_nn::VarBuilder;
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+pub mod checkpoint;
+mod embedding;
+mod mlp;
+pub mod optim;
+mod params;
+mod precond;
+pub mod train;
+mod unet;
+
+pub use mlp::{Mlp, MlpConfig};
+pub use params::Params;
+pub use precond::{edm_loss, Precond};
+pub use unet::{Unet, UnetConfig};
+
+/// The raw network F(c_in x, c_noise) of EDM (THEORY §3).
+pub trait Network: Send + Sync {
+    /// `x` is `[B, ...]` in the network's input shape; `c_noise` is `[B]`.
+    fn forward(&self, x: &Tensor, c_noise: &Tensor) -> Result<Tensor>;
+}
+
+/// Which network, with its size.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Arch {
+    Mlp(MlpConfig),
+    Unet(UnetConfig),
+}
+
+impl Arch {
+    /// The shape one example has inside the network: the MLP sees flat
+    /// vectors (images are flattened), the U-Net sees `[C, H, W]`.
+    pub fn input_shape(&self, sample_shape: &[usize]) -> Result<Vec<usize>> {
+        match self {
+            Arch::Mlp(_) => Ok(vec![sample_shape.iter().product()]),
+            Arch::Unet(_) if sample_shape.len() == 3 => Ok(sample_shape.to_vec()),
+            Arch::Unet(_) => Err(Error::shape(
+                "U-Net training data",
+                "images [N, C, H, W]",
+                format!("examples of shape {sample_shape:?}"),
+            )),
+        }
+    }
+
+    /// Builds the network for examples of `sample_shape`, creating its parameters in `vb`.
+    pub fn build(&self, sample_shape: &[usize], vb: VarBuilder) -> Result<Box<dyn Network>> {
+        let shape = self.input_shape(sample_shape)?;
+        Ok(match self {
+            Arch::Mlp(config) => Box::new(Mlp::new(shape[0], config, vb)?),
+            Arch::Unet(config) => Box::new(Unet::new(&shape, config, vb)?),
+        })
+    }
+}

@@ -1,0 +1,96 @@
+//! EDM preconditioning (THEORY §3): any network becomes a denoiser
+//! D(x; sigma) = c_skip x + c_out F(c_in x, c_noise), and the EDM loss.
+
+use candle_core::{DType, Tensor};
+
+use super::Network;
+use crate::denoise::Denoiser;
+use crate::error::check_sigma;
+use crate::{Error, Result};
+
+/// A network with EDM's input/output scalings; implements [`Denoiser`].
+pub struct Precond {
+    net: Box<dyn Network>,
+    sigma_data: f64,
+    input_shape: Vec<usize>,
+}
+
+impl Precond {
+    /// Wraps `net`, whose examples have `input_shape` (see [`super::Arch::input_shape`]).
+    pub fn new(net: Box<dyn Network>, sigma_data: f64, input_shape: Vec<usize>) -> Self {
+        Precond {
+            net,
+            sigma_data,
+            input_shape,
+        }
+    }
+
+    pub fn sigma_data(&self) -> f64 {
+        self.sigma_data
+    }
+
+    /// D(x; sigma_b) for each example b of `x` `[B, ...]` (any shape with B rows
+    /// of `dim()` values) at its own noise level `sigma` `[B]`; THEORY §3:
+    /// c_skip = sd^2/(sigma^2+sd^2), c_out = sigma sd/sqrt(sigma^2+sd^2),
+    /// c_in = 1/sqrt(sigma^2+sd^2), c_noise = ln(sigma)/4.
+    pub fn forward(&self, x: &Tensor, sigma: &Tensor) -> Result<Tensor> {
+        let b = x.dim(0)?;
+        let mut shape = vec![b];
+        shape.extend(&self.input_shape);
+        let xs = x.reshape(shape.as_slice())?;
+        let sd = self.sigma_data;
+        let total = (sigma.sqr()? + sd * sd)?;
+        let column = |t: Tensor| -> Result<Tensor> {
+            let mut dims = vec![b];
+            dims.resize(shape.len(), 1);
+            Ok(t.reshape(dims)?)
+        };
+        let c_skip = column((total.recip()? * (sd * sd))?)?;
+        let c_out = column(((sigma * sd)? / total.sqrt()?)?)?;
+        let c_in = column(total.sqrt()?.recip()?)?;
+        let c_noise = (sigma.log()? / 4.0)?;
+        let f = self.net.forward(&xs.broadcast_mul(&c_in)?, &c_noise)?;
+        let d = (xs.broadcast_mul(&c_skip)? + f.broadcast_mul(&c_out)?)?;
+        Ok(d.reshape(x.shape())?)
+    }
+}
+
+impl Denoiser for Precond {
+    /// Computes in the network's dtype (f32) and returns the dtype of `x`.
+    fn denoise(&self, x: &Tensor, sigma: f64) -> Result<Tensor> {
+        check_sigma(sigma)?;
+        let b = x.dims().first().copied().unwrap_or(0);
+        if x.rank() < 2 || x.elem_count() != b * self.dim() {
+            return Err(Error::shape(
+                "model denoiser input",
+                format!("[B, {}] or [B, {:?}]", self.dim(), self.input_shape),
+                format!("{:?}", x.dims()),
+            ));
+        }
+        let sigmas = Tensor::full(sigma as f32, b, x.device())?;
+        let d = self.forward(&x.to_dtype(DType::F32)?, &sigmas)?;
+        Ok(d.to_dtype(x.dtype())?)
+    }
+
+    fn dim(&self) -> usize {
+        self.input_shape.iter().product()
+    }
+}
+
+/// The EDM loss (THEORY §3) on clean examples `y` `[B, ...]` with noise
+/// levels `sigma` `[B]` and standard-normal `z` shaped like `y`:
+/// mean_b lambda(sigma_b) mean_i (D(y_b + sigma_b z_b; sigma_b) - y_b)_i^2,
+/// lambda(sigma) = (sigma^2 + sd^2) / (sigma sd)^2. Averaging over the
+/// coordinates i (as EDM does) keeps the loss scale independent of n.
+pub fn edm_loss(model: &Precond, y: &Tensor, sigma: &Tensor, z: &Tensor) -> Result<Tensor> {
+    let b = y.dim(0)?;
+    let rows = |t: &Tensor| t.reshape((b, t.elem_count() / b.max(1)));
+    let (y, z) = (rows(y)?, rows(z)?);
+    let s = sigma.reshape((b, 1))?;
+    let x = (&y + z.broadcast_mul(&s)?)?;
+    let d = model.forward(&x, sigma)?;
+    let sd = model.sigma_data();
+    let lambda = ((sigma.sqr()? + sd * sd)? / (sigma * sd)?.sqr()?)?;
+    let err = (d - &y)?.sqr()?.mean(1)?;
+    Ok((err * lambda)?.mean_all()?)
+}

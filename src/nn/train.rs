@@ -1,0 +1,418 @@
+//! Training a neural denoiser with the EDM loss on exactly N examples.
+//!
+//! Step k draws everything it needs from stream (seed, Batch, k): which
+//! examples, their log-normal noise levels and the noise itself. The weights
+//! start from stream (seed, Weights, name). So a run is a pure function of its
+//! config, and a run resumed from a checkpoint at step k continues exactly as
+//! the uninterrupted run would: on the CPU, bit for bit.
+//!
+//! Batches, two documented ways ([`Sampling`]):
+//! - `Replacement`: each of the B examples of a batch is drawn uniformly with
+//!   replacement from the N training examples;
+//! - `Epochs`: the batches walk through one permutation of the N examples
+//!   per epoch (epoch e's from stream (seed, Epoch, e)), batch k holding
+//!   positions kB..(k+1)B of the concatenated epochs, so when B > N one batch
+//!   spans several epochs.
+
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::{DType, Device, Tensor, Var};
+use rand::Rng;
+use rand_distr::{Distribution, StandardNormal};
+use serde::{Deserialize, Serialize};
+
+use super::checkpoint::{
+    self, build_model, read_checkpoint, read_state, write_checkpoint, write_state, Groups, RunState,
+};
+use super::optim::{clip_scale, update_ema, AdamW, AdamWConfig};
+use super::{edm_loss, Arch, Params, Precond};
+use crate::data::npy::{read_npy, write_npy};
+use crate::data::permutation;
+use crate::io::write_atomic;
+use crate::rng::{stream, Purpose};
+use crate::{Error, Result};
+
+/// How the examples of a batch are chosen (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Sampling {
+    Replacement,
+    Epochs,
+}
+
+/// Everything a training run depends on; written to `config.toml`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Where the examples came from (recorded, not re-read: `train.npy` holds them).
+    pub data: String,
+    /// Training-set size N, and the seed of the nested-subset permutation.
+    pub n: usize,
+    pub subset_seed: u64,
+    /// Shape of one example: [n] or [C, H, W].
+    pub sample_shape: Vec<usize>,
+    pub arch: Arch,
+    /// EDM's sigma_data and log-normal noise-level distribution (THEORY §3).
+    pub sigma_data: f64,
+    pub p_mean: f64,
+    pub p_std: f64,
+    pub steps: u64,
+    pub batch: usize,
+    pub sampling: Sampling,
+    /// Peak learning rate, reached linearly over `warmup` steps.
+    pub lr: f64,
+    pub warmup: u64,
+    pub adam: AdamWConfig,
+    /// Maximum global gradient norm.
+    pub clip: f64,
+    /// EMA decay, used as min(ema_decay, (1 + t) / (10 + t)) at update t.
+    pub ema_decay: f64,
+    pub seed: u64,
+    pub checkpoint_every: u64,
+    pub log_every: u64,
+}
+
+impl TrainConfig {
+    /// Checks every value once, up front, naming the bad one.
+    pub fn validate(&self) -> Result<()> {
+        let positive = |name: &str, v: f64| match v.is_finite() && v > 0.0 {
+            true => Ok(()),
+            false => Err(Error::invalid(name, v, "must be a finite number > 0")),
+        };
+        let at_least_one = |name: &str, v: u64| match v >= 1 {
+            true => Ok(()),
+            false => Err(Error::invalid(name, v, "must be at least 1")),
+        };
+        positive("sigma_data", self.sigma_data)?;
+        positive("p_std", self.p_std)?;
+        positive("lr", self.lr)?;
+        positive("clip", self.clip)?;
+        positive("adam.eps", self.adam.eps)?;
+        if !self.p_mean.is_finite() {
+            return Err(Error::invalid("p_mean", self.p_mean, "must be finite"));
+        }
+        for (name, beta) in [
+            ("adam.beta1", self.adam.beta1),
+            ("adam.beta2", self.adam.beta2),
+            ("ema_decay", self.ema_decay),
+        ] {
+            if !(0.0..1.0).contains(&beta) {
+                return Err(Error::invalid(name, beta, "must lie in [0, 1)"));
+            }
+        }
+        if !(self.adam.weight_decay >= 0.0 && self.adam.weight_decay.is_finite()) {
+            return Err(Error::invalid(
+                "weight_decay",
+                self.adam.weight_decay,
+                "must be finite and >= 0",
+            ));
+        }
+        at_least_one("n", self.n as u64)?;
+        at_least_one("steps", self.steps)?;
+        at_least_one("batch", self.batch as u64)?;
+        at_least_one("warmup", self.warmup)?;
+        at_least_one("checkpoint_every", self.checkpoint_every)?;
+        at_least_one("log_every", self.log_every)?;
+        self.arch.input_shape(&self.sample_shape).map(|_| ())
+    }
+
+    /// Learning rate of the update after `step` steps: linear warm-up, then constant.
+    pub fn lr_at(&self, step: u64) -> f64 {
+        self.lr * ((step + 1) as f64 / self.warmup as f64).min(1.0)
+    }
+}
+
+/// What the observer sees after each step.
+#[derive(Clone, Debug)]
+pub struct Progress {
+    /// Steps taken so far, including this one.
+    pub step: u64,
+    pub steps: u64,
+    pub loss: f64,
+    pub lr: f64,
+    pub grad_norm: f64,
+    /// Training seconds, summed over resumed sessions.
+    pub seconds: f64,
+}
+
+/// A training run in progress: the model, its EMA, the optimizer and the run folder.
+pub struct Trainer {
+    pub config: TrainConfig,
+    dir: PathBuf,
+    train: Tensor,
+    model: Precond,
+    params: Params,
+    ema: Params,
+    optimizer: AdamW,
+    step: u64,
+    elapsed: f64,
+    metrics: Vec<String>,
+}
+
+fn vars(params: &Params) -> Vec<Var> {
+    params.named().into_iter().map(|(_, v)| v).collect()
+}
+
+impl Trainer {
+    /// Starts a run in `dir` on the training set `train` `[N, ...]`; refuses a
+    /// folder that already holds a run.
+    pub fn start(dir: &Path, config: TrainConfig, train: &Tensor, device: &Device) -> Result<Self> {
+        config.validate()?;
+        if dir.join(checkpoint::STATE_FILE).exists() {
+            return Err(Error::invalid(
+                "--out",
+                dir.display(),
+                "already holds a training run; pass --resume to continue it or choose another folder",
+            ));
+        }
+        if train.dim(0)? != config.n || train.dims()[1..] != config.sample_shape[..] {
+            return Err(Error::shape(
+                "training set",
+                format!("[{}, {:?}]", config.n, config.sample_shape),
+                format!("{:?}", train.dims()),
+            ));
+        }
+        write_npy(&dir.join(checkpoint::TRAIN_FILE), train, DType::F32)?;
+        let toml =
+            toml::to_string(&config).map_err(|e| Error::invalid("config", "", e.to_string()))?;
+        write_atomic(&dir.join(checkpoint::CONFIG_FILE), toml.as_bytes())?;
+        Self::build(dir, config, train.to_device(device)?, device)
+    }
+
+    /// Continues the run in `dir` from its latest checkpoint, optionally
+    /// with a different total number of steps (the schedule does not depend on it).
+    pub fn resume(dir: &Path, steps: Option<u64>, device: &Device) -> Result<Self> {
+        let state = read_state(dir)?;
+        let mut config = state.config.clone();
+        if let Some(steps) = steps {
+            config.steps = steps;
+        }
+        config.validate()?;
+        let train = read_npy(&dir.join(checkpoint::TRAIN_FILE))?.to_dtype(DType::F32)?;
+        let mut trainer = Self::build(dir, config, train.to_device(device)?, device)?;
+        let path = dir.join(&state.checkpoint);
+        let groups = read_checkpoint(&path)?;
+        let source = path.display().to_string();
+        trainer
+            .params
+            .assign(checkpoint::group(&groups, "model", &path)?, &source)?;
+        trainer
+            .ema
+            .assign(checkpoint::group(&groups, "ema", &path)?, &source)?;
+        for (name, moments) in [
+            ("adam_m", &trainer.optimizer.m),
+            ("adam_v", &trainer.optimizer.v),
+        ] {
+            let saved = checkpoint::group(&groups, name, &path)?;
+            for ((key, var), m) in trainer.params.named().iter().zip(moments) {
+                let t = saved
+                    .get(key)
+                    .ok_or_else(|| Error::format(&path, format!("missing tensor {name}/{key}")))?;
+                if t.dims() != var.dims() {
+                    return Err(Error::shape(
+                        format!("{name}/{key} in {source}"),
+                        format!("{:?}", var.dims()),
+                        format!("{:?}", t.dims()),
+                    ));
+                }
+                m.set(&t.to_device(device)?)?;
+            }
+        }
+        trainer.optimizer.t = state.step;
+        trainer.step = state.step;
+        trainer.elapsed = state.elapsed_seconds;
+        trainer.metrics = read_metrics(dir, state.step)?;
+        Ok(trainer)
+    }
+
+    fn build(dir: &Path, config: TrainConfig, train: Tensor, device: &Device) -> Result<Self> {
+        let (model, params) = build_model(&config, device)?;
+        // Same seed, same names: the EMA starts equal to the initial weights.
+        let (_, ema) = build_model(&config, device)?;
+        let optimizer = AdamW::new(vars(&params), config.adam.clone())?;
+        Ok(Trainer {
+            dir: dir.to_path_buf(),
+            train,
+            model,
+            params,
+            ema,
+            optimizer,
+            step: 0,
+            elapsed: 0.0,
+            metrics: Vec::new(),
+            config,
+        })
+    }
+
+    pub fn step(&self) -> u64 {
+        self.step
+    }
+
+    /// The model with its current (not EMA) weights.
+    pub fn model(&self) -> &Precond {
+        &self.model
+    }
+
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
+    pub fn ema(&self) -> &Params {
+        &self.ema
+    }
+
+    /// Clean examples y, noise levels sigma and noise z of step `step`.
+    pub fn batch(&self, step: u64) -> Result<(Tensor, Tensor, Tensor)> {
+        let c = &self.config;
+        let (b, n) = (c.batch, c.n);
+        let mut rng = stream(c.seed, Purpose::Batch, step);
+        let rows: Vec<u32> = match c.sampling {
+            Sampling::Replacement => (0..b).map(|_| rng.gen_range(0..n) as u32).collect(),
+            Sampling::Epochs => {
+                let first = step as usize * b;
+                let mut order = (usize::MAX, Vec::new());
+                (first..first + b)
+                    .map(|p| {
+                        let epoch = p / n;
+                        if order.0 != epoch {
+                            order = (
+                                epoch,
+                                permutation(n, &mut stream(c.seed, Purpose::Epoch, epoch as u64)),
+                            );
+                        }
+                        order.1[p % n] as u32
+                    })
+                    .collect()
+            }
+        };
+        let device = self.train.device();
+        let y = self
+            .train
+            .index_select(&Tensor::new(rows.as_slice(), device)?, 0)?;
+        let normal = |rng: &mut rand_chacha::ChaCha20Rng| -> f32 { StandardNormal.sample(rng) };
+        let sigma: Vec<f32> = (0..b)
+            .map(|_| (c.p_mean as f32 + c.p_std as f32 * normal(&mut rng)).exp())
+            .collect();
+        let z: Vec<f32> = (0..y.elem_count()).map(|_| normal(&mut rng)).collect();
+        let sigma = Tensor::from_vec(sigma, b, device)?;
+        let z = Tensor::from_vec(z, y.shape(), device)?;
+        Ok((y, sigma, z))
+    }
+
+    /// One optimizer step on batch `self.step`; returns (loss, lr, grad norm).
+    fn train_step(&mut self) -> Result<(f64, f64, f64)> {
+        let (y, sigma, z) = self.batch(self.step)?;
+        let loss = edm_loss(&self.model, &y, &sigma, &z)?;
+        let loss_value = loss.to_scalar::<f32>()? as f64;
+        if !loss_value.is_finite() {
+            return Err(Error::invalid(
+                "loss",
+                loss_value,
+                format!(
+                    "became non-finite at step {}; lower --lr or --clip",
+                    self.step
+                ),
+            ));
+        }
+        let grads = loss.backward()?;
+        let weights = vars(&self.params);
+        let grads = weights
+            .iter()
+            .map(|v| match grads.get(v) {
+                Some(g) => Ok(g.clone()),
+                None => Ok(v.zeros_like()?),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let (norm, scale) = clip_scale(&grads, self.config.clip)?;
+        let lr = self.config.lr_at(self.step);
+        self.optimizer.step(&grads, lr, scale)?;
+        let t = self.optimizer.t as f64;
+        let decay = self.config.ema_decay.min((1.0 + t) / (10.0 + t));
+        update_ema(&vars(&self.ema), &weights, decay)?;
+        self.step += 1;
+        Ok((loss_value, lr, norm))
+    }
+
+    /// Trains until `config.steps`, checkpointing every `checkpoint_every`
+    /// steps and at the end. `observer` sees each step; `Break` stops at once
+    /// without a checkpoint, like a killed process.
+    pub fn run(&mut self, observer: &mut dyn FnMut(&Progress) -> ControlFlow<()>) -> Result<()> {
+        let start = Instant::now();
+        let before = self.elapsed;
+        while self.step < self.config.steps {
+            let (loss, lr, grad_norm) = self.train_step()?;
+            self.elapsed = before + start.elapsed().as_secs_f64();
+            let progress = Progress {
+                step: self.step,
+                steps: self.config.steps,
+                loss,
+                lr,
+                grad_norm,
+                seconds: self.elapsed,
+            };
+            if self.step % self.config.log_every == 0 || self.step == self.config.steps {
+                self.metrics.push(format!(
+                    "{},{loss},{lr},{grad_norm},{:.3}",
+                    self.step, self.elapsed
+                ));
+            }
+            if observer(&progress).is_break() {
+                return Ok(());
+            }
+            if self.step % self.config.checkpoint_every == 0 || self.step == self.config.steps {
+                self.save()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the checkpoint of the current step, metrics.csv, then state.json.
+    pub fn save(&self) -> Result<()> {
+        let state = RunState::new(self.step, self.elapsed, self.config.clone());
+        let names: Vec<String> = self.params.named().into_iter().map(|(k, _)| k).collect();
+        let by_name = |vars: Vec<Var>| {
+            names
+                .iter()
+                .cloned()
+                .zip(vars.into_iter().map(|v| v.as_tensor().clone()))
+                .collect()
+        };
+        let mut groups = Groups::new();
+        groups.insert("model".into(), by_name(vars(&self.params)));
+        groups.insert("ema".into(), by_name(vars(&self.ema)));
+        groups.insert("adam_m".into(), by_name(self.optimizer.m.clone()));
+        groups.insert("adam_v".into(), by_name(self.optimizer.v.clone()));
+        write_checkpoint(&self.dir.join(&state.checkpoint), &groups)?;
+        let mut csv = String::from(METRICS_HEADER);
+        for row in &self.metrics {
+            csv.push_str(row);
+            csv.push('\n');
+        }
+        write_atomic(&self.dir.join(checkpoint::METRICS_FILE), csv.as_bytes())?;
+        write_state(&self.dir, &state)
+    }
+}
+
+const METRICS_HEADER: &str = "step,loss,lr,grad_norm,seconds\n";
+
+/// Rows of an existing metrics.csv up to `step` (later rows belong to steps
+/// that will be redone).
+fn read_metrics(dir: &Path, step: u64) -> Result<Vec<String>> {
+    let path = dir.join(checkpoint::METRICS_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(_) => return Ok(Vec::new()),
+    };
+    Ok(text
+        .lines()
+        .skip(1)
+        .filter(|row| {
+            row.split(',')
+                .next()
+                .and_then(|s| s.parse::<u64>().ok())
+                .is_some_and(|s| s <= step)
+        })
+        .map(str::to_string)
+        .collect())
+}

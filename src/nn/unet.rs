@@ -1,0 +1,290 @@
+//! A small U-Net for images `[B, C, H, W]` in the DDPM++ spirit: residual
+//! blocks with group norm and a noise embedding, skip connections between
+//! the down and up paths, channel multipliers per resolution, and optional
+//! self-attention at the lowest resolution. `base` channels is the one knob
+//! between the paper's UNet-64/128/256.
+
+use candle_core::{Tensor, D};
+use candle_nn::{
+    conv2d, group_norm, linear, Conv2d, Conv2dConfig, GroupNorm, Linear, Module, VarBuilder,
+};
+use serde::{Deserialize, Serialize};
+
+use super::embedding::fourier_embedding;
+use super::Network;
+use crate::{Error, Result};
+
+/// Channels of the first level, multipliers per level, residual blocks per level.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UnetConfig {
+    pub base: usize,
+    pub multipliers: Vec<usize>,
+    pub blocks: usize,
+    pub attention: bool,
+}
+
+impl UnetConfig {
+    /// DDPM++-like defaults for small images: multipliers [1, 2, 2], one block
+    /// per level, attention at the lowest resolution.
+    pub fn with_base(base: usize) -> Self {
+        UnetConfig {
+            base,
+            multipliers: vec![1, 2, 2],
+            blocks: 1,
+            attention: true,
+        }
+    }
+}
+
+/// DDPM++ scales residual sums by sqrt(1/2) to keep activations' variance.
+const SKIP_SCALE: f64 = std::f64::consts::FRAC_1_SQRT_2;
+
+/// The largest group count <= 32 that divides `channels` with at least 4 channels a group.
+fn groups(channels: usize) -> usize {
+    (1..=(channels / 4).clamp(1, 32))
+        .rev()
+        .find(|g| channels % g == 0)
+        .unwrap_or(1)
+}
+
+fn conv(inputs: usize, outputs: usize, kernel: usize, vb: VarBuilder) -> Result<Conv2d> {
+    let cfg = Conv2dConfig {
+        padding: kernel / 2,
+        ..Default::default()
+    };
+    Ok(conv2d(inputs, outputs, kernel, cfg, vb)?)
+}
+
+fn norm(channels: usize, vb: VarBuilder) -> Result<GroupNorm> {
+    Ok(group_norm(groups(channels), channels, 1e-6, vb)?)
+}
+
+struct ResBlock {
+    norm1: GroupNorm,
+    conv1: Conv2d,
+    embed: Linear,
+    norm2: GroupNorm,
+    conv2: Conv2d,
+    skip: Option<Conv2d>,
+}
+
+impl ResBlock {
+    fn new(inputs: usize, outputs: usize, emb: usize, vb: VarBuilder) -> Result<Self> {
+        Ok(ResBlock {
+            norm1: norm(inputs, vb.pp("norm1"))?,
+            conv1: conv(inputs, outputs, 3, vb.pp("conv1"))?,
+            embed: linear(emb, outputs, vb.pp("embed"))?,
+            norm2: norm(outputs, vb.pp("norm2"))?,
+            conv2: conv(outputs, outputs, 3, vb.pp("conv2"))?,
+            skip: match inputs == outputs {
+                true => None,
+                false => Some(conv(inputs, outputs, 1, vb.pp("skip"))?),
+            },
+        })
+    }
+
+    fn forward(&self, x: &Tensor, emb: &Tensor) -> Result<Tensor> {
+        let h = self.conv1.forward(&self.norm1.forward(x)?.silu()?)?;
+        let e = self.embed.forward(emb)?.unsqueeze(2)?.unsqueeze(3)?;
+        let h = h.broadcast_add(&e)?;
+        let h = self.conv2.forward(&self.norm2.forward(&h)?.silu()?)?;
+        let skip = match &self.skip {
+            Some(conv) => conv.forward(x)?,
+            None => x.clone(),
+        };
+        Ok(((h + skip)? * SKIP_SCALE)?)
+    }
+}
+
+/// Single-head self-attention over the H*W positions.
+struct Attention {
+    norm: GroupNorm,
+    qkv: Conv2d,
+    proj: Conv2d,
+}
+
+impl Attention {
+    fn new(channels: usize, vb: VarBuilder) -> Result<Self> {
+        Ok(Attention {
+            norm: norm(channels, vb.pp("norm"))?,
+            qkv: conv(channels, 3 * channels, 1, vb.pp("qkv"))?,
+            proj: conv(channels, channels, 1, vb.pp("proj"))?,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (b, c, h, w) = x.dims4()?;
+        let qkv = self
+            .qkv
+            .forward(&self.norm.forward(x)?)?
+            .reshape((b, 3 * c, h * w))?;
+        let q = qkv.narrow(1, 0, c)?;
+        let k = qkv.narrow(1, c, c)?;
+        let v = qkv.narrow(1, 2 * c, c)?;
+        // scores[b, i, j] = <q_i, k_j> / sqrt(c), softmax over j.
+        let scores = (q.transpose(1, 2)?.matmul(&k)? / (c as f64).sqrt())?;
+        let weights = candle_nn::ops::softmax(&scores, D::Minus1)?;
+        let out = v.matmul(&weights.transpose(1, 2)?)?.reshape((b, c, h, w))?;
+        Ok(((x + self.proj.forward(&out)?)? * SKIP_SCALE)?)
+    }
+}
+
+/// The U-Net. Down path: blocks per level, then 2x average pooling, every
+/// output kept as a skip; middle: block, optional attention, block; up path:
+/// one more block per level than going down, each fed the matching skip,
+/// then 2x nearest upsampling and a 3x3 convolution.
+pub struct Unet {
+    embed1: Linear,
+    embed2: Linear,
+    input: Conv2d,
+    down: Vec<Vec<ResBlock>>,
+    middle: (ResBlock, Option<Attention>, ResBlock),
+    up: Vec<Vec<ResBlock>>,
+    upsample: Vec<Conv2d>,
+    out_norm: GroupNorm,
+    output: Conv2d,
+    base: usize,
+}
+
+impl Unet {
+    /// A U-Net for images of `shape` = [C, H, W]; H and W must halve cleanly at every level.
+    pub fn new(shape: &[usize], config: &UnetConfig, vb: VarBuilder) -> Result<Self> {
+        let &[channels, height, width] = shape else {
+            return Err(Error::shape(
+                "U-Net image shape",
+                "[C, H, W]",
+                format!("{shape:?}"),
+            ));
+        };
+        let levels = config.multipliers.len();
+        let factor = 1usize << levels.saturating_sub(1);
+        if config.base == 0 || levels == 0 || config.blocks == 0 || config.multipliers.contains(&0)
+        {
+            return Err(Error::invalid(
+                "U-Net config",
+                format!("{config:?}"),
+                "base, blocks and every multiplier must be at least 1, with at least one level",
+            ));
+        }
+        if height % factor != 0 || width % factor != 0 {
+            return Err(Error::invalid(
+                "image size",
+                format!("{height}x{width}"),
+                format!("{levels} levels need sides divisible by {factor}"),
+            ));
+        }
+        let base = config.base;
+        let emb = 4 * base;
+        let mut skip_channels = vec![base];
+        let mut c = base;
+        let mut down = Vec::new();
+        for (l, m) in config.multipliers.iter().enumerate() {
+            let mut level = Vec::new();
+            for b in 0..config.blocks {
+                level.push(ResBlock::new(
+                    c,
+                    base * m,
+                    emb,
+                    vb.pp(format!("down{l}.{b}")),
+                )?);
+                c = base * m;
+                skip_channels.push(c);
+            }
+            down.push(level);
+            if l + 1 < levels {
+                skip_channels.push(c); // the pooled map is a skip too (DDPM++)
+            }
+        }
+        let middle = (
+            ResBlock::new(c, c, emb, vb.pp("middle.0"))?,
+            match config.attention {
+                true => Some(Attention::new(c, vb.pp("middle.attention"))?),
+                false => None,
+            },
+            ResBlock::new(c, c, emb, vb.pp("middle.1"))?,
+        );
+        let mut up = Vec::new();
+        let mut upsample = Vec::new();
+        for (l, m) in config.multipliers.iter().enumerate().rev() {
+            let mut level = Vec::new();
+            for b in 0..=config.blocks {
+                let skip = skip_channels
+                    .pop()
+                    .expect("one skip per down block plus the input");
+                level.push(ResBlock::new(
+                    c + skip,
+                    base * m,
+                    emb,
+                    vb.pp(format!("up{l}.{b}")),
+                )?);
+                c = base * m;
+            }
+            up.push(level);
+            if l > 0 {
+                upsample.push(conv(c, c, 3, vb.pp(format!("upsample{l}")))?);
+            }
+        }
+        let zero = |vb: VarBuilder| -> Result<Conv2d> {
+            let weight =
+                vb.get_with_hints((channels, c, 3, 3), "weight", candle_nn::Init::Const(0.0))?;
+            let bias = vb.get_with_hints(channels, "bias", candle_nn::Init::Const(0.0))?;
+            let cfg = Conv2dConfig {
+                padding: 1,
+                ..Default::default()
+            };
+            Ok(Conv2d::new(weight, Some(bias), cfg))
+        };
+        Ok(Unet {
+            embed1: linear(base, emb, vb.pp("embed1"))?,
+            embed2: linear(emb, emb, vb.pp("embed2"))?,
+            input: conv(channels, base, 3, vb.pp("input"))?,
+            down,
+            middle,
+            up,
+            upsample,
+            out_norm: norm(c, vb.pp("out_norm"))?,
+            output: zero(vb.pp("output"))?,
+            base,
+        })
+    }
+}
+
+impl Network for Unet {
+    fn forward(&self, x: &Tensor, c_noise: &Tensor) -> Result<Tensor> {
+        let emb = fourier_embedding(c_noise, self.base)?;
+        let emb = self
+            .embed2
+            .forward(&self.embed1.forward(&emb)?.silu()?)?
+            .silu()?;
+        let mut h = self.input.forward(x)?;
+        let mut skips = vec![h.clone()];
+        let last = self.down.len() - 1;
+        for (l, level) in self.down.iter().enumerate() {
+            for block in level {
+                h = block.forward(&h, &emb)?;
+                skips.push(h.clone());
+            }
+            if l < last {
+                h = h.avg_pool2d(2)?;
+                skips.push(h.clone());
+            }
+        }
+        let (first, attention, second) = &self.middle;
+        h = first.forward(&h, &emb)?;
+        if let Some(attention) = attention {
+            h = attention.forward(&h)?;
+        }
+        h = second.forward(&h, &emb)?;
+        for (i, level) in self.up.iter().enumerate() {
+            for block in level {
+                let skip = skips.pop().expect("one skip per up block");
+                h = block.forward(&Tensor::cat(&[&h, &skip], 1)?, &emb)?;
+            }
+            if let Some(conv) = self.upsample.get(i) {
+                let (_, _, height, width) = h.dims4()?;
+                h = conv.forward(&h.upsample_nearest2d(2 * height, 2 * width)?)?;
+            }
+        }
+        Ok(self.output.forward(&self.out_norm.forward(&h)?.silu()?)?)
+    }
+}
