@@ -87,6 +87,10 @@ impl AdamW {
         self
     }
 
+    pub fn kernel(&self) -> Kernel {
+        self.kernel
+    }
+
     /// One AdamW update with learning rate `lr`, gradients `grads` (aligned
     /// with the variables) multiplied by `grad_scale` (the clipping factor).
     pub fn step(&mut self, grads: &[Tensor], lr: f64, grad_scale: f64) -> Result<()> {

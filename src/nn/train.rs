@@ -300,8 +300,9 @@ impl Trainer {
         Ok((y, sigma, z))
     }
 
-    /// One optimizer step on batch `self.step`; returns (loss, lr, grad norm).
-    fn train_step(&mut self) -> Result<(f64, f64, f64)> {
+    /// One optimizer step on batch `self.step`, without logging or
+    /// checkpointing; returns (loss, lr, grad norm).
+    pub fn train_step(&mut self) -> Result<(f64, f64, f64)> {
         let (y, sigma, z) = self.batch(self.step)?;
         let loss = edm_loss(&self.model, &y, &sigma, &z)?;
         let loss_value = loss.to_scalar::<f32>()? as f64;

@@ -257,12 +257,17 @@ fn run(cli: Cli, explicit: &[String]) -> Result<()> {
 
 /// The subcommand's flags given on the command line (not filled from defaults).
 fn explicit_flags(matches: &ArgMatches) -> Vec<String> {
-    let Some((_, sub)) = matches.subcommand() else {
+    let Some((name, sub)) = matches.subcommand() else {
         return Vec::new();
     };
-    sub.ids()
-        .filter(|id| sub.value_source(id.as_str()) == Some(ValueSource::CommandLine))
-        .map(|id| id.to_string())
+    let command = Cli::command();
+    let Some(args) = command.find_subcommand(name) else {
+        return Vec::new();
+    };
+    args.get_arguments()
+        .map(|a| a.get_id().as_str())
+        .filter(|id| sub.value_source(id) == Some(ValueSource::CommandLine))
+        .map(str::to_string)
         .collect()
 }
 

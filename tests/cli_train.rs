@@ -1,0 +1,234 @@
+//! `regimes train` end to end: a run folder whose model samples like the
+//! library's, resume rules, images through the U-Net, and clear errors.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use candle_core::{DType, Device, Tensor};
+use diffusion_regimes::data::npy::{read_npy, write_npy};
+use diffusion_regimes::nn::checkpoint::{load_model, Weights};
+use diffusion_regimes::sample::{generate, Method, Schedule};
+
+fn regimes(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_regimes"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn ok(o: &Output) {
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// Exit code 2 and a one-line message containing every one of `words`.
+fn fails_with(o: &Output, words: &[&str]) {
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    for w in words {
+        assert!(err.contains(w), "{err:?} should mention {w:?}");
+    }
+}
+
+fn train_mlp(data: &Path, out: &Path, steps: &str) -> Output {
+    regimes(&[
+        "train",
+        "--data",
+        s(data),
+        "--n",
+        "16",
+        "--width",
+        "32",
+        "--depth",
+        "2",
+        "--steps",
+        steps,
+        "--batch",
+        "8",
+        "--checkpoint-every",
+        "5",
+        "--out",
+        s(out),
+    ])
+}
+
+#[test]
+fn trained_model_samples_through_the_cli_like_the_library() {
+    let d = common::temp_dir("cli-train");
+    let data = d.join("data.npy");
+    write_npy(&data, &common::gaussian(1, 0, 40, 6), DType::F32).unwrap();
+    let run = d.join("run");
+    ok(&train_mlp(&data, &run, "10"));
+    for file in [
+        "config.toml",
+        "train.npy",
+        "metrics.csv",
+        "state.json",
+        "checkpoints/step-00000010.safetensors",
+    ] {
+        assert!(run.join(file).exists(), "{file}");
+    }
+    assert_eq!(read_npy(&run.join("train.npy")).unwrap().dims(), [16, 6]);
+
+    // Resuming with a changed hyperparameter is refused; extending --steps is not.
+    fails_with(
+        &regimes(&["train", "--out", s(&run), "--resume", "--lr", "0.1"]),
+        &["--lr", "--resume"],
+    );
+    ok(&regimes(&[
+        "train",
+        "--out",
+        s(&run),
+        "--resume",
+        "--steps",
+        "15",
+    ]));
+    assert!(run.join("checkpoints/step-00000015.safetensors").exists());
+
+    let samples = d.join("samples.npy");
+    ok(&regimes(&[
+        "sample",
+        "--denoiser",
+        "model",
+        "--checkpoint",
+        s(&run),
+        "--seeds",
+        "0-4",
+        "--steps",
+        "6",
+        "--sampler",
+        "euler",
+        "--out",
+        s(&samples),
+    ]));
+    let model = load_model(&run, Weights::Ema, &Device::Cpu).unwrap();
+    let schedule = Schedule {
+        steps: 6,
+        ..Schedule::default()
+    };
+    let want = generate(
+        &model,
+        0,
+        &[0, 1, 2, 3, 4],
+        DType::F32,
+        &Device::Cpu,
+        &schedule,
+        &Method::Euler,
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        read_npy(&samples).unwrap().to_vec2::<f32>().unwrap(),
+        want.to_vec2::<f32>().unwrap()
+    );
+
+    fails_with(
+        &train_mlp(&data, &run, "10"),
+        &["already holds a training run"],
+    );
+}
+
+#[test]
+fn unet_trains_on_byte_images() {
+    let d = common::temp_dir("cli-unet");
+    let pixels: Vec<u8> = (0..6 * 64).map(|i| (i * 37 % 256) as u8).collect();
+    let images = Tensor::from_vec(pixels, (6, 1, 8, 8), &Device::Cpu).unwrap();
+    let data = d.join("images.npy");
+    write_npy(&data, &images, DType::U8).unwrap();
+    let run = d.join("run");
+    ok(&regimes(&[
+        "train",
+        "--data",
+        s(&data),
+        "--n",
+        "4",
+        "--arch",
+        "unet",
+        "--width",
+        "8",
+        "--steps",
+        "3",
+        "--batch",
+        "2",
+        "--out",
+        s(&run),
+    ]));
+    let train = read_npy(&run.join("train.npy")).unwrap();
+    assert_eq!(train.dims(), [4, 1, 8, 8]);
+    let max = train
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    assert!(max <= 1.0, "byte images map to [-1, 1]");
+    let x = d.join("x.npy");
+    write_npy(&x, &common::gaussian(0, 0, 3, 64), DType::F32).unwrap();
+    let out = d.join("d.npy");
+    ok(&regimes(&[
+        "denoise",
+        "--denoiser",
+        "model",
+        "--checkpoint",
+        s(&run),
+        "--sigma",
+        "0.5",
+        "--input",
+        s(&x),
+        "--out",
+        s(&out),
+    ]));
+    assert_eq!(read_npy(&out).unwrap().dims(), [3, 64]);
+}
+
+#[test]
+fn bad_training_requests_are_clear_errors() {
+    let d = common::temp_dir("cli-train-errors");
+    let data = d.join("data.npy");
+    write_npy(&data, &common::gaussian(1, 0, 10, 4), DType::F32).unwrap();
+    let run = d.join("run");
+    let args = |extra: &[&str]| {
+        let mut a = vec!["train", "--data", s(&data), "--out", s(&run)];
+        a.extend_from_slice(extra);
+        regimes(&a)
+    };
+    fails_with(&args(&["--n", "11"]), &["11", "10 examples"]);
+    fails_with(&args(&["--n", "4", "--lr=-1"]), &["lr", "-1"]);
+    fails_with(&args(&["--n", "4", "--arch", "unet"]), &["U-Net", "[4]"]);
+    fails_with(
+        &args(&["--n", "4", "--sigma-data", "big"]),
+        &["--sigma-data", "big"],
+    );
+    fails_with(
+        &args(&["--n", "4", "--device", "tpu"]),
+        &["--device", "tpu"],
+    );
+    if !cfg!(feature = "cuda") {
+        fails_with(
+            &args(&["--n", "4", "--device", "cuda"]),
+            &["without CUDA", "--features cuda"],
+        );
+    }
+    assert!(!run.join("state.json").exists());
+    fails_with(
+        &regimes(&["train", "--out", s(&d.join("none")), "--resume"]),
+        &["state.json", "missing"],
+    );
+    fails_with(
+        &regimes(&[
+            "sample",
+            "--denoiser",
+            "model",
+            "--out",
+            s(&d.join("x.npy")),
+        ]),
+        &["--checkpoint"],
+    );
+}
