@@ -36,7 +36,7 @@ fn trainer(name: &str, arch: Arch, sample_shape: Vec<usize>, batch: usize) -> Tr
         sigma_data: 0.5,
         p_mean: -1.2,
         p_std: 1.2,
-        steps: u64::MAX,
+        steps: 1 << 40,
         batch,
         sampling: Sampling::Replacement,
         lr: 1e-4,
@@ -45,8 +45,8 @@ fn trainer(name: &str, arch: Arch, sample_shape: Vec<usize>, batch: usize) -> Tr
         clip: 1.0,
         ema_decay: 0.999,
         seed: 0,
-        checkpoint_every: u64::MAX,
-        log_every: u64::MAX,
+        checkpoint_every: 1 << 40,
+        log_every: 1 << 40,
     };
     Trainer::start(&dir, config, &examples(&shape), &Device::Cpu).unwrap()
 }

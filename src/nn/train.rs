@@ -80,9 +80,10 @@ impl TrainConfig {
             true => Ok(()),
             false => Err(Error::invalid(name, v, "must be a finite number > 0")),
         };
-        let at_least_one = |name: &str, v: u64| match v >= 1 {
+        // TOML integers are i64, hence the upper bound.
+        let at_least_one = |name: &str, v: u64| match (1..=i64::MAX as u64).contains(&v) {
             true => Ok(()),
-            false => Err(Error::invalid(name, v, "must be at least 1")),
+            false => Err(Error::invalid(name, v, "must be between 1 and 2^63 - 1")),
         };
         positive("sigma_data", self.sigma_data)?;
         positive("p_std", self.p_std)?;
