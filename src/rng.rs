@@ -30,6 +30,8 @@ pub enum Purpose {
     Batch = 6,
     /// One epoch's permutation of the training set.
     Epoch = 7,
+    /// Bootstrap resampling of a score's per-sample values.
+    Bootstrap = 8,
 }
 
 /// The stream for `(seed, purpose)`, at index `index`.

@@ -215,6 +215,14 @@ impl Denoiser for EmpiricalDenoiser {
         Ok(d.to_dtype(x.dtype())?.to_device(x.device())?)
     }
 
+    fn jacobian(&self, x: &Tensor, sigma: f64) -> Result<Tensor> {
+        EmpiricalDenoiser::jacobian(self, x, sigma)
+    }
+
+    fn jacobian_method(&self) -> &'static str {
+        "closed form (THEORY §4)"
+    }
+
     fn dim(&self) -> usize {
         self.dim
     }

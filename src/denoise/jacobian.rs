@@ -9,7 +9,11 @@ use crate::Result;
 /// dD/dx at each row of `x` by reverse-mode autodiff: one backward pass per
 /// output coordinate. Returns [B, n, n] with entry (b, i, j) = dD_i / dx_j.
 /// Rows are independent inputs, so the gradient of sum_b D_bi gives row i of every J_b.
-pub fn jacobian_autodiff(denoiser: &dyn Denoiser, x: &Tensor, sigma: f64) -> Result<Tensor> {
+pub fn jacobian_autodiff<T: Denoiser + ?Sized>(
+    denoiser: &T,
+    x: &Tensor,
+    sigma: f64,
+) -> Result<Tensor> {
     let var = Var::from_tensor(x)?;
     let d = denoiser.denoise(var.as_tensor(), sigma)?;
     let n = denoiser.dim();
@@ -27,8 +31,8 @@ pub fn jacobian_autodiff(denoiser: &dyn Denoiser, x: &Tensor, sigma: f64) -> Res
 
 /// dD/dx at each row of `x` by central differences with step `h`: [B, n, n].
 /// Truncation error O(h^2) per entry.
-pub fn jacobian_finite_difference(
-    denoiser: &dyn Denoiser,
+pub fn jacobian_finite_difference<T: Denoiser + ?Sized>(
+    denoiser: &T,
     x: &Tensor,
     sigma: f64,
     h: f64,

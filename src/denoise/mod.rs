@@ -44,6 +44,21 @@ pub trait Denoiser {
     fn ode_derivative(&self, x: &Tensor, sigma: f64) -> Result<Tensor> {
         Ok(((x - self.denoise(x, sigma)?)? / sigma)?)
     }
+
+    /// The Jacobian dD/dx at each row of `x`: [B, n, n], entry (b, i, j) =
+    /// dD_i/dx_j. By default central finite differences in f64 with step
+    /// 1e-4 sigma (the scale on which D varies); denoisers with a closed form
+    /// or autodiff override it.
+    fn jacobian(&self, x: &Tensor, sigma: f64) -> Result<Tensor> {
+        let x64 = x.to_dtype(candle_core::DType::F64)?;
+        let j = jacobian::jacobian_finite_difference(self, &x64, sigma, 1e-4 * sigma)?;
+        Ok(j.to_dtype(x.dtype())?)
+    }
+
+    /// How [`Denoiser::jacobian`] is computed, for the record.
+    fn jacobian_method(&self) -> &'static str {
+        "central finite differences"
+    }
 }
 
 /// Checks that `x` is a batch `[B, n]` of rows of dimension `n` and that sigma is valid.

@@ -1,5 +1,17 @@
-//! Comparison metrics (THEORY §7).
+//! Comparison metrics (THEORY §7): similarities, exact nearest neighbours,
+//! reproducibility / generalization / memorization scores with bootstrap
+//! intervals, denoiser gaps, and Jacobian spectra.
 
+mod bootstrap;
+mod gap;
 mod neighbours;
+mod scores;
+mod similarity;
+mod spectrum;
 
-pub use neighbours::{nearest_two, Neighbours};
+pub use bootstrap::Bootstrap;
+pub use gap::denoiser_gap;
+pub use neighbours::{nearest_two, Neighbours, DEFAULT_CHUNK};
+pub use scores::{generalization, ratio_memorization, reproducibility, Score};
+pub use similarity::Similarity;
+pub use spectrum::{effective_rank, singular_values};

@@ -1,10 +1,22 @@
 //! Exact nearest-neighbour search of samples against a training set by
-//! batched GEMM: ||x - y||^2 = ||x||^2 - 2 x.y + ||y||^2, chunked over the
-//! training set so memory stays O(M x chunk).
+//! batched GEMM: ||x - y||^2 = ||x||^2 - 2 x.y + ||y||^2, in blocks of
+//! samples and chunks of training points so memory stays
+//! O(block x chunk) whatever M and N are.
+//!
+//! The search runs in f32 when both inputs are f32 (twice the GEMM
+//! throughput of f64), then the two winners' distances are recomputed
+//! directly in f64, so the reported distances carry no cancellation error.
+//! Only a near-tie within f32 rounding (about 1e-7 ||x||^2) could change
+//! which points win.
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device, Tensor, D};
 
 use crate::{Error, Result};
+
+/// Training points per GEMM chunk by default.
+pub const DEFAULT_CHUNK: usize = 4096;
+/// Samples per block: a block x chunk f32 distance matrix is 16 MB at the defaults.
+const SAMPLE_BLOCK: usize = 1024;
 
 /// For each sample: the nearest and second-nearest training points and their distances.
 #[derive(Clone, Debug, PartialEq)]
@@ -16,20 +28,25 @@ pub struct Neighbours {
 }
 
 impl Neighbours {
-    /// Fraction of samples with ||x - NN_1|| / ||x - NN_2|| < 1/3, the
-    /// distance-ratio memorization criterion (THEORY §7).
-    pub fn ratio_memorized_fraction(&self) -> f64 {
-        let memorized = self
-            .nearest_distance
+    /// Whether sample j is memorized by the distance-ratio criterion
+    /// ||x - NN_1|| / ||x - NN_2|| < 1/3 (THEORY §7).
+    pub fn ratio_memorized(&self) -> Vec<bool> {
+        self.nearest_distance
             .iter()
             .zip(&self.second_distance)
-            .filter(|(d1, d2)| **d1 < **d2 / 3.0)
-            .count();
-        memorized as f64 / self.nearest.len().max(1) as f64
+            .map(|(d1, d2)| *d1 < *d2 / 3.0)
+            .collect()
+    }
+
+    /// Fraction of samples memorized by the distance-ratio criterion.
+    pub fn ratio_memorized_fraction(&self) -> f64 {
+        let flags = self.ratio_memorized();
+        flags.iter().filter(|&&m| m).count() as f64 / flags.len().max(1) as f64
     }
 }
 
-/// The two nearest rows of `train` ([N >= 2, n]) to each row of `samples` ([M, n]), in f64.
+/// The two nearest rows of `train` ([N >= 2, n]) to each row of `samples`
+/// ([M, n]), searching `chunk` training points per GEMM.
 pub fn nearest_two(samples: &Tensor, train: &Tensor, chunk: usize) -> Result<Neighbours> {
     let (m, n) = samples.dims2()?;
     let (count, n_train) = train.dims2()?;
@@ -47,33 +64,78 @@ pub fn nearest_two(samples: &Tensor, train: &Tensor, chunk: usize) -> Result<Nei
             "need at least 2 points for a second neighbour",
         ));
     }
-    let x = samples.to_dtype(DType::F64)?.to_device(&Device::Cpu)?;
-    let x_sq = x.sqr()?.sum_keepdim(1)?;
+    let dtype = match (samples.dtype(), train.dtype()) {
+        (DType::F32, DType::F32) => DType::F32,
+        _ => DType::F64,
+    };
+    let chunk = chunk.max(1);
+    let chunks: Vec<(usize, Tensor, Tensor)> = (0..count)
+        .step_by(chunk)
+        .map(|start| {
+            let y = train
+                .narrow(0, start, chunk.min(count - start))?
+                .to_dtype(dtype)?;
+            let y_sq = y.sqr()?.sum(1)?.unsqueeze(0)?;
+            Ok((start, y.t()?.contiguous()?, y_sq))
+        })
+        .collect::<Result<_>>()?;
     let mut best = vec![[(f64::INFINITY, 0usize); 2]; m];
-    for start in (0..count).step_by(chunk.max(1)) {
-        let y = train
-            .narrow(0, start, chunk.max(1).min(count - start))?
-            .to_dtype(DType::F64)?
-            .to_device(&Device::Cpu)?;
-        let y_sq = y.sqr()?.sum(1)?.unsqueeze(0)?;
-        let sq = (x.matmul(&y.t()?)? * -2.0)?
-            .broadcast_add(&x_sq)?
-            .broadcast_add(&y_sq)?;
-        for (b, row) in sq.to_vec2::<f64>()?.iter().enumerate() {
-            for (i, &d) in row.iter().enumerate() {
-                let candidate = (d.max(0.0), start + i);
-                if candidate.0 < best[b][0].0 {
-                    best[b] = [candidate, best[b][0]];
-                } else if candidate.0 < best[b][1].0 {
-                    best[b][1] = candidate;
+    for first in (0..m).step_by(SAMPLE_BLOCK) {
+        let x = samples
+            .narrow(0, first, SAMPLE_BLOCK.min(m - first))?
+            .to_dtype(dtype)?;
+        let x_sq = x.sqr()?.sum_keepdim(1)?;
+        for (start, y_t, y_sq) in &chunks {
+            let sq = (x.matmul(y_t)? * -2.0)?
+                .broadcast_add(&x_sq)?
+                .broadcast_add(y_sq)?
+                .to_dtype(DType::F64)?;
+            for (b, row) in sq.to_vec2::<f64>()?.iter().enumerate() {
+                let best = &mut best[first + b];
+                for (i, &d) in row.iter().enumerate() {
+                    if d < best[1].0 {
+                        let candidate = (d, start + i);
+                        *best = match d < best[0].0 {
+                            true => [candidate, best[0]],
+                            false => [best[0], candidate],
+                        };
+                    }
                 }
             }
         }
     }
-    Ok(Neighbours {
-        nearest: best.iter().map(|b| b[0].1).collect(),
-        second: best.iter().map(|b| b[1].1).collect(),
-        nearest_distance: best.iter().map(|b| b[0].0.sqrt()).collect(),
-        second_distance: best.iter().map(|b| b[1].0.sqrt()).collect(),
-    })
+    exact_distances(samples, train, &best)
+}
+
+/// Recomputes the winners' distances directly in f64 and orders each pair by them.
+fn exact_distances(
+    samples: &Tensor,
+    train: &Tensor,
+    best: &[[(f64, usize); 2]],
+) -> Result<Neighbours> {
+    let x = samples.to_dtype(DType::F64)?.to_device(&Device::Cpu)?;
+    let distance_to = |which: usize| -> Result<Vec<f64>> {
+        let rows: Vec<u32> = best.iter().map(|b| b[which].1 as u32).collect();
+        let y = train.index_select(&Tensor::new(rows.as_slice(), train.device())?, 0)?;
+        let y = y.to_dtype(DType::F64)?.to_device(&Device::Cpu)?;
+        Ok((&x - y)?.sqr()?.sum(D::Minus1)?.sqrt()?.to_vec1::<f64>()?)
+    };
+    let (d1, d2) = (distance_to(0)?, distance_to(1)?);
+    let mut nn = Neighbours {
+        nearest: Vec::new(),
+        second: Vec::new(),
+        nearest_distance: Vec::new(),
+        second_distance: Vec::new(),
+    };
+    for (j, b) in best.iter().enumerate() {
+        let (first, second) = match d2[j] < d1[j] {
+            true => ((b[1].1, d2[j]), (b[0].1, d1[j])),
+            false => ((b[0].1, d1[j]), (b[1].1, d2[j])),
+        };
+        nn.nearest.push(first.0);
+        nn.nearest_distance.push(first.1);
+        nn.second.push(second.0);
+        nn.second_distance.push(second.1);
+    }
+    Ok(nn)
 }

@@ -4,6 +4,7 @@
 use candle_core::{DType, Tensor};
 
 use super::Network;
+use crate::denoise::jacobian::jacobian_autodiff;
 use crate::denoise::Denoiser;
 use crate::error::check_sigma;
 use crate::{Error, Result};
@@ -74,6 +75,16 @@ impl Denoiser for Precond {
 
     fn dim(&self) -> usize {
         self.input_shape.iter().product()
+    }
+
+    /// By reverse-mode autodiff through the network, in f32.
+    fn jacobian(&self, x: &Tensor, sigma: f64) -> Result<Tensor> {
+        let j = jacobian_autodiff(self, &x.to_dtype(DType::F32)?, sigma)?;
+        Ok(j.to_dtype(x.dtype())?)
+    }
+
+    fn jacobian_method(&self) -> &'static str {
+        "autodiff"
     }
 }
 

@@ -1,0 +1,112 @@
+//! The scores of THEORY §7, each a mean of per-sample indicators reported with
+//! a bootstrap 95% interval and the settings that produced it.
+
+use candle_core::Tensor;
+use serde::Serialize;
+
+use super::{nearest_two, Bootstrap, Similarity, DEFAULT_CHUNK};
+use crate::{Error, Result};
+
+/// One score and everything needed to reproduce it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Score {
+    pub score: &'static str,
+    pub value: f64,
+    pub ci95: [f64; 2],
+    /// Number of samples M.
+    pub m: usize,
+    pub similarity: Option<&'static str>,
+    pub threshold: Option<f64>,
+    /// The feature map: "raw" or where the features came from.
+    pub features: String,
+    pub bootstrap: Bootstrap,
+}
+
+fn score(name: &'static str, flags: &[bool], features: &str, bootstrap: Bootstrap) -> Score {
+    let values: Vec<f64> = flags.iter().map(|&f| f as u8 as f64).collect();
+    Score {
+        score: name,
+        value: values.iter().sum::<f64>() / values.len().max(1) as f64,
+        ci95: bootstrap.interval(&values),
+        m: values.len(),
+        similarity: None,
+        threshold: None,
+        features: features.to_string(),
+        bootstrap,
+    }
+}
+
+/// RP = (1/M) sum_j 1[sim(a_j, b_j) > tau] (THEORY §7): rows of `a` and `b`
+/// are samples of two models from the same initial noise j.
+pub fn reproducibility(
+    a: &Tensor,
+    b: &Tensor,
+    similarity: Similarity,
+    tau: f64,
+    features: &str,
+    bootstrap: Bootstrap,
+) -> Result<Score> {
+    if a.dims() != b.dims() {
+        return Err(Error::shape(
+            "reproducibility: A and B must be paired row by row (same seeds)",
+            format!("{:?}", a.dims()),
+            format!("{:?}", b.dims()),
+        ));
+    }
+    let flags: Vec<bool> = similarity
+        .paired(a, b)?
+        .into_iter()
+        .map(|s| similarity.matches(s, tau))
+        .collect();
+    Ok(Score {
+        similarity: Some(similarity.name()),
+        threshold: Some(tau),
+        ..score("reproducibility", &flags, features, bootstrap)
+    })
+}
+
+/// GL = (1/M) sum_j 1[max_i sim(x_j, y_i) <= tau], and the memorization
+/// fraction 1 - GL, named separately (THEORY §7).
+pub fn generalization(
+    samples: &Tensor,
+    train: &Tensor,
+    similarity: Similarity,
+    tau: f64,
+    features: &str,
+    bootstrap: Bootstrap,
+) -> Result<[Score; 2]> {
+    let (_, best) = similarity.closest(samples, train)?;
+    let general: Vec<bool> = best.iter().map(|&s| !similarity.matches(s, tau)).collect();
+    let memorized: Vec<bool> = general.iter().map(|g| !g).collect();
+    let with_settings = |s: Score| Score {
+        similarity: Some(similarity.name()),
+        threshold: Some(tau),
+        ..s
+    };
+    Ok([
+        with_settings(score("generalization", &general, features, bootstrap)),
+        with_settings(score(
+            "memorization (1 - generalization)",
+            &memorized,
+            features,
+            bootstrap,
+        )),
+    ])
+}
+
+/// Fraction of samples whose nearest training point is under a third of the
+/// distance to the second nearest (THEORY §7).
+pub fn ratio_memorization(
+    samples: &Tensor,
+    train: &Tensor,
+    features: &str,
+    bootstrap: Bootstrap,
+) -> Result<Score> {
+    let flags = nearest_two(samples, train, DEFAULT_CHUNK)?.ratio_memorized();
+    Ok(score(
+        "ratio memorization (d1/d2 < 1/3)",
+        &flags,
+        features,
+        bootstrap,
+    ))
+}
