@@ -2,6 +2,7 @@
 //! and nested training subsets.
 
 pub mod npy;
+pub mod npz;
 mod synthetic;
 mod training_set;
 

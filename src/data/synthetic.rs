@@ -281,6 +281,17 @@ impl Synthetic {
     }
 }
 
+impl Synthetic {
+    /// The distribution saved in `dir`, regenerated from its spec and seed
+    /// (so it can draw fresh rows: use indices past the saved data set's).
+    pub fn load(dir: &Path) -> Result<Self> {
+        let spec_path = dir.join(SPEC_FILE);
+        let spec: SpecFile = serde_json::from_slice(&read(&spec_path)?)
+            .map_err(|e| Error::format(&spec_path, format!("not a distribution spec: {e}")))?;
+        Synthetic::new(spec.spec, spec.seed)
+    }
+}
+
 /// Rebuilds a saved distribution's exact mixture from `dir`'s parameter files.
 pub fn load_distribution(dir: &Path) -> Result<Mixture> {
     let spec_path = dir.join(SPEC_FILE);

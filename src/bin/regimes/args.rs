@@ -10,6 +10,7 @@ use diffusion_regimes::denoise::{Denoiser, EmpiricalDenoiser, GaussianDenoiser};
 use diffusion_regimes::nn::checkpoint::{load_model, Weights};
 use diffusion_regimes::{Error, Result};
 
+use crate::measure::{GapArgs, JacobianArgs, ScoreKind};
 use crate::read_rows;
 
 #[derive(Parser)]
@@ -47,6 +48,15 @@ pub(crate) enum Command {
     /// Train a neural denoiser with the EDM loss on the first N examples of one
     /// seeded permutation of --data (nested subsets), writing a run folder.
     Train(TrainArgs),
+    /// Scores of sample files: reproducibility, generalization, memorization (JSON).
+    Score {
+        #[command(subcommand)]
+        kind: ScoreKind,
+    },
+    /// Relative gap between two denoisers per noise level (JSON).
+    Gap(GapArgs),
+    /// Jacobian singular values and effective rank of a denoiser (JSON).
+    Jacobian(JacobianArgs),
     /// Generate samples by integrating the probability-flow ODE from per-sample seeded noise.
     Sample {
         #[command(flatten)]

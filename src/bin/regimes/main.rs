@@ -17,6 +17,7 @@ use diffusion_regimes::sample::{generate, initial_noise, sample, Churn, Method, 
 use diffusion_regimes::{Error, Result};
 
 mod args;
+mod measure;
 mod train;
 
 use args::{Cli, Command, DataKind, DemoArgs, SamplerName};
@@ -188,6 +189,9 @@ fn run(cli: Cli, explicit: &[String]) -> Result<()> {
     match cli.command {
         Command::Demo(args) => demo(args),
         Command::Train(args) => train::train(args, explicit),
+        Command::Score { kind } => measure::score(kind),
+        Command::Gap(args) => measure::gap(args),
+        Command::Jacobian(args) => measure::jacobian(args),
         Command::Data { kind } => make_data(kind),
         Command::Denoise {
             denoiser,
