@@ -28,7 +28,7 @@ fn bench(c: &mut Criterion) {
     let (n_train, n) = (50_000, 3072);
     let train = rows(1, n_train, n);
     let samples = rows(2, m, n);
-    let train_t = train.t().unwrap().contiguous().unwrap();
+    let train_t = train.t().unwrap();
     let mut group = c.benchmark_group(format!("M={m},N={n_train},n={n}"));
     group.sample_size(10);
     group.bench_function("nearest_two", |b| {

@@ -69,14 +69,14 @@ pub fn nearest_two(samples: &Tensor, train: &Tensor, chunk: usize) -> Result<Nei
         _ => DType::F64,
     };
     let chunk = chunk.max(1);
-    let chunks: Vec<(usize, Tensor, Tensor)> = (0..count)
+    let chunks: Vec<(usize, Tensor, Vec<f64>)> = (0..count)
         .step_by(chunk)
         .map(|start| {
             let y = train
                 .narrow(0, start, chunk.min(count - start))?
                 .to_dtype(dtype)?;
-            let y_sq = y.sqr()?.sum(1)?.unsqueeze(0)?;
-            Ok((start, y.t()?.contiguous()?, y_sq))
+            let y_sq = y.to_dtype(DType::F64)?.sqr()?.sum(1)?.to_vec1::<f64>()?;
+            Ok((start, y.t()?, y_sq))
         })
         .collect::<Result<_>>()?;
     let mut best = vec![[(f64::INFINITY, 0usize); 2]; m];
@@ -84,27 +84,42 @@ pub fn nearest_two(samples: &Tensor, train: &Tensor, chunk: usize) -> Result<Nei
         let x = samples
             .narrow(0, first, SAMPLE_BLOCK.min(m - first))?
             .to_dtype(dtype)?;
-        let x_sq = x.sqr()?.sum_keepdim(1)?;
+        let x_sq = x.to_dtype(DType::F64)?.sqr()?.sum(1)?.to_vec1::<f64>()?;
+        let best = &mut best[first..first + x_sq.len()];
         for (start, y_t, y_sq) in &chunks {
-            let sq = (x.matmul(y_t)? * -2.0)?
-                .broadcast_add(&x_sq)?
-                .broadcast_add(y_sq)?
-                .to_dtype(DType::F64)?;
-            for (b, row) in sq.to_vec2::<f64>()?.iter().enumerate() {
-                let best = &mut best[first + b];
-                for (i, &d) in row.iter().enumerate() {
-                    if d < best[1].0 {
-                        let candidate = (d, start + i);
-                        *best = match d < best[0].0 {
-                            true => [candidate, best[0]],
-                            false => [best[0], candidate],
-                        };
-                    }
-                }
+            // Only the GEMM runs as a tensor op; the squared distances are formed
+            // inside the scan, saving four passes over the block x chunk matrix.
+            let dot = x.matmul(y_t)?.flatten_all()?;
+            match dtype {
+                DType::F32 => scan(&dot.to_vec1::<f32>()?, &x_sq, y_sq, *start, best),
+                _ => scan(&dot.to_vec1::<f64>()?, &x_sq, y_sq, *start, best),
             }
         }
     }
     exact_distances(samples, train, &best)
+}
+
+/// Updates each sample's two best candidates with one chunk's squared
+/// distances ||x||^2 - 2 x.y + ||y||^2, from the dot products `dot` [rows, chunk].
+fn scan<T: Copy + Into<f64>>(
+    dot: &[T],
+    x_sq: &[f64],
+    y_sq: &[f64],
+    start: usize,
+    best: &mut [[(f64, usize); 2]],
+) {
+    for ((row, &xx), best) in dot.chunks(y_sq.len()).zip(x_sq).zip(best) {
+        for (i, (&d, &yy)) in row.iter().zip(y_sq).enumerate() {
+            let d = xx + yy - 2.0 * d.into();
+            if d < best[1].0 {
+                let candidate = (d, start + i);
+                *best = match d < best[0].0 {
+                    true => [candidate, best[0]],
+                    false => [best[0], candidate],
+                };
+            }
+        }
+    }
 }
 
 /// Recomputes the winners' distances directly in f64 and orders each pair by them.
