@@ -132,18 +132,22 @@ fn gap_to_itself_is_zero_and_jacobians_report_rank() {
     let train = d.join("train.npy");
     write_npy(&train, &common::gaussian(4, 0, 3, 6), DType::F64).unwrap();
     let spec = format!("empirical:{}", s(&train));
+    let fitted = format!("gaussian:{}", s(&train));
     let out = json(&regimes(&[
         "gap",
         "--a",
         &spec,
         "--b",
         &spec,
+        "--b",
+        &fitted,
         "--points",
         s(&train),
         "--sigmas",
         "0.1,1",
     ]));
-    assert_eq!(out["gaps"], serde_json::json!([0.0, 0.0]));
+    assert_eq!(out["gaps_by_b"][&spec], serde_json::json!([0.0, 0.0]));
+    assert!(out["gaps_by_b"][&fitted][0].as_f64().unwrap() > 0.0);
     let out = json(&regimes(&[
         "jacobian",
         "--denoiser",

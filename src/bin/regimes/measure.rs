@@ -271,9 +271,10 @@ pub(crate) struct GapArgs {
     /// Denoiser a (the numerator), e.g. model:runs/mlp-n64.
     #[arg(long)]
     a: String,
-    /// Denoiser b (the reference), e.g. empirical:runs/mlp-n64/train.npy.
-    #[arg(long)]
-    b: String,
+    /// Reference denoiser(s) b; repeat --b to compare a with several at once,
+    /// e.g. --b empirical:T.npy --b gaussian:T.npy --b truth:DIR.
+    #[arg(long, required = true)]
+    b: Vec<String>,
     #[arg(long, default_value = "0.01,0.1,1,10")]
     sigmas: String,
     /// Clean points y (e.g. the training set); x = y + sigma z.
@@ -293,7 +294,7 @@ pub(crate) struct GapArgs {
 
 pub(crate) fn gap(args: GapArgs) -> Result<()> {
     let sigmas = parse_sigmas(&args.sigmas)?;
-    let (a, b) = (denoiser_from_spec(&args.a)?, denoiser_from_spec(&args.b)?);
+    let a = denoiser_from_spec(&args.a)?;
     let (y, points) = match (&args.points, &args.distribution) {
         (Some(p), _) => (read_rows(p)?, p.display().to_string()),
         (None, Some(dir)) => {
@@ -306,9 +307,22 @@ pub(crate) fn gap(args: GapArgs) -> Result<()> {
         }
         (None, None) => unreachable!("clap requires --points or --distribution"),
     };
-    let gaps = denoiser_gap(a.as_ref(), b.as_ref(), &y, &sigmas, args.seed)?;
+    let mut gaps = serde_json::Map::new();
+    for spec in &args.b {
+        let b = denoiser_from_spec(spec)?;
+        gaps.insert(
+            spec.clone(),
+            json!(denoiser_gap(
+                a.as_ref(),
+                b.as_ref(),
+                &y,
+                &sigmas,
+                args.seed
+            )?),
+        );
+    }
     emit(
-        json!({"gap": "E|D_a - D_b|^2 / E|D_b|^2", "a": args.a, "b": args.b, "points": points, "m": y.dim(0)?, "seed": args.seed, "sigmas": sigmas, "gaps": gaps}),
+        json!({"gap": "E|D_a - D_b|^2 / E|D_b|^2", "a": args.a, "points": points, "m": y.dim(0)?, "seed": args.seed, "sigmas": sigmas, "gaps_by_b": gaps}),
         &args.out,
     )
 }
