@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::{Error, Result};
 
 pub mod checkpoint;
+mod config;
 mod embedding;
 mod mlp;
 pub mod optim;

@@ -1,0 +1,97 @@
+//! The configuration of a training run: every hyperparameter, validated once.
+
+use serde::{Deserialize, Serialize};
+
+use super::optim::AdamWConfig;
+use super::Arch;
+use crate::{Error, Result};
+
+/// How the examples of a batch are chosen (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Sampling {
+    Replacement,
+    Epochs,
+}
+
+/// Everything a training run depends on; written to `config.toml`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Where the examples came from (recorded, not re-read: `train.npy` holds them).
+    pub data: String,
+    /// Training-set size N, and the seed of the nested-subset permutation.
+    pub n: usize,
+    pub subset_seed: u64,
+    /// Shape of one example: [n] or [C, H, W].
+    pub sample_shape: Vec<usize>,
+    pub arch: Arch,
+    /// EDM's sigma_data and log-normal noise-level distribution (THEORY §3).
+    pub sigma_data: f64,
+    pub p_mean: f64,
+    pub p_std: f64,
+    pub steps: u64,
+    pub batch: usize,
+    pub sampling: Sampling,
+    /// Peak learning rate, reached linearly over `warmup` steps.
+    pub lr: f64,
+    pub warmup: u64,
+    pub adam: AdamWConfig,
+    /// Maximum global gradient norm.
+    pub clip: f64,
+    /// EMA decay, used as min(ema_decay, (1 + t) / (10 + t)) at update t.
+    pub ema_decay: f64,
+    pub seed: u64,
+    pub checkpoint_every: u64,
+    pub log_every: u64,
+}
+
+impl TrainConfig {
+    /// Checks every value once, up front, naming the bad one.
+    pub fn validate(&self) -> Result<()> {
+        let positive = |name: &str, v: f64| match v.is_finite() && v > 0.0 {
+            true => Ok(()),
+            false => Err(Error::invalid(name, v, "must be a finite number > 0")),
+        };
+        // TOML integers are i64, hence the upper bound.
+        let at_least_one = |name: &str, v: u64| match (1..=i64::MAX as u64).contains(&v) {
+            true => Ok(()),
+            false => Err(Error::invalid(name, v, "must be between 1 and 2^63 - 1")),
+        };
+        positive("sigma_data", self.sigma_data)?;
+        positive("p_std", self.p_std)?;
+        positive("lr", self.lr)?;
+        positive("clip", self.clip)?;
+        positive("adam.eps", self.adam.eps)?;
+        if !self.p_mean.is_finite() {
+            return Err(Error::invalid("p_mean", self.p_mean, "must be finite"));
+        }
+        for (name, beta) in [
+            ("adam.beta1", self.adam.beta1),
+            ("adam.beta2", self.adam.beta2),
+            ("ema_decay", self.ema_decay),
+        ] {
+            if !(0.0..1.0).contains(&beta) {
+                return Err(Error::invalid(name, beta, "must lie in [0, 1)"));
+            }
+        }
+        if !(self.adam.weight_decay >= 0.0 && self.adam.weight_decay.is_finite()) {
+            return Err(Error::invalid(
+                "weight_decay",
+                self.adam.weight_decay,
+                "must be finite and >= 0",
+            ));
+        }
+        at_least_one("n", self.n as u64)?;
+        at_least_one("steps", self.steps)?;
+        at_least_one("batch", self.batch as u64)?;
+        at_least_one("warmup", self.warmup)?;
+        at_least_one("checkpoint_every", self.checkpoint_every)?;
+        at_least_one("log_every", self.log_every)?;
+        self.arch.input_shape(&self.sample_shape).map(|_| ())
+    }
+
+    /// Learning rate of the update after `step` steps: linear warm-up, then constant.
+    pub fn lr_at(&self, step: u64) -> f64 {
+        self.lr * ((step + 1) as f64 / self.warmup as f64).min(1.0)
+    }
+}
