@@ -3,8 +3,9 @@
 
 mod common;
 
+use common::{regimes, s};
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use candle_core::{DType, Device};
 use common::max_abs_diff;
@@ -13,19 +14,8 @@ use diffusion_regimes::data::npy::{encode_npy, read_npy, write_npy};
 use diffusion_regimes::denoise::{Denoiser, EmpiricalDenoiser};
 use diffusion_regimes::sample::{generate, Method, Schedule};
 
-fn regimes(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_regimes"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
 fn dir(name: &str) -> PathBuf {
     common::temp_dir(&format!("cli-{name}"))
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 fn molrg(d: &Path) -> PathBuf {

@@ -3,28 +3,19 @@
 
 mod common;
 
+use common::{regimes, s};
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use candle_core::DType;
 use diffusion_regimes::data::npy::write_npy;
 use diffusion_regimes::data::npz::read_npz;
 use diffusion_regimes::metrics::{reproducibility, Bootstrap, Similarity};
 
-fn regimes(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_regimes"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
 fn json(o: &Output) -> serde_json::Value {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     serde_json::from_slice(&o.stdout).unwrap()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 fn fixture(name: &str) -> String {

@@ -3,24 +3,15 @@
 
 mod common;
 
+use common::{regimes, s};
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use candle_core::{DType, Device, Tensor};
 use diffusion_regimes::data::npy::{read_npy, write_npy};
 use diffusion_regimes::nn::checkpoint::{load_model, Weights};
 use diffusion_regimes::sample::{generate, Method, Schedule};
-
-fn regimes(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_regimes"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 fn ok(o: &Output) {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

@@ -10,10 +10,11 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor};
 use common::{gaussian, max_abs_diff, temp_dir};
 use diffusion_regimes::denoise::{Denoiser, EmpiricalDenoiser};
+use diffusion_regimes::metrics::denoiser_gap;
 use diffusion_regimes::nn::checkpoint::{load_model, read_checkpoint, Weights};
 use diffusion_regimes::nn::optim::AdamWConfig;
 use diffusion_regimes::nn::train::{Sampling, TrainConfig, Trainer};
-use diffusion_regimes::nn::{edm_loss, Arch, MlpConfig};
+use diffusion_regimes::nn::{Arch, MlpConfig};
 
 fn config(n: usize, dim: usize, steps: u64) -> TrainConfig {
     TrainConfig {
@@ -133,28 +134,10 @@ fn edm_loss_decreases_toward_the_memorizing_optimum_during_training() {
     );
 }
 
-/// Relative gap E||D_a - D_b||^2 / E||D_b||^2 over x = y + sigma z, y the training points.
+/// The library's relative gap (THEORY §7) at one sigma over 16 noisy copies of each training point.
 fn gap_to(d: &dyn Denoiser, reference: &dyn Denoiser, train: &Tensor, sigma: f64) -> f64 {
     let y = train.to_dtype(DType::F64).unwrap().repeat((16, 1)).unwrap();
-    let z = gaussian(11, 0, y.dims()[0], y.dims()[1]);
-    let x = (&y + (z * sigma).unwrap()).unwrap();
-    let a = d.denoise(&x, sigma).unwrap();
-    let b = reference.denoise(&x, sigma).unwrap();
-    let num = (a - &b)
-        .unwrap()
-        .sqr()
-        .unwrap()
-        .sum_all()
-        .unwrap()
-        .to_scalar::<f64>()
-        .unwrap();
-    num / b
-        .sqr()
-        .unwrap()
-        .sum_all()
-        .unwrap()
-        .to_scalar::<f64>()
-        .unwrap()
+    denoiser_gap(d, reference, &y, &[sigma], 11).unwrap()[0]
 }
 
 #[test]
