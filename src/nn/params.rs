@@ -53,29 +53,52 @@ impl Params {
     /// Overwrites every parameter with the tensor of the same name in `values`
     /// (e.g. read from a checkpoint); names and shapes must match exactly.
     pub fn assign(&self, values: &BTreeMap<String, Tensor>, source: &str) -> Result<()> {
-        let named = self.named();
-        if values.len() != named.len() {
+        assign_named(&self.named(), values, source)
+    }
+
+    /// An independent store holding copies of the current values (same seed, same names).
+    pub fn copy(&self) -> Result<Params> {
+        let vars = self
+            .named()
+            .into_iter()
+            .map(|(name, var)| Ok((name, Var::from_tensor(&var.as_tensor().copy()?)?)))
+            .collect::<Result<_>>()?;
+        Ok(Params {
+            seed: self.seed,
+            vars: Arc::new(Mutex::new(vars)),
+        })
+    }
+}
+
+/// Sets each named variable to the tensor of the same name in `values`, which
+/// must hold exactly those names with the same shapes; `source` names the
+/// file in errors.
+pub fn assign_named(
+    named: &[(String, Var)],
+    values: &BTreeMap<String, Tensor>,
+    source: &str,
+) -> Result<()> {
+    if values.len() != named.len() {
+        return Err(Error::shape(
+            format!("tensors in {source}"),
+            format!("{} tensors", named.len()),
+            format!("{} tensors", values.len()),
+        ));
+    }
+    for (name, var) in named {
+        let value = values
+            .get(name)
+            .ok_or_else(|| Error::shape(format!("tensors in {source}"), name, "no such tensor"))?;
+        if value.dims() != var.dims() {
             return Err(Error::shape(
-                format!("parameters in {source}"),
-                format!("{} tensors", named.len()),
-                format!("{} tensors", values.len()),
+                format!("tensor {name} in {source}"),
+                format!("{:?}", var.dims()),
+                format!("{:?}", value.dims()),
             ));
         }
-        for (name, var) in named {
-            let value = values.get(&name).ok_or_else(|| {
-                Error::shape(format!("parameters in {source}"), &name, "no such tensor")
-            })?;
-            if value.dims() != var.dims() {
-                return Err(Error::shape(
-                    format!("parameter {name} in {source}"),
-                    format!("{:?}", var.dims()),
-                    format!("{:?}", value.dims()),
-                ));
-            }
-            var.set(&value.to_dtype(var.dtype())?.to_device(var.device())?)?;
-        }
-        Ok(())
+        var.set(&value.to_dtype(var.dtype())?.to_device(var.device())?)?;
     }
+    Ok(())
 }
 
 /// FNV-1a hash of a parameter name: its stream index.

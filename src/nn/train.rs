@@ -27,6 +27,7 @@ use super::checkpoint::{
 };
 pub use super::config::{Sampling, TrainConfig};
 use super::optim::{clip_scale, update_ema, AdamW};
+use super::params::assign_named;
 use super::{edm_loss, Params, Precond};
 use crate::data::npy::{read_npy, write_npy};
 use crate::data::permutation;
@@ -111,24 +112,18 @@ impl Trainer {
         trainer
             .ema
             .assign(checkpoint::group(&groups, "ema", &path)?, &source)?;
-        for (name, moments) in [
+        let names: Vec<String> = trainer.params.named().into_iter().map(|(k, _)| k).collect();
+        for (group, moments) in [
             ("adam_m", &trainer.optimizer.m),
             ("adam_v", &trainer.optimizer.v),
         ] {
-            let saved = checkpoint::group(&groups, name, &path)?;
-            for ((key, var), m) in trainer.params.named().iter().zip(moments) {
-                let t = saved
-                    .get(key)
-                    .ok_or_else(|| Error::format(&path, format!("missing tensor {name}/{key}")))?;
-                if t.dims() != var.dims() {
-                    return Err(Error::shape(
-                        format!("{name}/{key} in {source}"),
-                        format!("{:?}", var.dims()),
-                        format!("{:?}", t.dims()),
-                    ));
-                }
-                m.set(&t.to_device(device)?)?;
-            }
+            let named: Vec<(String, Var)> =
+                names.iter().cloned().zip(moments.iter().cloned()).collect();
+            assign_named(
+                &named,
+                checkpoint::group(&groups, group, &path)?,
+                &format!("{source} ({group})"),
+            )?;
         }
         trainer.optimizer.t = state.step;
         trainer.step = state.step;
@@ -139,8 +134,8 @@ impl Trainer {
 
     fn build(dir: &Path, config: TrainConfig, train: Tensor, device: &Device) -> Result<Self> {
         let (model, params) = build_model(&config, device)?;
-        // Same seed, same names: the EMA starts equal to the initial weights.
-        let (_, ema) = build_model(&config, device)?;
+        // The EMA starts equal to the initial weights.
+        let ema = params.copy()?;
         let optimizer = AdamW::new(vars(&params), config.adam.clone())?;
         Ok(Trainer {
             dir: dir.to_path_buf(),
