@@ -3,6 +3,7 @@
 
 use std::ops::ControlFlow;
 
+use candle_core::Tensor;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use diffusion_regimes::data::{load_examples, sigma_data, training_set};
@@ -36,21 +37,13 @@ pub(crate) fn train(args: TrainArgs, explicit: &[String]) -> Result<()> {
             Trainer::resume(&args.out, steps, &device)?
         }
         false => {
-            let config = new_config(&args)?;
             let data = args
                 .data
                 .as_ref()
                 .expect("clap requires --data without --resume");
-            let train = training_set(&load_examples(data)?, config.n, config.subset_seed)?;
-            let config = match args.sigma_data.as_str() {
-                "auto" => TrainConfig {
-                    sigma_data: sigma_data(&train)?,
-                    ..config
-                },
-                _ => config,
-            };
-            let mut config = config;
-            config.sample_shape = train.dims()[1..].to_vec();
+            let n = args.n.expect("clap requires --n without --resume");
+            let train = training_set(&load_examples(data)?, n, args.subset_seed)?;
+            let config = new_config(&args, &train)?;
             Trainer::start(&args.out, config, &train, &device)?
         }
     };
@@ -75,8 +68,8 @@ pub(crate) fn train(args: TrainArgs, explicit: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// The config of a fresh run (sample_shape and an `auto` sigma_data are filled in from the data).
-fn new_config(args: &TrainArgs) -> Result<TrainConfig> {
+/// The config of a fresh run on the training set `train` `[N, ...]`.
+fn new_config(args: &TrainArgs, train: &Tensor) -> Result<TrainConfig> {
     let arch = match args.arch {
         ArchName::Mlp => Arch::Mlp(MlpConfig {
             width: args.width,
@@ -90,7 +83,7 @@ fn new_config(args: &TrainArgs) -> Result<TrainConfig> {
         }),
     };
     let sigma_data = match args.sigma_data.as_str() {
-        "auto" => 0.5,
+        "auto" => sigma_data(train)?,
         s => s
             .parse()
             .map_err(|_| Error::invalid("--sigma-data", s, "use a positive number or auto"))?,
@@ -101,9 +94,9 @@ fn new_config(args: &TrainArgs) -> Result<TrainConfig> {
             .as_ref()
             .map(|p| p.display().to_string())
             .unwrap_or_default(),
-        n: args.n.expect("clap requires --n without --resume"),
+        n: train.dim(0)?,
         subset_seed: args.subset_seed,
-        sample_shape: Vec::new(),
+        sample_shape: train.dims()[1..].to_vec(),
         arch,
         sigma_data,
         p_mean: args.p_mean,
