@@ -201,23 +201,7 @@ fn empirical_denoiser_of_many_gaussian_samples_approaches_the_gaussian_denoiser(
     let fitted = GaussianDenoiser::fit(&train).unwrap();
     let x = (dist.sample_rows(50_000, 200).unwrap() + (gaussian(5, 25, 200, 3) * 1.0).unwrap())
         .unwrap();
-    let relative = |a: &Tensor, b: &Tensor| {
-        let num = (a - b)
-            .unwrap()
-            .sqr()
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .to_scalar::<f64>()
-            .unwrap();
-        num / b
-            .sqr()
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .to_scalar::<f64>()
-            .unwrap()
-    };
+    let relative = |a: &Tensor, b: &Tensor| common::sum_sq(&(a - b).unwrap()) / common::sum_sq(b);
     let d_true = truth.denoise(&x, 1.0).unwrap();
     let gap = relative(&empirical.denoise(&x, 1.0).unwrap(), &d_true);
     assert!(gap < 3e-3, "relative squared gap {gap}");

@@ -138,21 +138,7 @@ fn gap_of_a_denoiser_to_itself_is_zero_and_matches_a_direct_computation() {
             gaussian_fit.denoise(&x, s).unwrap(),
             empirical.denoise(&x, s).unwrap(),
         );
-        let num = (a - &b)
-            .unwrap()
-            .sqr()
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .to_scalar::<f64>()
-            .unwrap();
-        let den = b
-            .sqr()
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .to_scalar::<f64>()
-            .unwrap();
+        let (num, den) = (common::sum_sq(&(a - &b).unwrap()), common::sum_sq(&b));
         assert!((gap - num / den).abs() < 1e-12 * (num / den).max(1.0));
     }
 }

@@ -222,20 +222,7 @@ fn fused_adamw_matches_tensor_ops_and_candle_nn() {
 fn clipping_scales_the_global_norm_to_the_limit() {
     let (_, grads) = optimizer_problem();
     let g = &grads[0];
-    let norm: f64 = g
-        .iter()
-        .map(|t| {
-            t.to_dtype(DType::F64)
-                .unwrap()
-                .sqr()
-                .unwrap()
-                .sum_all()
-                .unwrap()
-                .to_scalar::<f64>()
-                .unwrap()
-        })
-        .sum::<f64>()
-        .sqrt();
+    let norm: f64 = g.iter().map(common::sum_sq).sum::<f64>().sqrt();
     let (measured, scale) = clip_scale(g, 1.0).unwrap();
     assert!((measured / norm - 1.0).abs() < 1e-6);
     assert!((scale * norm - 1.0).abs() < 1e-6);

@@ -24,6 +24,18 @@ pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
     max_abs(&(as_f64(a) - as_f64(b)).unwrap())
 }
 
+/// sum_ij a_ij^2 in f64, over a tensor of any rank and float dtype.
+pub fn sum_sq(a: &Tensor) -> f64 {
+    a.to_dtype(candle_core::DType::F64)
+        .unwrap()
+        .sqr()
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .to_scalar::<f64>()
+        .unwrap()
+}
+
 /// max |a_ij| over a tensor of any rank.
 pub fn max_abs(a: &Tensor) -> f64 {
     a.to_dtype(candle_core::DType::F64)
