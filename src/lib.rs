@@ -20,11 +20,13 @@
 pub mod data;
 pub mod denoise;
 pub mod device;
+pub mod experiment;
 pub mod error;
 pub mod io;
 pub mod linalg;
 pub mod metrics;
 pub mod nn;
+pub mod plot;
 pub mod rng;
 pub mod sample;
 

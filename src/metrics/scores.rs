@@ -22,6 +22,18 @@ pub struct Score {
     pub bootstrap: Bootstrap,
 }
 
+impl Score {
+    /// The score of the complementary indicator, 1 - value, under a new name.
+    pub fn complement(&self, name: &'static str) -> Score {
+        Score {
+            score: name,
+            value: 1.0 - self.value,
+            ci95: [1.0 - self.ci95[1], 1.0 - self.ci95[0]],
+            ..self.clone()
+        }
+    }
+}
+
 fn score(name: &'static str, flags: &[bool], features: &str, bootstrap: Bootstrap) -> Score {
     let values: Vec<f64> = flags.iter().map(|&f| f as u8 as f64).collect();
     Score {
@@ -77,21 +89,13 @@ pub fn generalization(
 ) -> Result<[Score; 2]> {
     let (_, best) = similarity.closest(samples, train)?;
     let general: Vec<bool> = best.iter().map(|&s| !similarity.matches(s, tau)).collect();
-    let memorized: Vec<bool> = general.iter().map(|g| !g).collect();
-    let with_settings = |s: Score| Score {
+    let general = Score {
         similarity: Some(similarity.name()),
         threshold: Some(tau),
-        ..s
+        ..score("generalization", &general, features, bootstrap)
     };
-    Ok([
-        with_settings(score("generalization", &general, features, bootstrap)),
-        with_settings(score(
-            "memorization (1 - generalization)",
-            &memorized,
-            features,
-            bootstrap,
-        )),
-    ])
+    let memorized = general.complement("memorization (1 - generalization)");
+    Ok([general, memorized])
 }
 
 /// Fraction of samples whose nearest training point is under a third of the

@@ -66,6 +66,18 @@ impl Arch {
         }
     }
 
+    /// A short name for folders and legends: `mlp-w64-d4`, `unet-b32-m1x2x2-r1-attn`.
+    pub fn label(&self) -> String {
+        match self {
+            Arch::Mlp(c) => format!("mlp-w{}-d{}", c.width, c.depth),
+            Arch::Unet(c) => {
+                let m: Vec<String> = c.multipliers.iter().map(|m| m.to_string()).collect();
+                let attention = if c.attention { "-attn" } else { "" };
+                format!("unet-b{}-m{}-r{}{attention}", c.base, m.join("x"), c.blocks)
+            }
+        }
+    }
+
     /// Builds the network for examples of `sample_shape`, creating its parameters in `vb`.
     pub fn build(&self, sample_shape: &[usize], vb: VarBuilder) -> Result<Box<dyn Network>> {
         let shape = self.input_shape(sample_shape)?;

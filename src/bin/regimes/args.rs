@@ -6,6 +6,7 @@ use candle_core::{DType, Device};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use diffusion_regimes::data::load_distribution;
+use diffusion_regimes::experiment::SweepArgs;
 use diffusion_regimes::denoise::{Denoiser, EmpiricalDenoiser, GaussianDenoiser};
 use diffusion_regimes::nn::checkpoint::{load_model, Weights};
 use diffusion_regimes::{Error, Result};
@@ -26,9 +27,18 @@ pub(crate) struct Cli {
 
 #[derive(Subcommand)]
 pub(crate) enum Command {
-    /// The main job until the regime sweep lands: MoLRG data, then the memorizing,
-    /// true and fitted-Gaussian denoisers sampled from the same seeds.
-    Demo(DemoArgs),
+    /// The main job: MLPs of three widths trained on MoLRG data at N = 2..1024,
+    /// sampled from the same noise as the memorizing denoiser; results and the
+    /// regime figures (a)-(d).
+    Quickstart(SweepArgs),
+    /// Merge the cells of a (sharded) sweep into results.json, results.csv and figures.
+    Collect {
+        /// The sweep's output folder (holding sweep.toml and cells/).
+        out: PathBuf,
+        /// Where results and figures go (default: OUT).
+        #[arg(long)]
+        figures: Option<PathBuf>,
+    },
     /// Generate a synthetic data set and save its distribution's parameters.
     Data {
         #[command(subcommand)]
@@ -166,20 +176,6 @@ pub(crate) enum SamplingName {
     Replacement,
     /// Batches walk through one seeded permutation per epoch.
     Epochs,
-}
-
-#[derive(Args)]
-pub(crate) struct DemoArgs {
-    /// Training-set size N.
-    #[arg(long, default_value_t = 64)]
-    pub(crate) n: usize,
-    /// Number of samples per denoiser.
-    #[arg(long, default_value_t = 256)]
-    pub(crate) samples: u64,
-    #[arg(long, default_value_t = 0)]
-    pub(crate) seed: u64,
-    #[arg(long, default_value = "runs/demo")]
-    pub(crate) out: PathBuf,
 }
 
 #[derive(Subcommand)]

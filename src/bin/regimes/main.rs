@@ -10,17 +10,16 @@ use clap::{ArgMatches, CommandFactory, FromArgMatches};
 
 use diffusion_regimes::data::npy::{read_npy, write_npy};
 use diffusion_regimes::data::{Spectrum, Synthetic, SyntheticSpec};
-use diffusion_regimes::denoise::{Denoiser, EmpiricalDenoiser, GaussianDenoiser};
 use diffusion_regimes::error::check_sigma;
-use diffusion_regimes::metrics::nearest_two;
-use diffusion_regimes::sample::{generate, initial_noise, sample, Churn, Method, Schedule};
+use diffusion_regimes::experiment::{collect, run_sweep, SweepArgs, SweepConfig, QUICKSTART};
+use diffusion_regimes::sample::{initial_noise, sample, Churn, Method, Schedule};
 use diffusion_regimes::{Error, Result};
 
 mod args;
 mod measure;
 mod train;
 
-use args::{Cli, Command, DataKind, DemoArgs, SamplerName};
+use args::{Cli, Command, DataKind, SamplerName};
 /// A 2-D float array [rows, n] from an .npy file.
 fn read_rows(path: &Path) -> Result<Tensor> {
     let t = read_npy(path)?;
@@ -131,63 +130,34 @@ fn make_data(kind: DataKind) -> Result<()> {
     Ok(())
 }
 
-/// Samples the three denoisers of one training set from the same noise and
-/// reports how many samples reproduce a training point (THEORY §7 ratio criterion).
-fn demo(args: DemoArgs) -> Result<()> {
-    let spec = SyntheticSpec::Molrg {
-        ambient: 48,
-        ranks: vec![7, 7],
-        floor: 0.0,
+/// The main job: the quickstart preset of the regime sweep, then the check
+/// that the transition is there (issue 5's condition).
+fn quickstart(args: SweepArgs) -> Result<()> {
+    let config = SweepConfig::parse(QUICKSTART, Path::new("experiments/configs/quickstart.toml"))?;
+    let started = std::time::Instant::now();
+    let Some(results) = run_sweep(config, &args)? else {
+        return Ok(());
     };
-    let dist = Synthetic::new(spec, args.seed)?;
-    let train = dist.sample(args.n)?;
-    write_npy(&args.out.join("data.npy"), &train, DType::F32)?;
-    dist.save(&args.out)?;
-    let empirical = EmpiricalDenoiser::new(&train)?;
-    let fitted = GaussianDenoiser::fit(&train)?;
-    let denoisers: [(&str, &dyn Denoiser); 3] = [
-        ("empirical", &empirical),
-        ("truth", &dist.mixture),
-        ("gaussian", &fitted),
-    ];
-    let indices: Vec<u64> = (0..args.samples).collect();
-    println!("MoLRG n = 48, two rank-7 components, N = {} training points, {} samples each (Heun, 18 steps)", args.n, args.samples);
-    println!(
-        "{:<10} {:>22} {:>26}",
-        "denoiser", "memorized (d1/d2<1/3)", "median distance to train"
-    );
-    for (name, d) in denoisers {
-        let samples = generate(
-            d,
-            args.seed,
-            &indices,
-            DType::F64,
-            &Device::Cpu,
-            &Schedule::default(),
-            &Method::Heun,
-            None,
-        )?;
-        write_npy(
-            &args.out.join(format!("samples-{name}.npy")),
-            &samples,
-            DType::F32,
-        )?;
-        let nn = nearest_two(&samples, &train, 4096)?;
-        let mut d1 = nn.nearest_distance.clone();
-        d1.sort_by(f64::total_cmp);
-        println!(
-            "{name:<10} {:>22.3} {:>26.4}",
-            nn.ratio_memorized_fraction(),
-            d1[d1.len() / 2]
-        );
+    eprintln!("quickstart took {:.0} s", started.elapsed().as_secs_f64());
+    match results.transition_violations().as_slice() {
+        [] => {
+            println!("transition check passed: every width memorizes at the smallest N and generalizes at the largest");
+            Ok(())
+        }
+        violations => Err(Error::invalid(
+            "transition check",
+            "failed",
+            violations.join("; "),
+        )),
     }
-    println!("wrote data and samples to {}", args.out.display());
-    Ok(())
 }
 
 fn run(cli: Cli, explicit: &[String]) -> Result<()> {
     match cli.command {
-        Command::Demo(args) => demo(args),
+        Command::Quickstart(args) => quickstart(args),
+        Command::Collect { out, figures } => {
+            collect(&out, figures.as_deref().unwrap_or(&out)).map(|_| ())
+        }
         Command::Train(args) => train::train(args, explicit),
         Command::Score { kind } => measure::score(kind),
         Command::Gap(args) => measure::gap(args),

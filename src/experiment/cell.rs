@@ -1,0 +1,244 @@
+//! One cell of a sweep: one model at one training-set size N, trained,
+//! sampled and scored in its own folder. A cell is finished when its
+//! `cell.json` exists; that file is written last, atomically.
+
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use super::sweep::Sweep;
+use crate::data::npy::write_npy;
+use crate::data::sigma_data;
+use crate::denoise::{Denoiser, EmpiricalDenoiser};
+use crate::io::{read, write_atomic};
+use crate::metrics::{denoiser_gap, ratio_memorization, Bootstrap, Score};
+use crate::nn::checkpoint::{load_model, Weights, STATE_FILE};
+use crate::nn::optim::AdamWConfig;
+use crate::nn::train::{Sampling, TrainConfig, Trainer};
+use crate::nn::Arch;
+use crate::sample::{generate, Method};
+use crate::{Error, Result};
+
+pub const CELL_FILE: &str = "cell.json";
+pub const SAMPLES_FILE: &str = "samples.npy";
+
+/// What a cell samples from: a network trained on the N examples, or their
+/// empirical (memorizing) optimal denoiser (THEORY §4).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Model {
+    Empirical,
+    Trained { arch: Arch, seed: u64 },
+}
+
+impl Model {
+    /// `empirical`, or the architecture's label with the seed: `mlp-w64-d4-s0`.
+    pub fn label(&self) -> String {
+        match self {
+            Model::Empirical => "empirical".into(),
+            Model::Trained { arch, seed } => format!("{}-s{seed}", arch.label()),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Cell {
+    pub n: usize,
+    pub model: Model,
+}
+
+impl Cell {
+    /// `ROOT/cells/n00064/mlp-w64-d4-s0`.
+    pub fn dir(&self, root: &Path) -> PathBuf {
+        root.join("cells")
+            .join(format!("n{:05}", self.n))
+            .join(self.model.label())
+    }
+
+    /// Training steps this cell needs (0 for the empirical denoiser).
+    pub fn steps(&self, sweep: &Sweep) -> u64 {
+        match self.model {
+            Model::Empirical => 0,
+            Model::Trained { .. } => sweep.config.train.steps,
+        }
+    }
+}
+
+/// A score's value and bootstrap 95% interval.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Estimate {
+    pub value: f64,
+    pub ci95: [f64; 2],
+}
+
+impl From<&Score> for Estimate {
+    fn from(s: &Score) -> Self {
+        Estimate {
+            value: s.value,
+            ci95: s.ci95,
+        }
+    }
+}
+
+/// What a finished cell measured (its `cell.json`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CellResult {
+    pub cell: Cell,
+    pub label: String,
+    /// Generalization score: 1 - memorized fraction (d1/d2 < 1/3, THEORY §7).
+    pub generalization: Estimate,
+    pub memorization: Estimate,
+    /// Relative gaps to the empirical and to the true denoiser at
+    /// `metrics.gap_sigmas`, on fresh clean points (THEORY §7).
+    pub gap_sigmas: Vec<f64>,
+    pub gap_to_empirical: Vec<f64>,
+    pub gap_to_truth: Option<Vec<f64>>,
+    /// Mean training loss over the last logged steps, and training seconds.
+    pub final_loss: Option<f64>,
+    pub train_seconds: Option<f64>,
+}
+
+impl CellResult {
+    pub fn read(dir: &Path) -> Result<Self> {
+        let path = dir.join(CELL_FILE);
+        serde_json::from_slice(&read(&path)?).map_err(|e| Error::format(&path, e.to_string()))
+    }
+}
+
+/// Trains (or resumes), samples and scores `cell`; `on_step` is called after
+/// every training step with the number of steps just taken.
+pub fn run_cell(sweep: &Sweep, cell: &Cell, on_step: &(dyn Fn(u64) + Sync)) -> Result<CellResult> {
+    let dir = cell.dir(&sweep.root);
+    let train = sweep.training_set(cell.n)?;
+    let rows = train.flatten_from(1)?;
+    let empirical = EmpiricalDenoiser::new(&rows.to_dtype(DType::F64)?)?;
+    let (trained, final_loss, train_seconds) = match &cell.model {
+        Model::Empirical => (None, None, None),
+        Model::Trained { arch, seed } => {
+            let (loss, seconds) = train_model(sweep, &dir.join("run"), &train, arch, *seed, on_step)?;
+            let model = load_model(&dir.join("run"), Weights::Ema, &Device::Cpu)?;
+            (Some(model), loss, seconds)
+        }
+    };
+    let (denoiser, dtype): (&dyn Denoiser, DType) = match &trained {
+        Some(model) => (model, DType::F32),
+        None => (&empirical, DType::F64),
+    };
+    let sampling = &sweep.config.sampling;
+    let indices: Vec<u64> = (0..sampling.samples as u64).collect();
+    let samples = generate(
+        denoiser,
+        sampling.seed,
+        &indices,
+        dtype,
+        &Device::Cpu,
+        &sampling.schedule,
+        &Method::Heun,
+        None,
+    )?;
+    check_finite(&samples, &cell.model.label())?;
+    write_npy(&dir.join(SAMPLES_FILE), &samples, DType::F32)?;
+
+    let bootstrap = Bootstrap {
+        resamples: sweep.config.metrics.resamples,
+        seed: sampling.seed,
+    };
+    let memorized = ratio_memorization(&samples, &rows, "raw", bootstrap)?;
+    let sigmas = &sweep.config.metrics.gap_sigmas;
+    let gap_seed = sampling.seed;
+    let result = CellResult {
+        cell: cell.clone(),
+        label: cell.model.label(),
+        generalization: Estimate::from(&memorized.complement("generalization")),
+        memorization: Estimate::from(&memorized),
+        gap_sigmas: sigmas.clone(),
+        gap_to_empirical: denoiser_gap(denoiser, &empirical, &sweep.fresh, sigmas, gap_seed)?,
+        gap_to_truth: match &sweep.truth {
+            Some(t) => Some(denoiser_gap(denoiser, &t.mixture, &sweep.fresh, sigmas, gap_seed)?),
+            None => None,
+        },
+        final_loss,
+        train_seconds,
+    };
+    let json = serde_json::to_vec_pretty(&result).map_err(|e| Error::format(&dir, e.to_string()))?;
+    write_atomic(&dir.join(CELL_FILE), &json)?;
+    Ok(result)
+}
+
+/// Trains the network of one cell to the configured number of steps,
+/// resuming from the run folder's latest checkpoint if there is one.
+/// Returns the mean loss of the last 10% of steps and the training seconds,
+/// when this call ran those steps.
+fn train_model(
+    sweep: &Sweep,
+    run: &Path,
+    train: &Tensor,
+    arch: &Arch,
+    seed: u64,
+    on_step: &(dyn Fn(u64) + Sync),
+) -> Result<(Option<f64>, Option<f64>)> {
+    let s = &sweep.config.train;
+    let mut trainer = match run.join(STATE_FILE).exists() {
+        true => Trainer::resume(run, None, &Device::Cpu)?,
+        false => {
+            let config = TrainConfig {
+                data: sweep.data_origin.clone(),
+                n: train.dim(0)?,
+                subset_seed: sweep.config.subset_seed,
+                sample_shape: train.dims()[1..].to_vec(),
+                arch: arch.clone(),
+                sigma_data: match s.sigma_data {
+                    Some(v) => v,
+                    None => sigma_data(train)?.max(1e-3),
+                },
+                p_mean: s.p_mean,
+                p_std: s.p_std,
+                steps: s.steps,
+                batch: s.batch,
+                sampling: Sampling::Replacement,
+                lr: s.lr,
+                warmup: s.warmup,
+                adam: AdamWConfig {
+                    weight_decay: s.weight_decay,
+                    ..AdamWConfig::default()
+                },
+                clip: s.clip,
+                ema_decay: s.ema_decay,
+                seed,
+                checkpoint_every: (s.steps / 4).max(1),
+                log_every: (s.steps / 100).max(1),
+            };
+            Trainer::start(run, config, train, &Device::Cpu)?
+        }
+    };
+    on_step(trainer.step());
+    let tail_from = s.steps - s.steps / 10;
+    let (mut tail_loss, mut tail_count, mut seconds) = (0.0, 0u64, 0.0);
+    trainer.run(&mut |p| {
+        on_step(1);
+        if p.step > tail_from {
+            tail_loss += p.loss;
+            tail_count += 1;
+        }
+        seconds = p.seconds;
+        ControlFlow::Continue(())
+    })?;
+    Ok(match tail_count {
+        0 => (None, None),
+        _ => (Some(tail_loss / tail_count as f64), Some(seconds)),
+    })
+}
+
+/// Refuses to write samples holding NaN or infinity (a diverged model).
+fn check_finite(samples: &Tensor, what: &str) -> Result<()> {
+    let total = samples.to_dtype(DType::F64)?.abs()?.sum_all()?.to_scalar::<f64>()?;
+    match total.is_finite() {
+        true => Ok(()),
+        false => Err(Error::invalid(
+            format!("samples of {what}"),
+            "NaN or infinite values",
+            "the model diverged; lower train.lr or check the data",
+        )),
+    }
+}

@@ -1,0 +1,187 @@
+//! A sweep's configuration, read from TOML: the data, the grid of training-set
+//! sizes and models, how each model is trained and sampled, and how it is scored.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::SyntheticSpec;
+use crate::io::read;
+use crate::metrics::Similarity;
+use crate::nn::Arch;
+use crate::sample::Schedule;
+use crate::{Error, Result};
+
+/// Where the examples come from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSource {
+    /// A synthetic distribution generated on the fly; it also gives the true denoiser.
+    pub synthetic: Option<SyntheticSpec>,
+    /// Or examples from a file (.npy, or a folder holding data.npy).
+    pub file: Option<PathBuf>,
+    /// Seed of the synthetic distribution and of its draws.
+    #[serde(default)]
+    pub seed: u64,
+    /// Rows drawn from the synthetic distribution (default: the largest N).
+    pub rows: Option<usize>,
+}
+
+/// How each model is trained; the fields of [`crate::nn::train::TrainConfig`]
+/// that do not vary over the grid.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainSettings {
+    pub steps: u64,
+    pub batch: usize,
+    pub lr: f64,
+    #[serde(default = "default_warmup")]
+    pub warmup: u64,
+    #[serde(default)]
+    pub weight_decay: f64,
+    #[serde(default = "default_clip")]
+    pub clip: f64,
+    #[serde(default = "default_ema")]
+    pub ema_decay: f64,
+    #[serde(default = "default_p_mean")]
+    pub p_mean: f64,
+    #[serde(default = "default_p_std")]
+    pub p_std: f64,
+    /// sigma_data; omitted: the training subset's own (THEORY §3).
+    pub sigma_data: Option<f64>,
+}
+
+/// How every model and the references are sampled.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SamplingSettings {
+    /// Samples j = 0..samples per model, all from the same initial noise.
+    pub samples: usize,
+    #[serde(default)]
+    pub seed: u64,
+    #[serde(default)]
+    pub schedule: Schedule,
+}
+
+/// How samples and denoisers are scored (defaults: [`super::criteria`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricSettings {
+    #[serde(default = "super::criteria::rp_similarity")]
+    pub rp_similarity: Similarity,
+    #[serde(default = "super::criteria::rp_threshold")]
+    pub rp_threshold: f64,
+    /// Noise levels of the denoiser gaps (THEORY §7).
+    #[serde(default = "default_gap_sigmas")]
+    pub gap_sigmas: Vec<f64>,
+    /// Fresh clean points y for the gaps.
+    #[serde(default = "default_gap_points")]
+    pub gap_points: usize,
+    #[serde(default = "default_resamples")]
+    pub resamples: usize,
+}
+
+/// A whole sweep: every (N, model, seed) cell of the grid.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SweepConfig {
+    pub name: String,
+    pub data: DataSource,
+    /// Training-set sizes N (nested subsets).
+    pub ns: Vec<usize>,
+    #[serde(default)]
+    pub subset_seed: u64,
+    /// Architectures; each is trained at every N with every seed.
+    pub models: Vec<Arch>,
+    /// Seeds of the weights and batches.
+    #[serde(default = "default_seeds")]
+    pub seeds: Vec<u64>,
+    pub train: TrainSettings,
+    pub sampling: SamplingSettings,
+    pub metrics: MetricSettings,
+}
+
+fn default_warmup() -> u64 {
+    200
+}
+fn default_clip() -> f64 {
+    1.0
+}
+fn default_ema() -> f64 {
+    0.999
+}
+fn default_p_mean() -> f64 {
+    -1.2
+}
+fn default_p_std() -> f64 {
+    1.2
+}
+fn default_gap_sigmas() -> Vec<f64> {
+    vec![0.05, 0.2, 1.0]
+}
+fn default_gap_points() -> usize {
+    512
+}
+fn default_resamples() -> usize {
+    1000
+}
+fn default_seeds() -> Vec<u64> {
+    vec![0]
+}
+
+impl SweepConfig {
+    /// Reads and validates a TOML file; errors name the file and the field.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = String::from_utf8(read(path)?)
+            .map_err(|_| Error::format(path, "not UTF-8 text"))?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses TOML `text` (`origin` names it in errors) and validates it.
+    pub fn parse(text: &str, origin: &Path) -> Result<Self> {
+        let config: Self = toml::from_str(text).map_err(|e| Error::format(origin, e.to_string()))?;
+        config
+            .validate()
+            .map_err(|e| Error::format(origin, e.to_string()))?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.data.synthetic.is_some() == self.data.file.is_some() {
+            return Err(Error::invalid(
+                "data",
+                "synthetic and file",
+                "give exactly one of data.synthetic or data.file",
+            ));
+        }
+        if self.ns.is_empty() || self.ns.contains(&0) {
+            return Err(Error::invalid("ns", format!("{:?}", self.ns), "need sizes >= 1"));
+        }
+        for (name, empty) in [
+            ("models", self.models.is_empty()),
+            ("seeds", self.seeds.is_empty()),
+            ("metrics.gap_sigmas", self.metrics.gap_sigmas.is_empty()),
+        ] {
+            if empty {
+                return Err(Error::invalid(name, "[]", "must list at least one"));
+            }
+        }
+        if self.sampling.samples < 2 {
+            return Err(Error::invalid("sampling.samples", self.sampling.samples, "need at least 2"));
+        }
+        if self.name.is_empty() || self.name.contains(['/', '\\']) {
+            return Err(Error::invalid("name", &self.name, "use a plain folder name"));
+        }
+        self.sampling.schedule.validate()?;
+        self.metrics
+            .gap_sigmas
+            .iter()
+            .try_for_each(|&s| crate::error::check_sigma(s))
+    }
+
+    /// Rows of the synthetic data set: enough for the largest N.
+    pub fn synthetic_rows(&self) -> usize {
+        let largest = self.ns.iter().copied().max().unwrap_or(1);
+        self.data.rows.unwrap_or(largest).max(largest)
+    }
+}

@@ -1,0 +1,186 @@
+//! The regime figures of a sweep (the paper's Fig. 2 and Fig. 4 at small
+//! scale), drawn from its collected [`Results`] only.
+
+use std::path::{Path, PathBuf};
+
+use plotters::style::RGBColor;
+
+use super::results::{Pair, Results};
+use crate::plot::{save_figure, Axis, LineChart, Scale, Series, Shade};
+use crate::Result;
+
+const MEMORIZATION: RGBColor = RGBColor(213, 94, 0);
+const GENERALIZATION: RGBColor = RGBColor(0, 114, 178);
+
+fn n_axis() -> Axis {
+    Axis {
+        label: "training-set size N".into(),
+        scale: Scale::Log2,
+        range: None,
+    }
+}
+
+fn unit_axis(label: &str) -> Axis {
+    Axis {
+        label: label.into(),
+        scale: Scale::Linear,
+        range: Some((0.0, 1.0)),
+    }
+}
+
+/// Shaded N ranges of the two regimes, each N widened by half an octave.
+fn regime_shades(results: &Results) -> Vec<Shade> {
+    let ns = &results.config.ns;
+    let (lo, hi) = (
+        *ns.iter().min().unwrap_or(&1) as f64,
+        *ns.iter().max().unwrap_or(&1) as f64,
+    );
+    let shade = |list: &[usize], caption: &str, color| {
+        let (&first, &last) = (list.iter().min()?, list.iter().max()?);
+        Some(Shade {
+            from: (first as f64 / 2f64.sqrt()).max(lo),
+            to: (last as f64 * 2f64.sqrt()).min(hi),
+            caption: caption.into(),
+            color,
+        })
+    };
+    [
+        shade(&results.regimes.memorization, "memorization", MEMORIZATION),
+        shade(&results.regimes.generalization, "generalization", GENERALIZATION),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+fn pair_series(pairs: &[&Pair], label: String, color: usize) -> Series {
+    let mut pairs = pairs.to_vec();
+    pairs.sort_by_key(|p| p.n);
+    Series {
+        label,
+        points: pairs.iter().map(|p| (p.n as f64, p.rp.value)).collect(),
+        band: pairs
+            .iter()
+            .map(|p| (p.n as f64, p.rp.ci95[0], p.rp.ci95[1]))
+            .collect(),
+        dashed: false,
+        color,
+    }
+}
+
+/// Writes the regime figures into `dir`: (a) RP between trained models,
+/// (b) generalization score, (c) RP against the empirical denoiser, (d) the
+/// denoiser gaps at each gap sigma. Returns every file written.
+pub fn regime_figures(results: &Results, dir: &Path) -> Result<Vec<PathBuf>> {
+    let trained = results.trained();
+    let shades = regime_shades(results);
+    let chart = |title: &str, y: Axis, series: Vec<Series>| LineChart {
+        title: title.into(),
+        x: n_axis(),
+        y,
+        series,
+        shades: shades.clone(),
+    };
+    let mut written = Vec::new();
+
+    let mut between = Vec::new();
+    for (i, a) in trained.iter().enumerate() {
+        for b in &trained[i + 1..] {
+            let pairs: Vec<&Pair> = results.pairs.iter().filter(|p| &p.a == a && &p.b == b).collect();
+            between.push(pair_series(&pairs, format!("{a} vs {b}"), between.len()));
+        }
+    }
+    let rp = format!(
+        "reproducibility ({} > {})",
+        results.config.metrics.rp_similarity.name(),
+        results.config.metrics.rp_threshold
+    );
+    written.extend(save_figure(
+        &dir.join("a_rp_between_models"),
+        &chart("(a) reproducibility between trained models", unit_axis(&rp), between),
+    )?);
+
+    let general = trained
+        .iter()
+        .enumerate()
+        .map(|(k, m)| {
+            let cells: Vec<_> = results.cells.iter().filter(|c| &c.label == m).collect();
+            let mut s = Series {
+                label: m.clone(),
+                points: results.curve(m, |c| c.generalization.value),
+                color: k,
+                ..Series::default()
+            };
+            s.band = cells
+                .iter()
+                .map(|c| (c.cell.n as f64, c.generalization.ci95[0], c.generalization.ci95[1]))
+                .collect();
+            s.band.sort_by(|a, b| a.0.total_cmp(&b.0));
+            s
+        })
+        .collect();
+    written.extend(save_figure(
+        &dir.join("b_generalization"),
+        &chart(
+            "(b) generalization score (1 - memorized, d1/d2 < 1/3)",
+            unit_axis("generalization score"),
+            general,
+        ),
+    )?);
+
+    let versus_empirical = trained
+        .iter()
+        .enumerate()
+        .map(|(k, m)| {
+            let pairs: Vec<&Pair> = results
+                .pairs
+                .iter()
+                .filter(|p| p.a == "empirical" && &p.b == m)
+                .collect();
+            pair_series(&pairs, format!("{m} vs empirical"), k)
+        })
+        .collect();
+    written.extend(save_figure(
+        &dir.join("c_rp_vs_empirical"),
+        &chart(
+            "(c) reproducibility against the memorizing denoiser",
+            unit_axis(&rp),
+            versus_empirical,
+        ),
+    )?);
+
+    for (j, sigma) in results.config.metrics.gap_sigmas.iter().enumerate() {
+        let mut series = Vec::new();
+        for (k, m) in trained.iter().enumerate() {
+            series.push(Series {
+                label: format!("{m} to empirical"),
+                points: results.curve(m, |c| c.gap_to_empirical[j]),
+                color: k,
+                ..Series::default()
+            });
+            if results.cells.iter().all(|c| c.gap_to_truth.is_some()) {
+                series.push(Series {
+                    label: format!("{m} to truth"),
+                    points: results.curve(m, |c| c.gap_to_truth.as_ref().map_or(f64::NAN, |g| g[j])),
+                    dashed: true,
+                    color: k,
+                    ..Series::default()
+                });
+            }
+        }
+        let y = Axis {
+            label: "relative gap E|D - D_ref|^2 / E|D_ref|^2".into(),
+            scale: Scale::Log10,
+            range: None,
+        };
+        written.extend(save_figure(
+            &dir.join(format!("d_gap_sigma_{sigma}")),
+            &chart(
+                &format!("(d) denoiser gap at sigma = {sigma} (solid: empirical, dashed: truth)"),
+                y,
+                series,
+            ),
+        )?);
+    }
+    Ok(written)
+}

@@ -1,0 +1,31 @@
+//! Sweeps over the training-set size N: a grid of independent cells (one
+//! model at one N), run resumably and shardably, collected into results and
+//! drawn as the regime figures (DESIGN: data flow of the main job).
+//!
+//! ```no_run
+//! use diffusion_regimes::experiment::{regime_figures, Results, Shard, Sweep, SweepConfig};
+//! let config = SweepConfig::parse(diffusion_regimes::experiment::QUICKSTART, "quickstart".as_ref()).unwrap();
+//! let sweep = Sweep::prepare(config, "runs/quickstart".as_ref()).unwrap();
+//! sweep.run(Shard::ALL, 2).unwrap();
+//! let results = Results::collect(&sweep.root).unwrap();
+//! regime_figures(&results, &sweep.root).unwrap();
+//! ```
+
+mod cell;
+mod config;
+pub mod criteria;
+mod figures;
+mod results;
+mod run;
+mod sweep;
+
+pub use cell::{run_cell, Cell, CellResult, Estimate, Model};
+pub use config::{DataSource, MetricSettings, SamplingSettings, SweepConfig, TrainSettings};
+pub use figures::regime_figures;
+pub use results::{crossing, Crossing, Pair, Regimes, Results, REGIME_MARGIN};
+pub use run::{collect, run_sweep, SweepArgs};
+pub use sweep::{Shard, Sweep};
+
+/// The quickstart preset (`experiments/configs/quickstart.toml`), built in
+/// so `regimes quickstart` needs no file.
+pub const QUICKSTART: &str = include_str!("../../experiments/configs/quickstart.toml");

@@ -1,0 +1,72 @@
+//! The one way every sweep-shaped experiment runs: prepare, run this shard's
+//! cells, and, when the grid is complete, collect, write results and figures.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+
+use super::results::Results;
+use super::sweep::{Shard, Sweep};
+use super::SweepConfig;
+use crate::Result;
+
+/// Command-line options shared by `regimes quickstart` and the experiment binaries.
+#[derive(Args, Clone, Debug)]
+pub struct SweepArgs {
+    /// Output folder: cells/ (one run folder per model and N), sweep.toml.
+    /// Default: runs/<config name>.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Where results.json, results.csv and the figures go (default: --out).
+    #[arg(long)]
+    pub figures: Option<PathBuf>,
+    /// Run only the cells of shard i of n (cell k belongs to shard k mod n),
+    /// e.g. `--shard $SLURM_ARRAY_TASK_ID/8`; then `regimes collect OUT`.
+    #[arg(long, default_value = "0/1")]
+    pub shard: Shard,
+    /// Cells trained at once, each on one thread (default: the core count).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+}
+
+impl SweepArgs {
+    pub fn out(&self, config: &SweepConfig) -> PathBuf {
+        self.out
+            .clone()
+            .unwrap_or_else(|| Path::new("runs").join(&config.name))
+    }
+}
+
+/// Runs `config` as `args` say. Returns the results when the whole grid is
+/// finished (always, unless other shards still have cells to run).
+pub fn run_sweep(config: SweepConfig, args: &SweepArgs) -> Result<Option<Results>> {
+    let out = args.out(&config);
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let sweep = Sweep::prepare(config, &out)?;
+    let ran = sweep.run(args.shard, jobs)?;
+    eprintln!("ran {ran} cells of shard {}/{} in {}", args.shard.index, args.shard.count, out.display());
+    collect(&out, args.figures.as_deref().unwrap_or(&out))
+}
+
+/// Collects the sweep in `out` and writes results and figures into `figures`;
+/// with cells still missing it only says which, and returns None.
+pub fn collect(out: &Path, figures: &Path) -> Result<Option<Results>> {
+    let results = Results::collect(out)?;
+    if !results.missing.is_empty() {
+        eprintln!(
+            "{} cells have no result yet (other shards?), e.g. {}; run `regimes collect {}` when they finish",
+            results.missing.len(),
+            results.missing[0],
+            out.display()
+        );
+        return Ok(None);
+    }
+    std::fs::create_dir_all(figures).map_err(|e| crate::Error::io(figures, e))?;
+    let mut written = results.write(figures)?.to_vec();
+    written.extend(super::regime_figures(&results, figures)?);
+    print!("{}", results.summary());
+    eprintln!("wrote {} files to {}", written.len(), figures.display());
+    Ok(Some(results))
+}

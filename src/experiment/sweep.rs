@@ -1,0 +1,205 @@
+//! Running a sweep: the grid of cells, which of them this shard owns, and a
+//! pool of workers that runs the unfinished ones (DESIGN: data flow).
+//!
+//! Resuming is skipping: a cell with a `cell.json` is done, a cell with a
+//! training checkpoint continues from it, so a killed sweep loses at most the
+//! steps since the last checkpoint of the cells in progress.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use candle_core::{DType, Tensor};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::cell::{run_cell, Cell, Model, CELL_FILE};
+use super::config::SweepConfig;
+use crate::data::{load_examples, nested_subset, training_set, Synthetic};
+use crate::io::write_atomic;
+use crate::{Error, Result};
+
+/// Which cells a process runs: cell k (in grid order) belongs to shard k mod count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    pub index: usize,
+    pub count: usize,
+}
+
+impl Shard {
+    pub const ALL: Shard = Shard { index: 0, count: 1 };
+}
+
+impl FromStr for Shard {
+    type Err = Error;
+    /// `i/n` with 0 <= i < n, e.g. `$SLURM_ARRAY_TASK_ID/8`.
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = || Error::invalid("--shard", s, "use i/n with 0 <= i < n, e.g. 0/4");
+        let (i, n) = s.split_once('/').ok_or_else(bad)?;
+        let (index, count) = (i.parse().map_err(|_| bad())?, n.parse().map_err(|_| bad())?);
+        match index < count {
+            true => Ok(Shard { index, count }),
+            false => Err(bad()),
+        }
+    }
+}
+
+/// A prepared sweep: the config, its output folder, the examples, the true
+/// distribution when it is synthetic, and the fresh points of the denoiser gaps.
+pub struct Sweep {
+    pub config: SweepConfig,
+    pub root: PathBuf,
+    pub data_origin: String,
+    examples: Tensor,
+    pub truth: Option<Synthetic>,
+    /// Clean points for the gaps: fresh draws (rows from 2^40 on) of a
+    /// synthetic distribution, or the rows of a data file outside the largest
+    /// training set.
+    pub fresh: Tensor,
+}
+
+/// Synthetic rows from this index on are never training data.
+const FRESH_START: usize = 1 << 40;
+
+impl Sweep {
+    /// Generates or loads the examples and writes the resolved config to `root/sweep.toml`.
+    pub fn prepare(config: SweepConfig, root: &Path) -> Result<Self> {
+        let gap_points = config.metrics.gap_points;
+        let largest = config.ns.iter().copied().max().unwrap_or(1);
+        let (examples, truth, fresh, data_origin) = match (&config.data.synthetic, &config.data.file) {
+            (Some(spec), _) => {
+                let dist = Synthetic::new(spec.clone(), config.data.seed)?;
+                let examples = dist.sample(config.synthetic_rows())?.to_dtype(DType::F32)?;
+                let fresh = dist.sample_rows(FRESH_START, gap_points)?;
+                let origin = format!("synthetic {} seed {}", spec_name(spec), config.data.seed);
+                (examples, Some(dist), fresh, origin)
+            }
+            (None, Some(path)) => {
+                let examples = load_examples(path)?;
+                let total = examples.dim(0)?;
+                let order = nested_subset(total, total, config.subset_seed)?;
+                let held_out: Vec<u32> = order[largest.min(total)..]
+                    .iter()
+                    .take(gap_points)
+                    .map(|&i| i as u32)
+                    .collect();
+                if held_out.is_empty() {
+                    return Err(Error::invalid(
+                        "ns",
+                        largest,
+                        format!("{} holds {total} examples: keep the largest N below that so the gaps have held-out points", path.display()),
+                    ));
+                }
+                let index = Tensor::new(held_out.as_slice(), examples.device())?;
+                let fresh = examples.index_select(&index, 0)?.flatten_from(1)?;
+                (examples, None, fresh, path.display().to_string())
+            }
+            (None, None) => unreachable!("validated: one data source"),
+        };
+        if largest > examples.dim(0)? {
+            return Err(Error::invalid(
+                "ns",
+                largest,
+                format!("exceeds the {} examples available", examples.dim(0)?),
+            ));
+        }
+        std::fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
+        let resolved = toml::to_string(&config).map_err(|e| Error::format(root, e.to_string()))?;
+        write_atomic(&root.join("sweep.toml"), resolved.as_bytes())?;
+        Ok(Sweep {
+            config,
+            root: root.to_path_buf(),
+            data_origin,
+            examples,
+            truth,
+            fresh: fresh.to_dtype(DType::F64)?,
+        })
+    }
+
+    /// The nested training set of size `n`, [n, ...] as the examples are shaped.
+    pub fn training_set(&self, n: usize) -> Result<Tensor> {
+        Ok(training_set(&self.examples, n, self.config.subset_seed)?)
+    }
+
+    /// Every cell of `config`'s grid, in a fixed order: per N, the empirical
+    /// denoiser, then each model with each seed.
+    pub fn grid(c: &SweepConfig) -> Vec<Cell> {
+        let mut cells = Vec::new();
+        for &n in &c.ns {
+            cells.push(Cell {
+                n,
+                model: Model::Empirical,
+            });
+            for arch in &c.models {
+                for &seed in &c.seeds {
+                    cells.push(Cell {
+                        n,
+                        model: Model::Trained {
+                            arch: arch.clone(),
+                            seed,
+                        },
+                    });
+                }
+            }
+        }
+        cells
+    }
+
+    /// Runs this shard's unfinished cells on `jobs` worker threads, showing
+    /// a progress bar over their training steps. With several jobs each
+    /// worker's tensor ops run on one thread (RAYON_NUM_THREADS=1), which is
+    /// also the fastest setting for small networks. Returns the cells run.
+    pub fn run(&self, shard: Shard, jobs: usize) -> Result<usize> {
+        let pending: Vec<Cell> = Sweep::grid(&self.config)
+            .into_iter()
+            .enumerate()
+            .filter(|(k, _)| k % shard.count == shard.index)
+            .map(|(_, c)| c)
+            .filter(|c| !c.dir(&self.root).join(CELL_FILE).exists())
+            .collect();
+        let jobs = jobs.clamp(1, pending.len().max(1));
+        if jobs > 1 {
+            std::env::set_var("RAYON_NUM_THREADS", "1");
+        }
+        let total_steps: u64 = pending.iter().map(|c| c.steps(self)).sum();
+        let bar = ProgressBar::new(total_steps.max(1));
+        bar.set_style(
+            ProgressStyle::with_template("{bar:30} {percent}% steps {msg} eta {eta}")
+                .expect("valid template"),
+        );
+        let (next, done, failed) = (AtomicUsize::new(0), AtomicUsize::new(0), AtomicBool::new(false));
+        let first_error: Mutex<Option<Error>> = Mutex::new(None);
+        bar.set_message(format!("cells 0/{}", pending.len()));
+        std::thread::scope(|scope| {
+            for _ in 0..jobs {
+                scope.spawn(|| loop {
+                    let k = next.fetch_add(1, Ordering::SeqCst);
+                    if k >= pending.len() || failed.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let cell = &pending[k];
+                    match run_cell(self, cell, &|steps| bar.inc(steps)) {
+                        Ok(_) => {
+                            let d = done.fetch_add(1, Ordering::SeqCst) + 1;
+                            bar.set_message(format!("cells {d}/{}", pending.len()));
+                        }
+                        Err(e) => {
+                            failed.store(true, Ordering::SeqCst);
+                            let mut slot = first_error.lock().expect("no worker panics holding it");
+                            slot.get_or_insert(Error::format(&cell.dir(&self.root), e.to_string()));
+                        }
+                    }
+                });
+            }
+        });
+        bar.finish_and_clear();
+        match first_error.into_inner().expect("workers have finished") {
+            Some(e) => Err(e),
+            None => Ok(pending.len()),
+        }
+    }
+}
+
+fn spec_name(spec: &crate::data::SyntheticSpec) -> String {
+    serde_json::to_string(spec).unwrap_or_default()
+}
