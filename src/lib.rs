@@ -20,8 +20,8 @@
 pub mod data;
 pub mod denoise;
 pub mod device;
-pub mod experiment;
 pub mod error;
+pub mod experiment;
 pub mod io;
 pub mod linalg;
 pub mod metrics;

@@ -14,7 +14,7 @@ use crate::data::sigma_data;
 use crate::denoise::{Denoiser, EmpiricalDenoiser};
 use crate::io::{read, write_atomic};
 use crate::metrics::{denoiser_gap, ratio_memorization, Bootstrap, Score};
-use crate::nn::checkpoint::{load_model, Weights, STATE_FILE};
+use crate::nn::checkpoint::{load_model, read_state, Weights, STATE_FILE};
 use crate::nn::optim::AdamWConfig;
 use crate::nn::train::{Sampling, TrainConfig, Trainer};
 use crate::nn::Arch;
@@ -94,7 +94,7 @@ pub struct CellResult {
     pub gap_sigmas: Vec<f64>,
     pub gap_to_empirical: Vec<f64>,
     pub gap_to_truth: Option<Vec<f64>>,
-    /// Mean training loss over the last logged steps, and training seconds.
+    /// Mean logged training loss over the last 10% of steps, and training seconds.
     pub final_loss: Option<f64>,
     pub train_seconds: Option<f64>,
 }
@@ -116,9 +116,15 @@ pub fn run_cell(sweep: &Sweep, cell: &Cell, on_step: &(dyn Fn(u64) + Sync)) -> R
     let (trained, final_loss, train_seconds) = match &cell.model {
         Model::Empirical => (None, None, None),
         Model::Trained { arch, seed } => {
-            let (loss, seconds) = train_model(sweep, &dir.join("run"), &train, arch, *seed, on_step)?;
-            let model = load_model(&dir.join("run"), Weights::Ema, &Device::Cpu)?;
-            (Some(model), loss, seconds)
+            let run = dir.join("run");
+            train_model(sweep, &run, &train, arch, *seed, on_step)?;
+            let model = load_model(&run, Weights::Ema, &Device::Cpu)?;
+            let seconds = read_state(&run)?.elapsed_seconds;
+            (
+                Some(model),
+                Some(final_loss(&run, sweep.config.train.steps)?),
+                Some(seconds),
+            )
         }
     };
     let (denoiser, dtype): (&dyn Denoiser, DType) = match &trained {
@@ -155,21 +161,26 @@ pub fn run_cell(sweep: &Sweep, cell: &Cell, on_step: &(dyn Fn(u64) + Sync)) -> R
         gap_sigmas: sigmas.clone(),
         gap_to_empirical: denoiser_gap(denoiser, &empirical, &sweep.fresh, sigmas, gap_seed)?,
         gap_to_truth: match &sweep.truth {
-            Some(t) => Some(denoiser_gap(denoiser, &t.mixture, &sweep.fresh, sigmas, gap_seed)?),
+            Some(t) => Some(denoiser_gap(
+                denoiser,
+                &t.mixture,
+                &sweep.fresh,
+                sigmas,
+                gap_seed,
+            )?),
             None => None,
         },
         final_loss,
         train_seconds,
     };
-    let json = serde_json::to_vec_pretty(&result).map_err(|e| Error::format(&dir, e.to_string()))?;
+    let json =
+        serde_json::to_vec_pretty(&result).map_err(|e| Error::format(&dir, e.to_string()))?;
     write_atomic(&dir.join(CELL_FILE), &json)?;
     Ok(result)
 }
 
 /// Trains the network of one cell to the configured number of steps,
 /// resuming from the run folder's latest checkpoint if there is one.
-/// Returns the mean loss of the last 10% of steps and the training seconds,
-/// when this call ran those steps.
 fn train_model(
     sweep: &Sweep,
     run: &Path,
@@ -177,7 +188,7 @@ fn train_model(
     arch: &Arch,
     seed: u64,
     on_step: &(dyn Fn(u64) + Sync),
-) -> Result<(Option<f64>, Option<f64>)> {
+) -> Result<()> {
     let s = &sweep.config.train;
     let mut trainer = match run.join(STATE_FILE).exists() {
         true => Trainer::resume(run, None, &Device::Cpu)?,
@@ -213,26 +224,44 @@ fn train_model(
         }
     };
     on_step(trainer.step());
-    let tail_from = s.steps - s.steps / 10;
-    let (mut tail_loss, mut tail_count, mut seconds) = (0.0, 0u64, 0.0);
-    trainer.run(&mut |p| {
+    trainer.run(&mut |_| {
         on_step(1);
-        if p.step > tail_from {
-            tail_loss += p.loss;
-            tail_count += 1;
-        }
-        seconds = p.seconds;
         ControlFlow::Continue(())
-    })?;
-    Ok(match tail_count {
-        0 => (None, None),
-        _ => (Some(tail_loss / tail_count as f64), Some(seconds)),
     })
+}
+
+/// Mean logged loss over the last 10% of `steps`, from the run's metrics.csv
+/// (so a resumed cell reports the same value as an uninterrupted one).
+fn final_loss(run: &Path, steps: u64) -> Result<f64> {
+    let path = run.join("metrics.csv");
+    let text = String::from_utf8(read(&path)?).map_err(|_| Error::format(&path, "not UTF-8"))?;
+    let from = steps - steps / 10;
+    let tail: Vec<f64> = text
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let mut fields = line.split(',');
+            let step: u64 = fields.next()?.parse().ok()?;
+            let loss: f64 = fields.next()?.parse().ok()?;
+            (step >= from).then_some(loss)
+        })
+        .collect();
+    match tail.is_empty() {
+        true => Err(Error::format(
+            &path,
+            format!("no logged loss at steps >= {from}"),
+        )),
+        false => Ok(tail.iter().sum::<f64>() / tail.len() as f64),
+    }
 }
 
 /// Refuses to write samples holding NaN or infinity (a diverged model).
 fn check_finite(samples: &Tensor, what: &str) -> Result<()> {
-    let total = samples.to_dtype(DType::F64)?.abs()?.sum_all()?.to_scalar::<f64>()?;
+    let total = samples
+        .to_dtype(DType::F64)?
+        .abs()?
+        .sum_all()?
+        .to_scalar::<f64>()?;
     match total.is_finite() {
         true => Ok(()),
         false => Err(Error::invalid(

@@ -132,14 +132,15 @@ fn default_seeds() -> Vec<u64> {
 impl SweepConfig {
     /// Reads and validates a TOML file; errors name the file and the field.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = String::from_utf8(read(path)?)
-            .map_err(|_| Error::format(path, "not UTF-8 text"))?;
+        let text =
+            String::from_utf8(read(path)?).map_err(|_| Error::format(path, "not UTF-8 text"))?;
         Self::parse(&text, path)
     }
 
     /// Parses TOML `text` (`origin` names it in errors) and validates it.
     pub fn parse(text: &str, origin: &Path) -> Result<Self> {
-        let config: Self = toml::from_str(text).map_err(|e| Error::format(origin, e.to_string()))?;
+        let config: Self =
+            toml::from_str(text).map_err(|e| Error::format(origin, e.to_string()))?;
         config
             .validate()
             .map_err(|e| Error::format(origin, e.to_string()))?;
@@ -155,7 +156,11 @@ impl SweepConfig {
             ));
         }
         if self.ns.is_empty() || self.ns.contains(&0) {
-            return Err(Error::invalid("ns", format!("{:?}", self.ns), "need sizes >= 1"));
+            return Err(Error::invalid(
+                "ns",
+                format!("{:?}", self.ns),
+                "need sizes >= 1",
+            ));
         }
         for (name, empty) in [
             ("models", self.models.is_empty()),
@@ -167,10 +172,18 @@ impl SweepConfig {
             }
         }
         if self.sampling.samples < 2 {
-            return Err(Error::invalid("sampling.samples", self.sampling.samples, "need at least 2"));
+            return Err(Error::invalid(
+                "sampling.samples",
+                self.sampling.samples,
+                "need at least 2",
+            ));
         }
         if self.name.is_empty() || self.name.contains(['/', '\\']) {
-            return Err(Error::invalid("name", &self.name, "use a plain folder name"));
+            return Err(Error::invalid(
+                "name",
+                &self.name,
+                "use a plain folder name",
+            ));
         }
         self.sampling.schedule.validate()?;
         self.metrics

@@ -46,7 +46,11 @@ fn regime_shades(results: &Results) -> Vec<Shade> {
     };
     [
         shade(&results.regimes.memorization, "memorization", MEMORIZATION),
-        shade(&results.regimes.generalization, "generalization", GENERALIZATION),
+        shade(
+            &results.regimes.generalization,
+            "generalization",
+            GENERALIZATION,
+        ),
     ]
     .into_iter()
     .flatten()
@@ -86,7 +90,11 @@ pub fn regime_figures(results: &Results, dir: &Path) -> Result<Vec<PathBuf>> {
     let mut between = Vec::new();
     for (i, a) in trained.iter().enumerate() {
         for b in &trained[i + 1..] {
-            let pairs: Vec<&Pair> = results.pairs.iter().filter(|p| &p.a == a && &p.b == b).collect();
+            let pairs: Vec<&Pair> = results
+                .pairs
+                .iter()
+                .filter(|p| &p.a == a && &p.b == b)
+                .collect();
             between.push(pair_series(&pairs, format!("{a} vs {b}"), between.len()));
         }
     }
@@ -97,7 +105,11 @@ pub fn regime_figures(results: &Results, dir: &Path) -> Result<Vec<PathBuf>> {
     );
     written.extend(save_figure(
         &dir.join("a_rp_between_models"),
-        &chart("(a) reproducibility between trained models", unit_axis(&rp), between),
+        &chart(
+            "(a) reproducibility between trained models",
+            unit_axis(&rp),
+            between,
+        ),
     )?);
 
     let general = trained
@@ -113,7 +125,13 @@ pub fn regime_figures(results: &Results, dir: &Path) -> Result<Vec<PathBuf>> {
             };
             s.band = cells
                 .iter()
-                .map(|c| (c.cell.n as f64, c.generalization.ci95[0], c.generalization.ci95[1]))
+                .map(|c| {
+                    (
+                        c.cell.n as f64,
+                        c.generalization.ci95[0],
+                        c.generalization.ci95[1],
+                    )
+                })
                 .collect();
             s.band.sort_by(|a, b| a.0.total_cmp(&b.0));
             s
@@ -161,7 +179,8 @@ pub fn regime_figures(results: &Results, dir: &Path) -> Result<Vec<PathBuf>> {
             if results.cells.iter().all(|c| c.gap_to_truth.is_some()) {
                 series.push(Series {
                     label: format!("{m} to truth"),
-                    points: results.curve(m, |c| c.gap_to_truth.as_ref().map_or(f64::NAN, |g| g[j])),
+                    points: results
+                        .curve(m, |c| c.gap_to_truth.as_ref().map_or(f64::NAN, |g| g[j])),
                     dashed: true,
                     color: k,
                     ..Series::default()
@@ -180,6 +199,58 @@ pub fn regime_figures(results: &Results, dir: &Path) -> Result<Vec<PathBuf>> {
                 y,
                 series,
             ),
+        )?);
+    }
+    Ok(written)
+}
+
+/// For each trained model, its gap to the empirical denoiser against sigma,
+/// one line per N: a memorizing model follows the empirical denoiser at
+/// every sigma, a generalizing one leaves it at small sigma.
+pub fn gap_vs_sigma_figures(results: &Results, dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut written = Vec::new();
+    let mut ns = results.config.ns.clone();
+    ns.sort_unstable();
+    for model in results.trained() {
+        let series = ns
+            .iter()
+            .enumerate()
+            .filter_map(|(k, &n)| {
+                let cell = results
+                    .cells
+                    .iter()
+                    .find(|c| c.cell.n == n && c.label == model)?;
+                Some(Series {
+                    label: format!("N = {n}"),
+                    points: cell
+                        .gap_sigmas
+                        .iter()
+                        .copied()
+                        .zip(cell.gap_to_empirical.iter().copied())
+                        .collect(),
+                    color: k,
+                    ..Series::default()
+                })
+            })
+            .collect();
+        let chart = LineChart {
+            title: format!("{model}: gap to the memorizing denoiser"),
+            x: Axis {
+                label: "noise level sigma".into(),
+                scale: Scale::Log10,
+                range: None,
+            },
+            y: Axis {
+                label: "relative gap E|D - D_emp|^2 / E|D_emp|^2".into(),
+                scale: Scale::Log10,
+                range: None,
+            },
+            series,
+            shades: Vec::new(),
+        };
+        written.extend(save_figure(
+            &dir.join(format!("gap_vs_sigma_{model}")),
+            &chart,
         )?);
     }
     Ok(written)

@@ -109,10 +109,15 @@ impl Results {
             let curve = self.curve(&model, |c| c.generalization.value);
             if let (Some(&(n0, g0)), Some(&(n1, g1))) = (curve.first(), curve.last()) {
                 if g0 > REGIME_MARGIN {
-                    violations.push(format!("{model}: GL = {g0:.3} > {REGIME_MARGIN} at the smallest N = {n0}"));
+                    violations.push(format!(
+                        "{model}: GL = {g0:.3} > {REGIME_MARGIN} at the smallest N = {n0}"
+                    ));
                 }
                 if g1 < 1.0 - REGIME_MARGIN {
-                    violations.push(format!("{model}: GL = {g1:.3} < {} at the largest N = {n1}", 1.0 - REGIME_MARGIN));
+                    violations.push(format!(
+                        "{model}: GL = {g1:.3} < {} at the largest N = {n1}",
+                        1.0 - REGIME_MARGIN
+                    ));
                 }
             }
         }
@@ -134,17 +139,33 @@ impl Results {
             text.push_str(&format!("{n:>6}"));
             for m in &trained {
                 let gl = self.cells.iter().find(|c| c.cell.n == n && &c.label == m);
-                text.push_str(&format!(" {:>18}", gl.map_or("-".into(), |c| format!("{:.3}", c.generalization.value))));
+                text.push_str(&format!(
+                    " {:>18}",
+                    gl.map_or("-".into(), |c| format!("{:.3}", c.generalization.value))
+                ));
             }
             let at_n: Vec<&Pair> = self.pairs.iter().filter(|p| p.n == n).collect();
-            let between = at_n.iter().filter(|p| p.a != "empirical").map(|p| p.rp.value).fold(f64::NAN, f64::min);
-            let versus: Vec<f64> = at_n.iter().filter(|p| p.a == "empirical").map(|p| p.rp.value).collect();
+            let between = at_n
+                .iter()
+                .filter(|p| p.a != "empirical")
+                .map(|p| p.rp.value)
+                .fold(f64::NAN, f64::min);
+            let versus: Vec<f64> = at_n
+                .iter()
+                .filter(|p| p.a == "empirical")
+                .map(|p| p.rp.value)
+                .collect();
             let mean = versus.iter().sum::<f64>() / versus.len() as f64;
             text.push_str(&format!("   {between:>24.3}   {mean:>22.3}\n"));
         }
         for c in &self.crossings {
-            let at = c.n_star.map_or("not crossed".into(), |n| format!("N* = {n:.1}"));
-            text.push_str(&format!("{}: generalization score crosses 0.5 at {at}\n", c.model));
+            let at = c
+                .n_star
+                .map_or("not crossed".into(), |n| format!("N* = {n:.1}"));
+            text.push_str(&format!(
+                "{}: generalization score crosses 0.5 at {at}\n",
+                c.model
+            ));
         }
         text.push_str(&format!(
             "memorization regime (every model GL <= {REGIME_MARGIN}): N in {:?}; generalization regime (GL >= {}): N in {:?}\n",
@@ -159,16 +180,18 @@ impl Results {
     /// row) into `dir`; returns their paths.
     pub fn write(&self, dir: &Path) -> Result<[PathBuf; 2]> {
         let json_path = dir.join("results.json");
-        let json = serde_json::to_vec_pretty(self).map_err(|e| Error::format(&json_path, e.to_string()))?;
+        let json = serde_json::to_vec_pretty(self)
+            .map_err(|e| Error::format(&json_path, e.to_string()))?;
         write_atomic(&json_path, &json)?;
         let mut csv = String::from("n,model,other,metric,sigma,value,ci_low,ci_high\n");
-        let mut row = |n: usize, model: &str, other: &str, metric: &str, sigma: Option<f64>, e: Estimate| {
-            let sigma = sigma.map(|s| s.to_string()).unwrap_or_default();
-            csv.push_str(&format!(
-                "{n},{model},{other},{metric},{sigma},{},{},{}\n",
-                e.value, e.ci95[0], e.ci95[1]
-            ));
-        };
+        let mut row =
+            |n: usize, model: &str, other: &str, metric: &str, sigma: Option<f64>, e: Estimate| {
+                let sigma = sigma.map(|s| s.to_string()).unwrap_or_default();
+                csv.push_str(&format!(
+                    "{n},{model},{other},{metric},{sigma},{},{},{}\n",
+                    e.value, e.ci95[0], e.ci95[1]
+                ));
+            };
         let bare = |value: f64| Estimate {
             value,
             ci95: [f64::NAN, f64::NAN],
@@ -178,7 +201,14 @@ impl Results {
             row(n, &c.label, "", "generalization", None, c.generalization);
             row(n, &c.label, "", "memorization", None, c.memorization);
             for (k, &sigma) in c.gap_sigmas.iter().enumerate() {
-                row(n, &c.label, "empirical", "gap", Some(sigma), bare(c.gap_to_empirical[k]));
+                row(
+                    n,
+                    &c.label,
+                    "empirical",
+                    "gap",
+                    Some(sigma),
+                    bare(c.gap_to_empirical[k]),
+                );
                 if let Some(truth) = &c.gap_to_truth {
                     row(n, &c.label, "truth", "gap", Some(sigma), bare(truth[k]));
                 }
@@ -242,7 +272,11 @@ fn regimes(ns: &[usize], cells: &[CellResult]) -> Regimes {
     let mut ns = ns.to_vec();
     ns.sort_unstable();
     Regimes {
-        memorization: ns.iter().copied().filter(|&n| at(n, &|g| g <= REGIME_MARGIN)).collect(),
+        memorization: ns
+            .iter()
+            .copied()
+            .filter(|&n| at(n, &|g| g <= REGIME_MARGIN))
+            .collect(),
         generalization: ns
             .iter()
             .copied()
@@ -257,7 +291,8 @@ fn pairs(root: &Path, config: &SweepConfig, cells: &[CellResult]) -> Result<Vec<
         resamples: config.metrics.resamples,
         seed: config.sampling.seed,
     };
-    let samples = |c: &CellResult| -> Result<Tensor> { read_npy(&c.cell.dir(root).join(SAMPLES_FILE)) };
+    let samples =
+        |c: &CellResult| -> Result<Tensor> { read_npy(&c.cell.dir(root).join(SAMPLES_FILE)) };
     let mut out = Vec::new();
     for (i, a) in cells.iter().enumerate() {
         for b in &cells[i + 1..] {

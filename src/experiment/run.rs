@@ -2,6 +2,7 @@
 //! cells, and, when the grid is complete, collect, write results and figures.
 
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 use clap::Args;
 
@@ -30,6 +31,12 @@ pub struct SweepArgs {
 }
 
 impl SweepArgs {
+    /// --jobs, or the core count.
+    pub fn jobs(&self) -> usize {
+        self.jobs
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    }
+
     pub fn out(&self, config: &SweepConfig) -> PathBuf {
         self.out
             .clone()
@@ -41,12 +48,14 @@ impl SweepArgs {
 /// finished (always, unless other shards still have cells to run).
 pub fn run_sweep(config: SweepConfig, args: &SweepArgs) -> Result<Option<Results>> {
     let out = args.out(&config);
-    let jobs = args
-        .jobs
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let sweep = Sweep::prepare(config, &out)?;
-    let ran = sweep.run(args.shard, jobs)?;
-    eprintln!("ran {ran} cells of shard {}/{} in {}", args.shard.index, args.shard.count, out.display());
+    let ran = sweep.run(args.shard, args.jobs())?;
+    eprintln!(
+        "ran {ran} cells of shard {}/{} in {}",
+        args.shard.index,
+        args.shard.count,
+        out.display()
+    );
     collect(&out, args.figures.as_deref().unwrap_or(&out))
 }
 
@@ -69,4 +78,15 @@ pub fn collect(out: &Path, figures: &Path) -> Result<Option<Results>> {
     print!("{}", results.summary());
     eprintln!("wrote {} files to {}", written.len(), figures.display());
     Ok(Some(results))
+}
+
+/// The exit code of a command: 0, or 2 after printing the error on one line.
+pub fn exit_code(result: Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
 }

@@ -66,7 +66,10 @@ impl Sweep {
     pub fn prepare(config: SweepConfig, root: &Path) -> Result<Self> {
         let gap_points = config.metrics.gap_points;
         let largest = config.ns.iter().copied().max().unwrap_or(1);
-        let (examples, truth, fresh, data_origin) = match (&config.data.synthetic, &config.data.file) {
+        let (examples, truth, fresh, data_origin) = match (
+            &config.data.synthetic,
+            &config.data.file,
+        ) {
             (Some(spec), _) => {
                 let dist = Synthetic::new(spec.clone(), config.data.seed)?;
                 let examples = dist.sample(config.synthetic_rows())?.to_dtype(DType::F32)?;
@@ -167,7 +170,11 @@ impl Sweep {
             ProgressStyle::with_template("{bar:30} {percent}% steps {msg} eta {eta}")
                 .expect("valid template"),
         );
-        let (next, done, failed) = (AtomicUsize::new(0), AtomicUsize::new(0), AtomicBool::new(false));
+        let (next, done, failed) = (
+            AtomicUsize::new(0),
+            AtomicUsize::new(0),
+            AtomicBool::new(false),
+        );
         let first_error: Mutex<Option<Error>> = Mutex::new(None);
         bar.set_message(format!("cells 0/{}", pending.len()));
         std::thread::scope(|scope| {

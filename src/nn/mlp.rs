@@ -10,6 +10,7 @@ use crate::{Error, Result};
 
 /// Width and number of residual blocks.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct MlpConfig {
     pub width: usize,
     pub depth: usize,

@@ -16,6 +16,7 @@ use crate::{Error, Result};
 
 /// Channels of the first level, multipliers per level, residual blocks per level.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct UnetConfig {
     pub base: usize,
     pub multipliers: Vec<usize>,

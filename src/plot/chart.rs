@@ -84,7 +84,9 @@ impl LineChart {
                     .iter()
                     .map(|&v| axis.scale.to(v))
                     .filter(|v| v.is_finite())
-                    .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v))),
+                    .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+                        (lo.min(v), hi.max(v))
+                    }),
             };
             match lo.is_finite() && hi.is_finite() {
                 false => (0.0, 1.0),
@@ -92,11 +94,20 @@ impl LineChart {
                 true => (lo - 0.03 * (hi - lo), hi + 0.03 * (hi - lo)),
             }
         };
-        let xs = self.series.iter().flat_map(|s| s.points.iter().map(|p| p.0)).collect();
+        let xs = self
+            .series
+            .iter()
+            .flat_map(|s| s.points.iter().map(|p| p.0))
+            .collect();
         let ys = self
             .series
             .iter()
-            .flat_map(|s| s.points.iter().map(|p| p.1).chain(s.band.iter().flat_map(|b| [b.1, b.2])))
+            .flat_map(|s| {
+                s.points
+                    .iter()
+                    .map(|p| p.1)
+                    .chain(s.band.iter().flat_map(|b| [b.1, b.2]))
+            })
             .collect();
         (fit(&self.x, xs), fit(&self.y, ys))
     }
@@ -135,7 +146,10 @@ impl Figure for LineChart {
         for shade in &self.shades {
             let (a, b) = (xs.to(shade.from), xs.to(shade.to));
             chart
-                .draw_series([Rectangle::new([(a, y0), (b, y1)], shade.color.mix(0.15).filled())])
+                .draw_series([Rectangle::new(
+                    [(a, y0), (b, y1)],
+                    shade.color.mix(0.15).filled(),
+                )])
                 .map_err(err)?;
             chart
                 .draw_series([Text::new(
@@ -157,7 +171,12 @@ impl Figure for LineChart {
                     .draw_series([Polygon::new(outline, color.mix(0.18).filled())])
                     .map_err(err)?;
             }
-            let line: Vec<(f64, f64)> = s.points.iter().map(|p| place(p.0, p.1)).filter(finite).collect();
+            let line: Vec<(f64, f64)> = s
+                .points
+                .iter()
+                .map(|p| place(p.0, p.1))
+                .filter(finite)
+                .collect();
             let style = ShapeStyle::from(&color).stroke_width(2);
             let drawn = match s.dashed {
                 true => chart.draw_series(DashedLineSeries::new(line.clone(), 8, 5, style)),

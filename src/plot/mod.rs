@@ -49,9 +49,13 @@ pub trait Figure {
 /// (the PNG through a temporary file and a rename). Returns both paths.
 pub fn save_figure(stem: &Path, figure: &impl Figure) -> Result<[PathBuf; 2]> {
     register_font();
-    let png = stem.with_extension("png");
-    let svg = stem.with_extension("svg");
-    let partial = stem.with_extension("partial.png");
+    // Appended, not `with_extension`: stems like `gap_sigma_0.05` hold dots.
+    let with = |suffix: &str| {
+        let mut name = stem.as_os_str().to_owned();
+        name.push(suffix);
+        PathBuf::from(name)
+    };
+    let (png, svg, partial) = (with(".png"), with(".svg"), with(".partial.png"));
     {
         let root = BitMapBackend::new(&partial, SIZE).into_drawing_area();
         root.fill(&WHITE).map_err(|e| plot_error(&png, e))?;

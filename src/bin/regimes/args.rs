@@ -6,8 +6,8 @@ use candle_core::{DType, Device};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use diffusion_regimes::data::load_distribution;
-use diffusion_regimes::experiment::SweepArgs;
 use diffusion_regimes::denoise::{Denoiser, EmpiricalDenoiser, GaussianDenoiser};
+use diffusion_regimes::experiment::SweepArgs;
 use diffusion_regimes::nn::checkpoint::{load_model, Weights};
 use diffusion_regimes::{Error, Result};
 

@@ -11,7 +11,9 @@ use clap::{ArgMatches, CommandFactory, FromArgMatches};
 use diffusion_regimes::data::npy::{read_npy, write_npy};
 use diffusion_regimes::data::{Spectrum, Synthetic, SyntheticSpec};
 use diffusion_regimes::error::check_sigma;
-use diffusion_regimes::experiment::{collect, run_sweep, SweepArgs, SweepConfig, QUICKSTART};
+use diffusion_regimes::experiment::{
+    collect, exit_code, run_sweep, SweepArgs, SweepConfig, QUICKSTART,
+};
 use diffusion_regimes::sample::{initial_noise, sample, Churn, Method, Schedule};
 use diffusion_regimes::{Error, Result};
 
@@ -263,11 +265,5 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
-    match run(cli, &explicit) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(2)
-        }
-    }
+    exit_code(run(cli, &explicit))
 }

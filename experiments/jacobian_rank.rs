@@ -1,0 +1,160 @@
+//! Effective rank / n of the denoiser Jacobian dD/dx against sigma (THEORY §7),
+//! for trained models in both regimes and for the analytic denoisers: the
+//! empirical denoiser of the same training sets and the true MoLRG denoiser.
+//! Averaged over noisy points x = y + sigma z with y fresh from the distribution.
+//!
+//! cargo run --release --bin jacobian_rank -- experiments/configs/jacobian_rank.toml
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use candle_core::{DType, Device};
+use clap::Parser;
+use serde::Deserialize;
+
+use diffusion_regimes::denoise::{Denoiser, EmpiricalDenoiser};
+use diffusion_regimes::experiment::{exit_code, Model, Sweep, SweepArgs, SweepConfig};
+use diffusion_regimes::io::write_atomic;
+use diffusion_regimes::metrics::{effective_rank, singular_values};
+use diffusion_regimes::nn::checkpoint::{load_model, Weights};
+use diffusion_regimes::plot::{save_figure, Axis, LineChart, Scale, Series};
+use diffusion_regimes::sample::initial_noise;
+use diffusion_regimes::{Error, Result};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RankConfig {
+    sigmas: Vec<f64>,
+    /// Noisy points per sigma.
+    points: usize,
+    /// The sweep that trains the models (its ns pick the regimes).
+    sweep: SweepConfig,
+}
+
+#[derive(Parser)]
+struct Cli {
+    #[arg(default_value = "experiments/configs/jacobian_rank.toml")]
+    config: PathBuf,
+    #[command(flatten)]
+    sweep: SweepArgs,
+}
+
+/// Mean effective rank / n of `d`'s Jacobian over `points` noisy points per sigma.
+fn rank_curve(
+    d: &dyn Denoiser,
+    sweep: &Sweep,
+    sigmas: &[f64],
+    points: usize,
+) -> Result<Vec<(f64, f64)>> {
+    let n = d.dim();
+    let y = sweep.fresh.narrow(0, 0, points.min(sweep.fresh.dim(0)?))?;
+    let indices: Vec<u64> = (0..y.dim(0)? as u64).collect();
+    let (z, _) = initial_noise(
+        sweep.config.sampling.seed,
+        &indices,
+        n,
+        DType::F64,
+        &Device::Cpu,
+    )?;
+    sigmas
+        .iter()
+        .map(|&sigma| {
+            let x = (&y + (&z * sigma)?)?;
+            let jacobians = d.jacobian(&x, sigma)?;
+            let mut total = 0.0;
+            for b in 0..indices.len() {
+                let s = singular_values(&jacobians.get(b)?)?;
+                total += effective_rank(&s, 0.99) as f64 / n as f64;
+            }
+            Ok((sigma, total / indices.len() as f64))
+        })
+        .collect()
+}
+
+fn run(cli: &Cli) -> Result<()> {
+    let path = &cli.config;
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let c: RankConfig = toml::from_str(&text).map_err(|e| Error::format(path, e.to_string()))?;
+    let out = cli.sweep.out(&c.sweep);
+    let figures = cli.sweep.figures.clone().unwrap_or_else(|| out.clone());
+    let sweep = Sweep::prepare(c.sweep.clone(), &out)?;
+    sweep.run(cli.sweep.shard, cli.sweep.jobs())?;
+    let mut curves: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+    if let Some(truth) = &sweep.truth {
+        curves.push((
+            "true MoLRG denoiser".into(),
+            rank_curve(&truth.mixture, &sweep, &c.sigmas, c.points)?,
+        ));
+    }
+    for cell in Sweep::grid(&c.sweep) {
+        let train = sweep
+            .training_set(cell.n)?
+            .flatten_from(1)?
+            .to_dtype(DType::F64)?;
+        let label = format!("{} N = {}", cell.model.label(), cell.n);
+        let curve = match &cell.model {
+            Model::Empirical => rank_curve(
+                &EmpiricalDenoiser::new(&train)?,
+                &sweep,
+                &c.sigmas,
+                c.points,
+            )?,
+            Model::Trained { .. } => {
+                let model = load_model(&cell.dir(&out).join("run"), Weights::Ema, &Device::Cpu)?;
+                rank_curve(&model, &sweep, &c.sigmas, c.points)?
+            }
+        };
+        curves.push((label, curve));
+    }
+    let mut csv = String::from("denoiser,sigma,effective_rank_over_n\n");
+    for (label, curve) in &curves {
+        for (sigma, r) in curve {
+            csv.push_str(&format!("{label},{sigma},{r}\n"));
+        }
+        println!(
+            "{label}: {:?}",
+            curve
+                .iter()
+                .map(|p| (p.0, (p.1 * 1000.0).round() / 1000.0))
+                .collect::<Vec<_>>()
+        );
+    }
+    std::fs::create_dir_all(&figures).map_err(|e| Error::io(&figures, e))?;
+    write_atomic(&figures.join("jacobian_rank.csv"), csv.as_bytes())?;
+    let series = curves
+        .into_iter()
+        .enumerate()
+        .map(|(k, (label, points))| Series {
+            dashed: label.starts_with("empirical"),
+            label,
+            points,
+            color: k,
+            ..Series::default()
+        })
+        .collect();
+    let chart = LineChart {
+        title: "Jacobian effective rank (99% energy) / n".into(),
+        x: Axis {
+            label: "noise level sigma".into(),
+            scale: Scale::Log10,
+            range: None,
+        },
+        y: Axis {
+            label: "effective rank / n".into(),
+            scale: Scale::Linear,
+            range: Some((0.0, 1.0)),
+        },
+        series,
+        shades: Vec::new(),
+    };
+    save_figure(&figures.join("jacobian_rank"), &chart)?;
+    eprintln!(
+        "wrote jacobian_rank.csv and figures to {}",
+        figures.display()
+    );
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    exit_code(run(&Cli::parse()))
+}
