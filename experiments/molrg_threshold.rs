@@ -69,6 +69,7 @@ fn sweep_config(c: &ThresholdConfig, rank: usize, ambient: usize) -> SweepConfig
             file: None,
             seed: 0,
             rows: None,
+            shape: None,
         },
         ns,
         subset_seed: 0,

@@ -3,21 +3,6 @@
 //!
 //! cargo run --release --bin regimes_sweep -- experiments/configs/regimes_sweep.toml
 
-use std::path::PathBuf;
-use std::process::ExitCode;
-
-use clap::Parser;
-use diffusion_regimes::experiment::{exit_code, run_sweep, SweepArgs, SweepConfig};
-
-#[derive(Parser)]
-struct Cli {
-    #[arg(default_value = "experiments/configs/regimes_sweep.toml")]
-    config: PathBuf,
-    #[command(flatten)]
-    sweep: SweepArgs,
-}
-
-fn main() -> ExitCode {
-    let cli = Cli::parse();
-    exit_code(SweepConfig::load(&cli.config).and_then(|c| run_sweep(c, &cli.sweep).map(|_| ())))
+fn main() -> std::process::ExitCode {
+    diffusion_regimes::experiment::experiment_main("experiments/configs/regimes_sweep.toml", &[])
 }

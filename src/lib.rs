@@ -13,7 +13,8 @@
 //! 7. with a deterministic sampler (Euler, Heun, DDIM) or EDM's stochastic one,
 //! 8. compare samples with each other and with the training set,
 //! 9. and compare the denoisers themselves, per noise level,
-//! 10. then read off the memorization and generalization regimes.
+//! 10. then read off the memorization and generalization regimes: [`experiment`]
+//!     runs steps 2-9 as a resumable, shardable sweep and [`plot`] draws it.
 //!
 //! Formulas follow THEORY.md; each function that implements one cites its section.
 

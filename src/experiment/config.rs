@@ -25,6 +25,9 @@ pub struct DataSource {
     pub seed: u64,
     /// Rows drawn from the synthetic distribution (default: the largest N).
     pub rows: Option<usize>,
+    /// Shape of one synthetic example, e.g. [1, 8, 8] to train a U-Net on
+    /// ambient-64 data; its product must equal the ambient dimension.
+    pub shape: Option<Vec<usize>>,
 }
 
 /// How each model is trained; the fields of [`crate::nn::train::TrainConfig`]

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use plotters::style::RGBColor;
 
 use super::results::{Pair, Results};
-use crate::plot::{save_figure, Axis, LineChart, Scale, Series, Shade};
+use crate::plot::{save_figure, Axis, Heatmap, LineChart, Scale, Series, Shade};
 use crate::Result;
 
 const MEMORIZATION: RGBColor = RGBColor(213, 94, 0);
@@ -252,6 +252,45 @@ pub fn gap_vs_sigma_figures(results: &Results, dir: &Path) -> Result<Vec<PathBuf
             &dir.join(format!("gap_vs_sigma_{model}")),
             &chart,
         )?);
+    }
+    Ok(written)
+}
+
+/// One heatmap per N of RP between every two models, the empirical denoiser
+/// included (the paper's Fig. 6). The diagonal is left blank.
+pub fn rp_heatmaps(results: &Results, dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut written = Vec::new();
+    let mut ns = results.config.ns.clone();
+    ns.sort_unstable();
+    for n in ns {
+        let mut labels: Vec<String> = results
+            .cells
+            .iter()
+            .filter(|c| c.cell.n == n)
+            .map(|c| c.label.clone())
+            .collect();
+        labels.dedup();
+        let rp = |a: &String, b: &String| {
+            results
+                .pairs
+                .iter()
+                .find(|p| p.n == n && ((&p.a, &p.b) == (a, b) || (&p.a, &p.b) == (b, a)))
+                .map_or(f64::NAN, |p| p.rp.value)
+        };
+        let values = labels
+            .iter()
+            .map(|a| labels.iter().map(|b| if a == b { f64::NAN } else { rp(a, b) }).collect())
+            .collect();
+        let heatmap = Heatmap {
+            title: format!(
+                "reproducibility ({} > {}) at N = {n}",
+                results.config.metrics.rp_similarity.name(),
+                results.config.metrics.rp_threshold
+            ),
+            labels,
+            values,
+        };
+        written.extend(save_figure(&dir.join(format!("rp_heatmap_n{n}")), &heatmap)?);
     }
     Ok(written)
 }

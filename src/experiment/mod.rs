@@ -21,9 +21,9 @@ mod sweep;
 
 pub use cell::{run_cell, Cell, CellResult, Estimate, Model};
 pub use config::{DataSource, MetricSettings, SamplingSettings, SweepConfig, TrainSettings};
-pub use figures::{gap_vs_sigma_figures, regime_figures};
+pub use figures::{gap_vs_sigma_figures, regime_figures, rp_heatmaps};
 pub use results::{crossing, Crossing, Pair, Regimes, Results, REGIME_MARGIN};
-pub use run::{collect, exit_code, run_sweep, SweepArgs};
+pub use run::{collect, exit_code, experiment_main, run_sweep, ExperimentCli, FigureFn, SweepArgs};
 pub use sweep::{Shard, Sweep};
 
 /// The quickstart preset (`experiments/configs/quickstart.toml`), built in

@@ -44,6 +44,37 @@ impl SweepArgs {
     }
 }
 
+/// Extra figures an experiment draws from a finished sweep, beside the regime figures.
+pub type FigureFn = fn(&Results, &Path) -> Result<Vec<PathBuf>>;
+
+/// The command line of a sweep-shaped experiment binary.
+#[derive(clap::Parser, Debug)]
+pub struct ExperimentCli {
+    /// The TOML config (default: the experiment's own in experiments/configs/).
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub sweep: SweepArgs,
+}
+
+/// The whole of a sweep-shaped experiment binary: parse the command line,
+/// load the config (`default_config` unless given), run the sweep, draw the
+/// regime figures and `extra`; exit 2 with one line on any error.
+pub fn experiment_main(default_config: &str, extra: &[FigureFn]) -> ExitCode {
+    use clap::Parser;
+    let cli = ExperimentCli::parse();
+    let path = cli.config.unwrap_or_else(|| PathBuf::from(default_config));
+    exit_code((|| {
+        let config = SweepConfig::load(&path)?;
+        let figures = cli.sweep.figures.clone().unwrap_or_else(|| cli.sweep.out(&config));
+        if let Some(results) = run_sweep(config, &cli.sweep)? {
+            for draw in extra {
+                draw(&results, &figures)?;
+            }
+        }
+        Ok(())
+    })())
+}
+
 /// Runs `config` as `args` say. Returns the results when the whole grid is
 /// finished (always, unless other shards still have cells to run).
 pub fn run_sweep(config: SweepConfig, args: &SweepArgs) -> Result<Option<Results>> {

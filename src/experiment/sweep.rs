@@ -72,7 +72,14 @@ impl Sweep {
         ) {
             (Some(spec), _) => {
                 let dist = Synthetic::new(spec.clone(), config.data.seed)?;
-                let examples = dist.sample(config.synthetic_rows())?.to_dtype(DType::F32)?;
+                let mut examples = dist.sample(config.synthetic_rows())?.to_dtype(DType::F32)?;
+                if let Some(shape) = &config.data.shape {
+                    let (rows, dim) = examples.dims2()?;
+                    if shape.iter().product::<usize>() != dim {
+                        return Err(Error::shape("data.shape", format!("{dim} values"), format!("{shape:?}")));
+                    }
+                    examples = examples.reshape([&[rows][..], shape].concat())?;
+                }
                 let fresh = dist.sample_rows(FRESH_START, gap_points)?;
                 let origin = format!("synthetic {} seed {}", spec_name(spec), config.data.seed);
                 (examples, Some(dist), fresh, origin)
@@ -121,7 +128,7 @@ impl Sweep {
 
     /// The nested training set of size `n`, [n, ...] as the examples are shaped.
     pub fn training_set(&self, n: usize) -> Result<Tensor> {
-        Ok(training_set(&self.examples, n, self.config.subset_seed)?)
+        training_set(&self.examples, n, self.config.subset_seed)
     }
 
     /// Every cell of `config`'s grid, in a fixed order: per N, the empirical

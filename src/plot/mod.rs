@@ -12,8 +12,10 @@ use crate::io::write_atomic;
 use crate::{Error, Result};
 
 mod chart;
+mod heatmap;
 
 pub use chart::{Axis, LineChart, Scale, Series, Shade};
+pub use heatmap::Heatmap;
 
 const FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 const FAMILY: &str = "sans-serif";
