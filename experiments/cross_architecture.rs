@@ -7,5 +7,8 @@
 use diffusion_regimes::experiment::{experiment_main, rp_heatmaps};
 
 fn main() -> std::process::ExitCode {
-    experiment_main("experiments/configs/cross_architecture.toml", &[rp_heatmaps])
+    experiment_main(
+        "experiments/configs/cross_architecture.toml",
+        &[rp_heatmaps],
+    )
 }

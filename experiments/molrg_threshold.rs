@@ -132,7 +132,14 @@ fn run(cli: &Cli) -> Result<()> {
             let star = crossing(&points, 0.5).map_or("none".into(), |r| format!("{r:.2}"));
             println!("d_k = {rank}, n = {ambient}: GL crosses 0.5 at N_k/d_k = {star}");
             series.push(Series {
-                label: format!("d_k = {rank}, n = {ambient}"),
+                label: format!(
+                    "d_k = {rank}, n = {ambient}{}",
+                    if ambient == c.ambients[0] {
+                        ""
+                    } else {
+                        " (dashed)"
+                    }
+                ),
                 points,
                 dashed: ambient != c.ambients[0],
                 color: c.ranks.iter().position(|&r| r == rank).unwrap_or(0),

@@ -8,5 +8,8 @@
 use diffusion_regimes::experiment::{experiment_main, gap_vs_sigma_figures};
 
 fn main() -> std::process::ExitCode {
-    experiment_main("experiments/configs/optimal_denoiser.toml", &[gap_vs_sigma_figures])
+    experiment_main(
+        "experiments/configs/optimal_denoiser.toml",
+        &[gap_vs_sigma_figures],
+    )
 }

@@ -7,6 +7,7 @@ mod common;
 use std::path::Path;
 
 use common::temp_dir;
+use diffusion_regimes::data::npy::write_npy;
 use diffusion_regimes::experiment::{crossing, Results, Shard, Sweep, SweepConfig};
 
 const TINY: &str = r#"
@@ -133,4 +134,74 @@ fn crossing_interpolates_in_log2_n() {
     assert!((crossing(&points, 0.5).unwrap() - 16.0).abs() < 1e-9);
     assert_eq!(crossing(&points[..2], 0.5), None);
     assert_eq!(crossing(&[(4.0, 0.9)], 0.5), Some(4.0));
+}
+
+#[test]
+fn a_sweep_over_a_data_file_scores_against_held_out_rows() {
+    let dir = temp_dir("sweep-file");
+    let rows = common::gaussian(7, 0, 12, 6)
+        .to_dtype(candle_core::DType::F32)
+        .unwrap();
+    let data = dir.join("data.npy");
+    write_npy(&data, &rows, candle_core::DType::F32).unwrap();
+    let text = TINY
+        .replace(
+            "synthetic = { kind = \"molrg\", ambient = 8, ranks = [2, 2], floor = 0.0 }",
+            &format!("file = {:?}", data.to_str().unwrap()),
+        )
+        .replace("[[models]]\nkind = \"mlp\"\nwidth = 24\ndepth = 1\n", "");
+    let config = SweepConfig::parse(&text, Path::new("file.toml")).unwrap();
+    let sweep = Sweep::prepare(config.clone(), &dir.join("out")).unwrap();
+    // 4 of the 12 rows lie outside the largest training set (N = 8).
+    assert_eq!(sweep.fresh.dims(), &[4, 6]);
+    assert!(sweep.truth.is_none());
+    assert_eq!(sweep.run(Shard::ALL, 1).unwrap(), 4);
+    let results = Results::collect(&dir.join("out")).unwrap();
+    assert!(results.cells.iter().all(|c| c.gap_to_truth.is_none()));
+    // The empirical denoiser's own samples are training points: memorized.
+    let empirical = results
+        .cells
+        .iter()
+        .find(|c| c.label == "empirical")
+        .unwrap();
+    assert_eq!(empirical.generalization.value, 0.0);
+
+    // A file with no rows left over for the gaps is refused, naming it.
+    let all = text.replace("ns = [2, 8]", "ns = [2, 12]");
+    let config = SweepConfig::parse(&all, Path::new("file.toml")).unwrap();
+    let e = Sweep::prepare(config, &dir.join("out2"))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("data.npy") && e.contains("held-out"), "{e}");
+}
+
+#[test]
+fn experiment_binaries_and_collect_fail_with_one_line_and_exit_code_2() {
+    let dir = temp_dir("sweep-cli");
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, TINY.replace("lr = 1e-3", "lr = \"fast\"")).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_regimes_sweep"))
+        .args([common::s(&bad), "--out", common::s(&dir.join("o"))])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("bad.toml") && stderr.contains("lr"),
+        "{stderr}"
+    );
+    assert!(!dir.join("o").exists());
+
+    let out = common::regimes(&["collect", common::s(&dir.join("nothing"))]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr.contains("sweep.toml") && stderr.lines().count() == 1,
+        "{stderr}"
+    );
+
+    let out = common::regimes(&["quickstart", "--shard", "3/2"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--shard"));
 }

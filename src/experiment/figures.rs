@@ -279,7 +279,12 @@ pub fn rp_heatmaps(results: &Results, dir: &Path) -> Result<Vec<PathBuf>> {
         };
         let values = labels
             .iter()
-            .map(|a| labels.iter().map(|b| if a == b { f64::NAN } else { rp(a, b) }).collect())
+            .map(|a| {
+                labels
+                    .iter()
+                    .map(|b| if a == b { f64::NAN } else { rp(a, b) })
+                    .collect()
+            })
             .collect();
         let heatmap = Heatmap {
             title: format!(
@@ -290,7 +295,10 @@ pub fn rp_heatmaps(results: &Results, dir: &Path) -> Result<Vec<PathBuf>> {
             labels,
             values,
         };
-        written.extend(save_figure(&dir.join(format!("rp_heatmap_n{n}")), &heatmap)?);
+        written.extend(save_figure(
+            &dir.join(format!("rp_heatmap_n{n}")),
+            &heatmap,
+        )?);
     }
     Ok(written)
 }

@@ -65,7 +65,11 @@ pub fn experiment_main(default_config: &str, extra: &[FigureFn]) -> ExitCode {
     let path = cli.config.unwrap_or_else(|| PathBuf::from(default_config));
     exit_code((|| {
         let config = SweepConfig::load(&path)?;
-        let figures = cli.sweep.figures.clone().unwrap_or_else(|| cli.sweep.out(&config));
+        let figures = cli
+            .sweep
+            .figures
+            .clone()
+            .unwrap_or_else(|| cli.sweep.out(&config));
         if let Some(results) = run_sweep(config, &cli.sweep)? {
             for draw in extra {
                 draw(&results, &figures)?;

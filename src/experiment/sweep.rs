@@ -76,7 +76,11 @@ impl Sweep {
                 if let Some(shape) = &config.data.shape {
                     let (rows, dim) = examples.dims2()?;
                     if shape.iter().product::<usize>() != dim {
-                        return Err(Error::shape("data.shape", format!("{dim} values"), format!("{shape:?}")));
+                        return Err(Error::shape(
+                            "data.shape",
+                            format!("{dim} values"),
+                            format!("{shape:?}"),
+                        ));
                     }
                     examples = examples.reshape([&[rows][..], shape].concat())?;
                 }

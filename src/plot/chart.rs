@@ -31,7 +31,8 @@ impl Scale {
     fn label(&self, t: f64) -> String {
         match self {
             Scale::Linear => format!("{t:.2}"),
-            Scale::Log2 => format!("{}", t.exp2().round()),
+            // 2^t at integer t: 0.25, 0.5, 1, 2, ...
+            Scale::Log2 => format!("{}", t.round().exp2()),
             Scale::Log10 => format!("1e{}", t.round()),
         }
     }

@@ -41,7 +41,8 @@ impl Figure for Heatmap {
             .margin(15)
             .x_label_area_size(40)
             .y_label_area_size(150)
-            .build_cartesian_2d((0..k).into_segmented(), (0..k).into_segmented())
+            // Integer ranges are inclusive in plotters: 0..k-1 gives k segments.
+            .build_cartesian_2d((0..k - 1).into_segmented(), (0..k - 1).into_segmented())
             .map_err(err)?;
         chart
             .configure_mesh()
@@ -60,17 +61,32 @@ impl Figure for Heatmap {
                     (SegmentValue::Exact(x), SegmentValue::Exact(y)),
                     (SegmentValue::Exact(x + 1), SegmentValue::Exact(y + 1)),
                 ];
-                let color = if v.is_finite() { shade(v) } else { RGBColor(220, 220, 220) };
+                let color = if v.is_finite() {
+                    shade(v)
+                } else {
+                    RGBColor(220, 220, 220)
+                };
                 chart
                     .draw_series([Rectangle::new(cell, color.filled())])
                     .map_err(err)?;
-                let text = if v.is_finite() { format!("{v:.2}") } else { "-".into() };
-                let ink = if v.is_finite() && v > 0.55 { WHITE } else { BLACK };
+                let text = if v.is_finite() {
+                    format!("{v:.2}")
+                } else {
+                    "-".into()
+                };
+                let ink = if v.is_finite() && v > 0.55 {
+                    WHITE
+                } else {
+                    BLACK
+                };
                 chart
                     .draw_series([Text::new(
                         text,
                         (SegmentValue::CenterOf(x), SegmentValue::CenterOf(y)),
-                        (FAMILY, 15).into_font().color(&ink).pos(Pos::new(HPos::Center, VPos::Center)),
+                        (FAMILY, 15)
+                            .into_font()
+                            .color(&ink)
+                            .pos(Pos::new(HPos::Center, VPos::Center)),
                     )])
                     .map_err(err)?;
             }
