@@ -73,7 +73,7 @@ impl Similarity {
         Ok(x.broadcast_div(&norms)?.to_dtype(rows.dtype())?)
     }
 
-    fn from_distance(&self, d: f64) -> f64 {
+    fn similarity_at_distance(&self, d: f64) -> f64 {
         match self.higher_is_closer() {
             true => 1.0 - d * d / 2.0,
             false => d,
@@ -94,7 +94,7 @@ impl Similarity {
         let d = (ta - tb)?.sqr()?.sum(D::Minus1)?.sqrt()?;
         Ok(d.to_vec1::<f64>()?
             .into_iter()
-            .map(|d| self.from_distance(d))
+            .map(|d| self.similarity_at_distance(d))
             .collect())
     }
 
@@ -109,7 +109,7 @@ impl Similarity {
         let best = nn
             .nearest_distance
             .iter()
-            .map(|&d| self.from_distance(d))
+            .map(|&d| self.similarity_at_distance(d))
             .collect();
         Ok((nn, best))
     }

@@ -258,7 +258,7 @@ impl Trainer {
                 grad_norm,
                 seconds: self.elapsed,
             };
-            if self.step % self.config.log_every == 0 || self.step == self.config.steps {
+            if self.step.is_multiple_of(self.config.log_every) || self.step == self.config.steps {
                 self.metrics.push(format!(
                     "{},{loss},{lr},{grad_norm},{:.3}",
                     self.step, self.elapsed
@@ -267,7 +267,9 @@ impl Trainer {
             if observer(&progress).is_break() {
                 return Ok(());
             }
-            if self.step % self.config.checkpoint_every == 0 || self.step == self.config.steps {
+            if self.step.is_multiple_of(self.config.checkpoint_every)
+                || self.step == self.config.steps
+            {
                 self.save()?;
             }
         }

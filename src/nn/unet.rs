@@ -44,7 +44,7 @@ const SKIP_SCALE: f64 = std::f64::consts::FRAC_1_SQRT_2;
 fn groups(channels: usize) -> usize {
     (1..=(channels / 4).clamp(1, 32))
         .rev()
-        .find(|g| channels % g == 0)
+        .find(|g| channels.is_multiple_of(*g))
         .unwrap_or(1)
 }
 
