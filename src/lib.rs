@@ -30,5 +30,6 @@ pub mod nn;
 pub mod plot;
 pub mod rng;
 pub mod sample;
+pub mod theory;
 
 pub use error::{Error, Result};

@@ -32,6 +32,8 @@ pub enum Purpose {
     Epoch = 7,
     /// Bootstrap resampling of a score's per-sample values.
     Bootstrap = 8,
+    /// The independent noise of cloned trajectories (theory::clone_test).
+    Clone = 9,
 }
 
 /// The stream for `(seed, purpose)`, at index `index`.

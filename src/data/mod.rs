@@ -6,5 +6,5 @@ pub mod npz;
 mod synthetic;
 mod training_set;
 
-pub use synthetic::{load_distribution, Spectrum, Synthetic, SyntheticSpec};
+pub use synthetic::{load_distribution, Spectrum, Synthetic, SyntheticSpec, SPEC_FILE};
 pub use training_set::{load_examples, nested_subset, permutation, sigma_data, training_set};

@@ -39,6 +39,24 @@ pub(crate) enum Command {
         #[arg(long)]
         figures: Option<PathBuf>,
     },
+    /// Predicted regime levels for training sets of size N drawn from --data:
+    /// speciation sigma_S, collapse sigma_C (closed form and excess entropy),
+    /// MoLRG samples per dimension (THEORY §8).
+    Predict {
+        /// Examples (.npy), or a data folder; a folder written by `regimes data`
+        /// also gives the closed forms and the MoLRG ratios.
+        #[arg(long)]
+        data: PathBuf,
+        /// Training-set size N.
+        #[arg(long)]
+        n: usize,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Seed of the Monte-Carlo entropy estimate.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
     /// Generate a synthetic data set and save its distribution's parameters.
     Data {
         #[command(subcommand)]

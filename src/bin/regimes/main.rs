@@ -9,12 +9,13 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches};
 
 use diffusion_regimes::data::npy::{read_npy, write_npy};
-use diffusion_regimes::data::{Spectrum, Synthetic, SyntheticSpec};
+use diffusion_regimes::data::{load_examples, Spectrum, Synthetic, SyntheticSpec, SPEC_FILE};
 use diffusion_regimes::error::check_sigma;
 use diffusion_regimes::experiment::{
     collect, exit_code, run_sweep, SweepArgs, SweepConfig, QUICKSTART,
 };
 use diffusion_regimes::sample::{initial_noise, sample, Churn, Method, Schedule};
+use diffusion_regimes::theory;
 use diffusion_regimes::{Error, Result};
 
 mod args;
@@ -154,6 +155,50 @@ fn quickstart(args: SweepArgs) -> Result<()> {
     }
 }
 
+/// `regimes predict`: the analytic regime levels of THEORY §8.
+fn predict(data: &Path, n: usize, json: bool, seed: u64) -> Result<()> {
+    if n == 0 {
+        return Err(Error::invalid("--n", n, "must be at least 1"));
+    }
+    let examples = load_examples(data)?;
+    let synthetic = match data.join(SPEC_FILE).exists() {
+        true => Some(Synthetic::load(data)?),
+        false => None,
+    };
+    let p = theory::predict(&examples, n, synthetic.as_ref(), seed)?;
+    if json {
+        let text =
+            serde_json::to_string_pretty(&p).map_err(|e| Error::format(data, e.to_string()))?;
+        println!("{text}");
+        return Ok(());
+    }
+    let show = |v: Option<f64>| v.map_or("none".to_string(), |v| format!("{v:.4}"));
+    println!(
+        "{} examples of dimension {}, training sets of N = {n}",
+        p.examples, p.dim
+    );
+    println!("top covariance eigenvalue Lambda = {:.4}", p.top_eigenvalue);
+    println!(
+        "speciation sigma_S = sqrt(Lambda - 1) = {}",
+        show(p.speciation_sigma)
+    );
+    println!(
+        "collapse sigma_C, closed form (isotropic) = {}",
+        show(p.collapse_sigma_closed_form)
+    );
+    println!(
+        "collapse sigma_C, excess entropy = ln(N)/d = {}",
+        show(p.collapse_sigma_entropy)
+    );
+    for r in p.molrg.iter().flatten() {
+        println!(
+            "MoLRG component {}: d_k = {}, N_k = {:.1}, N_k/d_k = {:.2}, subspace recoverable (N_k >= d_k): {}",
+            r.component, r.dim, r.expected_points, r.ratio, r.recoverable
+        );
+    }
+    Ok(())
+}
+
 fn run(cli: Cli, explicit: &[String]) -> Result<()> {
     match cli.command {
         Command::Quickstart(args) => quickstart(args),
@@ -164,6 +209,12 @@ fn run(cli: Cli, explicit: &[String]) -> Result<()> {
         Command::Score { kind } => measure::score(kind),
         Command::Gap(args) => measure::gap(args),
         Command::Jacobian(args) => measure::jacobian(args),
+        Command::Predict {
+            data,
+            n,
+            json,
+            seed,
+        } => predict(&data, n, json, seed),
         Command::Data { kind } => make_data(kind),
         Command::Denoise {
             denoiser,

@@ -1,0 +1,164 @@
+//! Measuring the regime levels with the empirical denoiser (THEORY §8):
+//! the clone test and the level at which a trajectory's nearest training
+//! point stops changing.
+
+use candle_core::{DType, Device, Tensor};
+use serde::Serialize;
+
+use crate::denoise::{Denoiser, EmpiricalDenoiser};
+use crate::metrics::{nearest_two, DEFAULT_CHUNK};
+use crate::rng::{normal_rows, stream, Purpose};
+use crate::{Error, Result};
+
+/// One step of the discretised reverse SDE from sigma to sigma_next < sigma:
+/// the exact Gaussian posterior of x(sigma_next) given x(sigma) when the clean
+/// point is D(x; sigma) (DDPM's posterior in VE form),
+/// x' = x + a (D - x) + sqrt(a) sigma_next z, a = 1 - sigma_next^2 / sigma^2.
+/// At sigma_next = 0 it returns D(x; sigma).
+pub fn ancestral_step(
+    d: &dyn Denoiser,
+    x: &Tensor,
+    sigma: f64,
+    sigma_next: f64,
+    z: &Tensor,
+) -> Result<Tensor> {
+    let a = 1.0 - (sigma_next * sigma_next) / (sigma * sigma);
+    let denoised = d.denoise(x, sigma)?;
+    Ok(((x + ((denoised - x)? * a)?)? + (z * (a.sqrt() * sigma_next))?)?)
+}
+
+/// The clone test's result: for each clone level, the fraction of pairs that
+/// end on the same training point and, with classes, in the same class.
+#[derive(Clone, Debug, Serialize)]
+pub struct CloneCurve {
+    pub sigmas: Vec<f64>,
+    pub same_point: Vec<f64>,
+    pub same_class: Option<Vec<f64>>,
+}
+
+impl CloneCurve {
+    /// The largest clone level at which `fraction` reaches `level`, by
+    /// interpolation in ln sigma between grid points (None if it never does).
+    pub fn level_where(fraction: &[f64], sigmas: &[f64], level: f64) -> Option<f64> {
+        // Walk from the largest sigma down: fractions rise as sigma falls.
+        let mut pairs: Vec<(f64, f64)> = sigmas
+            .iter()
+            .copied()
+            .zip(fraction.iter().copied())
+            .collect();
+        pairs.sort_by(|a, b| b.0.total_cmp(&a.0));
+        if pairs.first()?.1 >= level {
+            return Some(pairs[0].0);
+        }
+        pairs.windows(2).find_map(|w| {
+            let ((s0, f0), (s1, f1)) = (w[0], w[1]);
+            (f0 < level && f1 >= level).then(|| {
+                let t = (level - f0) / (f1 - f0);
+                (s0.ln() + t * (s1.ln() - s0.ln())).exp()
+            })
+        })
+    }
+}
+
+/// The clone test (Biroli et al. 2024, THEORY §8): `trajectories` runs of the
+/// reverse SDE ([`ancestral_step`]) over the decreasing grid `sigmas` (ending
+/// at 0) with the empirical denoiser of `train`; at each grid level listed in
+/// `clone_at` a run is copied and both copies continue with independent noise.
+/// Trajectory j starts from sigmas[0] z with z and its noise from stream
+/// (seed, Clone, j); the copies made at clone level c draw from streams
+/// (seed, Clone, 2^32 (1 + 2c + copy) + j).
+pub fn clone_test(
+    train: &Tensor,
+    classes: Option<&[usize]>,
+    sigmas: &[f64],
+    clone_at: &[usize],
+    trajectories: usize,
+    seed: u64,
+) -> Result<CloneCurve> {
+    let empirical = EmpiricalDenoiser::new(&train.to_dtype(DType::F64)?)?;
+    let n = empirical.dim();
+    if let Some(&bad) = clone_at.iter().find(|&&c| c + 1 >= sigmas.len()) {
+        return Err(Error::invalid(
+            "clone level index",
+            bad,
+            "must lie before the grid's last level",
+        ));
+    }
+    if let Some(c) = classes {
+        if c.len() != empirical.train_size() {
+            return Err(Error::shape("classes", empirical.train_size(), c.len()));
+        }
+    }
+    let streams = |offset: u64| -> Vec<_> {
+        (0..trajectories as u64)
+            .map(|j| stream(seed, Purpose::Clone, (offset << 32) + j))
+            .collect()
+    };
+    let mut trunk_noise = streams(0);
+    let mut x = (normal_rows(&mut trunk_noise, n, DType::F64, &Device::Cpu)? * sigmas[0])?;
+    let run_from = |start: usize, x: &Tensor, noise: &mut Vec<_>| -> Result<Vec<usize>> {
+        let mut x = x.clone();
+        for i in start..sigmas.len() - 1 {
+            let z = normal_rows(noise, n, DType::F64, &Device::Cpu)?;
+            x = ancestral_step(&empirical, &x, sigmas[i], sigmas[i + 1], &z)?;
+        }
+        Ok(nearest_two(&x, &empirical.train()?, DEFAULT_CHUNK)?.nearest)
+    };
+    let (mut same_point, mut same_class) = (Vec::new(), Vec::new());
+    let mut level = 0;
+    for (c, &at) in clone_at.iter().enumerate() {
+        while level < at {
+            let z = normal_rows(&mut trunk_noise, n, DType::F64, &Device::Cpu)?;
+            x = ancestral_step(&empirical, &x, sigmas[level], sigmas[level + 1], &z)?;
+            level += 1;
+        }
+        let a = run_from(at, &x, &mut streams(1 + 2 * c as u64))?;
+        let b = run_from(at, &x, &mut streams(2 + 2 * c as u64))?;
+        let fraction = |same: &dyn Fn(usize, usize) -> bool| {
+            a.iter().zip(&b).filter(|(&i, &j)| same(i, j)).count() as f64 / trajectories as f64
+        };
+        same_point.push(fraction(&|i, j| i == j));
+        if let Some(labels) = classes {
+            same_class.push(fraction(&|i, j| labels[i] == labels[j]));
+        }
+    }
+    Ok(CloneCurve {
+        sigmas: clone_at.iter().map(|&i| sigmas[i]).collect(),
+        same_point,
+        same_class: classes.map(|_| same_class),
+    })
+}
+
+/// For each of `trajectories` runs of the reverse SDE ([`ancestral_step`])
+/// of the empirical denoiser of `train` over `sigmas` (decreasing, ending at
+/// 0), the largest noise level from which on the nearest training point of x
+/// no longer changes. Run j draws from stream (seed, Clone, j), so it is the
+/// trunk of [`clone_test`]'s trajectory j. (Along the deterministic flow the
+/// nearest point is typically fixed from the start, so this needs the noise.)
+pub fn last_switch_levels(
+    train: &Tensor,
+    sigmas: &[f64],
+    trajectories: usize,
+    seed: u64,
+) -> Result<Vec<f64>> {
+    let empirical = EmpiricalDenoiser::new(&train.to_dtype(DType::F64)?)?;
+    let (points, n) = (empirical.train()?, empirical.dim());
+    let mut noise: Vec<_> = (0..trajectories as u64)
+        .map(|j| stream(seed, Purpose::Clone, j))
+        .collect();
+    let mut x = (normal_rows(&mut noise, n, DType::F64, &Device::Cpu)? * sigmas[0])?;
+    let mut history: Vec<Vec<usize>> = Vec::new();
+    for i in 0..sigmas.len() - 1 {
+        history.push(nearest_two(&x, &points, DEFAULT_CHUNK)?.nearest);
+        let z = normal_rows(&mut noise, n, DType::F64, &Device::Cpu)?;
+        x = ancestral_step(&empirical, &x, sigmas[i], sigmas[i + 1], &z)?;
+    }
+    let last = nearest_two(&x, &points, DEFAULT_CHUNK)?.nearest;
+    Ok((0..trajectories)
+        .map(|j| {
+            // Walking up from the end: the highest level whose nearest point is already the final one.
+            let settled = history.iter().rev().take_while(|h| h[j] == last[j]).count();
+            sigmas[history.len() - settled]
+        })
+        .collect())
+}
