@@ -131,6 +131,45 @@ pub fn run_cell(sweep: &Sweep, cell: &Cell, on_step: &(dyn Fn(u64) + Sync)) -> R
         Some(model) => (model, DType::F32),
         None => (&empirical, DType::F64),
     };
+    let measured = measure(sweep, denoiser, dtype, &empirical, &cell.model.label())?;
+    write_npy(&dir.join(SAMPLES_FILE), &measured.samples, DType::F32)?;
+    let result = CellResult {
+        cell: cell.clone(),
+        label: cell.model.label(),
+        generalization: Estimate::from(&measured.memorized.complement("generalization")),
+        memorization: Estimate::from(&measured.memorized),
+        gap_sigmas: sweep.config.metrics.gap_sigmas.clone(),
+        gap_to_empirical: measured.gap_to_empirical,
+        gap_to_truth: measured.gap_to_truth,
+        final_loss,
+        train_seconds,
+    };
+    let json =
+        serde_json::to_vec_pretty(&result).map_err(|e| Error::format(&dir, e.to_string()))?;
+    write_atomic(&dir.join(CELL_FILE), &json)?;
+    Ok(result)
+}
+
+/// What [`measure`] finds for one denoiser.
+pub struct Measured {
+    pub samples: Tensor,
+    /// Fraction of samples with d1/d2 < 1/3 against the training set.
+    pub memorized: Score,
+    pub gap_to_empirical: Vec<f64>,
+    pub gap_to_truth: Option<Vec<f64>>,
+}
+
+/// Samples `denoiser` as the sweep says (Heun, samples 0..M of the sampling
+/// seed, in `dtype`) and scores it against `empirical`, the memorizing
+/// denoiser of its training set: memorized fraction and the gaps to it and
+/// to the true denoiser on the sweep's fresh points. `what` names it in errors.
+pub fn measure(
+    sweep: &Sweep,
+    denoiser: &dyn Denoiser,
+    dtype: DType,
+    empirical: &EmpiricalDenoiser,
+    what: &str,
+) -> Result<Measured> {
     let sampling = &sweep.config.sampling;
     let indices: Vec<u64> = (0..sampling.samples as u64).collect();
     let samples = generate(
@@ -143,40 +182,24 @@ pub fn run_cell(sweep: &Sweep, cell: &Cell, on_step: &(dyn Fn(u64) + Sync)) -> R
         &Method::Heun,
         None,
     )?;
-    check_finite(&samples, &cell.model.label())?;
-    write_npy(&dir.join(SAMPLES_FILE), &samples, DType::F32)?;
-
+    check_finite(&samples, what)?;
     let bootstrap = Bootstrap {
         resamples: sweep.config.metrics.resamples,
         seed: sampling.seed,
     };
-    let memorized = ratio_memorization(&samples, &rows, "raw", bootstrap)?;
+    // The training rows are f32 (exactly representable), so the search runs in f32.
+    let train = empirical.train()?.to_dtype(DType::F32)?;
+    let memorized = ratio_memorization(&samples, &train, "raw", bootstrap)?;
     let sigmas = &sweep.config.metrics.gap_sigmas;
-    let gap_seed = sampling.seed;
-    let result = CellResult {
-        cell: cell.clone(),
-        label: cell.model.label(),
-        generalization: Estimate::from(&memorized.complement("generalization")),
-        memorization: Estimate::from(&memorized),
-        gap_sigmas: sigmas.clone(),
-        gap_to_empirical: denoiser_gap(denoiser, &empirical, &sweep.fresh, sigmas, gap_seed)?,
-        gap_to_truth: match &sweep.truth {
-            Some(t) => Some(denoiser_gap(
-                denoiser,
-                &t.mixture,
-                &sweep.fresh,
-                sigmas,
-                gap_seed,
-            )?),
-            None => None,
-        },
-        final_loss,
-        train_seconds,
+    let gap = |reference: &dyn Denoiser| {
+        denoiser_gap(denoiser, reference, &sweep.fresh, sigmas, sampling.seed)
     };
-    let json =
-        serde_json::to_vec_pretty(&result).map_err(|e| Error::format(&dir, e.to_string()))?;
-    write_atomic(&dir.join(CELL_FILE), &json)?;
-    Ok(result)
+    Ok(Measured {
+        gap_to_empirical: gap(empirical)?,
+        gap_to_truth: sweep.truth.as_ref().map(|t| gap(&t.mixture)).transpose()?,
+        memorized,
+        samples,
+    })
 }
 
 /// Trains the network of one cell to the configured number of steps,
@@ -189,37 +212,10 @@ fn train_model(
     seed: u64,
     on_step: &(dyn Fn(u64) + Sync),
 ) -> Result<()> {
-    let s = &sweep.config.train;
     let mut trainer = match run.join(STATE_FILE).exists() {
         true => Trainer::resume(run, None, &Device::Cpu)?,
         false => {
-            let config = TrainConfig {
-                data: sweep.data_origin.clone(),
-                n: train.dim(0)?,
-                subset_seed: sweep.config.subset_seed,
-                sample_shape: train.dims()[1..].to_vec(),
-                arch: arch.clone(),
-                sigma_data: match s.sigma_data {
-                    Some(v) => v,
-                    None => sigma_data(train)?.max(1e-3),
-                },
-                p_mean: s.p_mean,
-                p_std: s.p_std,
-                steps: s.steps,
-                batch: s.batch,
-                sampling: Sampling::Replacement,
-                lr: s.lr,
-                warmup: s.warmup,
-                adam: AdamWConfig {
-                    weight_decay: s.weight_decay,
-                    ..AdamWConfig::default()
-                },
-                clip: s.clip,
-                ema_decay: s.ema_decay,
-                seed,
-                checkpoint_every: (s.steps / 4).max(1),
-                log_every: (s.steps / 100).max(1),
-            };
+            let config = train_config(sweep, train, arch, seed)?;
             Trainer::start(run, config, train, &Device::Cpu)?
         }
     };
@@ -227,6 +223,40 @@ fn train_model(
     trainer.run(&mut |_| {
         on_step(1);
         ControlFlow::Continue(())
+    })
+}
+
+/// The training config of a cell: the sweep's settings, `arch` and `seed`,
+/// on the training set `train`; sigma_data is the subset's own unless set.
+/// Checkpoints every quarter of the steps.
+pub fn train_config(sweep: &Sweep, train: &Tensor, arch: &Arch, seed: u64) -> Result<TrainConfig> {
+    let s = &sweep.config.train;
+    Ok(TrainConfig {
+        data: sweep.data_origin.clone(),
+        n: train.dim(0)?,
+        subset_seed: sweep.config.subset_seed,
+        sample_shape: train.dims()[1..].to_vec(),
+        arch: arch.clone(),
+        sigma_data: match s.sigma_data {
+            Some(v) => v,
+            None => sigma_data(train)?.max(1e-3),
+        },
+        p_mean: s.p_mean,
+        p_std: s.p_std,
+        steps: s.steps,
+        batch: s.batch,
+        sampling: Sampling::Replacement,
+        lr: s.lr,
+        warmup: s.warmup,
+        adam: AdamWConfig {
+            weight_decay: s.weight_decay,
+            ..AdamWConfig::default()
+        },
+        clip: s.clip,
+        ema_decay: s.ema_decay,
+        seed,
+        checkpoint_every: (s.steps / 4).max(1),
+        log_every: (s.steps / 100).max(1),
     })
 }
 

@@ -19,12 +19,12 @@ mod results;
 mod run;
 mod sweep;
 
-pub use cell::{run_cell, Cell, CellResult, Estimate, Model};
+pub use cell::{measure, run_cell, train_config, Cell, CellResult, Estimate, Measured, Model};
 pub use config::{DataSource, MetricSettings, SamplingSettings, SweepConfig, TrainSettings};
 pub use figures::{gap_vs_sigma_figures, regime_figures, rp_heatmaps};
 pub use results::{crossing, Crossing, Pair, Regimes, Results, REGIME_MARGIN};
 pub use run::{collect, exit_code, experiment_main, run_sweep, ExperimentCli, FigureFn, SweepArgs};
-pub use sweep::{Shard, Sweep};
+pub use sweep::{progress_bar, run_parallel, Shard, Sweep};
 
 /// The quickstart preset (`experiments/configs/quickstart.toml`), built in
 /// so `regimes quickstart` needs no file.

@@ -159,10 +159,9 @@ impl Sweep {
         cells
     }
 
-    /// Runs this shard's unfinished cells on `jobs` worker threads, showing
-    /// a progress bar over their training steps. With several jobs each
-    /// worker's tensor ops run on one thread (RAYON_NUM_THREADS=1), which is
-    /// also the fastest setting for small networks. Returns the cells run.
+    /// Runs this shard's unfinished cells on `jobs` worker threads
+    /// ([`run_parallel`]), showing a progress bar over their training steps.
+    /// Returns the number of cells run.
     pub fn run(&self, shard: Shard, jobs: usize) -> Result<usize> {
         let pending: Vec<Cell> = Sweep::grid(&self.config)
             .into_iter()
@@ -171,53 +170,78 @@ impl Sweep {
             .map(|(_, c)| c)
             .filter(|c| !c.dir(&self.root).join(CELL_FILE).exists())
             .collect();
-        let jobs = jobs.clamp(1, pending.len().max(1));
-        if jobs > 1 {
-            std::env::set_var("RAYON_NUM_THREADS", "1");
-        }
         let total_steps: u64 = pending.iter().map(|c| c.steps(self)).sum();
-        let bar = ProgressBar::new(total_steps.max(1));
-        bar.set_style(
-            ProgressStyle::with_template("{bar:30} {percent}% steps {msg} eta {eta}")
-                .expect("valid template"),
-        );
-        let (next, done, failed) = (
-            AtomicUsize::new(0),
-            AtomicUsize::new(0),
-            AtomicBool::new(false),
-        );
-        let first_error: Mutex<Option<Error>> = Mutex::new(None);
-        bar.set_message(format!("cells 0/{}", pending.len()));
-        std::thread::scope(|scope| {
-            for _ in 0..jobs {
-                scope.spawn(|| loop {
-                    let k = next.fetch_add(1, Ordering::SeqCst);
-                    if k >= pending.len() || failed.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    let cell = &pending[k];
-                    match run_cell(self, cell, &|steps| bar.inc(steps)) {
-                        Ok(_) => {
-                            let d = done.fetch_add(1, Ordering::SeqCst) + 1;
-                            bar.set_message(format!("cells {d}/{}", pending.len()));
-                        }
-                        Err(e) => {
-                            failed.store(true, Ordering::SeqCst);
-                            let mut slot = first_error.lock().expect("no worker panics holding it");
-                            slot.get_or_insert(Error::format(&cell.dir(&self.root), e.to_string()));
-                        }
-                    }
-                });
-            }
-        });
-        bar.finish_and_clear();
-        match first_error.into_inner().expect("workers have finished") {
-            Some(e) => Err(e),
-            None => Ok(pending.len()),
-        }
+        let bar = progress_bar(total_steps, "steps");
+        run_parallel(&pending, jobs, &bar, |cell| {
+            run_cell(self, cell, &|steps| bar.inc(steps))
+                .map(|_| ())
+                .map_err(|e| Error::format(&cell.dir(&self.root), e.to_string()))
+        })?;
+        Ok(pending.len())
     }
 }
 
 fn spec_name(spec: &crate::data::SyntheticSpec) -> String {
     serde_json::to_string(spec).unwrap_or_default()
+}
+
+/// A progress bar over `total` units of work named `unit`.
+pub fn progress_bar(total: u64, unit: &str) -> ProgressBar {
+    let bar = ProgressBar::new(total.max(1));
+    bar.set_style(
+        ProgressStyle::with_template(&format!(
+            "{{bar:30}} {{percent}}% {unit} {{msg}} eta {{eta}}"
+        ))
+        .expect("valid template"),
+    );
+    bar
+}
+
+/// Runs `work` on every item on `jobs` worker threads, stopping at the first
+/// error, which it returns; the bar's message counts finished items. With
+/// several jobs each worker's tensor ops run on one thread
+/// (RAYON_NUM_THREADS=1), also the fastest setting for small networks.
+pub fn run_parallel<T: Sync>(
+    items: &[T],
+    jobs: usize,
+    bar: &ProgressBar,
+    work: impl Fn(&T) -> Result<()> + Sync,
+) -> Result<()> {
+    let jobs = jobs.clamp(1, items.len().max(1));
+    if jobs > 1 {
+        std::env::set_var("RAYON_NUM_THREADS", "1");
+    }
+    let (next, done, failed) = (
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+        AtomicBool::new(false),
+    );
+    let first_error: Mutex<Option<Error>> = Mutex::new(None);
+    bar.set_message(format!("done 0/{}", items.len()));
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            scope.spawn(|| loop {
+                let k = next.fetch_add(1, Ordering::SeqCst);
+                if k >= items.len() || failed.load(Ordering::SeqCst) {
+                    break;
+                }
+                match work(&items[k]) {
+                    Ok(()) => {
+                        let d = done.fetch_add(1, Ordering::SeqCst) + 1;
+                        bar.set_message(format!("done {d}/{}", items.len()));
+                    }
+                    Err(e) => {
+                        failed.store(true, Ordering::SeqCst);
+                        let mut slot = first_error.lock().expect("no worker panics holding it");
+                        slot.get_or_insert(e);
+                    }
+                }
+            });
+        }
+    });
+    bar.finish_and_clear();
+    match first_error.into_inner().expect("workers have finished") {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
