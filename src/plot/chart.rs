@@ -28,12 +28,16 @@ impl Scale {
         }
     }
 
+    /// The tick at transformed position `t`, in original units. plotters may
+    /// put ticks between powers, so those are labelled with their value.
     fn label(&self, t: f64) -> String {
+        let power = (t - t.round()).abs() < 1e-9;
         match self {
             Scale::Linear => format!("{t:.2}"),
-            // 2^t at integer t: 0.25, 0.5, 1, 2, ...
-            Scale::Log2 => format!("{}", t.round().exp2()),
-            Scale::Log10 => format!("1e{}", t.round()),
+            Scale::Log2 if power => format!("{}", t.round().exp2()),
+            Scale::Log2 => format!("{:.2}", t.exp2()),
+            Scale::Log10 if power => format!("1e{}", t.round()),
+            Scale::Log10 => format!("{:.1e}", 10f64.powf(t)),
         }
     }
 }
@@ -200,5 +204,21 @@ impl Figure for LineChart {
             .draw()
             .map_err(err)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Scale;
+
+    #[test]
+    fn ticks_are_labelled_with_the_value_at_their_position() {
+        assert_eq!(Scale::Log2.label(3.0), "8");
+        assert_eq!(Scale::Log2.label(-1.0), "0.5");
+        assert_eq!(Scale::Log2.label(0.5), "1.41");
+        assert_eq!(Scale::Log10.label(-1.0), "1e-1");
+        // A tick halfway between powers of ten is 10^-0.5, not a rounded power.
+        assert_eq!(Scale::Log10.label(-0.5), "3.2e-1");
+        assert_eq!(Scale::Linear.label(0.25), "0.25");
     }
 }
