@@ -47,7 +47,7 @@ fn run(cli: &ExperimentCli) -> Result<()> {
     let text = String::from_utf8(read(&path)?).map_err(|_| Error::format(&path, "not UTF-8"))?;
     let c: CollapseConfig =
         toml::from_str(&text).map_err(|e| Error::format(&path, e.to_string()))?;
-    if c.levels < 3 || c.trajectories < 2 || !(c.std > 0.0) {
+    if c.levels < 3 || c.trajectories < 2 || !c.std.is_finite() || c.std <= 0.0 {
         return Err(Error::format(
             &path,
             "need levels >= 3, trajectories >= 2 and std > 0",
