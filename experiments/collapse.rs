@@ -105,7 +105,7 @@ fn run(cli: &ExperimentCli) -> Result<()> {
             entropy.extend(by_entropy.map(|e| (n as f64, e)));
         }
         series.push(Series {
-            label: format!("d = {d}: closed form"),
+            label: format!("d = {d}: closed form (dashed)"),
             points: closed,
             dashed: true,
             color: k,

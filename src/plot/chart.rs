@@ -130,7 +130,7 @@ impl Figure for LineChart {
             .build_cartesian_2d(x0..x1, y0..y1)
             .map_err(err)?;
         let (xs, ys) = (self.x.scale, self.y.scale);
-        let integer_ticks = |lo: f64, hi: f64| ((hi.floor() - lo.ceil()) as usize + 1).clamp(2, 12);
+        let integer_ticks = |lo: f64, hi: f64| ((hi.floor() - lo.ceil()) as usize + 1).clamp(5, 12);
         let (x_format, y_format) = (|t: &f64| xs.label(*t), |t: &f64| ys.label(*t));
         let mut mesh = chart.configure_mesh();
         mesh.x_desc(self.x.label.as_str())
