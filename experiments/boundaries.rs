@@ -17,9 +17,9 @@ use serde::Deserialize;
 
 use diffusion_regimes::data::npy::read_npy;
 use diffusion_regimes::experiment::{
-    crossing, exit_code, run_sweep, CellResult, ExperimentCli, Model, SweepConfig,
+    crossing, exit_code, load_toml, run_sweep, CellResult, ExperimentCli, Model, SweepConfig,
 };
-use diffusion_regimes::io::{read, write_atomic};
+use diffusion_regimes::io::write_atomic;
 use diffusion_regimes::metrics::{nearest_two, DEFAULT_CHUNK};
 use diffusion_regimes::plot::{save_figure, Axis, LineChart, Scale, Series};
 use diffusion_regimes::rng::{stream, Purpose};
@@ -56,13 +56,8 @@ fn gap_crossing(cell: &CellResult) -> Option<f64> {
 }
 
 fn run(cli: &ExperimentCli) -> Result<()> {
-    let path = cli
-        .config
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("experiments/configs/boundaries.toml"));
-    let text = String::from_utf8(read(&path)?).map_err(|_| Error::format(&path, "not UTF-8"))?;
-    let c: BoundaryConfig =
-        toml::from_str(&text).map_err(|e| Error::format(&path, e.to_string()))?;
+    let path = cli.config_or("experiments/configs/boundaries.toml");
+    let c: BoundaryConfig = load_toml(&path)?;
     let config = SweepConfig::load(&c.sweep)?;
     let root = cli.sweep.out(&config);
     let figures = cli

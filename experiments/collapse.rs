@@ -14,8 +14,8 @@ use clap::Parser;
 use serde::Deserialize;
 
 use diffusion_regimes::data::{Spectrum, Synthetic, SyntheticSpec};
-use diffusion_regimes::experiment::{exit_code, ExperimentCli};
-use diffusion_regimes::io::{read, write_atomic};
+use diffusion_regimes::experiment::{exit_code, load_toml, ExperimentCli};
+use diffusion_regimes::io::write_atomic;
 use diffusion_regimes::plot::{save_figure, Axis, LineChart, Scale, Series};
 use diffusion_regimes::theory::{
     clone_test, collapse_sigma_entropy, collapse_sigma_isotropic, last_switch_levels, CloneCurve,
@@ -40,13 +40,8 @@ struct CollapseConfig {
 }
 
 fn run(cli: &ExperimentCli) -> Result<()> {
-    let path = cli
-        .config
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("experiments/configs/collapse.toml"));
-    let text = String::from_utf8(read(&path)?).map_err(|_| Error::format(&path, "not UTF-8"))?;
-    let c: CollapseConfig =
-        toml::from_str(&text).map_err(|e| Error::format(&path, e.to_string()))?;
+    let path = cli.config_or("experiments/configs/collapse.toml");
+    let c: CollapseConfig = load_toml(&path)?;
     if c.levels < 3 || c.trajectories < 2 || !c.std.is_finite() || c.std <= 0.0 {
         return Err(Error::format(
             &path,

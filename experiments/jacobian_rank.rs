@@ -5,7 +5,6 @@
 //!
 //! cargo run --release --bin jacobian_rank -- experiments/configs/jacobian_rank.toml
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use candle_core::{DType, Device};
@@ -13,7 +12,9 @@ use clap::Parser;
 use serde::Deserialize;
 
 use diffusion_regimes::denoise::{Denoiser, EmpiricalDenoiser};
-use diffusion_regimes::experiment::{exit_code, Model, Sweep, SweepArgs, SweepConfig};
+use diffusion_regimes::experiment::{
+    exit_code, load_toml, ExperimentCli, Model, Sweep, SweepConfig,
+};
 use diffusion_regimes::io::write_atomic;
 use diffusion_regimes::metrics::{effective_rank, singular_values};
 use diffusion_regimes::nn::checkpoint::{load_model, Weights};
@@ -29,14 +30,6 @@ struct RankConfig {
     points: usize,
     /// The sweep that trains the models (its ns pick the regimes).
     sweep: SweepConfig,
-}
-
-#[derive(Parser)]
-struct Cli {
-    #[arg(default_value = "experiments/configs/jacobian_rank.toml")]
-    config: PathBuf,
-    #[command(flatten)]
-    sweep: SweepArgs,
 }
 
 /// Mean effective rank / n of `d`'s Jacobian over `points` noisy points per sigma.
@@ -71,10 +64,8 @@ fn rank_curve(
         .collect()
 }
 
-fn run(cli: &Cli) -> Result<()> {
-    let path = &cli.config;
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    let c: RankConfig = toml::from_str(&text).map_err(|e| Error::format(path, e.to_string()))?;
+fn run(cli: &ExperimentCli) -> Result<()> {
+    let c: RankConfig = load_toml(&cli.config_or("experiments/configs/jacobian_rank.toml"))?;
     let out = cli.sweep.out(&c.sweep);
     let figures = cli.sweep.figures.clone().unwrap_or_else(|| out.clone());
     let sweep = Sweep::prepare(c.sweep.clone(), &out)?;
@@ -156,5 +147,5 @@ fn run(cli: &Cli) -> Result<()> {
 }
 
 fn main() -> ExitCode {
-    exit_code(run(&Cli::parse()))
+    exit_code(run(&ExperimentCli::parse()))
 }

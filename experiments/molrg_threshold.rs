@@ -5,7 +5,7 @@
 //!
 //! cargo run --release --bin molrg_threshold -- experiments/configs/molrg_threshold.toml
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -13,8 +13,8 @@ use serde::Deserialize;
 
 use diffusion_regimes::data::SyntheticSpec;
 use diffusion_regimes::experiment::{
-    collect, crossing, exit_code, DataSource, MetricSettings, SamplingSettings, SweepArgs,
-    SweepConfig, TrainSettings,
+    collect, crossing, exit_code, load_toml, DataSource, ExperimentCli, MetricSettings,
+    SamplingSettings, SweepArgs, SweepConfig, TrainSettings,
 };
 use diffusion_regimes::io::write_atomic;
 use diffusion_regimes::nn::Arch;
@@ -36,19 +36,6 @@ struct ThresholdConfig {
     train: TrainSettings,
     sampling: SamplingSettings,
     metrics: MetricSettings,
-}
-
-#[derive(Parser)]
-struct Cli {
-    #[arg(default_value = "experiments/configs/molrg_threshold.toml")]
-    config: PathBuf,
-    #[command(flatten)]
-    sweep: SweepArgs,
-}
-
-fn load(path: &Path) -> Result<ThresholdConfig> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    toml::from_str(&text).map_err(|e| Error::format(path, e.to_string()))
 }
 
 /// The sweep of one (d_k, n): the configured model at every ratio.
@@ -81,8 +68,8 @@ fn sweep_config(c: &ThresholdConfig, rank: usize, ambient: usize) -> SweepConfig
     }
 }
 
-fn run(cli: &Cli) -> Result<()> {
-    let c = load(&cli.config)?;
+fn run(cli: &ExperimentCli) -> Result<()> {
+    let c: ThresholdConfig = load_toml(&cli.config_or("experiments/configs/molrg_threshold.toml"))?;
     let out = cli
         .sweep
         .out
@@ -176,5 +163,5 @@ fn run(cli: &Cli) -> Result<()> {
 }
 
 fn main() -> ExitCode {
-    exit_code(run(&Cli::parse()))
+    exit_code(run(&ExperimentCli::parse()))
 }

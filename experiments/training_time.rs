@@ -7,7 +7,7 @@
 //!
 //! cargo run --release --bin training_time -- experiments/configs/training_time.toml
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use candle_core::{DType, Device};
@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 
 use diffusion_regimes::denoise::EmpiricalDenoiser;
 use diffusion_regimes::experiment::{
-    crossing, exit_code, measure, progress_bar, run_parallel, train_config, Cell, ExperimentCli,
-    Model, Sweep, SweepConfig,
+    crossing, exit_code, load_toml, measure, progress_bar, run_parallel, train_config, Cell,
+    ExperimentCli, Model, Sweep, SweepConfig,
 };
 use diffusion_regimes::io::{read, write_atomic};
 use diffusion_regimes::nn::checkpoint::{load_model, Weights, STATE_FILE};
@@ -130,12 +130,8 @@ fn chart(title: &str, y: Axis, series: Vec<Series>) -> LineChart {
 }
 
 fn run(cli: &ExperimentCli) -> Result<()> {
-    let path = cli
-        .config
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("experiments/configs/training_time.toml"));
-    let text = String::from_utf8(read(&path)?).map_err(|_| Error::format(&path, "not UTF-8"))?;
-    let c: TimeConfig = toml::from_str(&text).map_err(|e| Error::format(&path, e.to_string()))?;
+    let path = cli.config_or("experiments/configs/training_time.toml");
+    let c: TimeConfig = load_toml(&path)?;
     if c.checkpoints.is_empty()
         || c.checkpoints.windows(2).any(|w| w[0] >= w[1])
         || c.checkpoints[0] == 0

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::data::SyntheticSpec;
@@ -132,22 +133,31 @@ fn default_seeds() -> Vec<u64> {
     vec![0]
 }
 
+/// Reads the TOML file `path` into a `T`; errors name the file and the field.
+pub fn load_toml<T: DeserializeOwned>(path: &Path) -> Result<T> {
+    let text = String::from_utf8(read(path)?).map_err(|_| Error::format(path, "not UTF-8 text"))?;
+    parse_toml(&text, path)
+}
+
+fn parse_toml<T: DeserializeOwned>(text: &str, origin: &Path) -> Result<T> {
+    toml::from_str(text).map_err(|e| Error::format(origin, e.to_string()))
+}
+
 impl SweepConfig {
     /// Reads and validates a TOML file; errors name the file and the field.
     pub fn load(path: &Path) -> Result<Self> {
-        let text =
-            String::from_utf8(read(path)?).map_err(|_| Error::format(path, "not UTF-8 text"))?;
-        Self::parse(&text, path)
+        Self::checked(load_toml(path)?, path)
     }
 
     /// Parses TOML `text` (`origin` names it in errors) and validates it.
     pub fn parse(text: &str, origin: &Path) -> Result<Self> {
-        let config: Self =
-            toml::from_str(text).map_err(|e| Error::format(origin, e.to_string()))?;
-        config
-            .validate()
+        Self::checked(parse_toml(text, origin)?, origin)
+    }
+
+    fn checked(self, origin: &Path) -> Result<Self> {
+        self.validate()
             .map_err(|e| Error::format(origin, e.to_string()))?;
-        Ok(config)
+        Ok(self)
     }
 
     fn validate(&self) -> Result<()> {

@@ -20,7 +20,9 @@ mod run;
 mod sweep;
 
 pub use cell::{measure, run_cell, train_config, Cell, CellResult, Estimate, Measured, Model};
-pub use config::{DataSource, MetricSettings, SamplingSettings, SweepConfig, TrainSettings};
+pub use config::{
+    load_toml, DataSource, MetricSettings, SamplingSettings, SweepConfig, TrainSettings,
+};
 pub use figures::{gap_vs_sigma_figures, regime_figures, rp_heatmaps};
 pub use results::{crossing, Crossing, Pair, Regimes, Results, REGIME_MARGIN};
 pub use run::{collect, exit_code, experiment_main, run_sweep, ExperimentCli, FigureFn, SweepArgs};

@@ -56,13 +56,22 @@ pub struct ExperimentCli {
     pub sweep: SweepArgs,
 }
 
+impl ExperimentCli {
+    /// The config path given, or the experiment's `default`.
+    pub fn config_or(&self, default: &str) -> PathBuf {
+        self.config
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(default))
+    }
+}
+
 /// The whole of a sweep-shaped experiment binary: parse the command line,
 /// load the config (`default_config` unless given), run the sweep, draw the
 /// regime figures and `extra`; exit 2 with one line on any error.
 pub fn experiment_main(default_config: &str, extra: &[FigureFn]) -> ExitCode {
     use clap::Parser;
     let cli = ExperimentCli::parse();
-    let path = cli.config.unwrap_or_else(|| PathBuf::from(default_config));
+    let path = cli.config_or(default_config);
     exit_code((|| {
         let config = SweepConfig::load(&path)?;
         let figures = cli
