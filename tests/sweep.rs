@@ -68,6 +68,18 @@ fn shards_resume_and_collect_reproduce_one_run() {
     let merged = Results::collect(&sharded).unwrap();
     assert_eq!(comparable(&merged), comparable(&reference));
 
+    // A changed config may not reuse the folder's cells.
+    let changed = SweepConfig::parse(
+        &TINY.replace("steps = 12", "steps = 13"),
+        Path::new("t.toml"),
+    )
+    .unwrap();
+    let e = Sweep::prepare(changed, &sharded).err().unwrap().to_string();
+    assert!(
+        e.contains("sweep.toml") && e.contains("different config"),
+        "{e}"
+    );
+
     // Finished cells are skipped.
     assert_eq!(first.run(Shard::ALL, 1).unwrap(), 0);
     // A cell killed in training, right after its step-6 checkpoint (of 12):

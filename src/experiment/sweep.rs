@@ -62,7 +62,8 @@ pub struct Sweep {
 const FRESH_START: usize = 1 << 40;
 
 impl Sweep {
-    /// Generates or loads the examples and writes the resolved config to `root/sweep.toml`.
+    /// Generates or loads the examples and writes the resolved config to
+    /// `root/sweep.toml`; refuses a `root` that holds a sweep of another config.
     pub fn prepare(config: SweepConfig, root: &Path) -> Result<Self> {
         let gap_points = config.metrics.gap_points;
         let largest = config.ns.iter().copied().max().unwrap_or(1);
@@ -115,6 +116,14 @@ impl Sweep {
                 "ns",
                 largest,
                 format!("exceeds the {} examples available", examples.dim(0)?),
+            ));
+        }
+        // Finished cells are reused, so they must come from this very config.
+        let existing = root.join("sweep.toml");
+        if existing.exists() && SweepConfig::load(&existing)? != config {
+            return Err(Error::format(
+                &existing,
+                "holds a sweep with a different config; choose another --out or delete that folder",
             ));
         }
         std::fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
