@@ -17,14 +17,14 @@ use serde::Deserialize;
 
 use diffusion_regimes::data::npy::read_npy;
 use diffusion_regimes::experiment::{
-    crossing, exit_code, load_toml, run_sweep, CellResult, ExperimentCli, Model, SweepConfig,
+    crossing, exit_code, load_toml, run_sweep, write_csv_and_figure, CellResult, ExperimentCli,
+    Model, SweepConfig,
 };
-use diffusion_regimes::io::write_atomic;
 use diffusion_regimes::metrics::{nearest_two, DEFAULT_CHUNK};
-use diffusion_regimes::plot::{save_figure, Axis, LineChart, Scale, Series};
+use diffusion_regimes::plot::{Axis, LineChart, Scale, Series};
 use diffusion_regimes::rng::{stream, Purpose};
 use diffusion_regimes::theory::collapse_sigma_entropy;
-use diffusion_regimes::{Error, Result};
+use diffusion_regimes::Result;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -167,8 +167,6 @@ fn run(cli: &ExperimentCli) -> Result<()> {
             ..Series::default()
         });
     }
-    std::fs::create_dir_all(&figures).map_err(|e| Error::io(&figures, e))?;
-    write_atomic(&figures.join("boundaries.csv"), csv.as_bytes())?;
     let chart = LineChart {
         title: "where trained models switch between the memorizing and the true denoiser".into(),
         x: Axis {
@@ -184,8 +182,7 @@ fn run(cli: &ExperimentCli) -> Result<()> {
         series,
         shades: Vec::new(),
     };
-    save_figure(&figures.join("boundaries"), &chart)?;
-    eprintln!("wrote boundaries.csv and figures to {}", figures.display());
+    write_csv_and_figure(&figures, "boundaries", &csv, &chart)?;
     Ok(())
 }
 

@@ -14,9 +14,8 @@ use clap::Parser;
 use serde::Deserialize;
 
 use diffusion_regimes::data::{Spectrum, Synthetic, SyntheticSpec};
-use diffusion_regimes::experiment::{exit_code, load_toml, ExperimentCli};
-use diffusion_regimes::io::write_atomic;
-use diffusion_regimes::plot::{save_figure, Axis, LineChart, Scale, Series};
+use diffusion_regimes::experiment::{exit_code, load_toml, write_csv_and_figure, ExperimentCli};
+use diffusion_regimes::plot::{Axis, LineChart, Scale, Series};
 use diffusion_regimes::theory::{
     clone_test, collapse_sigma_entropy, collapse_sigma_isotropic, last_switch_levels, CloneCurve,
 };
@@ -119,8 +118,6 @@ fn run(cli: &ExperimentCli) -> Result<()> {
             ..Series::default()
         });
     }
-    std::fs::create_dir_all(&figures).map_err(|e| Error::io(&figures, e))?;
-    write_atomic(&figures.join("collapse.csv"), csv.as_bytes())?;
     let chart = LineChart {
         title: format!("collapse level sigma_C, N points of N(0, {}^2 I)", c.std),
         x: Axis {
@@ -136,8 +133,7 @@ fn run(cli: &ExperimentCli) -> Result<()> {
         series,
         shades: Vec::new(),
     };
-    save_figure(&figures.join("collapse"), &chart)?;
-    eprintln!("wrote collapse.csv and figures to {}", figures.display());
+    write_csv_and_figure(&figures, "collapse", &csv, &chart)?;
     Ok(())
 }
 

@@ -13,14 +13,13 @@ use serde::Deserialize;
 
 use diffusion_regimes::denoise::{Denoiser, EmpiricalDenoiser};
 use diffusion_regimes::experiment::{
-    exit_code, load_toml, ExperimentCli, Model, Sweep, SweepConfig,
+    exit_code, load_toml, write_csv_and_figure, ExperimentCli, Model, Sweep, SweepConfig,
 };
-use diffusion_regimes::io::write_atomic;
 use diffusion_regimes::metrics::{effective_rank, singular_values};
 use diffusion_regimes::nn::checkpoint::{load_model, Weights};
-use diffusion_regimes::plot::{save_figure, Axis, LineChart, Scale, Series};
+use diffusion_regimes::plot::{Axis, LineChart, Scale, Series};
 use diffusion_regimes::sample::initial_noise;
-use diffusion_regimes::{Error, Result};
+use diffusion_regimes::Result;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -110,8 +109,6 @@ fn run(cli: &ExperimentCli) -> Result<()> {
                 .collect::<Vec<_>>()
         );
     }
-    std::fs::create_dir_all(&figures).map_err(|e| Error::io(&figures, e))?;
-    write_atomic(&figures.join("jacobian_rank.csv"), csv.as_bytes())?;
     let series = curves
         .into_iter()
         .enumerate()
@@ -138,7 +135,7 @@ fn run(cli: &ExperimentCli) -> Result<()> {
         series,
         shades: Vec::new(),
     };
-    save_figure(&figures.join("jacobian_rank"), &chart)?;
+    write_csv_and_figure(&figures, "jacobian_rank", &csv, &chart)?;
     eprintln!(
         "wrote jacobian_rank.csv and figures to {}",
         figures.display()

@@ -13,13 +13,12 @@ use serde::Deserialize;
 
 use diffusion_regimes::data::SyntheticSpec;
 use diffusion_regimes::experiment::{
-    collect, crossing, exit_code, load_toml, DataSource, ExperimentCli, MetricSettings,
-    SamplingSettings, SweepArgs, SweepConfig, TrainSettings,
+    collect, crossing, exit_code, load_toml, write_csv_and_figure, DataSource, ExperimentCli,
+    MetricSettings, SamplingSettings, SweepArgs, SweepConfig, TrainSettings,
 };
-use diffusion_regimes::io::write_atomic;
 use diffusion_regimes::nn::Arch;
-use diffusion_regimes::plot::{save_figure, Axis, LineChart, Scale, Series};
-use diffusion_regimes::{Error, Result};
+use diffusion_regimes::plot::{Axis, LineChart, Scale, Series};
+use diffusion_regimes::Result;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -137,8 +136,6 @@ fn run(cli: &ExperimentCli) -> Result<()> {
     if !complete {
         return Ok(());
     }
-    std::fs::create_dir_all(&figures).map_err(|e| Error::io(&figures, e))?;
-    write_atomic(&figures.join("molrg_threshold.csv"), csv.as_bytes())?;
     let chart = LineChart {
         title: "MoLRG: generalization vs samples per intrinsic dimension".into(),
         x: Axis {
@@ -154,7 +151,7 @@ fn run(cli: &ExperimentCli) -> Result<()> {
         series,
         shades: Vec::new(),
     };
-    save_figure(&figures.join("molrg_threshold"), &chart)?;
+    write_csv_and_figure(&figures, "molrg_threshold", &csv, &chart)?;
     eprintln!(
         "wrote molrg_threshold.csv and figures to {}",
         figures.display()

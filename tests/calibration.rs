@@ -8,7 +8,7 @@ use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 use diffusion_regimes::data::Synthetic;
-use diffusion_regimes::denoise::EmpiricalDenoiser;
+use diffusion_regimes::denoise::{Denoiser, EmpiricalDenoiser};
 use diffusion_regimes::experiment::{SweepConfig, QUICKSTART};
 use diffusion_regimes::metrics::{ratio_memorization, reproducibility, Bootstrap};
 use diffusion_regimes::sample::{generate, Method};
@@ -29,33 +29,10 @@ fn default_criteria_separate_memorized_from_novel_and_paired_from_independent() 
         let memorized = ratio_memorization(samples, train, "raw", bootstrap).unwrap();
         1.0 - memorized.value
     };
-    for n in [16, 1024] {
-        let train = dist.sample(n).unwrap();
-        let empirical = EmpiricalDenoiser::new(&train).unwrap();
-        let memorizing = generate(
-            &empirical,
-            0,
-            &indices,
-            DType::F64,
-            &Device::Cpu,
-            &schedule,
-            &Method::Heun,
-            None,
-        )
-        .unwrap();
-        let (gl_fresh, gl_empirical) = (gl(&fresh, &train), gl(&memorizing, &train));
-        eprintln!("N = {n}: GL of fresh true samples {gl_fresh:.3}, of empirical-denoiser samples {gl_empirical:.3}");
-        // 3^-6 = 0.14% of fresh samples in a 6-dim subspace are expected to pass d1/d2 < 1/3.
-        assert!(gl_fresh >= 0.97, "fresh samples at N = {n}: GL {gl_fresh}");
-        assert!(
-            gl_empirical <= 0.02,
-            "empirical samples at N = {n}: GL {gl_empirical}"
-        );
-    }
-    let independent = reproducibility(&fresh, &other, similarity, tau, "raw", bootstrap).unwrap();
-    let truth = |seed| {
+    // Samples 0..m of run `seed` with Heun on the config's schedule.
+    let heun = |d: &dyn Denoiser, seed| {
         generate(
-            &dist.mixture,
+            d,
             seed,
             &indices,
             DType::F64,
@@ -66,6 +43,21 @@ fn default_criteria_separate_memorized_from_novel_and_paired_from_independent() 
         )
         .unwrap()
     };
+    for n in [16, 1024] {
+        let train = dist.sample(n).unwrap();
+        let empirical = EmpiricalDenoiser::new(&train).unwrap();
+        let memorizing = heun(&empirical, 0);
+        let (gl_fresh, gl_empirical) = (gl(&fresh, &train), gl(&memorizing, &train));
+        eprintln!("N = {n}: GL of fresh true samples {gl_fresh:.3}, of empirical-denoiser samples {gl_empirical:.3}");
+        // 3^-6 = 0.14% of fresh samples in a 6-dim subspace are expected to pass d1/d2 < 1/3.
+        assert!(gl_fresh >= 0.97, "fresh samples at N = {n}: GL {gl_fresh}");
+        assert!(
+            gl_empirical <= 0.02,
+            "empirical samples at N = {n}: GL {gl_empirical}"
+        );
+    }
+    let independent = reproducibility(&fresh, &other, similarity, tau, "raw", bootstrap).unwrap();
+    let truth = |seed| heun(&dist.mixture, seed);
     let (a, b) = (truth(0), truth(0));
     let itself = reproducibility(&a, &b, similarity, tau, "raw", bootstrap).unwrap();
     let across_seeds = reproducibility(&a, &truth(1), similarity, tau, "raw", bootstrap).unwrap();

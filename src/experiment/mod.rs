@@ -25,7 +25,10 @@ pub use config::{
 };
 pub use figures::{gap_vs_sigma_figures, regime_figures, rp_heatmaps};
 pub use results::{crossing, Crossing, Pair, Regimes, Results, REGIME_MARGIN};
-pub use run::{collect, exit_code, experiment_main, run_sweep, ExperimentCli, FigureFn, SweepArgs};
+pub use run::{
+    collect, exit_code, experiment_main, run_sweep, write_csv_and_figure, ExperimentCli, FigureFn,
+    SweepArgs,
+};
 pub use sweep::{progress_bar, run_parallel, Shard, Sweep};
 
 /// The quickstart preset (`experiments/configs/quickstart.toml`), built in

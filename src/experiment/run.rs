@@ -9,6 +9,8 @@ use clap::Args;
 use super::results::Results;
 use super::sweep::{Shard, Sweep};
 use super::SweepConfig;
+use crate::io::write_atomic;
+use crate::plot::{save_figure, Figure};
 use crate::Result;
 
 /// Command-line options shared by `regimes quickstart` and the experiment binaries.
@@ -133,4 +135,14 @@ pub fn exit_code(result: Result<()>) -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Writes `dir/name.csv` and the figure `dir/name.png` and `.svg`, creating
+/// `dir`: the output of a single-figure experiment.
+pub fn write_csv_and_figure(dir: &Path, name: &str, csv: &str, figure: &impl Figure) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| crate::Error::io(dir, e))?;
+    write_atomic(&dir.join(format!("{name}.csv")), csv.as_bytes())?;
+    save_figure(&dir.join(name), figure)?;
+    eprintln!("wrote {name}.csv and figures to {}", dir.display());
+    Ok(())
 }
