@@ -53,6 +53,7 @@ fn sweep_config(c: &ThresholdConfig, rank: usize, ambient: usize) -> SweepConfig
                 floor: 0.0,
             }),
             file: None,
+            import: None,
             seed: 0,
             rows: None,
             shape: None,

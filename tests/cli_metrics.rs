@@ -23,22 +23,22 @@ fn fixture(name: &str) -> String {
 }
 
 #[test]
-fn npz_arrays_are_read_by_name_and_compressed_archives_are_refused() {
-    let f = read_npz(Path::new(&fixture("features.npz")), "sscd").unwrap();
+fn npz_arrays_are_read_by_name_from_stored_and_compressed_archives() {
+    let features = fixture("features.npz");
+    let features = Path::new(&features);
+    let f = read_npz(features, Some("sscd")).unwrap();
     assert_eq!(f.to_vec2::<f32>().unwrap()[3], vec![10.0, 11.0, 12.0]);
-    let e = read_npz(Path::new(&fixture("features.npz")), "nope")
-        .err()
-        .unwrap()
-        .to_string();
+    let e = read_npz(features, Some("nope")).err().unwrap().to_string();
     assert!(
         e.contains("nope") && e.contains("sscd") && e.contains("other"),
         "{e}"
     );
-    let e = read_npz(Path::new(&fixture("compressed.npz")), "sscd")
-        .err()
-        .unwrap()
-        .to_string();
-    assert!(e.contains("np.savez"), "{e}");
+    // Two arrays and no name: the error lists them.
+    let e = read_npz(features, None).err().unwrap().to_string();
+    assert!(e.contains("2 arrays") && e.contains("sscd"), "{e}");
+    // np.savez_compressed(sscd=np.ones((2, 2), np.float32)), deflated.
+    let c = read_npz(Path::new(&fixture("compressed.npz")), None).unwrap();
+    assert_eq!(c.to_vec2::<f32>().unwrap(), vec![vec![1.0; 2]; 2]);
 }
 
 #[test]

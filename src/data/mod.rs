@@ -1,10 +1,16 @@
 //! Data: synthetic distributions that know their exact denoiser, array files,
-//! and nested training subsets.
+//! image datasets, and nested training subsets.
 
+mod cifar;
+mod idx;
+pub mod images;
 pub mod npy;
 pub mod npz;
+mod png_dir;
 mod synthetic;
 mod training_set;
 
+pub use images::{ImageFormat, ImageImport, Images};
+pub use png_dir::write_png;
 pub use synthetic::{load_distribution, Spectrum, Synthetic, SyntheticSpec, SPEC_FILE};
 pub use training_set::{load_examples, nested_subset, permutation, sigma_data, training_set};

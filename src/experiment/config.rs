@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::data::SyntheticSpec;
+use crate::data::{ImageImport, SyntheticSpec};
 use crate::io::read;
 use crate::metrics::Similarity;
 use crate::nn::Arch;
@@ -19,8 +19,11 @@ use crate::{Error, Result};
 pub struct DataSource {
     /// A synthetic distribution generated on the fly; it also gives the true denoiser.
     pub synthetic: Option<SyntheticSpec>,
-    /// Or examples from a file (.npy, or a folder holding data.npy).
+    /// Or examples from a file (.npy, or a folder holding data.npy), or
+    /// images in any format of [`ImageImport`] when `import` says how.
     pub file: Option<PathBuf>,
+    /// How to read `file` as images, e.g. `{ format = "idx", size = [8, 8] }`.
+    pub import: Option<ImageImport>,
     /// Seed of the synthetic distribution and of its draws.
     #[serde(default)]
     pub seed: u64,
@@ -166,6 +169,13 @@ impl SweepConfig {
                 "data",
                 "synthetic and file",
                 "give exactly one of data.synthetic or data.file",
+            ));
+        }
+        if self.data.import.is_some() && self.data.file.is_none() {
+            return Err(Error::invalid(
+                "data.import",
+                "without data.file",
+                "import says how to read data.file; give the file",
             ));
         }
         if self.ns.is_empty() || self.ns.contains(&0) {

@@ -58,6 +58,18 @@ pub struct ExperimentCli {
     pub sweep: SweepArgs,
 }
 
+/// The command line of a binary built on [`experiment_main`]: an experiment's
+/// plus `--data`.
+#[derive(clap::Parser, Debug)]
+struct SweepCli {
+    #[command(flatten)]
+    experiment: ExperimentCli,
+    /// Read the examples from this file instead of the config's `data.file`
+    /// (same format), e.g. your own MNIST or CIFAR-10 download.
+    #[arg(long)]
+    data: Option<PathBuf>,
+}
+
 impl ExperimentCli {
     /// The config path given, or the experiment's `default`.
     pub fn config_or(&self, default: &str) -> PathBuf {
@@ -67,15 +79,32 @@ impl ExperimentCli {
     }
 }
 
+/// `config` with `--data` in place of its data file, if given.
+fn with_data(mut config: SweepConfig, data: Option<PathBuf>, origin: &Path) -> Result<SweepConfig> {
+    if let Some(data) = data {
+        if config.data.file.is_none() {
+            return Err(crate::Error::format(
+                origin,
+                "--data replaces data.file, but this config generates synthetic data",
+            ));
+        }
+        config.data.file = Some(data);
+    }
+    Ok(config)
+}
+
 /// The whole of a sweep-shaped experiment binary: parse the command line,
 /// load the config (`default_config` unless given), run the sweep, draw the
 /// regime figures and `extra`; exit 2 with one line on any error.
 pub fn experiment_main(default_config: &str, extra: &[FigureFn]) -> ExitCode {
     use clap::Parser;
-    let cli = ExperimentCli::parse();
+    let SweepCli {
+        experiment: cli,
+        data,
+    } = SweepCli::parse();
     let path = cli.config_or(default_config);
     exit_code((|| {
-        let config = SweepConfig::load(&path)?;
+        let config = with_data(SweepConfig::load(&path)?, data, &path)?;
         let figures = cli
             .sweep
             .figures
@@ -121,6 +150,7 @@ pub fn collect(out: &Path, figures: &Path) -> Result<Option<Results>> {
     std::fs::create_dir_all(figures).map_err(|e| crate::Error::io(figures, e))?;
     let mut written = results.write(figures)?.to_vec();
     written.extend(super::regime_figures(&results, figures)?);
+    written.extend(super::sample_grids(out, &results, figures)?);
     print!("{}", results.summary());
     eprintln!("wrote {} files to {}", written.len(), figures.display());
     Ok(Some(results))

@@ -90,7 +90,10 @@ impl Sweep {
                 (examples, Some(dist), fresh, origin)
             }
             (None, Some(path)) => {
-                let examples = load_examples(path)?;
+                let examples = match &config.data.import {
+                    Some(import) => import.read(path)?.pixels,
+                    None => load_examples(path)?,
+                };
                 let total = examples.dim(0)?;
                 let order = nested_subset(total, total, config.subset_seed)?;
                 let held_out: Vec<u32> = order[largest.min(total)..]

@@ -13,9 +13,11 @@ use crate::{Error, Result};
 
 mod chart;
 mod heatmap;
+mod image_grid;
 
 pub use chart::{Axis, LineChart, Scale, Series, Shade};
 pub use heatmap::Heatmap;
+pub use image_grid::write_image_grid;
 
 const FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 const FAMILY: &str = "sans-serif";

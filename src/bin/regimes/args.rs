@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use candle_core::{DType, Device};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use diffusion_regimes::data::load_distribution;
+use diffusion_regimes::data::{load_distribution, ImageFormat};
 use diffusion_regimes::denoise::{Denoiser, EmpiricalDenoiser, GaussianDenoiser};
 use diffusion_regimes::experiment::SweepArgs;
 use diffusion_regimes::nn::checkpoint::{load_model, Weights};
@@ -57,7 +57,8 @@ pub(crate) enum Command {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
-    /// Generate a synthetic data set and save its distribution's parameters.
+    /// Generate a synthetic data set and save its distribution's parameters,
+    /// or import images into the tool's format.
     Data {
         #[command(subcommand)]
         kind: DataKind,
@@ -240,6 +241,40 @@ pub(crate) enum DataKind {
         #[command(flatten)]
         common: DataArgs,
     },
+    /// Images from .npy/.npz, MNIST IDX, CIFAR-10 binary or a PNG folder into
+    /// OUT/data.npy, f32 [N, C, H, W] in [-1, 1], with OUT/source.toml.
+    Import {
+        /// The file (or folder, for cifar10 and png-dir) to read.
+        path: PathBuf,
+        #[arg(long, value_enum)]
+        format: ImageFormat,
+        /// Downsample by area averaging to HxW (or S for SxS), e.g. 28x28 -> 8x8.
+        #[arg(long, value_parser = parse_size)]
+        size: Option<[usize; 2]>,
+        /// Convert RGB to one luma channel.
+        #[arg(long)]
+        grayscale: bool,
+        /// Keep only the first LIMIT images.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// The array to read from an .npz holding several.
+        #[arg(long)]
+        array: Option<String>,
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+/// `HxW` (e.g. `14x14`) or one side `S` for S x S.
+fn parse_size(text: &str) -> std::result::Result<[usize; 2], String> {
+    let side = |s: &str| s.trim().parse::<usize>().ok().filter(|&v| v > 0);
+    let sides = match text.split_once(['x', 'X']) {
+        Some((h, w)) => side(h).zip(side(w)),
+        None => side(text).map(|s| (s, s)),
+    };
+    sides.map(|(h, w)| [h, w]).ok_or_else(|| {
+        format!("{text:?} is not a size; use HxW such as 14x14, or one side such as 8")
+    })
 }
 
 #[derive(Args)]

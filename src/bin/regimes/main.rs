@@ -8,8 +8,11 @@ use candle_core::{DType, Device, Tensor};
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches};
 
+use diffusion_regimes::data::images::write_dataset;
 use diffusion_regimes::data::npy::{read_npy, write_npy};
-use diffusion_regimes::data::{load_examples, Spectrum, Synthetic, SyntheticSpec, SPEC_FILE};
+use diffusion_regimes::data::{
+    load_examples, ImageImport, Spectrum, Synthetic, SyntheticSpec, SPEC_FILE,
+};
 use diffusion_regimes::error::check_sigma;
 use diffusion_regimes::experiment::{
     collect, exit_code, run_sweep, SweepArgs, SweepConfig, QUICKSTART,
@@ -117,6 +120,24 @@ fn make_data(kind: DataKind) -> Result<()> {
             };
             (SyntheticSpec::Gaussian { ambient, spectrum }, common)
         }
+        DataKind::Import {
+            path,
+            format,
+            size,
+            grayscale,
+            limit,
+            array,
+            out,
+        } => {
+            let import = ImageImport {
+                format,
+                size,
+                grayscale,
+                limit,
+                array,
+            };
+            return import_images(&path, &import, &out);
+        }
     };
     if common.n == 0 {
         return Err(Error::invalid("--n", 0, "must be at least 1"));
@@ -129,6 +150,20 @@ fn make_data(kind: DataKind) -> Result<()> {
         "wrote {} rows to {}",
         common.n,
         common.out.join("data.npy").display()
+    );
+    Ok(())
+}
+
+/// Reads every image first, so a bad input leaves no output behind.
+fn import_images(path: &Path, import: &ImageImport, out: &Path) -> Result<()> {
+    let images = import.read(path)?;
+    write_dataset(out, &images, import, path)?;
+    eprintln!(
+        "read {:?} from {}; wrote {:?} to {}",
+        images.source_shape,
+        path.display(),
+        images.pixels.dims(),
+        out.join("data.npy").display()
     );
     Ok(())
 }

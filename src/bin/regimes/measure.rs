@@ -133,7 +133,7 @@ fn features(rows_path: &Path, features: &Option<String>) -> Result<(Tensor, Stri
         return Ok((rows, "raw".into()));
     };
     let f = match spec.split_once(".npz:") {
-        Some((file, name)) => read_npz(Path::new(&format!("{file}.npz")), name)?,
+        Some((file, name)) => read_npz(Path::new(&format!("{file}.npz")), Some(name))?,
         None => read_rows(Path::new(spec))?,
     };
     if f.rank() != 2 || f.dim(0)? != rows.dim(0)? {

@@ -1,0 +1,366 @@
+//! Image data: every format reads the fixtures' pixels (written by
+//! scripts/make_image_fixtures.py), grayscale and area resampling match
+//! direct computations, malformed files are refused by `regimes data import`
+//! with exit code 2 and no output, grids tile the pixels, and an image sweep
+//! runs from one command into figures and sample grids.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use common::{regimes, s, temp_dir};
+use diffusion_regimes::data::images::{grayscale, resize_area, to_bytes};
+use diffusion_regimes::data::{ImageFormat, ImageImport};
+use diffusion_regimes::plot::write_image_grid;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/images")
+        .join(name)
+}
+
+fn plain(format: ImageFormat) -> ImageImport {
+    ImageImport {
+        format,
+        size: None,
+        grayscale: false,
+        limit: None,
+        array: None,
+    }
+}
+
+fn read(format: ImageFormat, name: &str) -> Tensor {
+    plain(format).read(&fixture(name)).unwrap().pixels
+}
+
+/// The fixtures' pixel (n, c, y, x), as a byte.
+fn pattern(n: usize, c: usize, y: usize, x: usize) -> f32 {
+    ((37 * n + 11 * c + 5 * y + 3 * x) % 256) as f32
+}
+
+/// A [N, C, H, W] tensor from a byte function, mapped to [-1, 1].
+fn expected(dims: [usize; 4], byte: impl Fn(usize, usize, usize, usize) -> f32) -> Tensor {
+    let [n, c, h, w] = dims;
+    let mut v = Vec::new();
+    for i in 0..n {
+        for k in 0..c {
+            for y in 0..h {
+                for x in 0..w {
+                    v.push(byte(i, k, y, x) / 127.5 - 1.0);
+                }
+            }
+        }
+    }
+    Tensor::from_vec(v, (n, c, h, w), &Device::Cpu).unwrap()
+}
+
+/// Pixels lie in [-1, 1], so one f32 rounding of a scaling is at most 1.2e-7.
+const F32_ROUNDING: f64 = 1e-6;
+
+fn assert_close(got: &Tensor, want: &Tensor, tol: f64) {
+    assert_eq!(got.dims(), want.dims());
+    let diff = common::max_abs_diff(got, want);
+    assert!(diff <= tol, "max difference {diff} > {tol}");
+}
+
+#[test]
+fn every_format_reads_the_fixture_pixels_as_n_c_h_w_in_unit_range() {
+    let gray = expected([12, 1, 6, 6], pattern);
+    for (format, name) in [
+        (ImageFormat::Npy, "gray_u8.npy"),
+        (ImageFormat::Idx, "mnist-idx3-ubyte"),
+        (ImageFormat::Idx, "mnist-idx3-ubyte.gz"),
+    ] {
+        assert_close(&read(format, name), &gray, F32_ROUNDING);
+    }
+    // Floats in [0, 1] (f32, channels last), in [-1, 1] (f64) and bytes in a
+    // compressed .npz all give the same images.
+    let rgb = expected([3, 3, 4, 5], pattern);
+    assert_close(
+        &read(ImageFormat::Npy, "rgb_nhwc_f32.npy"),
+        &rgb,
+        F32_ROUNDING,
+    );
+    assert_close(
+        &read(ImageFormat::Npy, "rgb_nchw_f64.npy"),
+        &rgb,
+        F32_ROUNDING,
+    );
+    assert_close(&read(ImageFormat::Npz, "rgb.npz"), &rgb, F32_ROUNDING);
+    // CIFAR-10: a folder reads every data_batch in order; a file, itself.
+    let cifar = expected([3, 3, 32, 32], pattern);
+    assert_close(&read(ImageFormat::Cifar10, "cifar10"), &cifar, F32_ROUNDING);
+    let second = read(ImageFormat::Cifar10, "cifar10/data_batch_2.bin");
+    assert_close(&second, &cifar.narrow(0, 2, 1).unwrap(), F32_ROUNDING);
+    // PNGs: gray, RGB and RGBA files; the gray one fills all three channels,
+    // alpha is dropped.
+    let png = expected([3, 3, 4, 5], |n, c, y, x| {
+        pattern(0, if n == 0 { 0 } else { c }, y, x)
+    });
+    assert_close(&read(ImageFormat::PngDir, "png"), &png, F32_ROUNDING);
+    // --limit keeps the first images; the source shape is the file's.
+    let mut first = plain(ImageFormat::Idx);
+    first.limit = Some(5);
+    let images = first.read(&fixture("mnist-idx3-ubyte.gz")).unwrap();
+    assert_eq!(images.source_shape, vec![12, 1, 6, 6]);
+    assert_close(&images.pixels, &gray.narrow(0, 0, 5).unwrap(), F32_ROUNDING);
+}
+
+/// Area resampling computed independently: nearest-upsample both sides to
+/// L = lcm(from, to), then average blocks of L / to, in f64.
+fn area_by_upsampling(x: &Tensor, h: usize, w: usize) -> Tensor {
+    fn lcm(a: usize, b: usize) -> usize {
+        let gcd = |mut a: usize, mut b: usize| {
+            while b != 0 {
+                (a, b) = (b, a % b);
+            }
+            a
+        };
+        a / gcd(a, b) * b
+    }
+    let (n, c, height, width) = x.dims4().unwrap();
+    let v = x
+        .to_dtype(DType::F64)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f64>()
+        .unwrap();
+    let (ly, lx) = (lcm(height, h), lcm(width, w));
+    let (by, bx) = (ly / h, lx / w);
+    let mut out = Vec::new();
+    for plane in 0..n * c {
+        for i in 0..h {
+            for j in 0..w {
+                let mut sum = 0.0;
+                for u in i * by..(i + 1) * by {
+                    for t in j * bx..(j + 1) * bx {
+                        let (sy, sx) = (u * height / ly, t * width / lx);
+                        sum += v[(plane * height + sy) * width + sx];
+                    }
+                }
+                out.push(sum / (by * bx) as f64);
+            }
+        }
+    }
+    Tensor::from_vec(out, (n, c, h, w), &Device::Cpu).unwrap()
+}
+
+#[test]
+fn area_resampling_and_grayscale_match_direct_computations() {
+    let mnist_like = expected([2, 1, 28, 28], |n, _, y, x| {
+        ((n * 91 + y * y * 7 + x * 13) % 256) as f32
+    });
+    let rgb = read(ImageFormat::Npy, "rgb_nchw_f64.npy");
+    for (x, h, w) in [
+        (&mnist_like, 14, 14),
+        (&mnist_like, 8, 8),
+        (&mnist_like, 7, 9),
+        (&rgb, 2, 3),
+        (&rgb, 3, 4),
+    ] {
+        let got = resize_area(x, h, w).unwrap().to_dtype(DType::F64).unwrap();
+        // f32 weights and sums over at most 28 x 28 pixels of magnitude <= 1.
+        assert_close(&got, &area_by_upsampling(x, h, w), 1e-5);
+        // The mean is preserved.
+        let mean = |t: &Tensor| {
+            t.to_dtype(DType::F64)
+                .unwrap()
+                .mean_all()
+                .unwrap()
+                .to_scalar::<f64>()
+                .unwrap()
+        };
+        assert!((mean(&got) - mean(x)).abs() < 1e-5);
+    }
+    // BT.601 luma of one pixel, by hand: pixel (n=1, y=2, x=3) has bytes
+    // R = 37 + 10 + 9 = 56, G = 67, B = 78.
+    let luma = grayscale(&rgb).unwrap();
+    assert_eq!(luma.dims(), &[3, 1, 4, 5]);
+    let byte = 0.299 * 56.0 + 0.587 * 67.0 + 0.114 * 78.0;
+    let got = luma
+        .get(1)
+        .unwrap()
+        .get(0)
+        .unwrap()
+        .get(2)
+        .unwrap()
+        .get(3)
+        .unwrap();
+    let got = got
+        .to_dtype(DType::F64)
+        .unwrap()
+        .to_scalar::<f64>()
+        .unwrap();
+    assert!((got - (byte / 127.5 - 1.0)).abs() < 1e-6, "{got}");
+}
+
+#[test]
+fn import_writes_the_dataset_and_refuses_malformed_files_with_exit_2_and_no_output() {
+    let dir = temp_dir("images-import");
+    let out = dir.join("digits");
+    let run = regimes(&[
+        "data",
+        "import",
+        s(&fixture("png")),
+        "--format",
+        "png-dir",
+        "--size",
+        "2x2",
+        "--grayscale",
+        "--out",
+        s(&out),
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let data = diffusion_regimes::data::load_examples(&out).unwrap();
+    assert_eq!(data.dims(), &[3, 1, 2, 2]);
+    let source = std::fs::read_to_string(out.join("source.toml")).unwrap();
+    assert!(
+        source.contains("png-dir") && source.contains("[3, 3, 4, 5]"),
+        "{source}"
+    );
+
+    for (format, name, says) in [
+        ("npy", "bad/truncated.npy", "truncated"),
+        ("npy", "bad/nan.npy", "NaN"),
+        ("npy", "bad/out_of_range.npy", "[300, 300]"),
+        ("npy", "bad/five_dims.npy", "is not images"),
+        ("npy", "bad/int16.npy", "unsupported dtype"),
+        ("npz", "rgb_nhwc_f32.npy", "not an .npz"),
+        ("idx", "bad/truncated-idx3-ubyte", "truncated"),
+        ("idx", "bad/wrong-magic-idx3-ubyte", "magic"),
+        ("idx", "bad/labels-idx1-ubyte", "label file"),
+        ("idx", "bad/wrong-dims-idx3-ubyte", "[2, 6, 6] needs 72"),
+        ("idx", "bad/truncated-idx3-ubyte.gz", "gzip"),
+        ("cifar10", "bad/cifar_truncated.bin", "3073-byte"),
+        ("cifar10", "bad/cifar_label.bin", "label 12"),
+        ("cifar10", "png", "no data_batch"),
+        ("png-dir", "bad/png_sizes", "one size"),
+        ("png-dir", "bad/png_corrupt", "not a readable PNG"),
+        ("png-dir", "bad/png_none", "no *.png"),
+        ("png-dir", "gray_u8.npy", "not a folder"),
+    ] {
+        let target = dir.join(format!("bad-{}", name.replace('/', "-")));
+        let run = regimes(&[
+            "data",
+            "import",
+            s(&fixture(name)),
+            "--format",
+            format,
+            "--out",
+            s(&target),
+        ]);
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(2), "{name}: {stderr}");
+        let file = Path::new(name).file_name().unwrap().to_str().unwrap();
+        assert!(
+            stderr.lines().count() == 1 && stderr.contains(file) && stderr.contains(says),
+            "{name}: {stderr}"
+        );
+        assert!(!target.exists(), "{name} left {target:?} behind");
+    }
+}
+
+#[test]
+fn image_grids_tile_each_pixel_as_a_zoomed_block() {
+    let dir = temp_dir("images-grid");
+    let images = read(ImageFormat::Npy, "rgb_nchw_f64.npy"); // [3, 3, 4, 5]
+    let rows = [images.clone(), images.narrow(0, 0, 2).unwrap()];
+    let zoom = 2;
+    write_image_grid(&dir.join("grid.png"), &rows, zoom).unwrap();
+    let grid = read_back(&dir);
+    // Tiles of 4x5 pixels zoomed 2x with 2-pixel white gaps.
+    let (tile_h, tile_w) = (4 * zoom + zoom, 5 * zoom + zoom);
+    assert_eq!(grid.dims(), &[1, 3, 2 * tile_h + zoom, 3 * tile_w + zoom]);
+    let bytes = to_bytes(&grid).unwrap();
+    let (gh, gw) = (2 * tile_h + zoom, 3 * tile_w + zoom);
+    let at = |c: usize, y: usize, x: usize| bytes[(c * gh + y) * gw + x];
+    for (r, k) in [(0, 0), (0, 2), (1, 1)] {
+        for c in 0..3 {
+            for y in 0..4 * zoom {
+                for x in 0..5 * zoom {
+                    let want = pattern(k, c, y / zoom, x / zoom) as u8;
+                    assert_eq!(at(c, zoom + r * tile_h + y, zoom + k * tile_w + x), want);
+                }
+            }
+        }
+    }
+    // Gaps, and the missing third image of row 1, are white.
+    assert_eq!(at(0, 0, 0), 255);
+    assert_eq!(at(1, zoom + tile_h + 1, zoom + 2 * tile_w + 1), 255);
+}
+
+fn read_back(dir: &Path) -> Tensor {
+    plain(ImageFormat::PngDir).read(dir).unwrap().pixels
+}
+
+const IMAGE_SWEEP: &str = r#"
+name = "tiny-images"
+ns = [2, 4]
+[data]
+file = "not-here/train-images-idx3-ubyte.gz"
+import = { format = "idx", size = [4, 4] }
+[[models]]
+kind = "mlp"
+width = 16
+depth = 1
+[train]
+steps = 10
+batch = 4
+lr = 1e-3
+warmup = 2
+[sampling]
+samples = 6
+schedule = { steps = 4, sigma_min = 0.01, sigma_max = 10.0, rho = 7.0 }
+[metrics]
+gap_sigmas = [0.1, 1.0]
+gap_points = 4
+resamples = 20
+"#;
+
+#[test]
+fn an_image_sweep_runs_from_one_command_into_figures_and_sample_grids() {
+    let dir = temp_dir("images-sweep");
+    let config = dir.join("images.toml");
+    std::fs::write(&config, IMAGE_SWEEP).unwrap();
+    let out = dir.join("out");
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_regimes_sweep"))
+        .args([
+            s(&config),
+            "--data",
+            s(&fixture("mnist-idx3-ubyte.gz")),
+            "--out",
+            s(&out),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(out.join("b_generalization.png").exists());
+    // Per N: (empirical, mlp) x (samples, nearest training images) = 4 rows
+    // of 6 samples, 4x4 pixels zoomed 4x with 4-pixel gaps.
+    for n in [2, 4] {
+        let grid_dir = dir.join(format!("grid{n}"));
+        std::fs::create_dir_all(&grid_dir).unwrap();
+        std::fs::copy(
+            out.join(format!("samples_n{n:05}.png")),
+            grid_dir.join("g.png"),
+        )
+        .unwrap();
+        assert_eq!(read_back(&grid_dir).dims(), &[1, 1, 4 * 20 + 4, 6 * 20 + 4]);
+    }
+    // The empirical denoiser reproduces training images: its sample row and
+    // its nearest-image row are the same pixels up to 8-bit rounding.
+    let grid = read_back(&dir.join("grid2"));
+    let sample_row = grid.narrow(2, 4, 16).unwrap();
+    let nearest_row = grid.narrow(2, 24, 16).unwrap();
+    assert!(common::max_abs_diff(&sample_row, &nearest_row) <= 2.0 / 127.5 + 1e-6);
+}
