@@ -12,6 +12,7 @@ use candle_core::{DType, Device, Tensor};
 use common::{regimes, s, temp_dir};
 use diffusion_regimes::data::images::{grayscale, resize_area, to_bytes};
 use diffusion_regimes::data::{ImageFormat, ImageImport};
+use diffusion_regimes::experiment::SweepConfig;
 use diffusion_regimes::plot::write_image_grid;
 
 fn fixture(name: &str) -> PathBuf {
@@ -363,4 +364,22 @@ fn an_image_sweep_runs_from_one_command_into_figures_and_sample_grids() {
     let sample_row = grid.narrow(2, 4, 16).unwrap();
     let nearest_row = grid.narrow(2, 24, 16).unwrap();
     assert!(common::max_abs_diff(&sample_row, &nearest_row) <= 2.0 / 127.5 + 1e-6);
+}
+
+#[test]
+fn the_image_sweep_configs_parse_and_the_gpu_one_is_the_papers_setting() {
+    let configs = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/configs");
+    let load = |name: &str| SweepConfig::load(&configs.join(name)).unwrap();
+    for name in ["images_mnist_cpu.toml", "images_cifar10_cpu.toml"] {
+        let c = load(name);
+        assert_eq!(c.ns, (4..=11).map(|k| 1 << k).collect::<Vec<_>>(), "{name}");
+        assert_eq!(c.data.import.as_ref().unwrap().size, Some([8, 8]), "{name}");
+    }
+    let gpu = load("images_cifar10_gpu.toml");
+    assert_eq!(gpu.ns, (6..=15).map(|k| 1 << k).collect::<Vec<_>>());
+    let widths: Vec<String> = gpu.models.iter().map(|m| m.label()).collect();
+    for base in ["b64", "b128", "b256"] {
+        assert!(widths.iter().any(|w| w.contains(base)), "{widths:?}");
+    }
+    assert_eq!(gpu.data.import.unwrap().size, None, "32x32 as stored");
 }

@@ -204,7 +204,7 @@ fn model_jacobian_by_autodiff_matches_finite_differences() {
             .unwrap();
         }
     }
-    let model = Precond::new(net, 0.5, vec![4]);
+    let model = Precond::new(net, 0.5, vec![4], &Device::Cpu);
     let x = gaussian(8, 0, 2, 4).to_dtype(DType::F32).unwrap();
     let auto = model.jacobian(&x, 0.7).unwrap();
     assert_eq!(model.jacobian_method(), "autodiff");

@@ -31,7 +31,7 @@ fn unet_forward_backward(shape: [usize; 3], config: UnetConfig) {
     let c_noise = Tensor::new(&[-0.5f32, 0.7], &Device::Cpu).unwrap();
     let out = net.forward(&x, &c_noise).unwrap();
     assert_eq!(out.dims(), x.dims());
-    let model = Precond::new(net, 0.5, shape.to_vec());
+    let model = Precond::new(net, 0.5, shape.to_vec(), &Device::Cpu);
     let sigma = Tensor::new(&[0.3f32, 2.0], &Device::Cpu).unwrap();
     let l = edm_loss(&model, &x, &sigma, &x).unwrap();
     let grads = l.backward().unwrap();
@@ -123,7 +123,7 @@ fn preconditioning_and_loss_match_a_hand_computation() {
         .build(&[3], p.var_builder(DType::F32, &Device::Cpu))
         .unwrap();
     let sd = 0.7;
-    let model = Precond::new(net, sd, vec![3]);
+    let model = Precond::new(net, sd, vec![3], &Device::Cpu);
     let y = f32_gaussian(1, 4, 3);
     let z = f32_gaussian(2, 4, 3);
     let sigmas = [0.01f32, 0.3, 1.0, 20.0];

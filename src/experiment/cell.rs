@@ -118,7 +118,7 @@ pub fn run_cell(sweep: &Sweep, cell: &Cell, on_step: &(dyn Fn(u64) + Sync)) -> R
         Model::Trained { arch, seed } => {
             let run = dir.join("run");
             train_model(sweep, &run, &train, arch, *seed, on_step)?;
-            let model = load_model(&run, Weights::Ema, &Device::Cpu)?;
+            let model = load_model(&run, Weights::Ema, &sweep.device)?;
             let seconds = read_state(&run)?.elapsed_seconds;
             (
                 Some(model),
@@ -213,10 +213,10 @@ fn train_model(
     on_step: &(dyn Fn(u64) + Sync),
 ) -> Result<()> {
     let mut trainer = match run.join(STATE_FILE).exists() {
-        true => Trainer::resume(run, None, &Device::Cpu)?,
+        true => Trainer::resume(run, None, &sweep.device)?,
         false => {
             let config = train_config(sweep, train, arch, seed)?;
-            Trainer::start(run, config, train, &Device::Cpu)?
+            Trainer::start(run, config, train, &sweep.device)?
         }
     };
     on_step(trainer.step());

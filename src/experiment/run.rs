@@ -30,6 +30,10 @@ pub struct SweepArgs {
     /// Cells trained at once, each on one thread (default: the core count).
     #[arg(long)]
     pub jobs: Option<usize>,
+    /// Where networks train and run: cpu, or cuda (a binary built with
+    /// `--features cuda`). Noise, references and scores stay on the CPU.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
 }
 
 impl SweepArgs {
@@ -123,7 +127,9 @@ pub fn experiment_main(default_config: &str, extra: &[FigureFn]) -> ExitCode {
 /// finished (always, unless other shards still have cells to run).
 pub fn run_sweep(config: SweepConfig, args: &SweepArgs) -> Result<Option<Results>> {
     let out = args.out(&config);
-    let sweep = Sweep::prepare(config, &out)?;
+    let device = crate::device::device(&args.device)?;
+    let mut sweep = Sweep::prepare(config, &out)?;
+    sweep.device = device;
     let ran = sweep.run(args.shard, args.jobs())?;
     eprintln!(
         "ran {ran} cells of shard {}/{} in {}",

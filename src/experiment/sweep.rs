@@ -10,7 +10,7 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use candle_core::{DType, Tensor};
+use candle_core::{DType, Device, Tensor};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::cell::{run_cell, Cell, Model, CELL_FILE};
@@ -56,6 +56,10 @@ pub struct Sweep {
     /// synthetic distribution, or the rows of a data file outside the largest
     /// training set.
     pub fresh: Tensor,
+    /// Where the networks train and run (CPU unless set after `prepare`);
+    /// sampling noise, references and scores stay on the CPU, so a GPU run
+    /// starts every sample from the same noise as a CPU run.
+    pub device: Device,
 }
 
 /// Synthetic rows from this index on are never training data.
@@ -139,6 +143,7 @@ impl Sweep {
             examples,
             truth,
             fresh: fresh.to_dtype(DType::F64)?,
+            device: Device::Cpu,
         })
     }
 

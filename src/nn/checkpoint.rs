@@ -168,5 +168,5 @@ pub fn build_model(config: &TrainConfig, device: &Device) -> Result<(Precond, Pa
         .arch
         .build(&config.sample_shape, params.var_builder(DType::F32, device))?;
     let shape = config.arch.input_shape(&config.sample_shape)?;
-    Ok((Precond::new(net, config.sigma_data, shape), params))
+    Ok((Precond::new(net, config.sigma_data, shape, device), params))
 }

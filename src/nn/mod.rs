@@ -8,7 +8,7 @@
 //! let params = Params::new(0); // weights drawn from seed 0
 //! let arch = Arch::Mlp(MlpConfig { width: 32, depth: 2 });
 //! let net = arch.build(&[8], params.var_builder(DType::F32, &Device::Cpu)).unwrap();
-//! let d = Precond::new(net, 0.5, vec![8]);
+//! let d = Precond::new(net, 0.5, vec![8], &Device::Cpu);
 //! let x = Tensor::ones((3, 8), DType::F32, &Device::Cpu).unwrap();
 //! // The output layer starts at zero, so an untrained model denoises as c_skip x.
 //! let y = d.denoise(&x, 1.0).unwrap();

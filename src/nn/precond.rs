@@ -1,7 +1,7 @@
 //! EDM preconditioning (THEORY §3): any network becomes a denoiser
 //! D(x; sigma) = c_skip x + c_out F(c_in x, c_noise), and the EDM loss.
 
-use candle_core::{DType, Tensor};
+use candle_core::{DType, Device, Tensor};
 
 use super::Network;
 use crate::denoise::jacobian::jacobian_autodiff;
@@ -14,15 +14,24 @@ pub struct Precond {
     net: Box<dyn Network>,
     sigma_data: f64,
     input_shape: Vec<usize>,
+    /// Where the weights live; [`Denoiser`] calls move their input here and back.
+    device: Device,
 }
 
 impl Precond {
-    /// Wraps `net`, whose examples have `input_shape` (see [`super::Arch::input_shape`]).
-    pub fn new(net: Box<dyn Network>, sigma_data: f64, input_shape: Vec<usize>) -> Self {
+    /// Wraps `net`, whose examples have `input_shape` (see
+    /// [`super::Arch::input_shape`]) and whose weights are on `device`.
+    pub fn new(
+        net: Box<dyn Network>,
+        sigma_data: f64,
+        input_shape: Vec<usize>,
+        device: &Device,
+    ) -> Self {
         Precond {
             net,
             sigma_data,
             input_shape,
+            device: device.clone(),
         }
     }
 
@@ -57,7 +66,8 @@ impl Precond {
 }
 
 impl Denoiser for Precond {
-    /// Computes in the network's dtype (f32) and returns the dtype of `x`.
+    /// Computes in the network's dtype (f32) on its device, and returns the
+    /// dtype and device of `x`.
     fn denoise(&self, x: &Tensor, sigma: f64) -> Result<Tensor> {
         check_sigma(sigma)?;
         let b = x.dims().first().copied().unwrap_or(0);
@@ -68,19 +78,20 @@ impl Denoiser for Precond {
                 format!("{:?}", x.dims()),
             ));
         }
-        let sigmas = Tensor::full(sigma as f32, b, x.device())?;
-        let d = self.forward(&x.to_dtype(DType::F32)?, &sigmas)?;
-        Ok(d.to_dtype(x.dtype())?)
+        let sigmas = Tensor::full(sigma as f32, b, &self.device)?;
+        let d = self.forward(&x.to_device(&self.device)?.to_dtype(DType::F32)?, &sigmas)?;
+        Ok(d.to_device(x.device())?.to_dtype(x.dtype())?)
     }
 
     fn dim(&self) -> usize {
         self.input_shape.iter().product()
     }
 
-    /// By reverse-mode autodiff through the network, in f32.
+    /// By reverse-mode autodiff through the network, in f32 on its device.
     fn jacobian(&self, x: &Tensor, sigma: f64) -> Result<Tensor> {
-        let j = jacobian_autodiff(self, &x.to_dtype(DType::F32)?, sigma)?;
-        Ok(j.to_dtype(x.dtype())?)
+        let on_device = x.to_device(&self.device)?.to_dtype(DType::F32)?;
+        let j = jacobian_autodiff(self, &on_device, sigma)?;
+        Ok(j.to_device(x.device())?.to_dtype(x.dtype())?)
     }
 
     fn jacobian_method(&self) -> &'static str {
