@@ -2,11 +2,15 @@
 //! (n = 64 and n = 784), U-Net-32 on 1x16x16 at batch 64; and one AdamW update
 //! of about 1M parameters, fused (ours) against candle-nn's tensor-op AdamW.
 //!
-//! `cargo bench --bench train_step`; set RAYON_NUM_THREADS to pin the thread count.
+//! `cargo bench --bench train_step`; set RAYON_NUM_THREADS to pin the thread
+//! count. With `--features cuda` and BENCH_DEVICE=cuda the steps run on the
+//! GPU (each waits for it) and the GPU-scale U-Net-64 on 3x32x32 at batch 128
+//! is added; the AdamW comparison stays on the CPU.
 
 use candle_core::{Device, Tensor, Var};
 use candle_nn::Optimizer;
 use criterion::{criterion_group, criterion_main, Criterion};
+use diffusion_regimes::device::device_from_env;
 use diffusion_regimes::nn::optim::{AdamW, AdamWConfig, Kernel};
 use diffusion_regimes::nn::train::{Sampling, TrainConfig, Trainer};
 use diffusion_regimes::nn::{Arch, MlpConfig, UnetConfig};
@@ -21,7 +25,13 @@ fn examples(shape: &[usize]) -> Tensor {
     Tensor::from_vec(values, shape, &Device::Cpu).unwrap()
 }
 
-fn trainer(name: &str, arch: Arch, sample_shape: Vec<usize>, batch: usize) -> Trainer {
+fn trainer(
+    name: &str,
+    arch: Arch,
+    sample_shape: Vec<usize>,
+    batch: usize,
+    device: &Device,
+) -> Trainer {
     let dir = std::env::temp_dir().join(format!("regimes-bench-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let n = 1024;
@@ -48,13 +58,14 @@ fn trainer(name: &str, arch: Arch, sample_shape: Vec<usize>, batch: usize) -> Tr
         checkpoint_every: 1 << 40,
         log_every: 1 << 40,
     };
-    Trainer::start(&dir, config, &examples(&shape), &Device::Cpu).unwrap()
+    Trainer::start(&dir, config, &examples(&shape), device).unwrap()
 }
 
 fn train_steps(c: &mut Criterion) {
+    let device = device_from_env("BENCH_DEVICE").unwrap();
     let mut group = c.benchmark_group("train_step");
     group.sample_size(10);
-    let cases = [
+    let mut cases = vec![
         (
             "mlp-w256-n64-b256",
             Arch::Mlp(MlpConfig {
@@ -80,10 +91,23 @@ fn train_steps(c: &mut Criterion) {
             64,
         ),
     ];
+    if device.is_cuda() {
+        cases.push((
+            "unet64-3x32x32-b128",
+            Arch::Unet(UnetConfig::with_base(64)),
+            vec![3, 32, 32],
+            128,
+        ));
+    }
     for (name, arch, shape, batch) in cases {
-        let mut t = trainer(name, arch, shape, batch);
+        let mut t = trainer(name, arch, shape, batch, &device);
         eprintln!("{name}: {} parameters", t.params().count());
-        group.bench_function(name, |b| b.iter(|| t.train_step().unwrap()));
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                t.train_step().unwrap();
+                device.synchronize().unwrap();
+            })
+        });
     }
     group.finish();
 }

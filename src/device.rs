@@ -4,6 +4,12 @@ use candle_core::Device;
 
 use crate::{Error, Result};
 
+/// The device named by the environment variable `var` (`cpu` when unset),
+/// e.g. `BENCH_DEVICE=cuda cargo bench --features cuda`.
+pub fn device_from_env(var: &str) -> Result<Device> {
+    device(&std::env::var(var).unwrap_or_else(|_| "cpu".into()))
+}
+
 /// The device named `cpu` or `cuda` (GPU 0), with a message that says how to
 /// get CUDA when this binary cannot use it.
 pub fn device(name: &str) -> Result<Device> {
