@@ -67,7 +67,7 @@ fn run(cli: &ExperimentCli) -> Result<()> {
     let c: RankConfig = load_toml(&cli.config_or("experiments/configs/jacobian_rank.toml"))?;
     let out = cli.sweep.out(&c.sweep);
     let figures = cli.sweep.figures.clone().unwrap_or_else(|| out.clone());
-    let sweep = Sweep::prepare(c.sweep.clone(), &out)?;
+    let sweep = cli.sweep.prepare(c.sweep.clone())?;
     sweep.run(cli.sweep.shard, cli.sweep.jobs())?;
     let mut curves: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
     if let Some(truth) = &sweep.truth {

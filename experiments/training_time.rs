@@ -145,7 +145,7 @@ fn run(cli: &ExperimentCli) -> Result<()> {
     config.train.steps = *c.checkpoints.last().expect("checked non-empty");
     let out = cli.sweep.out(&config);
     let figures = cli.sweep.figures.clone().unwrap_or_else(|| out.clone());
-    let sweep = Sweep::prepare(config.clone(), &out)?;
+    let sweep = cli.sweep.prepare(config.clone())?;
     let cells: Vec<Cell> = Sweep::grid(&config)
         .into_iter()
         .enumerate()

@@ -329,17 +329,28 @@ fn an_image_sweep_runs_from_one_command_into_figures_and_sample_grids() {
     let dir = temp_dir("images-sweep");
     let config = dir.join("images.toml");
     std::fs::write(&config, IMAGE_SWEEP).unwrap();
+    let sweep = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_regimes_sweep"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    // Without --data the config's file is missing: one line naming it, no output.
     let out = dir.join("out");
-    let run = std::process::Command::new(env!("CARGO_BIN_EXE_regimes_sweep"))
-        .args([
-            s(&config),
-            "--data",
-            s(&fixture("mnist-idx3-ubyte.gz")),
-            "--out",
-            s(&out),
-        ])
-        .output()
-        .unwrap();
+    let run = sweep(&[s(&config), "--out", s(&out)]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("not-here"), "{stderr}");
+    #[cfg(not(feature = "cuda"))]
+    {
+        let run = sweep(&[s(&config), "--device", "cuda", "--out", s(&out)]);
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("without CUDA"), "{stderr}");
+    }
+    assert!(!out.exists());
+    let data = fixture("mnist-idx3-ubyte.gz");
+    let run = sweep(&[s(&config), "--data", s(&data), "--out", s(&out)]);
     assert!(
         run.status.success(),
         "{}",

@@ -48,6 +48,14 @@ impl SweepArgs {
             .clone()
             .unwrap_or_else(|| Path::new("runs").join(&config.name))
     }
+
+    /// The sweep of `config` in [`Self::out`], its networks on `--device`.
+    pub fn prepare(&self, config: SweepConfig) -> Result<Sweep> {
+        let device = crate::device::device(&self.device)?;
+        let mut sweep = Sweep::prepare(config.clone(), &self.out(&config))?;
+        sweep.device = device;
+        Ok(sweep)
+    }
 }
 
 /// Extra figures an experiment draws from a finished sweep, beside the regime figures.
@@ -127,9 +135,7 @@ pub fn experiment_main(default_config: &str, extra: &[FigureFn]) -> ExitCode {
 /// finished (always, unless other shards still have cells to run).
 pub fn run_sweep(config: SweepConfig, args: &SweepArgs) -> Result<Option<Results>> {
     let out = args.out(&config);
-    let device = crate::device::device(&args.device)?;
-    let mut sweep = Sweep::prepare(config, &out)?;
-    sweep.device = device;
+    let sweep = args.prepare(config)?;
     let ran = sweep.run(args.shard, args.jobs())?;
     eprintln!(
         "ran {ran} cells of shard {}/{} in {}",
