@@ -296,6 +296,53 @@ fn image_grids_tile_each_pixel_as_a_zoomed_block() {
     assert_eq!(at(1, zoom + tile_h + 1, zoom + 2 * tile_w + 1), 255);
 }
 
+#[test]
+fn regimes_grid_shows_samples_over_their_nearest_training_images() {
+    let dir = temp_dir("images-grid-cli");
+    let images = fixture("rgb_nchw_f64.npy"); // [3, 3, 4, 5]
+    let grid = dir.join("g.png");
+    let run = regimes(&[
+        "grid",
+        s(&images),
+        "--train",
+        s(&images),
+        "--columns",
+        "2",
+        "--zoom",
+        "1",
+        "--out",
+        s(&grid),
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    // Rows: samples 0-1, their nearest, sample 2, its nearest; 4x5 tiles, 1-pixel gaps.
+    let pixels = read_back(&dir);
+    assert_eq!(pixels.dims(), &[1, 3, 4 * 5 + 1, 2 * 6 + 1]);
+    // Each sample is its own nearest training image.
+    let (samples, nearest) = (
+        pixels.narrow(2, 1, 4).unwrap(),
+        pixels.narrow(2, 6, 4).unwrap(),
+    );
+    assert_eq!(common::max_abs_diff(&samples, &nearest), 0.0);
+
+    let run = regimes(&[
+        "grid",
+        s(&fixture("gray_u8.npy")),
+        "--out",
+        s(&dir.join("x.png")),
+    ]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("gray_u8.npy") && stderr.contains("not images"),
+        "{stderr}"
+    );
+    assert!(!dir.join("x.png").exists());
+}
+
 fn read_back(dir: &Path) -> Tensor {
     plain(ImageFormat::PngDir).read(dir).unwrap().pixels
 }

@@ -51,8 +51,8 @@ pub fn sample_grids(root: &Path, results: &Results, dir: &Path) -> Result<Vec<Pa
     Ok(written)
 }
 
-/// The training image nearest to each of `samples`, shaped like them.
-fn nearest_images(samples: &Tensor, train: &Tensor) -> Result<Tensor> {
+/// The training example nearest to each of `samples` (Euclidean), shaped like them.
+pub fn nearest_images(samples: &Tensor, train: &Tensor) -> Result<Tensor> {
     let flat = |t: &Tensor| -> Result<Tensor> { Ok(t.flatten_from(1)?.to_dtype(DType::F64)?) };
     let nearest: Vec<u32> = match train.dim(0)? {
         1 => vec![0; samples.dim(0)?],
@@ -63,5 +63,5 @@ fn nearest_images(samples: &Tensor, train: &Tensor) -> Result<Tensor> {
             .collect(),
     };
     let index = Tensor::new(nearest.as_slice(), train.device())?;
-    Ok(train.index_select(&index, 0)?)
+    Ok(train.index_select(&index, 0)?.reshape(samples.shape())?)
 }

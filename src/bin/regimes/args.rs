@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use diffusion_regimes::data::{load_distribution, ImageFormat};
 use diffusion_regimes::denoise::{Denoiser, EmpiricalDenoiser, GaussianDenoiser};
-use diffusion_regimes::experiment::SweepArgs;
+use diffusion_regimes::experiment::{SweepArgs, GRID_COLUMNS};
 use diffusion_regimes::nn::checkpoint::{load_model, Weights};
 use diffusion_regimes::{Error, Result};
 
@@ -38,6 +38,23 @@ pub(crate) enum Command {
         /// Where results and figures go (default: OUT).
         #[arg(long)]
         figures: Option<PathBuf>,
+    },
+    /// Samples as a PNG grid in seed order, each row optionally above the
+    /// nearest training image of each sample.
+    Grid {
+        /// Samples [K, C, H, W] (.npy), e.g. a sweep cell's samples.npy.
+        samples: PathBuf,
+        /// Training examples (.npy or a data folder) to show nearest images from.
+        #[arg(long)]
+        train: Option<PathBuf>,
+        /// Samples per row.
+        #[arg(long, default_value_t = GRID_COLUMNS)]
+        columns: usize,
+        /// Each pixel is drawn as a ZOOM x ZOOM block.
+        #[arg(long, default_value_t = 4)]
+        zoom: usize,
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Predicted regime levels for training sets of size N drawn from --data:
     /// speciation sigma_S, collapse sigma_C (closed form and excess entropy),

@@ -15,8 +15,9 @@ use diffusion_regimes::data::{
 };
 use diffusion_regimes::error::check_sigma;
 use diffusion_regimes::experiment::{
-    collect, exit_code, run_sweep, SweepArgs, SweepConfig, QUICKSTART,
+    collect, exit_code, nearest_images, run_sweep, SweepArgs, SweepConfig, QUICKSTART,
 };
+use diffusion_regimes::plot::write_image_grid;
 use diffusion_regimes::sample::{initial_noise, sample, Churn, Method, Schedule};
 use diffusion_regimes::theory;
 use diffusion_regimes::{Error, Result};
@@ -168,6 +169,50 @@ fn import_images(path: &Path, import: &ImageImport, out: &Path) -> Result<()> {
     Ok(())
 }
 
+fn grid(
+    samples: &Path,
+    train: Option<&Path>,
+    columns: usize,
+    zoom: usize,
+    out: &Path,
+) -> Result<()> {
+    let images = read_npy(samples)?.to_dtype(DType::F32)?;
+    if !matches!(images.dims(), [_, 1 | 3, _, _]) {
+        return Err(Error::format(
+            samples,
+            format!(
+                "shape {:?} is not images [K, C, H, W] with C = 1 or 3",
+                images.dims()
+            ),
+        ));
+    }
+    if columns == 0 || zoom == 0 {
+        return Err(Error::invalid(
+            "--columns and --zoom",
+            0,
+            "must be at least 1",
+        ));
+    }
+    let train = train.map(load_examples).transpose()?;
+    let mut rows = Vec::new();
+    for first in (0..images.dim(0)?).step_by(columns) {
+        let row = images.narrow(0, first, columns.min(images.dim(0)? - first))?;
+        if let Some(train) = &train {
+            let nearest = nearest_images(&row, train)?;
+            rows.extend([row, nearest]);
+        } else {
+            rows.push(row);
+        }
+    }
+    write_image_grid(out, &rows, zoom)?;
+    eprintln!(
+        "wrote {} rows of up to {columns} images to {}",
+        rows.len(),
+        out.display()
+    );
+    Ok(())
+}
+
 /// The main job: the quickstart preset of the regime sweep, then the check
 /// that the transition is there (issue 5's condition).
 fn quickstart(args: SweepArgs) -> Result<()> {
@@ -240,6 +285,13 @@ fn run(cli: Cli, explicit: &[String]) -> Result<()> {
         Command::Collect { out, figures } => {
             collect(&out, figures.as_deref().unwrap_or(&out)).map(|_| ())
         }
+        Command::Grid {
+            samples,
+            train,
+            columns,
+            zoom,
+            out,
+        } => grid(&samples, train.as_deref(), columns, zoom, &out),
         Command::Train(args) => train::train(args, explicit),
         Command::Score { kind } => measure::score(kind),
         Command::Gap(args) => measure::gap(args),
