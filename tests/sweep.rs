@@ -102,6 +102,25 @@ fn shards_resume_and_collect_reproduce_one_run() {
         comparable(&Results::collect(&sharded).unwrap()),
         comparable(&reference)
     );
+
+    // Another RP criterion reuses every cell and only rescores the pairs.
+    let before = Results::collect(&sharded).unwrap();
+    let rescored = SweepConfig::parse(
+        // No two different samples lie at distance < 0: every RP becomes 0.
+        &TINY.replace(
+            "[metrics]\n",
+            "[metrics]\nrp_similarity = \"normalized-l2\"\nrp_threshold = 0.0\n",
+        ),
+        Path::new("t.toml"),
+    )
+    .unwrap();
+    let again = Sweep::prepare(rescored, &sharded).unwrap();
+    assert_eq!(again.run(Shard::ALL, 1).unwrap(), 0);
+    let strict = Results::collect(&sharded).unwrap();
+    assert_eq!(strict.config.metrics.rp_threshold, 0.0);
+    assert_eq!(strict.cells, before.cells);
+    assert!(strict.pairs.iter().all(|p| p.rp.value == 0.0));
+    assert!(before.pairs.iter().any(|p| p.rp.value > 0.0));
 }
 
 #[test]

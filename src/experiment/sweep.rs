@@ -125,9 +125,10 @@ impl Sweep {
                 format!("exceeds the {} examples available", examples.dim(0)?),
             ));
         }
-        // Finished cells are reused, so they must come from this very config.
+        // Finished cells are reused, so they must come from this very config;
+        // the RP criterion only changes how `collect` scores them.
         let existing = root.join("sweep.toml");
-        if existing.exists() && SweepConfig::load(&existing)? != config {
+        if existing.exists() && !same_cells(&SweepConfig::load(&existing)?, &config) {
             return Err(Error::format(
                 &existing,
                 "holds a sweep with a different config; choose another --out or delete that folder",
@@ -196,6 +197,14 @@ impl Sweep {
         })?;
         Ok(pending.len())
     }
+}
+
+/// Whether two configs give the same cells: equal up to the RP criterion.
+fn same_cells(a: &SweepConfig, b: &SweepConfig) -> bool {
+    let mut a = a.clone();
+    a.metrics.rp_similarity = b.metrics.rp_similarity;
+    a.metrics.rp_threshold = b.metrics.rp_threshold;
+    a == *b
 }
 
 fn spec_name(spec: &crate::data::SyntheticSpec) -> String {
