@@ -13,7 +13,7 @@ use common::{regimes, s, temp_dir};
 use diffusion_regimes::data::images::{grayscale, resize_area, to_bytes};
 use diffusion_regimes::data::{ImageFormat, ImageImport};
 use diffusion_regimes::experiment::SweepConfig;
-use diffusion_regimes::plot::write_image_grid;
+use diffusion_regimes::plot::{write_image_grid, GridRow};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -271,7 +271,10 @@ fn import_writes_the_dataset_and_refuses_malformed_files_with_exit_2_and_no_outp
 fn image_grids_tile_each_pixel_as_a_zoomed_block() {
     let dir = temp_dir("images-grid");
     let images = read(ImageFormat::Npy, "rgb_nchw_f64.npy"); // [3, 3, 4, 5]
-    let rows = [images.clone(), images.narrow(0, 0, 2).unwrap()];
+    let rows = [
+        GridRow::new("", images.clone()),
+        GridRow::new("", images.narrow(0, 0, 2).unwrap()),
+    ];
     let zoom = 2;
     write_image_grid(&dir.join("grid.png"), &rows, zoom).unwrap();
     let grid = read_back(&dir);
@@ -297,6 +300,49 @@ fn image_grids_tile_each_pixel_as_a_zoomed_block() {
 }
 
 #[test]
+fn labelled_grids_name_each_row_in_a_left_margin() {
+    let dir = temp_dir("images-grid-labels");
+    let images = read(ImageFormat::Npy, "gray_u8.npy")
+        .narrow(0, 0, 4)
+        .unwrap(); // [4, 1, 6, 6]
+    let zoom = 4;
+    let rows = [
+        GridRow::new("mlp-w64-d4-s0", images.clone()),
+        GridRow::new("", images.clone()),
+    ];
+    write_image_grid(&dir.join("grid.png"), &rows, zoom).unwrap();
+    let grid = read_back(&dir);
+    let (tile_h, tile_w) = (6 * zoom + zoom, 6 * zoom + zoom);
+    let (gh, gw) = (grid.dim(2).unwrap(), grid.dim(3).unwrap());
+    assert_eq!((grid.dim(1).unwrap(), gh), (3, 2 * tile_h + zoom));
+    let left = gw - (4 * tile_w + zoom);
+    assert!(left > 0, "a labelled grid has a margin");
+    let bytes = to_bytes(&grid).unwrap();
+    let at = |c: usize, y: usize, x: usize| bytes[(c * gh + y) * gw + x];
+    // The gray tiles sit right of the margin, equal in all three planes.
+    let gray = to_bytes(&images).unwrap();
+    for (r, k) in [(0, 0), (1, 3)] {
+        for y in 0..6 * zoom {
+            for x in 0..6 * zoom {
+                let want = gray[(k * 6 + y / zoom) * 6 + x / zoom];
+                for c in 0..3 {
+                    let (y, x) = (zoom + r * tile_h + y, left + zoom + k * tile_w + x);
+                    assert_eq!(at(c, y, x), want, "row {r} image {k} at ({y}, {x})");
+                }
+            }
+        }
+    }
+    // Text is drawn in the first row's band of the margin, none in the second's.
+    let dark = |rows: std::ops::Range<usize>| {
+        rows.flat_map(|y| (0..left).map(move |x| (y, x)))
+            .filter(|&(y, x)| at(0, y, x) < 128)
+            .count()
+    };
+    assert!(dark(0..tile_h) > 10, "the label is drawn");
+    assert_eq!(dark(tile_h + zoom..gh), 0, "an empty label draws nothing");
+}
+
+#[test]
 fn regimes_grid_shows_samples_over_their_nearest_training_images() {
     let dir = temp_dir("images-grid-cli");
     let images = fixture("rgb_nchw_f64.npy"); // [3, 3, 4, 5]
@@ -318,13 +364,17 @@ fn regimes_grid_shows_samples_over_their_nearest_training_images() {
         "{}",
         String::from_utf8_lossy(&run.stderr)
     );
-    // Rows: samples 0-1, their nearest, sample 2, its nearest; 4x5 tiles, 1-pixel gaps.
+    // Rows: samples 0-1, their nearest, sample 2, its nearest; 4x5 tiles,
+    // 1-pixel gaps, right of the labels' margin.
     let pixels = read_back(&dir);
-    assert_eq!(pixels.dims(), &[1, 3, 4 * 5 + 1, 2 * 6 + 1]);
+    let left = pixels.dim(3).unwrap() - (2 * 6 + 1);
+    assert_eq!(pixels.dims(), &[1, 3, 4 * 5 + 1, left + 2 * 6 + 1]);
+    assert!(left > 0, "rows are labelled");
     // Each sample is its own nearest training image.
+    let tiles = pixels.narrow(3, left, 2 * 6 + 1).unwrap();
     let (samples, nearest) = (
-        pixels.narrow(2, 1, 4).unwrap(),
-        pixels.narrow(2, 6, 4).unwrap(),
+        tiles.narrow(2, 1, 4).unwrap(),
+        tiles.narrow(2, 6, 4).unwrap(),
     );
     assert_eq!(common::max_abs_diff(&samples, &nearest), 0.0);
 
@@ -405,7 +455,10 @@ fn an_image_sweep_runs_from_one_command_into_figures_and_sample_grids() {
     );
     assert!(out.join("b_generalization.png").exists());
     // Per N: (empirical, mlp) x (samples, nearest training images) = 4 rows
-    // of 6 samples, 4x4 pixels zoomed 4x with 4-pixel gaps.
+    // of 6 samples, 4x4 pixels zoomed 4x with 4-pixel gaps, right of the
+    // labels' margin (a labelled grid is RGB).
+    let tiles_w = 6 * 20 + 4;
+    let mut tiles = Vec::new();
     for n in [2, 4] {
         let grid_dir = dir.join(format!("grid{n}"));
         std::fs::create_dir_all(&grid_dir).unwrap();
@@ -414,13 +467,15 @@ fn an_image_sweep_runs_from_one_command_into_figures_and_sample_grids() {
             grid_dir.join("g.png"),
         )
         .unwrap();
-        assert_eq!(read_back(&grid_dir).dims(), &[1, 1, 4 * 20 + 4, 6 * 20 + 4]);
+        let grid = read_back(&grid_dir);
+        let left = grid.dim(3).unwrap() - tiles_w;
+        assert_eq!(grid.dims(), &[1, 3, 4 * 20 + 4, left + tiles_w]);
+        tiles.push(grid.narrow(3, left, tiles_w).unwrap());
     }
     // The empirical denoiser reproduces training images: its sample row and
     // its nearest-image row are the same pixels up to 8-bit rounding.
-    let grid = read_back(&dir.join("grid2"));
-    let sample_row = grid.narrow(2, 4, 16).unwrap();
-    let nearest_row = grid.narrow(2, 24, 16).unwrap();
+    let sample_row = tiles[0].narrow(2, 4, 16).unwrap();
+    let nearest_row = tiles[0].narrow(2, 24, 16).unwrap();
     assert!(common::max_abs_diff(&sample_row, &nearest_row) <= 2.0 / 127.5 + 1e-6);
 }
 

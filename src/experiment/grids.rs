@@ -12,18 +12,21 @@ use super::results::Results;
 use super::sweep::Sweep;
 use crate::data::npy::read_npy;
 use crate::metrics::{nearest_two, DEFAULT_CHUNK};
-use crate::plot::write_image_grid;
+use crate::plot::{write_image_grid, GridRow};
 use crate::Result;
 
 /// Samples per row of a grid.
 pub const GRID_COLUMNS: usize = 16;
 /// Each image pixel is drawn as a ZOOM x ZOOM block.
 const ZOOM: usize = 4;
+/// The label of a row of nearest training images.
+pub const NEAREST_LABEL: &str = "nearest training";
 
 /// Writes `dir/samples_nNNNNN.png` for every N of a sweep whose examples are
 /// images (read from a file, each [C, H, W] with C = 1 or 3): per model
-/// (empirical denoiser first), a row of samples 0..16 and beneath it the
-/// nearest training image of each (Euclidean, as in the memorization ratio).
+/// (empirical denoiser first), a row of samples 0..16 labelled with the
+/// model and beneath it the nearest training image of each (Euclidean, as in
+/// the memorization ratio).
 /// Other sweeps get no grids.
 pub fn sample_grids(root: &Path, results: &Results, dir: &Path) -> Result<Vec<PathBuf>> {
     if results.config.data.file.is_none() {
@@ -42,7 +45,10 @@ pub fn sample_grids(root: &Path, results: &Results, dir: &Path) -> Result<Vec<Pa
             let shown = samples.narrow(0, 0, samples.dim(0)?.min(GRID_COLUMNS))?;
             let shown = shown.reshape([&[shown.dim(0)?][..], &train.dims()[1..]].concat())?;
             let nearest = nearest_images(&shown, &train)?;
-            rows.extend([shown, nearest]);
+            rows.extend([
+                GridRow::new(cell.model.label(), shown),
+                GridRow::new(NEAREST_LABEL, nearest),
+            ]);
         }
         let path = dir.join(format!("samples_n{n:05}.png"));
         write_image_grid(&path, &rows, ZOOM)?;

@@ -25,7 +25,7 @@ pub use config::{
     load_toml, DataSource, MetricSettings, SamplingSettings, SweepConfig, TrainSettings,
 };
 pub use figures::{gap_vs_sigma_figures, regime_figures, rp_heatmaps};
-pub use grids::{nearest_images, sample_grids, GRID_COLUMNS};
+pub use grids::{nearest_images, sample_grids, GRID_COLUMNS, NEAREST_LABEL};
 pub use results::{crossing, Crossing, Pair, Regimes, Results, REGIME_MARGIN};
 pub use run::{
     collect, exit_code, experiment_main, run_sweep, write_csv_and_figure, ExperimentCli, FigureFn,

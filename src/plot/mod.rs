@@ -17,7 +17,7 @@ mod image_grid;
 
 pub use chart::{Axis, LineChart, Scale, Series, Shade};
 pub use heatmap::Heatmap;
-pub use image_grid::write_image_grid;
+pub use image_grid::{write_image_grid, GridRow};
 
 const FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 const FAMILY: &str = "sans-serif";

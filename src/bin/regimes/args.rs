@@ -39,8 +39,8 @@ pub(crate) enum Command {
         #[arg(long)]
         figures: Option<PathBuf>,
     },
-    /// Samples as a PNG grid in seed order, each row optionally above the
-    /// nearest training image of each sample.
+    /// Samples as a PNG grid in seed order, each row labelled with its sample
+    /// indices and optionally above the nearest training image of each sample.
     Grid {
         /// Samples [K, C, H, W] (.npy), e.g. a sweep cell's samples.npy.
         samples: PathBuf,

@@ -15,9 +15,10 @@ use diffusion_regimes::data::{
 };
 use diffusion_regimes::error::check_sigma;
 use diffusion_regimes::experiment::{
-    collect, exit_code, nearest_images, run_sweep, SweepArgs, SweepConfig, QUICKSTART,
+    collect, exit_code, nearest_images, run_sweep, SweepArgs, SweepConfig, NEAREST_LABEL,
+    QUICKSTART,
 };
-use diffusion_regimes::plot::write_image_grid;
+use diffusion_regimes::plot::{write_image_grid, GridRow};
 use diffusion_regimes::sample::{initial_noise, sample, Churn, Method, Schedule};
 use diffusion_regimes::theory;
 use diffusion_regimes::{Error, Result};
@@ -196,12 +197,15 @@ fn grid(
     let train = train.map(load_examples).transpose()?;
     let mut rows = Vec::new();
     for first in (0..images.dim(0)?).step_by(columns) {
-        let row = images.narrow(0, first, columns.min(images.dim(0)? - first))?;
-        if let Some(train) = &train {
-            let nearest = nearest_images(&row, train)?;
-            rows.extend([row, nearest]);
-        } else {
-            rows.push(row);
+        let count = columns.min(images.dim(0)? - first);
+        let row = images.narrow(0, first, count)?;
+        let nearest = train
+            .as_ref()
+            .map(|t| nearest_images(&row, t))
+            .transpose()?;
+        rows.push(GridRow::new(format!("{first}-{}", first + count - 1), row));
+        if let Some(nearest) = nearest {
+            rows.push(GridRow::new(NEAREST_LABEL, nearest));
         }
     }
     write_image_grid(out, &rows, zoom)?;
