@@ -10,7 +10,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use candle_core::{DType, Device};
+use candle_core::DType;
 use clap::Parser;
 use serde::{Deserialize, Serialize};
 
@@ -71,19 +71,19 @@ fn run_cell(
             continue;
         }
         let mut trainer = match run.join(STATE_FILE).exists() {
-            true => Trainer::resume(&run, Some(step), &Device::Cpu)?,
+            true => Trainer::resume(&run, Some(step), &sweep.device)?,
             false => {
                 let mut config = train_config(sweep, &train, arch, *seed)?;
                 config.steps = step;
                 // Checkpoints only where segments end (each run saves its last step).
                 config.checkpoint_every = *checkpoints.last().unwrap_or(&step);
-                Trainer::start(&run, config, &train, &Device::Cpu)?
+                Trainer::start(&run, config, &train, &sweep.device)?
             }
         };
         let before = trainer.step();
         trainer.run(&mut |_| std::ops::ControlFlow::Continue(()))?;
         on_step(trainer.step() - before);
-        let model = load_model(&run, Weights::Ema, &Device::Cpu)?;
+        let model = load_model(&run, Weights::Ema, &sweep.device)?;
         let m = measure(sweep, &model, DType::F32, &empirical, &cell.model.label())?;
         let point = Point {
             n: cell.n,
@@ -238,13 +238,16 @@ fn report(points: &[Point], config: &SweepConfig, figures: &Path) -> Result<()> 
                 color: k,
                 ..Series::default()
             });
-            gaps.push(Series {
-                label: format!("N = {n} to truth"),
-                points: truth,
-                color: k,
-                dashed: true,
-                ..Series::default()
-            });
+            // Data from a file has no true denoiser, hence no dashed curve.
+            if best.is_some() {
+                gaps.push(Series {
+                    label: format!("N = {n} to truth"),
+                    points: truth,
+                    color: k,
+                    dashed: true,
+                    ..Series::default()
+                });
+            }
         }
         match fit(&onsets) {
             Some((b, a)) => println!(
@@ -275,7 +278,10 @@ fn report(points: &[Point], config: &SweepConfig, figures: &Path) -> Result<()> 
         save_figure(
             &figures.join(format!("gap_vs_step_{model}")),
             &chart(
-                &format!("{model}: gaps during training (dashed: truth)"),
+                &match points.iter().any(|p| p.gap_to_truth.is_some()) {
+                    true => format!("{model}: gaps during training (dashed: truth)"),
+                    false => format!("{model}: gap to the empirical denoiser during training"),
+                },
                 gap_axis,
                 gaps,
             ),
