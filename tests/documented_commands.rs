@@ -1,0 +1,174 @@
+//! Every `cargo run` command the docs and config comments show uses flags
+//! its binary has, so a renamed or mistyped flag fails here rather than in a
+//! user's shell (`--config`, never a flag, once stood in five places).
+
+use std::path::Path;
+use std::process::Command;
+
+const BINARIES: [(&str, &str); 9] = [
+    ("regimes", env!("CARGO_BIN_EXE_regimes")),
+    ("regimes_sweep", env!("CARGO_BIN_EXE_regimes_sweep")),
+    ("optimal_denoiser", env!("CARGO_BIN_EXE_optimal_denoiser")),
+    (
+        "cross_architecture",
+        env!("CARGO_BIN_EXE_cross_architecture"),
+    ),
+    ("boundaries", env!("CARGO_BIN_EXE_boundaries")),
+    ("collapse", env!("CARGO_BIN_EXE_collapse")),
+    ("training_time", env!("CARGO_BIN_EXE_training_time")),
+    ("molrg_threshold", env!("CARGO_BIN_EXE_molrg_threshold")),
+    ("jacobian_rank", env!("CARGO_BIN_EXE_jacobian_rank")),
+];
+
+/// One documented command: the binary and the words passed to it.
+#[derive(Debug)]
+struct Documented {
+    source: String,
+    binary: String,
+    words: Vec<String>,
+}
+
+impl Documented {
+    fn flags(&self) -> Vec<&str> {
+        self.words
+            .iter()
+            .filter(|w| w.starts_with("--"))
+            .map(|w| w.split('=').next().unwrap_or(w))
+            .collect()
+    }
+
+    /// The `--help` of the (sub)command the words select: leading words
+    /// that the help lists as subcommands descend into them.
+    fn help(&self) -> String {
+        let mut path: Vec<&str> = Vec::new();
+        let mut text = help(&self.binary, &path);
+        for word in &self.words {
+            let listed = text.split_once("Commands:").is_some_and(|(_, commands)| {
+                commands
+                    .lines()
+                    .any(|l| l.split_whitespace().next() == Some(word))
+            });
+            if !listed {
+                break;
+            }
+            path.push(word);
+            text = help(&self.binary, &path);
+        }
+        text
+    }
+}
+
+/// The commands in `text`: `cargo run ... --bin NAME -- ARGS` and
+/// `cargo run --release -- ARGS` (the `regimes` binary), each up to the end of its line
+/// (a trailing backslash continues it, also inside `#` comments) or a backtick.
+fn commands(source: &str, text: &str) -> Vec<Documented> {
+    let joined = text
+        .lines()
+        .map(|l| match l.trim_end().strip_suffix('\\') {
+            Some(head) => format!("{head} "),
+            None => format!("{l}\n"),
+        })
+        .collect::<String>();
+    let mut found = Vec::new();
+    for line in joined.lines() {
+        let Some(start) = line.find("cargo run") else {
+            continue;
+        };
+        let command = &line[start..];
+        let command = command.split('`').next().unwrap_or(command);
+        let Some((cargo_args, args)) = command.split_once(" -- ") else {
+            continue;
+        };
+        let cargo_args: Vec<&str> = cargo_args.split_whitespace().collect();
+        let words: Vec<&str> = args
+            .split_whitespace()
+            .filter(|w| *w != "#" && !w.starts_with('\\'))
+            .collect();
+        let binary = match cargo_args.iter().position(|w| *w == "--bin") {
+            Some(k) => cargo_args[k + 1],
+            None => "regimes",
+        };
+        found.push(Documented {
+            source: source.to_string(),
+            binary: binary.to_string(),
+            words: words.iter().map(|w| w.to_string()).collect(),
+        });
+    }
+    found
+}
+
+fn documents() -> Vec<(String, String)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut paths: Vec<_> = ["README.md", "figures/README.md", "experiments/README.md"]
+        .iter()
+        .map(|p| root.join(p))
+        .collect();
+    let configs = root.join("experiments/configs");
+    for entry in std::fs::read_dir(&configs).unwrap() {
+        paths.push(entry.unwrap().path());
+    }
+    paths
+        .into_iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(&p).unwrap();
+            (p.display().to_string(), text)
+        })
+        .collect()
+}
+
+fn help(binary: &str, subcommands: &[&str]) -> String {
+    let exe = BINARIES
+        .iter()
+        .find(|(name, _)| *name == binary)
+        .unwrap_or_else(|| panic!("the docs run a binary `{binary}` that the crate lacks"))
+        .1;
+    let output = Command::new(exe)
+        .args(subcommands)
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{binary} {subcommands:?} --help: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[test]
+fn the_parser_finds_flags_in_continued_and_inline_commands() {
+    let text = "run `cargo run --release -- data import x --size=8x8` here\n\
+                #   cargo run --release --bin training_time -- \\\n\
+                #     experiments/x.toml --jobs 3\n";
+    let found = commands("t", text);
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert_eq!(found[0].binary, "regimes");
+    assert_eq!(found[0].flags(), ["--size"]);
+    assert!(
+        found[0].help().contains("--grayscale"),
+        "`data import`'s help"
+    );
+    assert_eq!(found[1].binary, "training_time");
+    assert_eq!(found[1].words, ["experiments/x.toml", "--jobs", "3"]);
+}
+
+#[test]
+fn every_documented_command_uses_flags_its_binary_has() {
+    let mut checked = 0;
+    for (source, text) in documents() {
+        for command in commands(&source, &text) {
+            let help = command.help();
+            for flag in command.flags() {
+                assert!(
+                    help.contains(&format!("{flag} ")) || help.contains(&format!("{flag}\n")),
+                    "{}: `{}` has no flag {flag}",
+                    command.source,
+                    command.binary
+                );
+                checked += 1;
+            }
+        }
+    }
+    // The figure table alone documents one --figures per experiment.
+    assert!(checked >= 9, "only {checked} documented flags found");
+}
