@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use diffusion_regimes::denoise::EmpiricalDenoiser;
 use diffusion_regimes::experiment::{
     crossing, exit_code, load_toml, measure, progress_bar, run_parallel, train_config, Cell,
-    ExperimentCli, Model, Sweep, SweepConfig,
+    DataExperimentCli, Model, Sweep, SweepConfig,
 };
 use diffusion_regimes::io::{read, write_atomic};
 use diffusion_regimes::nn::checkpoint::{load_model, Weights, STATE_FILE};
@@ -129,9 +129,11 @@ fn chart(title: &str, y: Axis, series: Vec<Series>) -> LineChart {
     }
 }
 
-fn run(cli: &ExperimentCli) -> Result<()> {
+fn run(args: &DataExperimentCli) -> Result<()> {
+    let cli = &args.experiment;
     let path = cli.config_or("experiments/configs/training_time.toml");
-    let c: TimeConfig = load_toml(&path)?;
+    let mut c: TimeConfig = load_toml(&path)?;
+    c.sweep = args.with_data(c.sweep, &path)?;
     if c.checkpoints.is_empty()
         || c.checkpoints.windows(2).any(|w| w[0] >= w[1])
         || c.checkpoints[0] == 0
@@ -295,5 +297,5 @@ fn report(points: &[Point], config: &SweepConfig, figures: &Path) -> Result<()> 
 }
 
 fn main() -> ExitCode {
-    exit_code(run(&ExperimentCli::parse()))
+    exit_code(run(&DataExperimentCli::parse()))
 }

@@ -480,6 +480,44 @@ fn an_image_sweep_runs_from_one_command_into_figures_and_sample_grids() {
 }
 
 #[test]
+fn training_time_reads_its_images_from_data() {
+    let dir = temp_dir("images-training-time");
+    let config = dir.join("time.toml");
+    // IMAGE_SWEEP nested under [sweep], its tables renamed to match.
+    let sweep: Vec<String> = IMAGE_SWEEP
+        .lines()
+        .map(|line| match line.strip_prefix("[[") {
+            Some(table) => format!("[[sweep.{table}"),
+            None => line.replacen('[', "[sweep.", usize::from(line.starts_with('['))),
+        })
+        .collect();
+    let toml = format!("checkpoints = [4, 8]\n[sweep]{}", sweep.join("\n"));
+    std::fs::write(&config, toml).unwrap();
+    let time = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_training_time"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = dir.join("out");
+    let run = time(&[s(&config), "--out", s(&out)]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("not-here"), "{stderr}");
+    let data = fixture("mnist-idx3-ubyte.gz");
+    let run = time(&[s(&config), "--data", s(&data), "--out", s(&out)]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let csv = std::fs::read_to_string(out.join("training_time.csv")).unwrap();
+    // mlp at N = 2 and 4, checkpoints 4 and 8, two gap sigmas; no truth for file data.
+    assert_eq!(csv.lines().count(), 1 + 2 * 2 * 2, "{csv}");
+    assert!(csv.lines().skip(1).all(|l| l.ends_with(',')), "{csv}");
+}
+
+#[test]
 fn the_image_sweep_configs_parse_and_the_gpu_one_is_the_papers_setting() {
     let configs = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/configs");
     let load = |name: &str| SweepConfig::load(&configs.join(name)).unwrap();

@@ -28,8 +28,8 @@ pub use figures::{gap_vs_sigma_figures, regime_figures, rp_heatmaps};
 pub use grids::{nearest_images, sample_grids, GRID_COLUMNS, NEAREST_LABEL};
 pub use results::{crossing, Crossing, Pair, Regimes, Results, REGIME_MARGIN};
 pub use run::{
-    collect, exit_code, experiment_main, run_sweep, write_csv_and_figure, ExperimentCli, FigureFn,
-    SweepArgs,
+    collect, exit_code, experiment_main, run_sweep, write_csv_and_figure, DataExperimentCli,
+    ExperimentCli, FigureFn, SweepArgs,
 };
 pub use sweep::{progress_bar, run_parallel, Shard, Sweep};
 

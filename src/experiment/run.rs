@@ -70,16 +70,16 @@ pub struct ExperimentCli {
     pub sweep: SweepArgs,
 }
 
-/// The command line of a binary built on [`experiment_main`]: an experiment's
-/// plus `--data`.
+/// The command line of an experiment that can read its examples from a file:
+/// [`ExperimentCli`] plus `--data` ([`experiment_main`], `training_time`).
 #[derive(clap::Parser, Debug)]
-struct SweepCli {
+pub struct DataExperimentCli {
     #[command(flatten)]
-    experiment: ExperimentCli,
+    pub experiment: ExperimentCli,
     /// Read the examples from this file instead of the config's `data.file`
     /// (same format), e.g. your own MNIST or CIFAR-10 download.
     #[arg(long)]
-    data: Option<PathBuf>,
+    pub data: Option<PathBuf>,
 }
 
 impl ExperimentCli {
@@ -91,18 +91,20 @@ impl ExperimentCli {
     }
 }
 
-/// `config` with `--data` in place of its data file, if given.
-fn with_data(mut config: SweepConfig, data: Option<PathBuf>, origin: &Path) -> Result<SweepConfig> {
-    if let Some(data) = data {
-        if config.data.file.is_none() {
-            return Err(crate::Error::format(
-                origin,
-                "--data replaces data.file, but this config generates synthetic data",
-            ));
+impl DataExperimentCli {
+    /// `config` (read from `origin`) with `--data` in place of its data file, if given.
+    pub fn with_data(&self, mut config: SweepConfig, origin: &Path) -> Result<SweepConfig> {
+        if let Some(data) = &self.data {
+            if config.data.file.is_none() {
+                return Err(crate::Error::format(
+                    origin,
+                    "--data replaces data.file, but this config generates synthetic data",
+                ));
+            }
+            config.data.file = Some(data.clone());
         }
-        config.data.file = Some(data);
+        Ok(config)
     }
-    Ok(config)
 }
 
 /// The whole of a sweep-shaped experiment binary: parse the command line,
@@ -110,13 +112,11 @@ fn with_data(mut config: SweepConfig, data: Option<PathBuf>, origin: &Path) -> R
 /// regime figures and `extra`; exit 2 with one line on any error.
 pub fn experiment_main(default_config: &str, extra: &[FigureFn]) -> ExitCode {
     use clap::Parser;
-    let SweepCli {
-        experiment: cli,
-        data,
-    } = SweepCli::parse();
+    let args = DataExperimentCli::parse();
+    let cli = &args.experiment;
     let path = cli.config_or(default_config);
     exit_code((|| {
-        let config = with_data(SweepConfig::load(&path)?, data, &path)?;
+        let config = args.with_data(SweepConfig::load(&path)?, &path)?;
         let figures = cli
             .sweep
             .figures
