@@ -426,12 +426,7 @@ fn an_image_sweep_runs_from_one_command_into_figures_and_sample_grids() {
     let dir = temp_dir("images-sweep");
     let config = dir.join("images.toml");
     std::fs::write(&config, IMAGE_SWEEP).unwrap();
-    let sweep = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_regimes_sweep"))
-            .args(args)
-            .output()
-            .unwrap()
-    };
+    let sweep = |args: &[&str]| common::run(env!("CARGO_BIN_EXE_regimes_sweep"), args);
     // Without --data the config's file is missing: one line naming it, no output.
     let out = dir.join("out");
     let run = sweep(&[s(&config), "--out", s(&out)]);
@@ -493,12 +488,7 @@ fn training_time_reads_its_images_from_data() {
         .collect();
     let toml = format!("checkpoints = [4, 8]\n[sweep]{}", sweep.join("\n"));
     std::fs::write(&config, toml).unwrap();
-    let time = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_training_time"))
-            .args(args)
-            .output()
-            .unwrap()
-    };
+    let time = |args: &[&str]| common::run(env!("CARGO_BIN_EXE_training_time"), args);
     let out = dir.join("out");
     let run = time(&[s(&config), "--out", s(&out)]);
     let stderr = String::from_utf8_lossy(&run.stderr);

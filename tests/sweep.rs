@@ -212,10 +212,10 @@ fn experiment_binaries_and_collect_fail_with_one_line_and_exit_code_2() {
     let dir = temp_dir("sweep-cli");
     let bad = dir.join("bad.toml");
     std::fs::write(&bad, TINY.replace("lr = 1e-3", "lr = \"fast\"")).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_regimes_sweep"))
-        .args([common::s(&bad), "--out", common::s(&dir.join("o"))])
-        .output()
-        .unwrap();
+    let out = common::run(
+        env!("CARGO_BIN_EXE_regimes_sweep"),
+        &[common::s(&bad), "--out", common::s(&dir.join("o"))],
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(

@@ -60,7 +60,12 @@ pub fn temp_dir(name: &str) -> std::path::PathBuf {
 
 /// Runs the `regimes` binary built for these tests.
 pub fn regimes(args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_regimes"))
+    run(env!("CARGO_BIN_EXE_regimes"), args)
+}
+
+/// Runs one of the crate's binaries (`env!("CARGO_BIN_EXE_<name>")`) to completion.
+pub fn run(binary: &str, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(binary)
         .args(args)
         .output()
         .unwrap()
