@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{regimes, s};
+use common::{fails_with, regimes, s};
 
 use std::path::Path;
 use std::process::Output;
@@ -15,16 +15,6 @@ use diffusion_regimes::sample::{generate, Method, Schedule};
 
 fn ok(o: &Output) {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-}
-
-/// Exit code 2 and a one-line message containing every one of `words`.
-fn fails_with(o: &Output, words: &[&str]) {
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "{err}");
-    assert_eq!(err.trim().lines().count(), 1, "{err}");
-    for w in words {
-        assert!(err.contains(w), "{err:?} should mention {w:?}");
-    }
 }
 
 fn train_mlp(data: &Path, out: &Path, steps: &str) -> Output {

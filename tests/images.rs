@@ -9,7 +9,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
-use common::{regimes, s, temp_dir};
+use common::{fails_with, regimes, s, temp_dir};
 use diffusion_regimes::data::images::{grayscale, resize_area, to_bytes};
 use diffusion_regimes::data::{ImageFormat, ImageImport};
 use diffusion_regimes::experiment::SweepConfig;
@@ -384,12 +384,7 @@ fn regimes_grid_shows_samples_over_their_nearest_training_images() {
         "--out",
         s(&dir.join("x.png")),
     ]);
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    assert_eq!(run.status.code(), Some(2), "{stderr}");
-    assert!(
-        stderr.contains("gray_u8.npy") && stderr.contains("not images"),
-        "{stderr}"
-    );
+    fails_with(&run, &["gray_u8.npy", "not images"]);
     assert!(!dir.join("x.png").exists());
 }
 
@@ -429,16 +424,11 @@ fn an_image_sweep_runs_from_one_command_into_figures_and_sample_grids() {
     let sweep = |args: &[&str]| common::run(env!("CARGO_BIN_EXE_regimes_sweep"), args);
     // Without --data the config's file is missing: one line naming it, no output.
     let out = dir.join("out");
-    let run = sweep(&[s(&config), "--out", s(&out)]);
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    assert_eq!(run.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("not-here"), "{stderr}");
+    fails_with(&sweep(&[s(&config), "--out", s(&out)]), &["not-here"]);
     #[cfg(not(feature = "cuda"))]
     {
         let run = sweep(&[s(&config), "--device", "cuda", "--out", s(&out)]);
-        let stderr = String::from_utf8_lossy(&run.stderr);
-        assert_eq!(run.status.code(), Some(2), "{stderr}");
-        assert!(stderr.contains("without CUDA"), "{stderr}");
+        fails_with(&run, &["without CUDA"]);
     }
     assert!(!out.exists());
     let data = fixture("mnist-idx3-ubyte.gz");
@@ -490,10 +480,7 @@ fn training_time_reads_its_images_from_data() {
     std::fs::write(&config, toml).unwrap();
     let time = |args: &[&str]| common::run(env!("CARGO_BIN_EXE_training_time"), args);
     let out = dir.join("out");
-    let run = time(&[s(&config), "--out", s(&out)]);
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    assert_eq!(run.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("not-here"), "{stderr}");
+    fails_with(&time(&[s(&config), "--out", s(&out)]), &["not-here"]);
     let data = fixture("mnist-idx3-ubyte.gz");
     let run = time(&[s(&config), "--data", s(&data), "--out", s(&out)]);
     assert!(

@@ -71,6 +71,16 @@ pub fn run(binary: &str, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// Exit code 2 and a one-line message containing every one of `words`.
+pub fn fails_with(o: &std::process::Output, words: &[&str]) {
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    for w in words {
+        assert!(err.contains(w), "{err:?} should mention {w:?}");
+    }
+}
+
 /// A path as a command-line argument.
 pub fn s(p: &std::path::Path) -> &str {
     p.to_str().unwrap()
