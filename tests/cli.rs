@@ -36,7 +36,7 @@ fn molrg(d: &Path) -> PathBuf {
         "--out",
         s(&out),
     ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    common::succeeds(&o);
     out
 }
 
@@ -68,7 +68,7 @@ fn data_denoise_and_sample_agree_with_the_library() {
         "--dtype",
         "f64",
     ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    common::succeeds(&o);
     let truth = load_distribution(&data_dir).unwrap();
     let x = read_npy(&input).unwrap().to_dtype(DType::F64).unwrap();
     assert!(max_abs_diff(&read_npy(&out).unwrap(), &truth.denoise(&x, 0.5).unwrap()) < 1e-12);
@@ -91,7 +91,7 @@ fn data_denoise_and_sample_agree_with_the_library() {
         "--out",
         s(&samples),
     ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    common::succeeds(&o);
     let empirical = EmpiricalDenoiser::new(&train).unwrap();
     let schedule = Schedule {
         steps: 10,
@@ -144,7 +144,7 @@ fn data_denoise_and_sample_agree_with_the_library() {
         "--out",
         s(&again),
     ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    common::succeeds(&o);
     assert_eq!(
         read_npy(&again).unwrap().to_vec2::<f32>().unwrap(),
         want.to_vec2::<f32>().unwrap()

@@ -14,7 +14,7 @@ use diffusion_regimes::data::npz::read_npz;
 use diffusion_regimes::metrics::{reproducibility, Bootstrap, Similarity};
 
 fn json(o: &Output) -> serde_json::Value {
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    common::succeeds(o);
     serde_json::from_slice(&o.stdout).unwrap()
 }
 

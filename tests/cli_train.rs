@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{fails_with, regimes, s};
+use common::{fails_with, regimes, s, succeeds};
 
 use std::path::Path;
 use std::process::Output;
@@ -12,10 +12,6 @@ use candle_core::{DType, Device, Tensor};
 use diffusion_regimes::data::npy::{read_npy, write_npy};
 use diffusion_regimes::nn::checkpoint::{load_model, Weights};
 use diffusion_regimes::sample::{generate, Method, Schedule};
-
-fn ok(o: &Output) {
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-}
 
 fn train_mlp(data: &Path, out: &Path, steps: &str) -> Output {
     regimes(&[
@@ -45,7 +41,7 @@ fn trained_model_samples_through_the_cli_like_the_library() {
     let data = d.join("data.npy");
     write_npy(&data, &common::gaussian(1, 0, 40, 6), DType::F32).unwrap();
     let run = d.join("run");
-    ok(&train_mlp(&data, &run, "10"));
+    succeeds(&train_mlp(&data, &run, "10"));
     for file in [
         "config.toml",
         "train.npy",
@@ -62,7 +58,7 @@ fn trained_model_samples_through_the_cli_like_the_library() {
         &regimes(&["train", "--out", s(&run), "--resume", "--lr", "0.1"]),
         &["--lr", "--resume"],
     );
-    ok(&regimes(&[
+    succeeds(&regimes(&[
         "train",
         "--out",
         s(&run),
@@ -73,7 +69,7 @@ fn trained_model_samples_through_the_cli_like_the_library() {
     assert!(run.join("checkpoints/step-00000015.safetensors").exists());
 
     let samples = d.join("samples.npy");
-    ok(&regimes(&[
+    succeeds(&regimes(&[
         "sample",
         "--denoiser",
         "model",
@@ -123,7 +119,7 @@ fn unet_trains_on_byte_images() {
     let data = d.join("images.npy");
     write_npy(&data, &images, DType::U8).unwrap();
     let run = d.join("run");
-    ok(&regimes(&[
+    succeeds(&regimes(&[
         "train",
         "--data",
         s(&data),
@@ -153,7 +149,7 @@ fn unet_trains_on_byte_images() {
     let x = d.join("x.npy");
     write_npy(&x, &common::gaussian(0, 0, 3, 64), DType::F32).unwrap();
     let out = d.join("d.npy");
-    ok(&regimes(&[
+    succeeds(&regimes(&[
         "denoise",
         "--denoiser",
         "model",

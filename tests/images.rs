@@ -9,7 +9,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
-use common::{fails_with, regimes, s, temp_dir};
+use common::{fails_with, regimes, s, succeeds, temp_dir};
 use diffusion_regimes::data::images::{grayscale, resize_area, to_bytes};
 use diffusion_regimes::data::{ImageFormat, ImageImport};
 use diffusion_regimes::experiment::SweepConfig;
@@ -213,11 +213,7 @@ fn import_writes_the_dataset_and_refuses_malformed_files_with_exit_2_and_no_outp
         "--out",
         s(&out),
     ]);
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    succeeds(&run);
     let data = diffusion_regimes::data::load_examples(&out).unwrap();
     assert_eq!(data.dims(), &[3, 1, 2, 2]);
     let source = std::fs::read_to_string(out.join("source.toml")).unwrap();
@@ -359,11 +355,7 @@ fn regimes_grid_shows_samples_over_their_nearest_training_images() {
         "--out",
         s(&grid),
     ]);
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    succeeds(&run);
     // Rows: samples 0-1, their nearest, sample 2, its nearest; 4x5 tiles,
     // 1-pixel gaps, right of the labels' margin.
     let pixels = read_back(&dir);
@@ -433,11 +425,7 @@ fn an_image_sweep_runs_from_one_command_into_figures_and_sample_grids() {
     assert!(!out.exists());
     let data = fixture("mnist-idx3-ubyte.gz");
     let run = sweep(&[s(&config), "--data", s(&data), "--out", s(&out)]);
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    succeeds(&run);
     assert!(out.join("b_generalization.png").exists());
     // Per N: (empirical, mlp) x (samples, nearest training images) = 4 rows
     // of 6 samples, 4x4 pixels zoomed 4x with 4-pixel gaps, right of the
@@ -483,11 +471,7 @@ fn training_time_reads_its_images_from_data() {
     fails_with(&time(&[s(&config), "--out", s(&out)]), &["not-here"]);
     let data = fixture("mnist-idx3-ubyte.gz");
     let run = time(&[s(&config), "--data", s(&data), "--out", s(&out)]);
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    succeeds(&run);
     let csv = std::fs::read_to_string(out.join("training_time.csv")).unwrap();
     // mlp at N = 2 and 4, checkpoints 4 and 8, two gap sigmas; no truth for file data.
     assert_eq!(csv.lines().count(), 1 + 2 * 2 * 2, "{csv}");

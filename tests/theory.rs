@@ -137,7 +137,7 @@ fn predict_reports_the_closed_forms_of_a_saved_distribution() {
         "--out",
         common::s(&data),
     ]);
-    assert!(made.status.success());
+    common::succeeds(&made);
     let out = common::regimes(&[
         "predict",
         "--data",
@@ -146,11 +146,7 @@ fn predict_reports_the_closed_forms_of_a_saved_distribution() {
         "100",
         "--json",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::succeeds(&out);
     let p: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     // Two separated components: 50 points each in d = 16.
     let closed = collapse_sigma_isotropic(1.0, 50.0, 16);

@@ -71,6 +71,11 @@ pub fn run(binary: &str, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// Exit code 0; otherwise the failure shows the command's stderr.
+pub fn succeeds(o: &std::process::Output) {
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
 /// Exit code 2 and a one-line message containing every one of `words`.
 pub fn fails_with(o: &std::process::Output, words: &[&str]) {
     let err = String::from_utf8_lossy(&o.stderr);
