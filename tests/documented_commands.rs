@@ -2,8 +2,9 @@
 //! its binary has, so a renamed or mistyped flag fails here rather than in a
 //! user's shell (`--config`, never a flag, once stood in five places).
 
+mod common;
+
 use std::path::Path;
-use std::process::Command;
 
 const BINARIES: [(&str, &str); 9] = [
     ("regimes", env!("CARGO_BIN_EXE_regimes")),
@@ -122,11 +123,7 @@ fn help(binary: &str, subcommands: &[&str]) -> String {
         .find(|(name, _)| *name == binary)
         .unwrap_or_else(|| panic!("the docs run a binary `{binary}` that the crate lacks"))
         .1;
-    let output = Command::new(exe)
-        .args(subcommands)
-        .arg("--help")
-        .output()
-        .unwrap();
+    let output = common::run(exe, &[subcommands, &["--help"]].concat());
     assert!(
         output.status.success(),
         "{binary} {subcommands:?} --help: {}",
