@@ -1,6 +1,9 @@
-//! Training steps per second (issue 3): MLP widths 256 and 1024 at batch 256
-//! (n = 64 and n = 784), U-Net-32 on 1x16x16 at batch 64; and one AdamW update
-//! of about 1M parameters, fused (ours) against candle-nn's tensor-op AdamW.
+//! Training steps: the five shapes of the peer comparison (U-Net-16 with
+//! multipliers 1,2 on 1x8x8 at batch 32, MLP width 64 on n = 32 at batch 64,
+//! widths 256 and 1024 at batch 256 on n = 64 and n = 784, U-Net-32 on
+//! 1x16x16 at batch 64; scripts/peer_train_step.sh times the PyTorch and JAX
+//! replicas of the same steps); and one AdamW update of about 1M parameters,
+//! fused (ours) against candle-nn's tensor-op AdamW.
 //!
 //! `cargo bench --bench train_step`; set RAYON_NUM_THREADS to pin the thread
 //! count. With `--features cuda` and BENCH_DEVICE=cuda the steps run on the
@@ -65,7 +68,26 @@ fn train_steps(c: &mut Criterion) {
     let device = device_from_env("BENCH_DEVICE").unwrap();
     let mut group = c.benchmark_group("train_step");
     group.sample_size(10);
+    // The five rows of the peer comparison (BENCHMARKS.md, ../shared/peers).
     let mut cases = vec![
+        (
+            "unet16-m1x2-1x8x8-b32",
+            Arch::Unet(UnetConfig {
+                multipliers: vec![1, 2],
+                ..UnetConfig::with_base(16)
+            }),
+            vec![1, 8, 8],
+            32,
+        ),
+        (
+            "mlp-w64-n32-b64",
+            Arch::Mlp(MlpConfig {
+                width: 64,
+                depth: 4,
+            }),
+            vec![32],
+            64,
+        ),
         (
             "mlp-w256-n64-b256",
             Arch::Mlp(MlpConfig {

@@ -17,8 +17,8 @@ use serde::Deserialize;
 
 use diffusion_regimes::data::npy::read_npy;
 use diffusion_regimes::experiment::{
-    crossing, exit_code, load_toml, run_sweep, write_csv_and_figure, CellResult, ExperimentCli,
-    Model, SweepConfig,
+    crossing, exit_code, load_toml, quantile, run_sweep, write_csv_and_figure, CellResult,
+    ExperimentCli, Model, SweepConfig,
 };
 use diffusion_regimes::metrics::{nearest_two, DEFAULT_CHUNK};
 use diffusion_regimes::plot::{Axis, LineChart, Scale, Series};
@@ -75,7 +75,7 @@ fn run(cli: &ExperimentCli) -> Result<()> {
     else {
         return Ok(());
     };
-    let sweep = diffusion_regimes::experiment::Sweep::prepare(config.clone(), &root)?;
+    let sweep = diffusion_regimes::experiment::Sweep::open(config.clone(), &root)?;
     let mut csv = String::from("model,n,generalization,sigma_gap_crossing,sigma_c_entropy\n");
     let mut ns = config.ns.clone();
     ns.sort_unstable();
@@ -139,11 +139,7 @@ fn run(cli: &ExperimentCli) -> Result<()> {
             })
             .collect();
         stars.sort_by(f64::total_cmp);
-        let at = |q: f64| {
-            stars
-                .get(((q * (stars.len().max(1) - 1) as f64).round()) as usize)
-                .copied()
-        };
+        let at = |q: f64| quantile(&stars, q);
         println!(
             "{model}: N* = {} (bootstrap 95% interval {} - {}, {} of {} resamples cross)",
             crossing(&curve, 0.5).map_or("-".into(), |v| format!("{v:.1}")),
@@ -187,5 +183,7 @@ fn run(cli: &ExperimentCli) -> Result<()> {
 }
 
 fn main() -> ExitCode {
-    exit_code(run(&ExperimentCli::parse()))
+    let cli = ExperimentCli::parse();
+    diffusion_regimes::experiment::set_tensor_threads(cli.sweep.jobs());
+    exit_code(run(&cli))
 }

@@ -11,12 +11,11 @@ use candle_core::{DType, Device};
 use clap::Parser;
 use serde::Deserialize;
 
-use diffusion_regimes::denoise::{Denoiser, EmpiricalDenoiser};
+use diffusion_regimes::denoise::Denoiser;
 use diffusion_regimes::experiment::{
-    exit_code, load_toml, write_csv_and_figure, ExperimentCli, Model, Sweep, SweepConfig,
+    exit_code, load_toml, write_csv_and_figure, ExperimentCli, Sweep, SweepConfig,
 };
 use diffusion_regimes::metrics::{effective_rank, singular_values};
-use diffusion_regimes::nn::checkpoint::{load_model, Weights};
 use diffusion_regimes::plot::{Axis, LineChart, Scale, Series};
 use diffusion_regimes::sample::initial_noise;
 use diffusion_regimes::Result;
@@ -77,23 +76,8 @@ fn run(cli: &ExperimentCli) -> Result<()> {
         ));
     }
     for cell in Sweep::grid(&c.sweep) {
-        let train = sweep
-            .training_set(cell.n)?
-            .flatten_from(1)?
-            .to_dtype(DType::F64)?;
         let label = format!("{} N = {}", cell.model.label(), cell.n);
-        let curve = match &cell.model {
-            Model::Empirical => rank_curve(
-                &EmpiricalDenoiser::new(&train)?,
-                &sweep,
-                &c.sigmas,
-                c.points,
-            )?,
-            Model::Trained { .. } => {
-                let model = load_model(&cell.dir(&out).join("run"), Weights::Ema, &Device::Cpu)?;
-                rank_curve(&model, &sweep, &c.sigmas, c.points)?
-            }
-        };
+        let curve = rank_curve(&*cell.denoiser(&sweep)?.0, &sweep, &c.sigmas, c.points)?;
         curves.push((label, curve));
     }
     let mut csv = String::from("denoiser,sigma,effective_rank_over_n\n");
@@ -144,5 +128,7 @@ fn run(cli: &ExperimentCli) -> Result<()> {
 }
 
 fn main() -> ExitCode {
-    exit_code(run(&ExperimentCli::parse()))
+    let cli = ExperimentCli::parse();
+    diffusion_regimes::experiment::set_tensor_threads(cli.sweep.jobs());
+    exit_code(run(&cli))
 }

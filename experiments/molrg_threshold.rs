@@ -90,7 +90,7 @@ fn run(cli: &ExperimentCli) -> Result<()> {
                 ..cli.sweep.clone()
             };
             let root = args.out(&config);
-            let sweep = diffusion_regimes::experiment::Sweep::prepare(config, &root)?;
+            let sweep = args.prepare(config)?;
             sweep.run(args.shard, args.jobs())?;
             let Some(results) = collect(&root, &root)? else {
                 complete = false;
@@ -161,5 +161,7 @@ fn run(cli: &ExperimentCli) -> Result<()> {
 }
 
 fn main() -> ExitCode {
-    exit_code(run(&ExperimentCli::parse()))
+    let cli = ExperimentCli::parse();
+    diffusion_regimes::experiment::set_tensor_threads(cli.sweep.jobs());
+    exit_code(run(&cli))
 }

@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 
 use diffusion_regimes::denoise::EmpiricalDenoiser;
 use diffusion_regimes::experiment::{
-    crossing, exit_code, load_toml, measure, progress_bar, run_parallel, train_config, Cell,
-    DataExperimentCli, Model, Sweep, SweepConfig,
+    crossing, exit_code, least_squares, load_toml, measure, progress_bar, run_parallel,
+    train_config, Cell, DataExperimentCli, Model, Sweep, SweepConfig,
 };
 use diffusion_regimes::io::{read, write_atomic};
 use diffusion_regimes::nn::checkpoint::{load_model, Weights, STATE_FILE};
@@ -99,20 +99,6 @@ fn run_cell(
         points.push(point);
     }
     Ok(points)
-}
-
-/// Least-squares slope and intercept of y on x.
-fn fit(points: &[(f64, f64)]) -> Option<(f64, f64)> {
-    let k = points.len() as f64;
-    if points.len() < 2 {
-        return None;
-    }
-    let (mx, my) = points
-        .iter()
-        .fold((0.0, 0.0), |(a, b), p| (a + p.0 / k, b + p.1 / k));
-    let sxx: f64 = points.iter().map(|p| (p.0 - mx).powi(2)).sum();
-    let sxy: f64 = points.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
-    (sxx > 0.0).then(|| (sxy / sxx, my - sxy / sxx * mx))
 }
 
 fn chart(title: &str, y: Axis, series: Vec<Series>) -> LineChart {
@@ -251,7 +237,7 @@ fn report(points: &[Point], config: &SweepConfig, figures: &Path) -> Result<()> 
                 });
             }
         }
-        match fit(&onsets) {
+        match least_squares(&onsets) {
             Some((b, a)) => println!(
                 "{model}: onset step ~ {:.1} N^{b:.2} over {} sizes (peers: exponent 1)",
                 a.exp(),
@@ -297,5 +283,7 @@ fn report(points: &[Point], config: &SweepConfig, figures: &Path) -> Result<()> 
 }
 
 fn main() -> ExitCode {
-    exit_code(run(&DataExperimentCli::parse()))
+    let cli = DataExperimentCli::parse();
+    diffusion_regimes::experiment::set_tensor_threads(cli.experiment.sweep.jobs());
+    exit_code(run(&cli))
 }

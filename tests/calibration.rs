@@ -23,8 +23,10 @@ fn default_criteria_separate_memorized_from_novel_and_paired_from_independent() 
     let bootstrap = Bootstrap::default();
     let indices: Vec<u64> = (0..m as u64).collect();
     // Rows past every training set: exact draws from the true distribution.
-    let fresh = dist.sample_rows(1 << 40, m).unwrap();
-    let other = dist.sample_rows(1 << 41, m).unwrap();
+    let fresh = dist.sample_fresh(m).unwrap();
+    let other = dist
+        .sample_rows(2 * diffusion_regimes::data::FRESH_ROWS, m)
+        .unwrap();
     let gl = |samples: &Tensor, train: &Tensor| {
         let memorized = ratio_memorization(samples, train, "raw", bootstrap).unwrap();
         1.0 - memorized.value

@@ -86,16 +86,36 @@ fn commands(source: &str, text: &str) -> Vec<Documented> {
             .filter(|w| *w != "#" && !w.starts_with('\\'))
             .collect();
         let binary = match cargo_args.iter().position(|w| *w == "--bin") {
-            Some(k) => cargo_args[k + 1],
-            None => "regimes",
+            Some(k) => cargo_args[k + 1].to_string(),
+            None => default_run(),
         };
         found.push(Documented {
             source: source.to_string(),
-            binary: binary.to_string(),
+            binary,
             words: words.iter().map(|w| w.to_string()).collect(),
         });
     }
     found
+}
+
+/// The binary a bare `cargo run` runs, resolved as cargo does: the only
+/// binary, or the package's `default-run`; a failure when neither settles it
+/// (cargo's "could not determine which binary to run").
+fn default_run() -> String {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+    let manifest: toml::Value =
+        toml::from_str(&std::fs::read_to_string(manifest).unwrap()).unwrap();
+    let bins = manifest
+        .get("bin")
+        .and_then(|b| b.as_array())
+        .map_or(0, Vec::len);
+    match manifest["package"].get("default-run") {
+        Some(name) => name.as_str().unwrap().to_string(),
+        None if bins <= 1 => "regimes".to_string(),
+        None => panic!(
+            "a documented `cargo run -- ...` cannot resolve: {bins} binaries and no default-run in Cargo.toml"
+        ),
+    }
 }
 
 fn documents() -> Vec<(String, String)> {
@@ -168,4 +188,22 @@ fn every_documented_command_uses_flags_its_binary_has() {
     }
     // The figure table alone documents one --figures per experiment.
     assert!(checked >= 9, "only {checked} documented flags found");
+}
+
+#[test]
+fn the_readme_first_command_runs_the_quickstart_of_the_cli() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let setup = readme
+        .split_once("## Set-up on a fresh clone")
+        .expect("README has its set-up section")
+        .1;
+    let first = commands("README.md", setup)
+        .into_iter()
+        .next()
+        .expect("the set-up section shows a cargo run command");
+    assert_eq!(first.binary, "regimes", "a bare `cargo run` runs the CLI");
+    assert_eq!(first.words.first().map(String::as_str), Some("quickstart"));
+    let output = common::run(env!("CARGO_BIN_EXE_regimes"), &["quickstart", "--help"]);
+    assert!(output.status.success(), "`regimes quickstart` exists");
 }

@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device, Tensor};
 use common::{fails_with, regimes, s, succeeds, temp_dir};
 use diffusion_regimes::data::images::{grayscale, resize_area, to_bytes};
-use diffusion_regimes::data::{ImageFormat, ImageImport};
+use diffusion_regimes::data::{load_examples, ImageFormat, ImageImport};
 use diffusion_regimes::experiment::SweepConfig;
+use diffusion_regimes::nn::{Arch, UnetConfig};
 use diffusion_regimes::plot::{write_image_grid, GridRow};
 
 fn fixture(name: &str) -> PathBuf {
@@ -494,4 +495,16 @@ fn the_image_sweep_configs_parse_and_the_gpu_one_is_the_papers_setting() {
         assert!(widths.iter().any(|w| w.contains(base)), "{widths:?}");
     }
     assert_eq!(gpu.data.import.unwrap().size, None, "32x32 as stored");
+}
+
+#[test]
+fn a_sweep_reads_an_n_h_w_array_as_the_grayscale_images_data_import_reads() {
+    let loaded = load_examples(&fixture("gray_u8.npy")).unwrap();
+    let imported = read(ImageFormat::Npy, "gray_u8.npy");
+    assert_eq!(loaded.dims(), [12, 1, 6, 6]);
+    // Bytes map by x * (2 / 255) - 1 here and x / 127.5 - 1 there: equal up
+    // to f32 rounding of values in [-1, 1] (a few 1e-8).
+    assert_close(&loaded, &imported, 1e-6);
+    let unet = Arch::Unet(UnetConfig::with_base(8));
+    assert_eq!(unet.input_shape(&loaded.dims()[1..]).unwrap(), [1, 6, 6]);
 }

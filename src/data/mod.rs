@@ -12,5 +12,5 @@ mod training_set;
 
 pub use images::{ImageFormat, ImageImport, Images};
 pub use png_dir::write_png;
-pub use synthetic::{load_distribution, Spectrum, Synthetic, SyntheticSpec, SPEC_FILE};
+pub use synthetic::{load_distribution, Spectrum, Synthetic, SyntheticSpec, FRESH_ROWS, SPEC_FILE};
 pub use training_set::{load_examples, nested_subset, permutation, sigma_data, training_set};

@@ -18,6 +18,22 @@ pub fn read_npy(path: &Path) -> Result<Tensor> {
     parse_npy(&read(path)?, path)
 }
 
+/// A 2-D float array [rows, n] from an .npy file.
+pub fn read_rows(path: &Path) -> Result<Tensor> {
+    let t = read_npy(path)?;
+    if t.rank() != 2 || t.dtype() == DType::U8 {
+        return Err(Error::format(
+            path,
+            format!(
+                "expected a 2-D float array [rows, n], got {:?} of shape {:?}",
+                t.dtype(),
+                t.dims()
+            ),
+        ));
+    }
+    Ok(t)
+}
+
 /// Parses the bytes of an `.npy` file; `path` only names it in errors.
 pub fn parse_npy(bytes: &[u8], path: &Path) -> Result<Tensor> {
     let bad = |m: &str| Error::format(path, format!("not a valid .npy file: {m}"));

@@ -25,6 +25,10 @@ use crate::linalg::{random_orthogonal, to_mat, to_tensor};
 use crate::rng::{standard_normal, stream, Purpose};
 use crate::{Error, Result};
 
+/// The first row index of fresh draws: every training set and data file holds
+/// rows below it, so rows from here on are new to every model.
+pub const FRESH_ROWS: usize = 1 << 40;
+
 /// File names inside a distribution folder.
 pub const SPEC_FILE: &str = "distribution.json";
 pub const PARAMS_FILE: &str = "distribution.safetensors";
@@ -196,6 +200,12 @@ impl Synthetic {
     /// (seed, Data, i) alone, so a smaller data set is a prefix of a larger one.
     pub fn sample(&self, count: usize) -> Result<Tensor> {
         self.sample_rows(0, count)
+    }
+
+    /// `count` fresh rows: exact draws of the distribution that no training
+    /// set holds (they start at row [`FRESH_ROWS`]).
+    pub fn sample_fresh(&self, count: usize) -> Result<Tensor> {
+        self.sample_rows(FRESH_ROWS, count)
     }
 
     /// Rows start..start + count: y = mu_k + V_k (sqrt(lambda_k) * z) + delta_k z',

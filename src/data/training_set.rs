@@ -11,7 +11,9 @@ use crate::rng::{stream, Purpose};
 use crate::{Error, Result};
 
 /// Examples `[N, ...]` as f32 from an .npy file, or from `DIR/data.npy` (the
-/// layout `regimes data` writes). Byte images (u8) are mapped to [-1, 1].
+/// layout `regimes data` writes). Byte images (u8) are mapped to [-1, 1];
+/// a rank-3 array `[N, H, W]` is read as grayscale images `[N, 1, H, W]`, as
+/// `regimes data import` reads it (an MLP flattens either to the same rows).
 pub fn load_examples(path: &Path) -> Result<Tensor> {
     let file = match path.is_dir() {
         true => path.join("data.npy"),
@@ -27,6 +29,10 @@ pub fn load_examples(path: &Path) -> Result<Tensor> {
             ),
         ));
     }
+    let t = match t.dims() {
+        &[n, h, w] => t.reshape((n, 1, h, w))?,
+        _ => t,
+    };
     Ok(match t.dtype() {
         DType::U8 => t.to_dtype(DType::F32)?.affine(2.0 / 255.0, -1.0)?,
         _ => t.to_dtype(DType::F32)?,

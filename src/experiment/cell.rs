@@ -56,6 +56,24 @@ impl Cell {
             .join(self.model.label())
     }
 
+    /// The denoiser this cell samples, and the dtype it samples in: the
+    /// empirical denoiser of its training set (f64, THEORY §4), or its
+    /// trained network's EMA weights on the sweep's device (f32).
+    pub fn denoiser(&self, sweep: &Sweep) -> Result<(Box<dyn Denoiser>, DType)> {
+        Ok(match self.model {
+            Model::Empirical => {
+                let rows = sweep.training_set(self.n)?.flatten_from(1)?;
+                let empirical = EmpiricalDenoiser::new(&rows.to_dtype(DType::F64)?)?;
+                (Box::new(empirical), DType::F64)
+            }
+            Model::Trained { .. } => {
+                let run = self.dir(&sweep.root).join("run");
+                let model = load_model(&run, Weights::Ema, &sweep.device)?;
+                (Box::new(model), DType::F32)
+            }
+        })
+    }
+
     /// Training steps this cell needs (0 for the empirical denoiser).
     pub fn steps(&self, sweep: &Sweep) -> u64 {
         match self.model {
@@ -113,25 +131,20 @@ pub fn run_cell(sweep: &Sweep, cell: &Cell, on_step: &(dyn Fn(u64) + Sync)) -> R
     let train = sweep.training_set(cell.n)?;
     let rows = train.flatten_from(1)?;
     let empirical = EmpiricalDenoiser::new(&rows.to_dtype(DType::F64)?)?;
-    let (trained, final_loss, train_seconds) = match &cell.model {
-        Model::Empirical => (None, None, None),
+    let (final_loss, train_seconds) = match &cell.model {
+        Model::Empirical => (None, None),
         Model::Trained { arch, seed } => {
             let run = dir.join("run");
             train_model(sweep, &run, &train, arch, *seed, on_step)?;
-            let model = load_model(&run, Weights::Ema, &sweep.device)?;
             let seconds = read_state(&run)?.elapsed_seconds;
             (
-                Some(model),
                 Some(final_loss(&run, sweep.config.train.steps)?),
                 Some(seconds),
             )
         }
     };
-    let (denoiser, dtype): (&dyn Denoiser, DType) = match &trained {
-        Some(model) => (model, DType::F32),
-        None => (&empirical, DType::F64),
-    };
-    let measured = measure(sweep, denoiser, dtype, &empirical, &cell.model.label())?;
+    let (denoiser, dtype) = cell.denoiser(sweep)?;
+    let measured = measure(sweep, &*denoiser, dtype, &empirical, &cell.model.label())?;
     write_npy(&dir.join(SAMPLES_FILE), &measured.samples, DType::F32)?;
     let result = CellResult {
         cell: cell.clone(),

@@ -32,7 +32,7 @@ pub fn sample_grids(root: &Path, results: &Results, dir: &Path) -> Result<Vec<Pa
     if results.config.data.file.is_none() {
         return Ok(Vec::new());
     }
-    let sweep = Sweep::prepare(results.config.clone(), root)?;
+    let sweep = Sweep::open(results.config.clone(), root)?;
     if !matches!(sweep.training_set(1)?.dims(), [_, 1 | 3, _, _]) {
         return Ok(Vec::new());
     }

@@ -11,6 +11,7 @@
 //! regime_figures(&results, &sweep.root).unwrap();
 //! ```
 
+pub mod analysis;
 mod cell;
 mod config;
 pub mod criteria;
@@ -20,18 +21,19 @@ mod results;
 mod run;
 mod sweep;
 
+pub use analysis::{crossing, least_squares, quantile, BudgetVerdict};
 pub use cell::{measure, run_cell, train_config, Cell, CellResult, Estimate, Measured, Model};
 pub use config::{
     load_toml, DataSource, MetricSettings, SamplingSettings, SweepConfig, TrainSettings,
 };
 pub use figures::{gap_vs_sigma_figures, regime_figures, rp_heatmaps};
 pub use grids::{nearest_images, sample_grids, GRID_COLUMNS, NEAREST_LABEL};
-pub use results::{crossing, Crossing, Pair, Regimes, Results, REGIME_MARGIN};
+pub use results::{Crossing, Pair, Regimes, Results, REGIME_MARGIN};
 pub use run::{
     collect, exit_code, experiment_main, run_sweep, write_csv_and_figure, DataExperimentCli,
     ExperimentCli, FigureFn, SweepArgs,
 };
-pub use sweep::{progress_bar, run_parallel, Shard, Sweep};
+pub use sweep::{progress_bar, run_parallel, set_tensor_threads, tensor_threads, Shard, Sweep};
 
 /// The quickstart preset (`experiments/configs/quickstart.toml`), built in
 /// so `regimes quickstart` needs no file.

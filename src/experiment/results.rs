@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 
+use super::analysis::crossing;
 use super::cell::{CellResult, Estimate, Model, CELL_FILE, SAMPLES_FILE};
 use super::config::SweepConfig;
 use super::sweep::Sweep;
@@ -241,23 +242,6 @@ fn curve(cells: &[CellResult], model: &str, value: impl Fn(&CellResult) -> f64) 
         .collect();
     points.sort_by(|a, b| a.0.total_cmp(&b.0));
     points
-}
-
-/// First N where `points` (sorted by N) pass `level` from below, by linear
-/// interpolation in log2 N; None when they never do.
-pub fn crossing(points: &[(f64, f64)], level: f64) -> Option<f64> {
-    if let Some(&(n, v)) = points.first() {
-        if v >= level {
-            return Some(n);
-        }
-    }
-    points.windows(2).find_map(|w| {
-        let ((n0, v0), (n1, v1)) = (w[0], w[1]);
-        (v0 < level && v1 >= level).then(|| {
-            let t = (level - v0) / (v1 - v0);
-            (n0.log2() + t * (n1.log2() - n0.log2())).exp2()
-        })
-    })
 }
 
 fn regimes(ns: &[usize], cells: &[CellResult]) -> Regimes {

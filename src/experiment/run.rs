@@ -114,6 +114,7 @@ pub fn experiment_main(default_config: &str, extra: &[FigureFn]) -> ExitCode {
     use clap::Parser;
     let args = DataExperimentCli::parse();
     let cli = &args.experiment;
+    super::set_tensor_threads(cli.sweep.jobs());
     let path = cli.config_or(default_config);
     exit_code((|| {
         let config = args.with_data(SweepConfig::load(&path)?, &path)?;

@@ -62,13 +62,30 @@ pub struct Sweep {
     pub device: Device,
 }
 
-/// Synthetic rows from this index on are never training data.
-const FRESH_START: usize = 1 << 40;
-
 impl Sweep {
     /// Generates or loads the examples and writes the resolved config to
     /// `root/sweep.toml`; refuses a `root` that holds a sweep of another config.
     pub fn prepare(config: SweepConfig, root: &Path) -> Result<Self> {
+        let sweep = Self::open(config, root)?;
+        // Finished cells are reused, so they must come from this very config;
+        // the RP criterion only changes how `collect` scores them.
+        let existing = root.join("sweep.toml");
+        if existing.exists() && !same_cells(&SweepConfig::load(&existing)?, &sweep.config) {
+            return Err(Error::format(
+                &existing,
+                "holds a sweep with a different config; choose another --out or delete that folder",
+            ));
+        }
+        std::fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
+        let resolved =
+            toml::to_string(&sweep.config).map_err(|e| Error::format(root, e.to_string()))?;
+        write_atomic(&existing, resolved.as_bytes())?;
+        Ok(sweep)
+    }
+
+    /// The sweep of `config` in `root`, its examples generated or loaded,
+    /// writing nothing (what `collect` reads).
+    pub fn open(config: SweepConfig, root: &Path) -> Result<Self> {
         let gap_points = config.metrics.gap_points;
         let largest = config.ns.iter().copied().max().unwrap_or(1);
         let (examples, truth, fresh, data_origin) = match (
@@ -89,7 +106,7 @@ impl Sweep {
                     }
                     examples = examples.reshape([&[rows][..], shape].concat())?;
                 }
-                let fresh = dist.sample_rows(FRESH_START, gap_points)?;
+                let fresh = dist.sample_fresh(gap_points)?;
                 let origin = format!("synthetic {} seed {}", spec_name(spec), config.data.seed);
                 (examples, Some(dist), fresh, origin)
             }
@@ -125,18 +142,6 @@ impl Sweep {
                 format!("exceeds the {} examples available", examples.dim(0)?),
             ));
         }
-        // Finished cells are reused, so they must come from this very config;
-        // the RP criterion only changes how `collect` scores them.
-        let existing = root.join("sweep.toml");
-        if existing.exists() && !same_cells(&SweepConfig::load(&existing)?, &config) {
-            return Err(Error::format(
-                &existing,
-                "holds a sweep with a different config; choose another --out or delete that folder",
-            ));
-        }
-        std::fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
-        let resolved = toml::to_string(&config).map_err(|e| Error::format(root, e.to_string()))?;
-        write_atomic(&root.join("sweep.toml"), resolved.as_bytes())?;
         Ok(Sweep {
             config,
             root: root.to_path_buf(),
@@ -224,9 +229,9 @@ pub fn progress_bar(total: u64, unit: &str) -> ProgressBar {
 }
 
 /// Runs `work` on every item on `jobs` worker threads, stopping at the first
-/// error, which it returns; the bar's message counts finished items. With
-/// several jobs each worker's tensor ops run on one thread
-/// (RAYON_NUM_THREADS=1), also the fastest setting for small networks.
+/// error, which it returns; the bar's message counts finished items. How many
+/// threads each worker's tensor ops use is the process's setting
+/// ([`set_tensor_threads`], called once by the binaries).
 pub fn run_parallel<T: Sync>(
     items: &[T],
     jobs: usize,
@@ -234,9 +239,6 @@ pub fn run_parallel<T: Sync>(
     work: impl Fn(&T) -> Result<()> + Sync,
 ) -> Result<()> {
     let jobs = jobs.clamp(1, items.len().max(1));
-    if jobs > 1 {
-        std::env::set_var("RAYON_NUM_THREADS", "1");
-    }
     let (next, done, failed) = (
         AtomicUsize::new(0),
         AtomicUsize::new(0),
@@ -269,5 +271,26 @@ pub fn run_parallel<T: Sync>(
     match first_error.into_inner().expect("workers have finished") {
         Some(e) => Err(e),
         None => Ok(()),
+    }
+}
+
+/// Threads for each job's tensor ops: one when several jobs run at once (no
+/// oversubscription, and the fastest setting for small networks), else every core.
+pub fn tensor_threads(jobs: usize) -> usize {
+    match jobs {
+        0 | 1 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        _ => 1,
+    }
+}
+
+/// Sets candle's thread count (it reads RAYON_NUM_THREADS on every CPU op,
+/// and counts the CPUs each time when it is unset: about a quarter of a small
+/// MLP's step) to [`tensor_threads`]`(jobs)`, unless the user set it. For a
+/// binary's `main`, before it starts any thread: the library itself never
+/// changes the environment. Results do not depend on it: gemm never splits a
+/// dot product.
+pub fn set_tensor_threads(jobs: usize) {
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        std::env::set_var("RAYON_NUM_THREADS", tensor_threads(jobs).to_string());
     }
 }

@@ -4,6 +4,7 @@
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::experiment::analysis::quantile;
 use crate::rng::{stream, Purpose};
 
 /// How many resamples, drawn from stream (seed, Bootstrap, 0).
@@ -35,8 +36,7 @@ impl Bootstrap {
             .map(|_| (0..m).map(|_| values[rng.gen_range(0..m)]).sum::<f64>() / m as f64)
             .collect();
         means.sort_by(f64::total_cmp);
-        let at =
-            |q: f64| means[((q * (means.len() - 1) as f64).round() as usize).min(means.len() - 1)];
+        let at = |q: f64| quantile(&means, q).expect("at least one resample");
         [at(0.025), at(0.975)]
     }
 }

@@ -11,6 +11,7 @@ use candle_nn::{
 use serde::{Deserialize, Serialize};
 
 use super::embedding::fourier_embedding;
+use super::ops::conv2d_same;
 use super::Network;
 use crate::{Error, Result};
 
@@ -48,12 +49,22 @@ fn groups(channels: usize) -> usize {
         .unwrap_or(1)
 }
 
-fn conv(inputs: usize, outputs: usize, kernel: usize, vb: VarBuilder) -> Result<Conv2d> {
+/// A stride-1, same-padded convolution run by [`conv2d_same`] (candle's
+/// layer holds and initialises the weights).
+struct Conv(Conv2d);
+
+impl Conv {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        conv2d_same(x, self.0.weight(), self.0.bias())
+    }
+}
+
+fn conv(inputs: usize, outputs: usize, kernel: usize, vb: VarBuilder) -> Result<Conv> {
     let cfg = Conv2dConfig {
         padding: kernel / 2,
         ..Default::default()
     };
-    Ok(conv2d(inputs, outputs, kernel, cfg, vb)?)
+    Ok(Conv(conv2d(inputs, outputs, kernel, cfg, vb)?))
 }
 
 fn norm(channels: usize, vb: VarBuilder) -> Result<GroupNorm> {
@@ -62,11 +73,11 @@ fn norm(channels: usize, vb: VarBuilder) -> Result<GroupNorm> {
 
 struct ResBlock {
     norm1: GroupNorm,
-    conv1: Conv2d,
+    conv1: Conv,
     embed: Linear,
     norm2: GroupNorm,
-    conv2: Conv2d,
-    skip: Option<Conv2d>,
+    conv2: Conv,
+    skip: Option<Conv>,
 }
 
 impl ResBlock {
@@ -100,8 +111,8 @@ impl ResBlock {
 /// Single-head self-attention over the H*W positions.
 struct Attention {
     norm: GroupNorm,
-    qkv: Conv2d,
-    proj: Conv2d,
+    qkv: Conv,
+    proj: Conv,
 }
 
 impl Attention {
@@ -137,13 +148,13 @@ impl Attention {
 pub struct Unet {
     embed1: Linear,
     embed2: Linear,
-    input: Conv2d,
+    input: Conv,
     down: Vec<Vec<ResBlock>>,
     middle: (ResBlock, Option<Attention>, ResBlock),
     up: Vec<Vec<ResBlock>>,
-    upsample: Vec<Conv2d>,
+    upsample: Vec<Conv>,
     out_norm: GroupNorm,
-    output: Conv2d,
+    output: Conv,
     base: usize,
 }
 
@@ -225,7 +236,7 @@ impl Unet {
                 upsample.push(conv(c, c, 3, vb.pp(format!("upsample{l}")))?);
             }
         }
-        let zero = |vb: VarBuilder| -> Result<Conv2d> {
+        let zero = |vb: VarBuilder| -> Result<Conv> {
             let weight =
                 vb.get_with_hints((channels, c, 3, 3), "weight", candle_nn::Init::Const(0.0))?;
             let bias = vb.get_with_hints(channels, "bias", candle_nn::Init::Const(0.0))?;
@@ -233,7 +244,7 @@ impl Unet {
                 padding: 1,
                 ..Default::default()
             };
-            Ok(Conv2d::new(weight, Some(bias), cfg))
+            Ok(Conv(Conv2d::new(weight, Some(bias), cfg)))
         };
         Ok(Unet {
             embed1: linear(base, emb, vb.pp("embed1"))?,

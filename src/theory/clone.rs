@@ -47,16 +47,7 @@ impl CloneCurve {
             .zip(fraction.iter().copied())
             .collect();
         pairs.sort_by(|a, b| b.0.total_cmp(&a.0));
-        if pairs.first()?.1 >= level {
-            return Some(pairs[0].0);
-        }
-        pairs.windows(2).find_map(|w| {
-            let ((s0, f0), (s1, f1)) = (w[0], w[1]);
-            (f0 < level && f1 >= level).then(|| {
-                let t = (level - f0) / (f1 - f0);
-                (s0.ln() + t * (s1.ln() - s0.ln())).exp()
-            })
-        })
+        crate::experiment::crossing(&pairs, level)
     }
 }
 

@@ -5,14 +5,13 @@ use std::path::PathBuf;
 use candle_core::{DType, Device};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use diffusion_regimes::data::{load_distribution, ImageFormat};
-use diffusion_regimes::denoise::{Denoiser, EmpiricalDenoiser, GaussianDenoiser};
+use diffusion_regimes::data::ImageFormat;
+use diffusion_regimes::denoise::{Denoiser, DenoiserSpec};
 use diffusion_regimes::experiment::{SweepArgs, GRID_COLUMNS};
-use diffusion_regimes::nn::checkpoint::{load_model, Weights};
+use diffusion_regimes::nn::checkpoint::Weights;
 use diffusion_regimes::{Error, Result};
 
 use crate::measure::{GapArgs, JacobianArgs, ScoreKind};
-use crate::read_rows;
 
 #[derive(Parser)]
 #[command(
@@ -368,35 +367,27 @@ impl DenoiserArgs {
         }
     }
 
-    pub(crate) fn build(&self) -> Result<Box<dyn Denoiser>> {
+    /// The spec these flags name, built by the library's one factory.
+    pub(crate) fn spec(&self) -> Result<DenoiserSpec> {
         let need = |path: &Option<PathBuf>, flag: &str| {
             path.clone()
                 .ok_or_else(|| Error::invalid(flag, "missing", "required by this --denoiser"))
         };
         Ok(match self.denoiser {
-            DenoiserName::Empirical => {
-                let train = read_rows(&need(&self.train, "--train")?)?.to_dtype(self.dtype())?;
-                Box::new(EmpiricalDenoiser::new(&train)?)
-            }
-            DenoiserName::Gaussian => Box::new(GaussianDenoiser::fit(&read_rows(&need(
-                &self.train,
-                "--train",
-            )?)?)?),
-            DenoiserName::Truth => Box::new(load_distribution(&need(
-                &self.distribution,
-                "--distribution",
-            )?)?),
-            DenoiserName::Model => {
-                let weights = match self.weights {
+            DenoiserName::Empirical => DenoiserSpec::Empirical(need(&self.train, "--train")?),
+            DenoiserName::Gaussian => DenoiserSpec::Gaussian(need(&self.train, "--train")?),
+            DenoiserName::Truth => DenoiserSpec::Truth(need(&self.distribution, "--distribution")?),
+            DenoiserName::Model => DenoiserSpec::Model {
+                run: need(&self.checkpoint, "--checkpoint")?,
+                weights: match self.weights {
                     WeightsName::Ema => Weights::Ema,
                     WeightsName::Model => Weights::Model,
-                };
-                Box::new(load_model(
-                    &need(&self.checkpoint, "--checkpoint")?,
-                    weights,
-                    &Device::Cpu,
-                )?)
-            }
+                },
+            },
         })
+    }
+
+    pub(crate) fn build(&self) -> Result<Box<dyn Denoiser>> {
+        self.spec()?.build(self.dtype(), &Device::Cpu)
     }
 }

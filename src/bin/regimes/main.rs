@@ -9,7 +9,7 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches};
 
 use diffusion_regimes::data::images::write_dataset;
-use diffusion_regimes::data::npy::{read_npy, write_npy};
+use diffusion_regimes::data::npy::{read_npy, read_rows, write_npy};
 use diffusion_regimes::data::{
     load_examples, ImageImport, Spectrum, Synthetic, SyntheticSpec, SPEC_FILE,
 };
@@ -28,22 +28,6 @@ mod measure;
 mod train;
 
 use args::{Cli, Command, DataKind, SamplerName};
-/// A 2-D float array [rows, n] from an .npy file.
-fn read_rows(path: &Path) -> Result<Tensor> {
-    let t = read_npy(path)?;
-    if t.rank() != 2 || t.dtype() == DType::U8 {
-        return Err(Error::format(
-            path,
-            format!(
-                "expected a 2-D float array [rows, n], got {:?} of shape {:?}",
-                t.dtype(),
-                t.dims()
-            ),
-        ));
-    }
-    Ok(t)
-}
-
 /// Rows of `path` whose width must equal the denoiser's dimension.
 fn read_rows_of_dim(path: &Path, dim: usize) -> Result<Tensor> {
     let t = read_rows(path)?;
@@ -390,13 +374,6 @@ fn explicit_flags(matches: &ArgMatches) -> Vec<String> {
 }
 
 fn main() -> ExitCode {
-    // candle asks for the thread count on every CPU op and, without this
-    // variable, counts the CPUs each time (about a quarter of a small MLP's
-    // step). Results do not depend on it: gemm never splits a dot product.
-    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
-    }
     let parsed = Cli::command()
         .try_get_matches()
         .and_then(|m| Cli::from_arg_matches(&m).map(|cli| (cli, explicit_flags(&m))));
@@ -407,5 +384,10 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
+    let jobs = match &cli.command {
+        Command::Quickstart(args) => args.jobs(),
+        _ => 1,
+    };
+    diffusion_regimes::experiment::set_tensor_threads(jobs);
     exit_code(run(cli, &explicit))
 }

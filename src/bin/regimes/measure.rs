@@ -7,8 +7,9 @@ use candle_core::{DType, Tensor};
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::json;
 
+use diffusion_regimes::data::npy::read_rows;
 use diffusion_regimes::data::npz::read_npz;
-use diffusion_regimes::denoise::Denoiser;
+use diffusion_regimes::denoise::{Denoiser, DenoiserSpec};
 use diffusion_regimes::error::check_sigma;
 use diffusion_regimes::io::write_atomic;
 use diffusion_regimes::metrics::{
@@ -16,9 +17,6 @@ use diffusion_regimes::metrics::{
     singular_values, Bootstrap, Similarity,
 };
 use diffusion_regimes::{Error, Result};
-
-use crate::args::{DenoiserArgs, DenoiserName, DtypeName, WeightsName};
-use crate::read_rows;
 
 #[derive(Subcommand)]
 pub(crate) enum ScoreKind {
@@ -223,33 +221,10 @@ fn sample_sets(sets: &SampleSets) -> Result<(Tensor, Tensor, String)> {
     Ok((x, y, format!("samples: {fx}; train: {fy}")))
 }
 
-/// A denoiser named as `kind:path`: empirical:T.npy, gaussian:T.npy, truth:DIR, model:RUN_DIR.
+/// A denoiser named as `kind:path` ([`DenoiserSpec`]), computing in f64.
 pub(crate) fn denoiser_from_spec(spec: &str) -> Result<Box<dyn Denoiser>> {
-    let bad = || {
-        Error::invalid(
-            "denoiser",
-            spec,
-            "use empirical:T.npy, gaussian:T.npy, truth:DIR or model:RUN_DIR",
-        )
-    };
-    let (kind, path) = spec.split_once(':').ok_or_else(bad)?;
-    let path = Some(PathBuf::from(path));
-    let (denoiser, train, distribution, checkpoint) = match kind {
-        "empirical" => (DenoiserName::Empirical, path, None, None),
-        "gaussian" => (DenoiserName::Gaussian, path, None, None),
-        "truth" => (DenoiserName::Truth, None, path, None),
-        "model" => (DenoiserName::Model, None, None, path),
-        _ => return Err(bad()),
-    };
-    DenoiserArgs {
-        denoiser,
-        train,
-        distribution,
-        checkpoint,
-        weights: WeightsName::Ema,
-        dtype: DtypeName::F64,
-    }
-    .build()
+    spec.parse::<DenoiserSpec>()?
+        .build(DType::F64, &candle_core::Device::Cpu)
 }
 
 /// "0.01,0.1,1" as valid noise levels.
@@ -298,10 +273,9 @@ pub(crate) fn gap(args: GapArgs) -> Result<()> {
     let (y, points) = match (&args.points, &args.distribution) {
         (Some(p), _) => (read_rows(p)?, p.display().to_string()),
         (None, Some(dir)) => {
-            // Rows from index 2^40 on: fresh, never part of a saved data set.
             let dist = diffusion_regimes::data::Synthetic::load(dir)?;
             (
-                dist.sample_rows(1 << 40, args.fresh)?,
+                dist.sample_fresh(args.fresh)?,
                 format!("{} fresh draws from {}", args.fresh, dir.display()),
             )
         }

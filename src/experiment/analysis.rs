@@ -1,0 +1,137 @@
+//! The analysis every experiment shares: where a curve crosses a level, a
+//! least-squares line, quantiles of a sample, and whether a boundary has
+//! converged in the training budget (THEORY §13).
+
+use serde::{Deserialize, Serialize};
+
+/// The first x where `points` (in the order given) pass `level` from below,
+/// by linear interpolation in log x (x > 0); the first x itself when its
+/// value already reaches `level`; None when the curve never does. Used for
+/// N* (GL = 0.5 over N, THEORY §13), memorization onsets over training steps
+/// and clone levels over sigma (walked from large to small).
+pub fn crossing(points: &[(f64, f64)], level: f64) -> Option<f64> {
+    if let Some(&(x, v)) = points.first() {
+        if v >= level {
+            return Some(x);
+        }
+    }
+    points.windows(2).find_map(|w| {
+        let ((x0, v0), (x1, v1)) = (w[0], w[1]);
+        (v0 < level && v1 >= level).then(|| {
+            let t = (level - v0) / (v1 - v0);
+            (x0.log2() + t * (x1.log2() - x0.log2())).exp2()
+        })
+    })
+}
+
+/// Least-squares slope and intercept of y on x; None for fewer than two
+/// points or when all x are equal.
+pub fn least_squares(points: &[(f64, f64)]) -> Option<(f64, f64)> {
+    let k = points.len() as f64;
+    if points.len() < 2 {
+        return None;
+    }
+    let (mx, my) = points
+        .iter()
+        .fold((0.0, 0.0), |(a, b), p| (a + p.0 / k, b + p.1 / k));
+    let sxx: f64 = points.iter().map(|p| (p.0 - mx).powi(2)).sum();
+    let sxy: f64 = points.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+    (sxx > 0.0).then(|| (sxy / sxx, my - sxy / sxx * mx))
+}
+
+/// The q-quantile of an ascending sample, nearest rank (index round(q (m - 1)));
+/// None for an empty sample.
+pub fn quantile(sorted: &[f64], q: f64) -> Option<f64> {
+    let last = sorted.len().checked_sub(1)?;
+    sorted
+        .get(((q * last as f64).round() as usize).min(last))
+        .copied()
+}
+
+/// Whether a regime boundary still moves with the training budget (THEORY §13).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BudgetVerdict {
+    /// N* moved by less than 10% from budget 2B to 4B.
+    Converged,
+    /// N* moved by 10% or more, or is missing at one of the two budgets.
+    BudgetBound,
+}
+
+/// The largest relative move of N* from 2B to 4B still called converged.
+pub const CONVERGED_MOVE: f64 = 0.1;
+
+impl BudgetVerdict {
+    /// The verdict from N* at budgets 2B and 4B (THEORY §13).
+    pub fn from_crossings(at_2b: Option<f64>, at_4b: Option<f64>) -> Self {
+        match (at_2b, at_4b) {
+            (Some(a), Some(b)) if ((b - a) / a).abs() < CONVERGED_MOVE => Self::Converged,
+            _ => Self::BudgetBound,
+        }
+    }
+}
+
+impl std::fmt::Display for BudgetVerdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Converged => "converged",
+            Self::BudgetBound => "budget-bound",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crossing_is_geometric_between_neighbours() {
+        // 0.25 at 4, 0.75 at 64: halfway in log2, at 16.
+        let x = crossing(&[(4.0, 0.25), (64.0, 0.75)], 0.5).unwrap();
+        assert!((x - 16.0).abs() < 1e-12);
+        assert_eq!(crossing(&[(4.0, 0.1), (8.0, 0.2)], 0.5), None);
+        assert_eq!(crossing(&[(2.0, 0.7), (8.0, 0.9)], 0.5), Some(2.0));
+        // A curve walked from large to small x (clone levels over sigma).
+        let x = crossing(&[(8.0, 0.0), (2.0, 1.0)], 0.5).unwrap();
+        assert!((x - 4.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn least_squares_recovers_a_line_and_refuses_degenerate_input() {
+        let points: Vec<(f64, f64)> = (0..5).map(|i| (i as f64, 3.0 * i as f64 - 2.0)).collect();
+        let (slope, intercept) = least_squares(&points).unwrap();
+        assert!((slope - 3.0).abs() < 1e-12 && (intercept + 2.0).abs() < 1e-12);
+        assert_eq!(least_squares(&points[..1]), None);
+        assert_eq!(least_squares(&[(1.0, 0.0), (1.0, 2.0)]), None);
+    }
+
+    #[test]
+    fn quantile_takes_the_nearest_rank() {
+        let sorted: Vec<f64> = (0..=10).map(f64::from).collect();
+        assert_eq!(quantile(&sorted, 0.26), Some(3.0)); // index round(2.6)
+        assert_eq!(quantile(&sorted, 0.975), Some(10.0)); // index round(9.75)
+        assert_eq!(quantile(&sorted, 0.0), Some(0.0));
+        assert_eq!(quantile(&[7.0], 0.5), Some(7.0));
+        assert_eq!(quantile(&[], 0.5), None);
+    }
+
+    #[test]
+    fn budget_verdict_follows_the_ten_percent_rule() {
+        use BudgetVerdict::*;
+        assert_eq!(
+            BudgetVerdict::from_crossings(Some(20.0), Some(21.9)),
+            Converged
+        );
+        assert_eq!(
+            BudgetVerdict::from_crossings(Some(20.0), Some(18.1)),
+            Converged
+        );
+        assert_eq!(
+            BudgetVerdict::from_crossings(Some(20.0), Some(22.0)),
+            BudgetBound
+        );
+        assert_eq!(BudgetVerdict::from_crossings(None, Some(20.0)), BudgetBound);
+        assert_eq!(BudgetVerdict::from_crossings(Some(20.0), None), BudgetBound);
+        assert_eq!(Converged.to_string(), "converged");
+    }
+}

@@ -1,0 +1,280 @@
+//! 2-D convolution with stride 1 and zero "same" padding (odd kernel k,
+//! padding k / 2), the only kind the U-Net uses, as GEMMs on im2col panels.
+//!
+//! candle's CPU convolution computes the gradient for the input with a
+//! direct transposed convolution (a scalar dot product per output pixel),
+//! which took most of a U-Net step. Here all three products are GEMMs over
+//! the whole batch, with the `gemm` crate called directly:
+//! - forward: Y[co, (b, p)] = W[co, r] cols(X)[r, (b, p)], r = (ci, di, dj);
+//! - input gradient: the same convolution of dY with the flipped,
+//!   transposed kernel W'[ci, co, i, j] = W[co, ci, k-1-i, k-1-j];
+//! - weight gradient: dW[co, r] = dY[co, (b, p)] cols(X)^T[(b, p), r].
+//!
+//! gemm splits the output among threads but never a dot product, and the
+//! panels are filled row by row, so the bits do not depend on the thread
+//! count.
+//!
+//! ```
+//! use candle_core::{Device, Tensor};
+//! use diffusion_regimes::nn::ops::conv2d_same;
+//! let x = Tensor::ones((1, 1, 3, 3), candle_core::DType::F32, &Device::Cpu).unwrap();
+//! let w = Tensor::ones((1, 1, 3, 3), candle_core::DType::F32, &Device::Cpu).unwrap();
+//! let y = conv2d_same(&x, &w, None).unwrap().flatten_all().unwrap();
+//! // The centre sees 9 ones, an edge 6, a corner 4.
+//! assert_eq!(y.to_vec1::<f32>().unwrap(), [4.0, 6.0, 4.0, 6.0, 9.0, 6.0, 4.0, 6.0, 4.0]);
+//! ```
+
+use candle_core::{CpuStorage, CustomOp2, DType, Device, Layout, Shape, Tensor};
+use rayon::prelude::*;
+
+use crate::Result;
+
+/// `x` [B, Cin, H, W] convolved with `weight` [Cout, Cin, k, k] (k odd),
+/// stride 1, zero padding k / 2, plus `bias` [Cout]. f32 on the CPU runs the
+/// GEMM kernels of this module; other dtypes and devices run candle's op.
+pub fn conv2d_same(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+    let k = weight.dim(3)?;
+    let y = match (x.device(), x.dtype()) {
+        (Device::Cpu, DType::F32) => x.contiguous()?.apply_op2(&weight.contiguous()?, SameConv)?,
+        _ => x.conv2d(weight, k / 2, 1, 1, 1)?,
+    };
+    Ok(match bias {
+        Some(b) => y.broadcast_add(&b.reshape((1, b.dim(0)?, 1, 1))?)?,
+        None => y,
+    })
+}
+
+/// W'[ci, co, i, j] = W[co, ci, k-1-i, k-1-j]: the kernel whose same-padded
+/// convolution of dY is dX.
+fn flipped_transposed(weight: &Tensor) -> candle_core::Result<Tensor> {
+    let k = weight.dim(3)?;
+    let reversed = Tensor::new((0..k as u32).rev().collect::<Vec<_>>(), weight.device())?;
+    weight
+        .transpose(0, 1)?
+        .contiguous()?
+        .index_select(&reversed, 2)?
+        .index_select(&reversed, 3)?
+        .contiguous()
+}
+
+/// The shapes of one convolution, read from X [B, Cin, H, W] and W [Cout, Cin, k, k].
+#[derive(Clone, Copy)]
+struct Dims {
+    batch: usize,
+    inputs: usize,
+    outputs: usize,
+    height: usize,
+    width: usize,
+    k: usize,
+}
+
+impl Dims {
+    fn new(x: &Layout, w: &Layout) -> candle_core::Result<Self> {
+        let (batch, inputs, height, width) = x.shape().dims4()?;
+        let (outputs, w_inputs, k, k1) = w.shape().dims4()?;
+        if w_inputs != inputs || k != k1 || k % 2 == 0 {
+            candle_core::bail!(
+                "conv2d_same: input {:?} and kernel {:?} (need matching channels, an odd square kernel)",
+                x.shape(),
+                w.shape()
+            );
+        }
+        Ok(Dims {
+            batch,
+            inputs,
+            outputs,
+            height,
+            width,
+            k,
+        })
+    }
+
+    /// Pixels per image.
+    fn pixels(&self) -> usize {
+        self.height * self.width
+    }
+
+    /// Rows of the im2col panel: Cin k k.
+    fn patch(&self) -> usize {
+        self.inputs * self.k * self.k
+    }
+}
+
+/// The contiguous f32 data of a storage, or an error naming the op.
+fn slice<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [f32]> {
+    let CpuStorage::F32(data) = s else {
+        candle_core::bail!("conv2d_same runs on f32 only");
+    };
+    match l.contiguous_offsets() {
+        Some((start, end)) => Ok(&data[start..end]),
+        None => candle_core::bail!("conv2d_same needs contiguous inputs"),
+    }
+}
+
+/// The im2col panel of `x` [B, Cin, H, W]: [Cin k k, B H W], row
+/// r = (ci k + di) k + dj holding x[b, ci, y + di - k/2, x + dj - k/2] (0 outside).
+fn im2col(x: &[f32], d: Dims) -> Vec<f32> {
+    let (hw, cols) = (d.pixels(), d.batch * d.pixels());
+    let pad = (d.k / 2) as isize;
+    let mut panel = vec![0f32; d.patch() * cols];
+    panel.par_chunks_mut(cols).enumerate().for_each(|(r, row)| {
+        let (ci, di, dj) = (r / (d.k * d.k), (r / d.k) % d.k, r % d.k);
+        let (dy, dx) = (di as isize - pad, dj as isize - pad);
+        // Columns x whose source x + dx lies inside the image.
+        let x0 = (-dx).max(0) as usize;
+        let x1 = (d.width as isize - dx).min(d.width as isize).max(0) as usize;
+        for b in 0..d.batch {
+            let image = &x[(b * d.inputs + ci) * hw..][..hw];
+            for y in 0..d.height {
+                let sy = y as isize + dy;
+                if sy < 0 || sy >= d.height as isize || x0 >= x1 {
+                    continue;
+                }
+                let src = &image[sy as usize * d.width..][..d.width];
+                let dst = &mut row[b * hw + y * d.width..][..d.width];
+                let shift = |x: usize| (x as isize + dx) as usize;
+                dst[x0..x1].copy_from_slice(&src[shift(x0)..shift(x1)]);
+            }
+        }
+    });
+    panel
+}
+
+/// dst[m, n] = lhs[m, k] rhs[k, n], each operand given as (data, row stride, column stride).
+fn matmul(
+    (m, n, k): (usize, usize, usize),
+    dst: &mut [f32],
+    lhs: (&[f32], usize, usize),
+    rhs: (&[f32], usize, usize),
+) {
+    assert!(dst.len() >= m * n, "gemm destination too small");
+    let threads = candle_core::utils::get_num_threads();
+    let parallelism = match threads {
+        0 | 1 => gemm::Parallelism::None,
+        t => gemm::Parallelism::Rayon(t),
+    };
+    // SAFETY: dst holds m x n contiguous rows; lhs and rhs are read within
+    // the extents their strides describe, which the callers size exactly.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            lhs.0.as_ptr(),
+            lhs.2 as isize,
+            lhs.1 as isize,
+            rhs.0.as_ptr(),
+            rhs.2 as isize,
+            rhs.1 as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        )
+    }
+}
+
+/// [A, B, C] -> [B, A, C] for a contiguous array.
+fn swap_outer(src: &[f32], (a, b, c): (usize, usize, usize)) -> Vec<f32> {
+    let mut dst = vec![0f32; src.len()];
+    dst.par_chunks_mut(a * c).enumerate().for_each(|(j, out)| {
+        for i in 0..a {
+            out[i * c..][..c].copy_from_slice(&src[(i * b + j) * c..][..c]);
+        }
+    });
+    dst
+}
+
+/// The convolution itself; its backward runs it on dY with the flipped kernel.
+struct SameConv;
+
+impl CustomOp2 for SameConv {
+    fn name(&self) -> &'static str {
+        "conv2d-same"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let d = Dims::new(l1, l2)?;
+        let (x, w) = (slice(s1, l1)?, slice(s2, l2)?);
+        let cols = d.batch * d.pixels();
+        let panel = im2col(x, d);
+        let mut y = vec![0f32; d.outputs * cols];
+        matmul(
+            (d.outputs, cols, d.patch()),
+            &mut y,
+            (w, d.patch(), 1),
+            (&panel, cols, 1),
+        );
+        let y = swap_outer(&y, (d.outputs, d.batch, d.pixels()));
+        let shape = Shape::from((d.batch, d.outputs, d.height, d.width));
+        Ok((CpuStorage::F32(y), shape))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _y: &Tensor,
+        dy: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        let dy = dy.contiguous()?;
+        let dx = dy.apply_op2(&flipped_transposed(w)?, SameConv)?;
+        let dw = dy.apply_op2_no_bwd(x, &WeightGradient { k: w.dim(3)? })?;
+        Ok((Some(dx), Some(dw)))
+    }
+}
+
+/// dW [Cout, Cin, k, k] from dY [B, Cout, H, W] and X [B, Cin, H, W].
+struct WeightGradient {
+    k: usize,
+}
+
+impl CustomOp2 for WeightGradient {
+    fn name(&self) -> &'static str {
+        "conv2d-same-weight-gradient"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (dy, x) = (slice(s1, l1)?, slice(s2, l2)?);
+        let (batch, outputs, height, width) = l1.shape().dims4()?;
+        let inputs = l2.shape().dims4()?.1;
+        let d = Dims {
+            batch,
+            inputs,
+            outputs,
+            height,
+            width,
+            k: self.k,
+        };
+        let cols = batch * d.pixels();
+        let panel = im2col(x, d);
+        let dy = swap_outer(dy, (batch, outputs, d.pixels()));
+        let mut dw = vec![0f32; outputs * d.patch()];
+        matmul(
+            (outputs, d.patch(), cols),
+            &mut dw,
+            (&dy, cols, 1),
+            (&panel, 1, cols),
+        );
+        let shape = Shape::from((outputs, inputs, self.k, self.k));
+        Ok((CpuStorage::F32(dw), shape))
+    }
+}

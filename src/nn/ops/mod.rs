@@ -1,0 +1,7 @@
+//! CPU kernels for what the networks spend their time in, as candle custom
+//! ops with their own backward; each is tested against candle's own op
+//! (tests/kernels.rs).
+
+mod conv;
+
+pub use conv::conv2d_same;

@@ -1,0 +1,170 @@
+//! The CPU kernels of nn::ops against candle's own ops: forward values and
+//! both gradients on random shapes, and a whole U-Net's gradient against the
+//! same network computed by candle's ops in f64.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use candle_core::{DType, Device, Tensor, Var};
+use common::gaussian;
+use diffusion_regimes::nn::ops::conv2d_same;
+use diffusion_regimes::nn::{edm_loss, Arch, Params, Precond, UnetConfig};
+use proptest::prelude::*;
+
+fn normal(seed: u64, dims: &[usize]) -> Tensor {
+    let n: usize = dims.iter().product();
+    gaussian(seed, 0, 1, n)
+        .reshape(dims)
+        .unwrap()
+        .to_dtype(DType::F32)
+        .unwrap()
+}
+
+/// max |a - b| / (1 + max |b|).
+fn relative_error(a: &Tensor, b: &Tensor) -> f64 {
+    let scale = 1.0 + common::max_abs(b);
+    common::max_abs_diff(a, b) / scale
+}
+
+/// y, dL/dx, dL/dw and dL/db for L = sum(y * r), by `conv`.
+fn value_and_gradients(
+    conv: impl Fn(&Tensor, &Tensor, &Tensor) -> Tensor,
+    x: &Tensor,
+    w: &Tensor,
+    b: &Tensor,
+    r: &Tensor,
+) -> [Tensor; 4] {
+    let (xv, wv, bv) = (
+        Var::from_tensor(x).unwrap(),
+        Var::from_tensor(w).unwrap(),
+        Var::from_tensor(b).unwrap(),
+    );
+    let y = conv(xv.as_tensor(), wv.as_tensor(), bv.as_tensor());
+    let grads = (&y * r).unwrap().sum_all().unwrap().backward().unwrap();
+    let grad = |v: &Var| grads.get(v).unwrap().clone();
+    [y.clone(), grad(&xv), grad(&wv), grad(&bv)]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    // Both sides sum at most Cin k^2 = 45 (forward, weight gradient: B H W <=
+    // 147) f32 products of unit normals in different orders; rounding leaves
+    // about sqrt(terms) * 6e-8 relative to the terms' scale, so 1e-5 of the
+    // output's scale is a bound with a wide margin, and any indexing mistake
+    // is an O(1) error.
+    #[test]
+    fn same_convolution_matches_candle_forward_and_gradients(
+        batch in 1usize..4, inputs in 1usize..6, outputs in 1usize..6,
+        height in 1usize..8, width in 1usize..8, big_kernel in any::<bool>(), seed in 0u64..1000,
+    ) {
+        let k = if big_kernel { 3 } else { 1 };
+        let x = normal(seed, &[batch, inputs, height, width]);
+        let w = normal(seed + 1, &[outputs, inputs, k, k]);
+        let b = normal(seed + 2, &[outputs]);
+        let r = normal(seed + 3, &[batch, outputs, height, width]);
+        let ours = value_and_gradients(|x, w, b| conv2d_same(x, w, Some(b)).unwrap(), &x, &w, &b, &r);
+        let candle = value_and_gradients(
+            |x, w, b| {
+                x.conv2d(w, k / 2, 1, 1, 1).unwrap()
+                    .broadcast_add(&b.reshape((1, outputs, 1, 1)).unwrap()).unwrap()
+            },
+            &x, &w, &b, &r,
+        );
+        for (what, (a, c)) in ["y", "dx", "dw", "db"].iter().zip(ours.iter().zip(&candle)) {
+            prop_assert_eq!(a.dims(), c.dims());
+            let e = relative_error(a, c);
+            prop_assert!(e < 1e-5, "{} differs by {} (relative)", what, e);
+        }
+    }
+}
+
+#[test]
+fn same_convolution_bits_do_not_depend_on_how_many_threads_ran_it() {
+    // The kernels split work among rayon's threads; gemm never splits a dot
+    // product, so a pool of one thread gives the same bits as the default one.
+    let x = normal(1, &[4, 8, 16, 16]);
+    let w = normal(2, &[16, 8, 3, 3]);
+    let r = normal(3, &[4, 16, 16, 16]);
+    let b = Tensor::zeros(16, DType::F32, &Device::Cpu).unwrap();
+    let run = || {
+        value_and_gradients(
+            |x, w, b| conv2d_same(x, w, Some(b)).unwrap(),
+            &x,
+            &w,
+            &b,
+            &r,
+        )
+    };
+    let many = run();
+    let one = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap()
+        .install(run);
+    for (a, b) in many.iter().zip(&one) {
+        assert_eq!(common::max_abs_diff(a, b), 0.0);
+    }
+}
+
+/// A U-Net with every weight perturbed (its output layer starts at zero,
+/// which would leave the inner gradients zero), in `dtype`.
+fn perturbed_unet(dtype: DType, shape: &[usize], config: &UnetConfig) -> (Params, Precond) {
+    let params = Params::new(7);
+    let net = Arch::Unet(config.clone())
+        .build(shape, params.var_builder(dtype, &Device::Cpu))
+        .unwrap();
+    let values: BTreeMap<String, Tensor> = params
+        .named()
+        .into_iter()
+        .enumerate()
+        .map(|(i, (name, var))| {
+            let noise = normal(100 + i as u64, var.dims()).to_dtype(dtype).unwrap();
+            let value = (var.as_tensor() + (noise * 0.05).unwrap()).unwrap();
+            (name, value)
+        })
+        .collect();
+    params.assign(&values, "perturbation").unwrap();
+    let model = Precond::new(net, 0.5, shape.to_vec(), &Device::Cpu);
+    (params, model)
+}
+
+#[test]
+fn unet_gradient_with_the_fast_kernels_matches_candles_ops_in_f64() {
+    // f32 runs nn::ops; f64 falls back to candle's convolution, so the two
+    // networks share weights (f32 values) but no kernel.
+    let shape = [1, 8, 8];
+    let config = UnetConfig::with_base(8);
+    let (p32, m32) = perturbed_unet(DType::F32, &shape, &config);
+    let (p64, m64) = perturbed_unet(DType::F64, &shape, &config);
+    let values: BTreeMap<String, Tensor> = p32
+        .named()
+        .into_iter()
+        .map(|(name, v)| (name, v.as_tensor().to_dtype(DType::F64).unwrap()))
+        .collect();
+    p64.assign(&values, "f32 weights").unwrap();
+    let y = normal(5, &[3, 64]);
+    let z = normal(6, &[3, 64]);
+    let sigma = Tensor::new(&[0.05f32, 0.7, 6.0], &Device::Cpu).unwrap();
+    let as64 = |t: &Tensor| t.to_dtype(DType::F64).unwrap();
+    let g32 = edm_loss(&m32, &y, &sigma, &z).unwrap().backward().unwrap();
+    let g64 = edm_loss(&m64, &as64(&y), &as64(&sigma), &as64(&z))
+        .unwrap()
+        .backward()
+        .unwrap();
+    let mut checked = 0;
+    for ((name, v32), (_, v64)) in p32.named().iter().zip(p64.named()) {
+        let (a, b) = (g32.get(v32).unwrap(), g64.get(&v64).unwrap());
+        let norm = common::sum_sq(b).sqrt();
+        let error = common::sum_sq(&(as64(a) - b).unwrap()).sqrt();
+        // f32 rounding through a dozen layers: relative errors of 1e-6-1e-5;
+        // a wrong kernel gives O(1).
+        assert!(
+            error <= 1e-4 * norm + 1e-9,
+            "{name}: |g32 - g64| = {error:.3e}, |g64| = {norm:.3e}"
+        );
+        checked += (norm > 0.0) as usize;
+    }
+    assert!(checked > 20, "only {checked} parameters have a gradient");
+}
