@@ -5,13 +5,11 @@
 //! between the paper's UNet-64/128/256.
 
 use candle_core::{Tensor, D};
-use candle_nn::{
-    conv2d, group_norm, linear, Conv2d, Conv2dConfig, GroupNorm, Linear, Module, VarBuilder,
-};
+use candle_nn::{conv2d, linear, Conv2d, Conv2dConfig, Linear, Module, VarBuilder};
 use serde::{Deserialize, Serialize};
 
 use super::embedding::fourier_embedding;
-use super::ops::conv2d_same;
+use super::ops::{conv2d_same, GroupNorm};
 use super::Network;
 use crate::{Error, Result};
 
@@ -68,7 +66,7 @@ fn conv(inputs: usize, outputs: usize, kernel: usize, vb: VarBuilder) -> Result<
 }
 
 fn norm(channels: usize, vb: VarBuilder) -> Result<GroupNorm> {
-    Ok(group_norm(groups(channels), channels, 1e-6, vb)?)
+    GroupNorm::new(groups(channels), channels, 1e-6, vb)
 }
 
 struct ResBlock {
@@ -96,10 +94,10 @@ impl ResBlock {
     }
 
     fn forward(&self, x: &Tensor, emb: &Tensor) -> Result<Tensor> {
-        let h = self.conv1.forward(&self.norm1.forward(x)?.silu()?)?;
+        let h = self.conv1.forward(&self.norm1.forward_silu(x)?)?;
         let e = self.embed.forward(emb)?.unsqueeze(2)?.unsqueeze(3)?;
         let h = h.broadcast_add(&e)?;
-        let h = self.conv2.forward(&self.norm2.forward(&h)?.silu()?)?;
+        let h = self.conv2.forward(&self.norm2.forward_silu(&h)?)?;
         let skip = match &self.skip {
             Some(conv) => conv.forward(x)?,
             None => x.clone(),
@@ -297,6 +295,6 @@ impl Network for Unet {
                 h = conv.forward(&h.upsample_nearest2d(2 * height, 2 * width)?)?;
             }
         }
-        Ok(self.output.forward(&self.out_norm.forward(&h)?.silu()?)?)
+        self.output.forward(&self.out_norm.forward_silu(&h)?)
     }
 }

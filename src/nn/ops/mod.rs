@@ -3,5 +3,7 @@
 //! (tests/kernels.rs).
 
 mod conv;
+mod group_norm;
 
 pub use conv::conv2d_same;
+pub use group_norm::GroupNorm;
