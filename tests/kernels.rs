@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use candle_core::{DType, Device, Tensor, Var};
 use common::gaussian;
-use diffusion_regimes::nn::ops::{conv2d_same, GroupNorm};
+use diffusion_regimes::nn::ops::{avg_pool2x, conv2d_same, upsample2x, GroupNorm};
 use diffusion_regimes::nn::{edm_loss, Arch, Params, Precond, UnetConfig};
 use proptest::prelude::*;
 
@@ -152,6 +152,43 @@ proptest! {
             // candle's eps-dominated division; both ways are noise at 1e-3.
             let tolerance = if per_group * height * width == 1 { 1e-3 } else { 1e-4 };
             prop_assert!(e < tolerance, "{} differs by {} (relative)", what, e);
+        }
+    }
+}
+
+/// f(x) and dL/dx for L = sum(f(x) * r).
+fn value_and_gradient(f: impl Fn(&Tensor) -> Tensor, x: &Tensor, r: &Tensor) -> [Tensor; 2] {
+    let xv = Var::from_tensor(x).unwrap();
+    let y = f(xv.as_tensor());
+    let grads = (&y * r).unwrap().sum_all().unwrap().backward().unwrap();
+    [y, grads.get(&xv).unwrap().clone()]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    // Means and sums of 4 values, or copies: equal to candle's up to the
+    // order of adding 4 numbers (2 roundings).
+    #[test]
+    fn pooling_and_upsampling_match_candle_forward_and_gradients(
+        batch in 1usize..3, channels in 1usize..4, half_h in 1usize..5, half_w in 1usize..5, seed in 0u64..1000,
+    ) {
+        let (h, w) = (2 * half_h, 2 * half_w);
+        let x = normal(seed, &[batch, channels, h, w]);
+        let small = normal(seed + 1, &[batch, channels, half_h, half_w]);
+        let pooled = [
+            value_and_gradient(|x| avg_pool2x(x).unwrap(), &x, &small),
+            value_and_gradient(|x| x.avg_pool2d(2).unwrap(), &x, &small),
+        ];
+        let upsampled = [
+            value_and_gradient(|x| upsample2x(x).unwrap(), &small, &x),
+            value_and_gradient(|x| x.upsample_nearest2d(h, w).unwrap(), &small, &x),
+        ];
+        for [ours, candle] in [pooled, upsampled] {
+            for (a, c) in ours.iter().zip(&candle) {
+                prop_assert_eq!(a.dims(), c.dims());
+                prop_assert!(relative_error(a, c) < 1e-6);
+            }
         }
     }
 }

@@ -9,7 +9,7 @@ use candle_nn::{conv2d, linear, Conv2d, Conv2dConfig, Linear, Module, VarBuilder
 use serde::{Deserialize, Serialize};
 
 use super::embedding::fourier_embedding;
-use super::ops::{conv2d_same, GroupNorm};
+use super::ops::{avg_pool2x, conv2d_same, upsample2x, GroupNorm};
 use super::Network;
 use crate::{Error, Result};
 
@@ -275,7 +275,7 @@ impl Network for Unet {
                 skips.push(h.clone());
             }
             if l < last {
-                h = h.avg_pool2d(2)?;
+                h = avg_pool2x(&h)?;
                 skips.push(h.clone());
             }
         }
@@ -291,8 +291,7 @@ impl Network for Unet {
                 h = block.forward(&Tensor::cat(&[&h, &skip], 1)?, &emb)?;
             }
             if let Some(conv) = self.upsample.get(i) {
-                let (_, _, height, width) = h.dims4()?;
-                h = conv.forward(&h.upsample_nearest2d(2 * height, 2 * width)?)?;
+                h = conv.forward(&upsample2x(&h)?)?;
             }
         }
         self.output.forward(&self.out_norm.forward_silu(&h)?)

@@ -4,6 +4,8 @@
 
 mod conv;
 mod group_norm;
+mod resample;
 
 pub use conv::conv2d_same;
 pub use group_norm::GroupNorm;
+pub use resample::{avg_pool2x, upsample2x};
