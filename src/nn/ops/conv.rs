@@ -10,9 +10,8 @@
 //!   transposed kernel W'[ci, co, i, j] = W[co, ci, k-1-i, k-1-j];
 //! - weight gradient: dW[co, r] = dY[co, (b, p)] cols(X)^T[(b, p), r].
 //!
-//! gemm splits the output among threads but never a dot product, and the
-//! panels are filled row by row, so the bits do not depend on the thread
-//! count.
+//! Threads split the output into panels fixed by the shape (never a dot
+//! product), so the bits do not depend on the thread count.
 //!
 //! ```
 //! use candle_core::{Device, Tensor};
@@ -24,7 +23,7 @@
 //! assert_eq!(y.to_vec1::<f32>().unwrap(), [4.0, 6.0, 4.0, 6.0, 9.0, 6.0, 4.0, 6.0, 4.0]);
 //! ```
 
-use candle_core::{CpuStorage, CustomOp2, DType, Device, Layout, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Device, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
 use crate::Result;
@@ -33,13 +32,21 @@ use crate::Result;
 /// stride 1, zero padding k / 2, plus `bias` [Cout]. f32 on the CPU runs the
 /// GEMM kernels of this module; other dtypes and devices run candle's op.
 pub fn conv2d_same(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
-    let k = weight.dim(3)?;
-    let y = match (x.device(), x.dtype()) {
-        (Device::Cpu, DType::F32) => x.contiguous()?.apply_op2(&weight.contiguous()?, SameConv)?,
-        _ => x.conv2d(weight, k / 2, 1, 1, 1)?,
-    };
+    let (outputs, k) = (weight.dim(0)?, weight.dim(3)?);
+    if let (Device::Cpu, DType::F32) = (x.device(), x.dtype()) {
+        let zeros;
+        let bias = match bias {
+            Some(b) => b,
+            None => {
+                zeros = Tensor::zeros(outputs, DType::F32, x.device())?;
+                &zeros
+            }
+        };
+        return Ok(x.contiguous()?.apply_op3(&weight.contiguous()?, bias, SameConv)?);
+    }
+    let y = x.conv2d(weight, k / 2, 1, 1, 1)?;
     Ok(match bias {
-        Some(b) => y.broadcast_add(&b.reshape((1, b.dim(0)?, 1, 1))?)?,
+        Some(b) => y.broadcast_add(&b.reshape((1, outputs, 1, 1))?)?,
         None => y,
     })
 }
@@ -140,61 +147,85 @@ fn im2col(x: &[f32], d: Dims) -> Vec<f32> {
     panel
 }
 
-/// dst[m, n] = lhs[m, k] rhs[k, n], each operand given as (data, row stride, column stride).
-fn matmul(
+/// dst[m, n] = lhs[m, k] rhs[k, n], each operand given as (data, row
+/// stride, column stride). The columns of dst are cut into panels whose
+/// width depends on the shape alone, and rayon's threads take panels, each a
+/// single-threaded gemm: on the 2-core machine of BENCHMARKS.md this runs at
+/// 2.6x the rate of gemm's own threading, and the bits cannot depend on
+/// the thread count.
+pub(crate) fn matmul(
     (m, n, k): (usize, usize, usize),
     dst: &mut [f32],
     lhs: (&[f32], usize, usize),
     rhs: (&[f32], usize, usize),
 ) {
     assert!(dst.len() >= m * n, "gemm destination too small");
-    let threads = candle_core::utils::get_num_threads();
-    let parallelism = match threads {
-        0 | 1 => gemm::Parallelism::None,
-        t => gemm::Parallelism::Rayon(t),
-    };
-    // SAFETY: dst holds m x n contiguous rows; lhs and rhs are read within
-    // the extents their strides describe, which the callers size exactly.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            lhs.0.as_ptr(),
-            lhs.2 as isize,
-            lhs.1 as isize,
-            rhs.0.as_ptr(),
-            rhs.2 as isize,
-            rhs.1 as isize,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            parallelism,
-        )
-    }
+    let width = n.div_ceil(16).max(64).next_multiple_of(16).min(n.max(1));
+    let dst_at = dst.as_mut_ptr() as usize;
+    (0..n.div_ceil(width)).into_par_iter().for_each(|panel| {
+        let (first, columns) = (panel * width, width.min(n - panel * width));
+        // SAFETY: panels write disjoint column ranges of dst, which holds m
+        // x n contiguous rows; lhs and rhs are read within the extents their
+        // strides describe, which the callers size exactly.
+        unsafe {
+            gemm::gemm(
+                m,
+                columns,
+                k,
+                (dst_at as *mut f32).add(first),
+                1,
+                n as isize,
+                false,
+                lhs.0.as_ptr(),
+                lhs.2 as isize,
+                lhs.1 as isize,
+                rhs.0.as_ptr().add(first * rhs.2),
+                rhs.2 as isize,
+                rhs.1 as isize,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            )
+        }
+    });
 }
 
-/// [A, B, C] -> [B, A, C] for a contiguous array.
-fn swap_outer(src: &[f32], (a, b, c): (usize, usize, usize)) -> Vec<f32> {
+/// [A, B, C] -> [B, A, C] for a contiguous array, adding shift[a] to row a
+/// (no shift when empty).
+fn swap_outer(src: &[f32], (a, b, c): (usize, usize, usize), shift: &[f32]) -> Vec<f32> {
     let mut dst = vec![0f32; src.len()];
     dst.par_chunks_mut(a * c).enumerate().for_each(|(j, out)| {
         for i in 0..a {
-            out[i * c..][..c].copy_from_slice(&src[(i * b + j) * c..][..c]);
+            let (out, src) = (&mut out[i * c..][..c], &src[(i * b + j) * c..][..c]);
+            match shift.get(i) {
+                Some(&s) => out.iter_mut().zip(src).for_each(|(o, &v)| *o = v + s),
+                None => out.copy_from_slice(src),
+            }
         }
     });
     dst
 }
 
-/// The convolution itself; its backward runs it on dY with the flipped kernel.
+/// sum over images and pixels of dY [B, C, P], per channel, images in order.
+fn channel_sums(dy: &[f32], (batch, channels, pixels): (usize, usize, usize)) -> Vec<f32> {
+    (0..channels)
+        .into_par_iter()
+        .map(|c| {
+            (0..batch)
+                .map(|b| dy[(b * channels + c) * pixels..][..pixels].iter().sum::<f32>())
+                .sum()
+        })
+        .collect()
+}
+
+/// The convolution with its bias; its backward runs it on dY with the
+/// flipped kernel.
 struct SameConv;
 
-impl CustomOp2 for SameConv {
+impl CustomOp3 for SameConv {
     fn name(&self) -> &'static str {
         "conv2d-same"
     }
@@ -205,9 +236,14 @@ impl CustomOp2 for SameConv {
         l1: &Layout,
         s2: &CpuStorage,
         l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let d = Dims::new(l1, l2)?;
-        let (x, w) = (slice(s1, l1)?, slice(s2, l2)?);
+        let (x, w, b) = (slice(s1, l1)?, slice(s2, l2)?, slice(s3, l3)?);
+        if b.len() != d.outputs {
+            candle_core::bail!("conv2d_same: bias of {} for {} outputs", b.len(), d.outputs);
+        }
         let cols = d.batch * d.pixels();
         let panel = im2col(x, d);
         let mut y = vec![0f32; d.outputs * cols];
@@ -217,7 +253,7 @@ impl CustomOp2 for SameConv {
             (w, d.patch(), 1),
             (&panel, cols, 1),
         );
-        let y = swap_outer(&y, (d.outputs, d.batch, d.pixels()));
+        let y = swap_outer(&y, (d.outputs, d.batch, d.pixels()), b);
         let shape = Shape::from((d.batch, d.outputs, d.height, d.width));
         Ok((CpuStorage::F32(y), shape))
     }
@@ -226,13 +262,18 @@ impl CustomOp2 for SameConv {
         &self,
         x: &Tensor,
         w: &Tensor,
+        _b: &Tensor,
         _y: &Tensor,
         dy: &Tensor,
-    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let dy = dy.contiguous()?;
-        let dx = dy.apply_op2(&flipped_transposed(w)?, SameConv)?;
+        let no_bias = Tensor::zeros(x.dim(1)?, DType::F32, x.device())?;
+        let dx = dy.apply_op3(&flipped_transposed(w)?, &no_bias, SameConv)?;
         let dw = dy.apply_op2_no_bwd(x, &WeightGradient { k: w.dim(3)? })?;
-        Ok((Some(dx), Some(dw)))
+        let (batch, outputs, h, width) = dy.dims4()?;
+        let sums = channel_sums(&dy.flatten_all()?.to_vec1()?, (batch, outputs, h * width));
+        let db = Tensor::from_vec(sums, outputs, x.device())?;
+        Ok((Some(dx), Some(dw), Some(db)))
     }
 }
 
@@ -266,7 +307,7 @@ impl CustomOp2 for WeightGradient {
         };
         let cols = batch * d.pixels();
         let panel = im2col(x, d);
-        let dy = swap_outer(dy, (batch, outputs, d.pixels()));
+        let dy = swap_outer(dy, (batch, outputs, d.pixels()), &[]);
         let mut dw = vec![0f32; outputs * d.patch()];
         matmul(
             (outputs, d.patch(), cols),
