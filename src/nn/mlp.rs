@@ -1,10 +1,11 @@
 //! A noise-conditioned residual MLP for vector data `[B, n]`.
 
 use candle_core::Tensor;
-use candle_nn::{linear, Linear, Module, VarBuilder};
+use candle_nn::{linear, Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 
 use super::embedding::{fourier_embedding, zero_linear};
+use super::ops::linear_forward;
 use super::Network;
 use crate::{Error, Result};
 
@@ -60,17 +61,14 @@ impl Mlp {
 
 impl Network for Mlp {
     fn forward(&self, x: &Tensor, c_noise: &Tensor) -> Result<Tensor> {
-        let emb = self
-            .embed
-            .forward(&fourier_embedding(c_noise, self.width)?)?
-            .silu()?;
-        let modulation = self.modulate.forward(&emb)?;
-        let mut h = self.input.forward(x)?;
+        let emb = linear_forward(&self.embed, &fourier_embedding(c_noise, self.width)?)?.silu()?;
+        let modulation = linear_forward(&self.modulate, &emb)?;
+        let mut h = linear_forward(&self.input, x)?;
         for (i, (fc1, fc2)) in self.blocks.iter().enumerate() {
             let e = modulation.narrow(1, i * self.width, self.width)?;
-            let inner = (fc1.forward(&h.silu()?)? + e)?.silu()?;
-            h = (h + fc2.forward(&inner)?)?;
+            let inner = (linear_forward(fc1, &h.silu()?)? + e)?.silu()?;
+            h = (h + linear_forward(fc2, &inner)?)?;
         }
-        Ok(self.output.forward(&h.silu()?)?)
+        linear_forward(&self.output, &h.silu()?)
     }
 }

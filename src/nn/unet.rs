@@ -5,11 +5,11 @@
 //! between the paper's UNet-64/128/256.
 
 use candle_core::{Tensor, D};
-use candle_nn::{conv2d, linear, Conv2d, Conv2dConfig, Linear, Module, VarBuilder};
+use candle_nn::{conv2d, linear, Conv2d, Conv2dConfig, Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 
 use super::embedding::fourier_embedding;
-use super::ops::{avg_pool2x, conv2d_same, upsample2x, GroupNorm};
+use super::ops::{avg_pool2x, conv2d_same, linear_forward, upsample2x, GroupNorm};
 use super::Network;
 use crate::{Error, Result};
 
@@ -95,7 +95,9 @@ impl ResBlock {
 
     fn forward(&self, x: &Tensor, emb: &Tensor) -> Result<Tensor> {
         let h = self.conv1.forward(&self.norm1.forward_silu(x)?)?;
-        let e = self.embed.forward(emb)?.unsqueeze(2)?.unsqueeze(3)?;
+        let e = linear_forward(&self.embed, emb)?
+            .unsqueeze(2)?
+            .unsqueeze(3)?;
         let h = h.broadcast_add(&e)?;
         let h = self.conv2.forward(&self.norm2.forward_silu(&h)?)?;
         let skip = match &self.skip {
@@ -262,10 +264,8 @@ impl Unet {
 impl Network for Unet {
     fn forward(&self, x: &Tensor, c_noise: &Tensor) -> Result<Tensor> {
         let emb = fourier_embedding(c_noise, self.base)?;
-        let emb = self
-            .embed2
-            .forward(&self.embed1.forward(&emb)?.silu()?)?
-            .silu()?;
+        let emb = linear_forward(&self.embed1, &emb)?.silu()?;
+        let emb = linear_forward(&self.embed2, &emb)?.silu()?;
         let mut h = self.input.forward(x)?;
         let mut skips = vec![h.clone()];
         let last = self.down.len() - 1;

@@ -26,6 +26,8 @@
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Device, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::f32_data;
+use super::matmul::matmul;
 use crate::Result;
 
 /// `x` [B, Cin, H, W] convolved with `weight` [Cout, Cin, k, k] (k odd),
@@ -42,7 +44,9 @@ pub fn conv2d_same(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result
                 &zeros
             }
         };
-        return Ok(x.contiguous()?.apply_op3(&weight.contiguous()?, bias, SameConv)?);
+        return Ok(x
+            .contiguous()?
+            .apply_op3(&weight.contiguous()?, bias, SameConv)?);
     }
     let y = x.conv2d(weight, k / 2, 1, 1, 1)?;
     Ok(match bias {
@@ -107,17 +111,6 @@ impl Dims {
     }
 }
 
-/// The contiguous f32 data of a storage, or an error naming the op.
-fn slice<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [f32]> {
-    let CpuStorage::F32(data) = s else {
-        candle_core::bail!("conv2d_same runs on f32 only");
-    };
-    match l.contiguous_offsets() {
-        Some((start, end)) => Ok(&data[start..end]),
-        None => candle_core::bail!("conv2d_same needs contiguous inputs"),
-    }
-}
-
 /// The im2col panel of `x` [B, Cin, H, W]: [Cin k k, B H W], row
 /// r = (ci k + di) k + dj holding x[b, ci, y + di - k/2, x + dj - k/2] (0 outside).
 fn im2col(x: &[f32], d: Dims) -> Vec<f32> {
@@ -147,52 +140,6 @@ fn im2col(x: &[f32], d: Dims) -> Vec<f32> {
     panel
 }
 
-/// dst[m, n] = lhs[m, k] rhs[k, n], each operand given as (data, row
-/// stride, column stride). The columns of dst are cut into panels whose
-/// width depends on the shape alone, and rayon's threads take panels, each a
-/// single-threaded gemm: on the 2-core machine of BENCHMARKS.md this runs at
-/// 2.6x the rate of gemm's own threading, and the bits cannot depend on
-/// the thread count.
-pub(crate) fn matmul(
-    (m, n, k): (usize, usize, usize),
-    dst: &mut [f32],
-    lhs: (&[f32], usize, usize),
-    rhs: (&[f32], usize, usize),
-) {
-    assert!(dst.len() >= m * n, "gemm destination too small");
-    let width = n.div_ceil(16).max(64).next_multiple_of(16).min(n.max(1));
-    let dst_at = dst.as_mut_ptr() as usize;
-    (0..n.div_ceil(width)).into_par_iter().for_each(|panel| {
-        let (first, columns) = (panel * width, width.min(n - panel * width));
-        // SAFETY: panels write disjoint column ranges of dst, which holds m
-        // x n contiguous rows; lhs and rhs are read within the extents their
-        // strides describe, which the callers size exactly.
-        unsafe {
-            gemm::gemm(
-                m,
-                columns,
-                k,
-                (dst_at as *mut f32).add(first),
-                1,
-                n as isize,
-                false,
-                lhs.0.as_ptr(),
-                lhs.2 as isize,
-                lhs.1 as isize,
-                rhs.0.as_ptr().add(first * rhs.2),
-                rhs.2 as isize,
-                rhs.1 as isize,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                gemm::Parallelism::None,
-            )
-        }
-    });
-}
-
 /// [A, B, C] -> [B, A, C] for a contiguous array, adding shift[a] to row a
 /// (no shift when empty).
 fn swap_outer(src: &[f32], (a, b, c): (usize, usize, usize), shift: &[f32]) -> Vec<f32> {
@@ -215,7 +162,11 @@ fn channel_sums(dy: &[f32], (batch, channels, pixels): (usize, usize, usize)) ->
         .into_par_iter()
         .map(|c| {
             (0..batch)
-                .map(|b| dy[(b * channels + c) * pixels..][..pixels].iter().sum::<f32>())
+                .map(|b| {
+                    dy[(b * channels + c) * pixels..][..pixels]
+                        .iter()
+                        .sum::<f32>()
+                })
                 .sum()
         })
         .collect()
@@ -240,7 +191,11 @@ impl CustomOp3 for SameConv {
         l3: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let d = Dims::new(l1, l2)?;
-        let (x, w, b) = (slice(s1, l1)?, slice(s2, l2)?, slice(s3, l3)?);
+        let (x, w, b) = (
+            f32_data(s1, l1, "conv2d_same")?,
+            f32_data(s2, l2, "conv2d_same")?,
+            f32_data(s3, l3, "conv2d_same")?,
+        );
         if b.len() != d.outputs {
             candle_core::bail!("conv2d_same: bias of {} for {} outputs", b.len(), d.outputs);
         }
@@ -294,7 +249,10 @@ impl CustomOp2 for WeightGradient {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (dy, x) = (slice(s1, l1)?, slice(s2, l2)?);
+        let (dy, x) = (
+            f32_data(s1, l1, "conv2d_same")?,
+            f32_data(s2, l2, "conv2d_same")?,
+        );
         let (batch, outputs, height, width) = l1.shape().dims4()?;
         let inputs = l2.shape().dims4()?.1;
         let d = Dims {

@@ -15,6 +15,7 @@ use candle_core::{CpuStorage, CustomOp3, DType, Device, Layout, Shape, Tensor};
 use candle_nn::{Init, VarBuilder};
 use rayon::prelude::*;
 
+use super::f32_data;
 use crate::Result;
 
 /// Group norm with learnt per-channel scale and shift (weights named
@@ -82,13 +83,6 @@ fn dims(shape: &Shape) -> candle_core::Result<(usize, usize, usize)> {
     }
 }
 
-fn f32s<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [f32]> {
-    match (s, l.contiguous_offsets()) {
-        (CpuStorage::F32(data), Some((start, end))) => Ok(&data[start..end]),
-        _ => candle_core::bail!("group norm kernel needs contiguous f32 inputs"),
-    }
-}
-
 fn sigmoid(a: f32) -> f32 {
     1.0 / (1.0 + (-a).exp())
 }
@@ -131,7 +125,11 @@ impl CustomOp3 for GroupNormOp {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (x, gamma, beta) = (f32s(s1, l1)?, f32s(s2, l2)?, f32s(s3, l3)?);
+        let (x, gamma, beta) = (
+            f32_data(s1, l1, "group norm")?,
+            f32_data(s2, l2, "group norm")?,
+            f32_data(s3, l3, "group norm")?,
+        );
         let (_, channels, pixels) = dims(l1.shape())?;
         let per_group = channels / self.groups;
         let mut y = vec![0f32; x.len()];

@@ -1,11 +1,34 @@
 //! CPU kernels for what the networks spend their time in, as candle custom
 //! ops with their own backward; each is tested against candle's own op
-//! (tests/kernels.rs).
+//! (tests/kernels.rs). Each runs for f32 on the CPU and hands any other
+//! dtype or device to candle's ops, so the networks have one code path.
 
 mod conv;
 mod group_norm;
+mod linear;
+mod matmul;
 mod resample;
 
 pub use conv::conv2d_same;
 pub use group_norm::GroupNorm;
+pub use linear::{dense, linear_forward};
 pub use resample::{avg_pool2x, upsample2x};
+
+use candle_core::{CpuStorage, Layout};
+
+/// The f32 values of a contiguous storage, or an error naming `op`.
+fn f32_data<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> candle_core::Result<&'a [f32]> {
+    match (s, l.contiguous_offsets()) {
+        (CpuStorage::F32(data), Some((start, end))) => Ok(&data[start..end]),
+        _ => candle_core::bail!("{op} needs contiguous f32 inputs"),
+    }
+}
+
+/// Column sums of a row-major [rows, width] array, rows added in order.
+fn sum_rows(values: &[f32], width: usize) -> Vec<f32> {
+    let mut sums = vec![0f32; width];
+    for row in values.chunks(width) {
+        sums.iter_mut().zip(row).for_each(|(s, &v)| *s += v);
+    }
+    sums
+}

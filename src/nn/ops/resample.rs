@@ -15,6 +15,7 @@
 use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::f32_data;
 use crate::Result;
 
 /// The mean of each 2x2 block (H and W even).
@@ -53,10 +54,7 @@ impl CustomOp1 for Resample {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (CpuStorage::F32(data), Some((start, end))) = (s, l.contiguous_offsets()) else {
-            candle_core::bail!("{} needs a contiguous f32 input", self.name());
-        };
-        let x = &data[start..end];
+        let x = f32_data(s, l, self.name())?;
         let (b, c, h, w) = l.shape().dims4()?;
         Ok(match self {
             Resample::Pool => {
