@@ -220,6 +220,39 @@ proptest! {
 }
 
 #[test]
+fn same_convolution_over_several_panels_matches_candle() {
+    // 64 channels at 32x32 fill a 4 MB panel with one image, so a batch of
+    // 3 runs as 3 panels and the weight gradient adds over them.
+    let (batch, channels, side) = (3, 64, 32);
+    let x = normal(11, &[batch, channels, side, side]);
+    let w = normal(12, &[8, channels, 3, 3]);
+    let b = normal(13, &[8]);
+    let r = normal(14, &[batch, 8, side, side]);
+    let ours = value_and_gradients(
+        |x, w, b| conv2d_same(x, w, Some(b)).unwrap(),
+        &x,
+        &w,
+        &b,
+        &r,
+    );
+    let candle = value_and_gradients(
+        |x, w, b| {
+            let y = x.conv2d(w, 1, 1, 1, 1).unwrap();
+            y.broadcast_add(&b.reshape((1, 8, 1, 1)).unwrap()).unwrap()
+        },
+        &x,
+        &w,
+        &b,
+        &r,
+    );
+    for (what, (a, c)) in ["y", "dx", "dw", "db"].iter().zip(ours.iter().zip(&candle)) {
+        // Sums of up to 576 (forward) or 3072 (weight gradient) products.
+        let e = relative_error(a, c);
+        assert!(e < 1e-5, "{what} differs by {e} (relative)");
+    }
+}
+
+#[test]
 fn same_convolution_bits_do_not_depend_on_how_many_threads_ran_it() {
     // The kernels split work among rayon's threads; gemm never splits a dot
     // product, so a pool of one thread gives the same bits as the default one.

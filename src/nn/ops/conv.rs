@@ -109,51 +109,74 @@ impl Dims {
     fn patch(&self) -> usize {
         self.inputs * self.k * self.k
     }
+
+    /// Images per im2col panel, so that a panel of about 4 MB stays in
+    /// cache and one allocation serves every panel (whole-batch panels
+    /// reached 75 MB, each a fresh mmap and page faults); set by the shape
+    /// alone, so the order of sums is too.
+    fn images_per_panel(&self) -> usize {
+        const PANEL_FLOATS: usize = 1 << 20;
+        (PANEL_FLOATS / (self.patch() * self.pixels()).max(1)).clamp(1, self.batch.max(1))
+    }
+
+    /// The image ranges (first, count) of the panels.
+    fn panels(&self) -> impl Iterator<Item = (usize, usize)> {
+        let (per, batch) = (self.images_per_panel(), self.batch);
+        (0..batch)
+            .step_by(per)
+            .map(move |first| (first, per.min(batch - first)))
+    }
 }
 
-/// The im2col panel of `x` [B, Cin, H, W]: [Cin k k, B H W], row
-/// r = (ci k + di) k + dj holding x[b, ci, y + di - k/2, x + dj - k/2] (0 outside).
-fn im2col(x: &[f32], d: Dims) -> Vec<f32> {
+/// Fills `panel` with the im2col panel of `x` [B, Cin, H, W]: [Cin k k, B H W],
+/// row r = (ci k + di) k + dj holding x[b, ci, y + di - k/2, x + dj - k/2]
+/// (0 outside the image).
+fn im2col(x: &[f32], d: Dims, panel: &mut [f32]) {
     let (hw, cols) = (d.pixels(), d.batch * d.pixels());
     let pad = (d.k / 2) as isize;
-    let mut panel = vec![0f32; d.patch() * cols];
-    panel.par_chunks_mut(cols).enumerate().for_each(|(r, row)| {
-        let (ci, di, dj) = (r / (d.k * d.k), (r / d.k) % d.k, r % d.k);
-        let (dy, dx) = (di as isize - pad, dj as isize - pad);
-        // Columns x whose source x + dx lies inside the image.
-        let x0 = (-dx).max(0) as usize;
-        let x1 = (d.width as isize - dx).min(d.width as isize).max(0) as usize;
-        for b in 0..d.batch {
-            let image = &x[(b * d.inputs + ci) * hw..][..hw];
-            for y in 0..d.height {
-                let sy = y as isize + dy;
-                if sy < 0 || sy >= d.height as isize || x0 >= x1 {
-                    continue;
+    panel[..d.patch() * cols]
+        .par_chunks_mut(cols)
+        .enumerate()
+        .for_each(|(r, row)| {
+            let (ci, di, dj) = (r / (d.k * d.k), (r / d.k) % d.k, r % d.k);
+            let (dy, dx) = (di as isize - pad, dj as isize - pad);
+            // Columns x whose source x + dx lies inside the image.
+            let x0 = ((-dx).max(0) as usize).min(d.width);
+            let x1 = (d.width as isize - dx).clamp(x0 as isize, d.width as isize) as usize;
+            for b in 0..d.batch {
+                let image = &x[(b * d.inputs + ci) * hw..][..hw];
+                for y in 0..d.height {
+                    let dst = &mut row[b * hw + y * d.width..][..d.width];
+                    let sy = y as isize + dy;
+                    if sy < 0 || sy >= d.height as isize {
+                        dst.fill(0.0);
+                        continue;
+                    }
+                    let src = &image[sy as usize * d.width..][..d.width];
+                    let shift = |x: usize| (x as isize + dx) as usize;
+                    dst[..x0].fill(0.0);
+                    dst[x0..x1].copy_from_slice(&src[shift(x0)..shift(x1)]);
+                    dst[x1..].fill(0.0);
                 }
-                let src = &image[sy as usize * d.width..][..d.width];
-                let dst = &mut row[b * hw + y * d.width..][..d.width];
-                let shift = |x: usize| (x as isize + dx) as usize;
-                dst[x0..x1].copy_from_slice(&src[shift(x0)..shift(x1)]);
             }
-        }
-    });
-    panel
+        });
 }
 
-/// [A, B, C] -> [B, A, C] for a contiguous array, adding shift[a] to row a
-/// (no shift when empty).
-fn swap_outer(src: &[f32], (a, b, c): (usize, usize, usize), shift: &[f32]) -> Vec<f32> {
-    let mut dst = vec![0f32; src.len()];
-    dst.par_chunks_mut(a * c).enumerate().for_each(|(j, out)| {
-        for i in 0..a {
-            let (out, src) = (&mut out[i * c..][..c], &src[(i * b + j) * c..][..c]);
-            match shift.get(i) {
-                Some(&s) => out.iter_mut().zip(src).for_each(|(o, &v)| *o = v + s),
-                None => out.copy_from_slice(src),
+/// dst = src [A, B, C] as [B, A, C], plus shift[a] in row a (no shift when
+/// `shift` is empty).
+fn swap_outer(src: &[f32], (a, b, c): (usize, usize, usize), shift: &[f32], dst: &mut [f32]) {
+    dst[..a * b * c]
+        .par_chunks_mut(a * c)
+        .enumerate()
+        .for_each(|(j, out)| {
+            for i in 0..a {
+                let (out, src) = (&mut out[i * c..][..c], &src[(i * b + j) * c..][..c]);
+                match shift.get(i) {
+                    Some(&s) => out.iter_mut().zip(src).for_each(|(o, &v)| *o = v + s),
+                    None => out.copy_from_slice(src),
+                }
             }
-        }
-    });
-    dst
+        });
 }
 
 /// sum over images and pixels of dY [B, C, P], per channel, images in order.
@@ -199,16 +222,25 @@ impl CustomOp3 for SameConv {
         if b.len() != d.outputs {
             candle_core::bail!("conv2d_same: bias of {} for {} outputs", b.len(), d.outputs);
         }
-        let cols = d.batch * d.pixels();
-        let panel = im2col(x, d);
-        let mut y = vec![0f32; d.outputs * cols];
-        matmul(
-            (d.outputs, cols, d.patch()),
-            &mut y,
-            (w, d.patch(), 1),
-            (&panel, cols, 1),
-        );
-        let y = swap_outer(&y, (d.outputs, d.batch, d.pixels()), b);
+        let (image_in, image_out) = (d.inputs * d.pixels(), d.outputs * d.pixels());
+        let per_panel = d.images_per_panel() * d.pixels();
+        let mut panel = vec![0f32; d.patch() * per_panel];
+        let mut product = vec![0f32; d.outputs * per_panel];
+        let mut y = vec![0f32; d.batch * image_out];
+        for (first, count) in d.panels() {
+            let part = Dims { batch: count, ..d };
+            let cols = count * d.pixels();
+            im2col(&x[first * image_in..][..count * image_in], part, &mut panel);
+            matmul(
+                (d.outputs, cols, d.patch()),
+                &mut product,
+                (w, d.patch(), 1),
+                (&panel, cols, 1),
+                false,
+            );
+            let dst = &mut y[first * image_out..][..count * image_out];
+            swap_outer(&product, (d.outputs, count, d.pixels()), b, dst);
+        }
         let shape = Shape::from((d.batch, d.outputs, d.height, d.width));
         Ok((CpuStorage::F32(y), shape))
     }
@@ -263,16 +295,25 @@ impl CustomOp2 for WeightGradient {
             width,
             k: self.k,
         };
-        let cols = batch * d.pixels();
-        let panel = im2col(x, d);
-        let dy = swap_outer(dy, (batch, outputs, d.pixels()), &[]);
+        let (image_in, image_out) = (inputs * d.pixels(), outputs * d.pixels());
+        let per_panel = d.images_per_panel() * d.pixels();
+        let mut panel = vec![0f32; d.patch() * per_panel];
+        let mut grad = vec![0f32; outputs * per_panel];
         let mut dw = vec![0f32; outputs * d.patch()];
-        matmul(
-            (outputs, d.patch(), cols),
-            &mut dw,
-            (&dy, cols, 1),
-            (&panel, 1, cols),
-        );
+        for (first, count) in d.panels() {
+            let part = Dims { batch: count, ..d };
+            let cols = count * d.pixels();
+            im2col(&x[first * image_in..][..count * image_in], part, &mut panel);
+            let dy = &dy[first * image_out..][..count * image_out];
+            swap_outer(dy, (count, outputs, d.pixels()), &[], &mut grad);
+            matmul(
+                (outputs, d.patch(), cols),
+                &mut dw,
+                (&grad, cols, 1),
+                (&panel, 1, cols),
+                true,
+            );
+        }
         let shape = Shape::from((outputs, inputs, self.k, self.k));
         Ok((CpuStorage::F32(dw), shape))
     }

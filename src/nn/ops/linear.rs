@@ -85,6 +85,7 @@ impl CustomOp3 for Dense {
             &mut y,
             (x, inputs, 1),
             (w, 1, inputs),
+            false,
         );
         y.par_chunks_mut(outputs).for_each(|row| {
             row.iter_mut().zip(b).for_each(|(y, &b)| *y += b);
@@ -110,6 +111,7 @@ impl CustomOp3 for Dense {
             &mut dx,
             (&dys, outputs, 1),
             (&ws, inputs, 1),
+            false,
         );
         let mut dw = vec![0f32; outputs * inputs];
         matmul(
@@ -117,6 +119,7 @@ impl CustomOp3 for Dense {
             &mut dw,
             (&dys, 1, outputs),
             (&xs, inputs, 1),
+            false,
         );
         let db = sum_rows(&dys, outputs);
         let device = x.device();

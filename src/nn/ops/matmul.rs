@@ -3,7 +3,8 @@
 
 use rayon::prelude::*;
 
-/// dst[m, n] = lhs[m, k] rhs[k, n], each operand given as (data, row
+/// dst[m, n] (+)= lhs[m, k] rhs[k, n] (added to dst when `accumulate`),
+/// each operand given as (data, row
 /// stride, column stride). The columns of dst are cut into panels whose
 /// width depends on the shape alone, and rayon's threads take panels, each a
 /// single-threaded gemm: on the 2-core machine of BENCHMARKS.md this runs at
@@ -14,6 +15,7 @@ pub(super) fn matmul(
     dst: &mut [f32],
     lhs: (&[f32], usize, usize),
     rhs: (&[f32], usize, usize),
+    accumulate: bool,
 ) {
     assert!(dst.len() >= m * n, "gemm destination too small");
     let width = n.div_ceil(16).max(64).next_multiple_of(16).min(n.max(1));
@@ -31,14 +33,14 @@ pub(super) fn matmul(
                 (dst_at as *mut f32).add(first),
                 1,
                 n as isize,
-                false,
+                accumulate,
                 lhs.0.as_ptr(),
                 lhs.2 as isize,
                 lhs.1 as isize,
                 rhs.0.as_ptr().add(first * rhs.2),
                 rhs.2 as isize,
                 rhs.1 as isize,
-                0.0,
+                1.0,
                 1.0,
                 false,
                 false,
