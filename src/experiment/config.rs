@@ -108,20 +108,40 @@ pub struct SweepConfig {
     pub metrics: MetricSettings,
 }
 
+/// The training defaults, the one place they are written: TOML configs
+/// (fields other than steps, batch and lr may be omitted) and the
+/// `regimes train` flags read them. EDM's P_mean and P_std (THEORY §3).
+impl Default for TrainSettings {
+    fn default() -> Self {
+        TrainSettings {
+            steps: 10_000,
+            batch: 256,
+            lr: 1e-3,
+            warmup: 200,
+            weight_decay: 0.0,
+            clip: 1.0,
+            ema_decay: 0.999,
+            p_mean: -1.2,
+            p_std: 1.2,
+            sigma_data: None,
+        }
+    }
+}
+
 fn default_warmup() -> u64 {
-    200
+    TrainSettings::default().warmup
 }
 fn default_clip() -> f64 {
-    1.0
+    TrainSettings::default().clip
 }
 fn default_ema() -> f64 {
-    0.999
+    TrainSettings::default().ema_decay
 }
 fn default_p_mean() -> f64 {
-    -1.2
+    TrainSettings::default().p_mean
 }
 fn default_p_std() -> f64 {
-    1.2
+    TrainSettings::default().p_std
 }
 fn default_gap_sigmas() -> Vec<f64> {
     vec![0.05, 0.2, 1.0]

@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use diffusion_regimes::data::ImageFormat;
 use diffusion_regimes::denoise::{Denoiser, DenoiserSpec};
-use diffusion_regimes::experiment::{SweepArgs, GRID_COLUMNS};
+use diffusion_regimes::experiment::{SweepArgs, TrainSettings, GRID_COLUMNS};
 use diffusion_regimes::nn::checkpoint::Weights;
 use diffusion_regimes::{Error, Result};
 
@@ -156,30 +156,30 @@ pub(crate) struct TrainArgs {
     /// U-Net without self-attention at the lowest resolution.
     #[arg(long)]
     pub(crate) no_attention: bool,
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = TrainSettings::default().steps)]
     pub(crate) steps: u64,
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = TrainSettings::default().batch)]
     pub(crate) batch: usize,
     #[arg(long, value_enum, default_value_t = SamplingName::Replacement)]
     pub(crate) sampling: SamplingName,
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = TrainSettings::default().lr)]
     pub(crate) lr: f64,
     /// Steps of linear learning-rate warm-up.
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = TrainSettings::default().warmup)]
     pub(crate) warmup: u64,
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = TrainSettings::default().weight_decay)]
     pub(crate) weight_decay: f64,
     /// Maximum global gradient norm.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = TrainSettings::default().clip)]
     pub(crate) clip: f64,
-    #[arg(long, default_value_t = 0.999)]
+    #[arg(long, default_value_t = TrainSettings::default().ema_decay)]
     pub(crate) ema_decay: f64,
     /// EDM's sigma_data, or `auto` for the training set's per-coordinate standard deviation.
     #[arg(long, default_value = "0.5")]
     pub(crate) sigma_data: String,
-    #[arg(long, default_value_t = -1.2, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = TrainSettings::default().p_mean, allow_negative_numbers = true)]
     pub(crate) p_mean: f64,
-    #[arg(long, default_value_t = 1.2)]
+    #[arg(long, default_value_t = TrainSettings::default().p_std)]
     pub(crate) p_std: f64,
     /// Seed of the weights, batches and noise.
     #[arg(long, default_value_t = 0)]
