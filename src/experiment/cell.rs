@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use super::budget::budget_file;
 use super::sweep::Sweep;
 use crate::data::npy::write_npy;
 use crate::data::sigma_data;
@@ -125,27 +126,60 @@ impl CellResult {
 }
 
 /// Trains (or resumes), samples and scores `cell`; `on_step` is called after
-/// every training step with the number of steps just taken.
+/// every training step with the number of steps just taken. With budgets
+/// (THEORY §13) the training runs in segments ending at each budget, and the
+/// model is scored at each into `budgets/step-XXXXXXXX.json`.
 pub fn run_cell(sweep: &Sweep, cell: &Cell, on_step: &(dyn Fn(u64) + Sync)) -> Result<CellResult> {
     let dir = cell.dir(&sweep.root);
     let train = sweep.training_set(cell.n)?;
     let rows = train.flatten_from(1)?;
     let empirical = EmpiricalDenoiser::new(&rows.to_dtype(DType::F64)?)?;
-    let (final_loss, train_seconds) = match &cell.model {
-        Model::Empirical => (None, None),
-        Model::Trained { arch, seed } => {
-            let run = dir.join("run");
-            train_model(sweep, &run, &train, arch, *seed, on_step)?;
-            let seconds = read_state(&run)?.elapsed_seconds;
-            (
-                Some(final_loss(&run, sweep.config.train.steps)?),
-                Some(seconds),
-            )
+    let steps = sweep.config.train.steps;
+    let mut trained = None;
+    if let Model::Trained { arch, seed } = &cell.model {
+        let run = dir.join("run");
+        let mut from = 0;
+        for &budget in sweep.config.train.budgets.iter().filter(|&&b| b < steps) {
+            train_model(sweep, &run, &train, (arch, *seed), (from, budget), on_step)?;
+            let file = budget_file(&dir, budget);
+            if !file.exists() {
+                let (result, _) = score(sweep, cell, &empirical, Some((&run, budget)))?;
+                write_json(&file, &result)?;
+            }
+            from = budget;
         }
-    };
+        train_model(sweep, &run, &train, (arch, *seed), (from, steps), on_step)?;
+        trained = Some((run, steps));
+    }
+    let run = trained.as_ref().map(|(run, steps)| (run.as_path(), *steps));
+    let (result, samples) = score(sweep, cell, &empirical, run)?;
+    write_npy(&dir.join(SAMPLES_FILE), &samples, DType::F32)?;
+    write_json(&dir.join(CELL_FILE), &result)?;
+    Ok(result)
+}
+
+fn write_json(path: &Path, result: &CellResult) -> Result<()> {
+    let json = serde_json::to_vec_pretty(result).map_err(|e| Error::format(path, e.to_string()))?;
+    write_atomic(path, &json)
+}
+
+/// Samples and scores the cell's denoiser as it is now (for a trained cell,
+/// its run at `steps`); returns the result and the samples.
+fn score(
+    sweep: &Sweep,
+    cell: &Cell,
+    empirical: &EmpiricalDenoiser,
+    run: Option<(&Path, u64)>,
+) -> Result<(CellResult, Tensor)> {
     let (denoiser, dtype) = cell.denoiser(sweep)?;
-    let measured = measure(sweep, &*denoiser, dtype, &empirical, &cell.model.label())?;
-    write_npy(&dir.join(SAMPLES_FILE), &measured.samples, DType::F32)?;
+    let measured = measure(sweep, &*denoiser, dtype, empirical, &cell.model.label())?;
+    let (final_loss, train_seconds) = match run {
+        Some((run, steps)) => (
+            Some(final_loss(run, steps)?),
+            Some(read_state(run)?.elapsed_seconds),
+        ),
+        None => (None, None),
+    };
     let result = CellResult {
         cell: cell.clone(),
         label: cell.model.label(),
@@ -157,10 +191,7 @@ pub fn run_cell(sweep: &Sweep, cell: &Cell, on_step: &(dyn Fn(u64) + Sync)) -> R
         final_loss,
         train_seconds,
     };
-    let json =
-        serde_json::to_vec_pretty(&result).map_err(|e| Error::format(&dir, e.to_string()))?;
-    write_atomic(&dir.join(CELL_FILE), &json)?;
-    Ok(result)
+    Ok((result, measured.samples))
 }
 
 /// What [`measure`] finds for one denoiser.
@@ -217,22 +248,34 @@ pub fn measure(
 
 /// Trains the network of one cell to the configured number of steps,
 /// resuming from the run folder's latest checkpoint if there is one.
+/// Trains the cell's network in `run` from step `from` to `until` (resuming
+/// where a previous process stopped), crediting `on_step` with each step.
 fn train_model(
     sweep: &Sweep,
     run: &Path,
     train: &Tensor,
-    arch: &Arch,
-    seed: u64,
+    (arch, seed): (&Arch, u64),
+    (from, until): (u64, u64),
     on_step: &(dyn Fn(u64) + Sync),
 ) -> Result<()> {
     let mut trainer = match run.join(STATE_FILE).exists() {
-        true => Trainer::resume(run, None, &sweep.device)?,
+        true => Trainer::resume(run, Some(until), &sweep.device)?,
         false => {
-            let config = train_config(sweep, train, arch, seed)?;
+            let mut config = train_config(sweep, train, arch, seed)?;
+            config.steps = until;
             Trainer::start(run, config, train, &sweep.device)?
         }
     };
-    on_step(trainer.step());
+    if trainer.step() > until {
+        return Err(Error::format(
+            run,
+            format!(
+                "holds a run at step {}, past the budget {until} it should stop at",
+                trainer.step()
+            ),
+        ));
+    }
+    on_step(trainer.step().saturating_sub(from));
     trainer.run(&mut |_| {
         on_step(1);
         ControlFlow::Continue(())

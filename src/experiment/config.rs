@@ -56,6 +56,13 @@ pub struct TrainSettings {
     pub p_std: f64,
     /// sigma_data; omitted: the training subset's own (THEORY §3).
     pub sigma_data: Option<f64>,
+    /// The budget check (THEORY §13): step counts, increasing, the last
+    /// equal to `steps` (e.g. [B, 2B, 4B] with 4B = steps); each trained
+    /// cell is also measured after each of them (its training extended in
+    /// segments, bit-identical to one run) and the results give N* per
+    /// budget with the verdict. Empty: no check.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub budgets: Vec<u64>,
 }
 
 /// How every model and the references are sampled.
@@ -124,6 +131,7 @@ impl Default for TrainSettings {
             p_mean: -1.2,
             p_std: 1.2,
             sigma_data: None,
+            budgets: Vec::new(),
         }
     }
 }
@@ -226,6 +234,21 @@ impl SweepConfig {
                 "name",
                 &self.name,
                 "use a plain folder name",
+            ));
+        }
+        let budgets = &self.train.budgets;
+        if !budgets.is_empty()
+            && (budgets.windows(2).any(|w| w[0] >= w[1])
+                || budgets[0] == 0
+                || budgets.last() != Some(&self.train.steps))
+        {
+            return Err(Error::invalid(
+                "train.budgets",
+                format!("{budgets:?}"),
+                format!(
+                    "list increasing step counts ending at train.steps = {}",
+                    self.train.steps
+                ),
             ));
         }
         self.sampling.schedule.validate()?;

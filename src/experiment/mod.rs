@@ -12,6 +12,7 @@
 //! ```
 
 pub mod analysis;
+mod budget;
 mod cell;
 mod config;
 pub mod criteria;
@@ -22,6 +23,7 @@ mod run;
 mod sweep;
 
 pub use analysis::{crossing, least_squares, quantile, BudgetVerdict};
+pub use budget::{budget_file, BudgetCheck};
 pub use cell::{measure, run_cell, train_config, Cell, CellResult, Estimate, Measured, Model};
 pub use config::{
     load_toml, DataSource, MetricSettings, SamplingSettings, SweepConfig, TrainSettings,

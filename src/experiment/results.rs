@@ -8,6 +8,7 @@ use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 
 use super::analysis::crossing;
+use super::budget::{budget_checks, BudgetCheck};
 use super::cell::{CellResult, Estimate, Model, CELL_FILE, SAMPLES_FILE};
 use super::config::SweepConfig;
 use super::sweep::Sweep;
@@ -54,6 +55,10 @@ pub struct Results {
     pub pairs: Vec<Pair>,
     pub regimes: Regimes,
     pub crossings: Vec<Crossing>,
+    /// N* per training budget and the verdict (THEORY §13), when the config
+    /// lists budgets.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub budget_checks: Vec<BudgetCheck>,
     /// Cells of the grid with no result yet (unfinished shards).
     pub missing: Vec<String>,
 }
@@ -82,12 +87,14 @@ impl Results {
                 model,
             })
             .collect();
+        let budget_checks = budget_checks(root, &config, &cells)?;
         Ok(Results {
             config,
             cells,
             pairs,
             regimes,
             crossings,
+            budget_checks,
             missing,
         })
     }
@@ -166,6 +173,23 @@ impl Results {
             text.push_str(&format!(
                 "{}: generalization score crosses 0.5 at {at}\n",
                 c.model
+            ));
+        }
+        for b in &self.budget_checks {
+            let stars: Vec<String> = b
+                .budgets
+                .iter()
+                .zip(&b.n_star)
+                .map(|(steps, n)| match n {
+                    Some(n) => format!("{n:.1} after {steps}"),
+                    None => format!("none after {steps}"),
+                })
+                .collect();
+            text.push_str(&format!(
+                "{}: budget check N* = {}: {}\n",
+                b.model,
+                stars.join(", "),
+                b.verdict
             ));
         }
         text.push_str(&format!(

@@ -1,0 +1,94 @@
+//! The budget check of a sweep (THEORY §13): N*, the GL = 0.5 crossing, of
+//! each trained model after each training budget, and whether it still moves.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::analysis::{crossing, BudgetVerdict};
+use super::cell::{CellResult, Model};
+use super::config::SweepConfig;
+use super::sweep::Sweep;
+use crate::io::read;
+use crate::{Error, Result};
+
+/// N* of one model after each budget, and the verdict from the last two.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BudgetCheck {
+    pub model: String,
+    pub budgets: Vec<u64>,
+    /// N* after each budget (None: GL never reaches 0.5 on the grid).
+    pub n_star: Vec<Option<f64>>,
+    pub verdict: BudgetVerdict,
+}
+
+/// `dir/budgets/step-XXXXXXXX.json`: a trained cell's scores after `budget` steps.
+pub fn budget_file(dir: &Path, budget: u64) -> PathBuf {
+    dir.join("budgets").join(format!("step-{budget:08}.json"))
+}
+
+/// The check for every trained model of the sweep in `root`, from the
+/// finished cells (`cells`, scored at train.steps) and their budget files;
+/// empty when the config lists no budgets. Cells without a file yet are
+/// left out of that budget's curve.
+pub fn budget_checks(
+    root: &Path,
+    config: &SweepConfig,
+    cells: &[CellResult],
+) -> Result<Vec<BudgetCheck>> {
+    let budgets = &config.train.budgets;
+    if budgets.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut labels: Vec<&str> = Vec::new();
+    for cell in Sweep::grid(config) {
+        if let Model::Trained { .. } = cell.model {
+            let label = cells.iter().find(|c| c.cell == cell).map(|c| c.label.as_str());
+            if let Some(label) = label.filter(|l| !labels.contains(l)) {
+                labels.push(label);
+            }
+        }
+    }
+    labels
+        .into_iter()
+        .map(|model| {
+            let n_star = budgets
+                .iter()
+                .map(|&budget| {
+                    let mut curve = Vec::new();
+                    for c in cells.iter().filter(|c| c.label == model) {
+                        let gl = match budget == config.train.steps {
+                            true => Some(c.generalization.value),
+                            false => read_budget(&c.cell.dir(root), budget)?
+                                .map(|r| r.generalization.value),
+                        };
+                        curve.extend(gl.map(|gl| (c.cell.n as f64, gl)));
+                    }
+                    curve.sort_by(|a, b| a.0.total_cmp(&b.0));
+                    Ok(crossing(&curve, 0.5))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let last_two = &n_star[n_star.len().saturating_sub(2)..];
+            let verdict = match last_two {
+                [at_2b, at_4b] => BudgetVerdict::from_crossings(*at_2b, *at_4b),
+                _ => BudgetVerdict::BudgetBound,
+            };
+            Ok(BudgetCheck {
+                model: model.to_string(),
+                budgets: budgets.clone(),
+                n_star,
+                verdict,
+            })
+        })
+        .collect()
+}
+
+fn read_budget(dir: &Path, budget: u64) -> Result<Option<CellResult>> {
+    let path = budget_file(dir, budget);
+    if !path.exists() {
+        return Ok(None);
+    }
+    serde_json::from_slice(&read(&path)?)
+        .map(Some)
+        .map_err(|e| Error::format(&path, e.to_string()))
+}
