@@ -277,6 +277,10 @@ fn budget_check_scores_each_budget_as_a_sweep_trained_that_long() {
         assert_eq!(check.verdict, expected);
     }
     assert!(results.summary().contains("budget check"));
+    let figures = diffusion_regimes::experiment::regime_figures(&results, &root).unwrap();
+    assert!(figures.iter().any(|p| p.ends_with("e_budget_check.png")), "{figures:?}");
+    let plain_figures = diffusion_regimes::experiment::regime_figures(&reference, &plain).unwrap();
+    assert!(!plain_figures.iter().any(|p| p.ends_with("e_budget_check.png")));
 }
 
 #[test]

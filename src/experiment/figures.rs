@@ -201,7 +201,46 @@ pub fn regime_figures(results: &Results, dir: &Path) -> Result<Vec<PathBuf>> {
             ),
         )?);
     }
+    if !results.budget_checks.is_empty() {
+        written.extend(budget_figure(results, dir)?);
+    }
     Ok(written)
+}
+
+/// N* (GL = 0.5) of each trained model against its training budget
+/// (THEORY §13); the legend carries each model's verdict.
+fn budget_figure(results: &Results, dir: &Path) -> Result<Vec<PathBuf>> {
+    let series = results
+        .budget_checks
+        .iter()
+        .enumerate()
+        .map(|(k, b)| Series {
+            label: format!("{} ({})", b.model, b.verdict),
+            points: b
+                .budgets
+                .iter()
+                .zip(&b.n_star)
+                .filter_map(|(&steps, n)| n.map(|n| (steps as f64, n)))
+                .collect(),
+            color: k,
+            ..Series::default()
+        })
+        .collect();
+    let chart = LineChart {
+        title: "(e) budget check: N* where GL crosses 0.5, after each training budget".into(),
+        x: Axis {
+            label: "training steps".into(),
+            scale: Scale::Log2,
+            range: None,
+        },
+        y: Axis {
+            label: "N*".into(),
+            ..n_axis()
+        },
+        series,
+        shades: Vec::new(),
+    };
+    Ok(save_figure(&dir.join("e_budget_check"), &chart)?.to_vec())
 }
 
 /// For each trained model, its gap to the empirical denoiser against sigma,
