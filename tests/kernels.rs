@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use candle_core::{DType, Device, Tensor, Var};
 use common::gaussian;
-use diffusion_regimes::nn::ops::{avg_pool2x, conv2d_same, dense, upsample2x, GroupNorm};
+use diffusion_regimes::nn::ops::{avg_pool2x, conv2d_same, dense, silu, upsample2x, GroupNorm};
 use diffusion_regimes::nn::{edm_loss, Arch, Params, Precond, UnetConfig};
 use proptest::prelude::*;
 
@@ -249,6 +249,38 @@ fn same_convolution_over_several_panels_matches_candle() {
         // Sums of up to 576 (forward) or 3072 (weight gradient) products.
         let e = relative_error(a, c);
         assert!(e < 1e-5, "{what} differs by {e} (relative)");
+    }
+}
+
+#[test]
+fn silu_and_dense_give_candles_bits() {
+    // SiLU evaluates candle's own expressions, so forward and gradient must
+    // agree exactly; the dense layer calls gemm on column panels of the same
+    // product, whose dot products gemm sums in the same order.
+    let x = normal(21, &[256, 300]).affine(3.0, 0.0).unwrap();
+    let r = normal(22, &[256, 300]);
+    let ours = value_and_gradient(|x| silu(x).unwrap(), &x, &r);
+    let candle = value_and_gradient(|x| x.silu().unwrap(), &x, &r);
+    for (a, c) in ours.iter().zip(&candle) {
+        assert_eq!(common::max_abs_diff(a, c), 0.0);
+    }
+    for (batch, inputs, outputs) in [(64, 32, 64), (256, 256, 256), (256, 64, 1024)] {
+        let x = normal(23, &[batch, inputs]);
+        let w = normal(24, &[outputs, inputs]);
+        let b = normal(25, &[outputs]);
+        let r = normal(26, &[batch, outputs]);
+        let ours = value_and_gradients(|x, w, b| dense(x, w, Some(b)).unwrap(), &x, &w, &b, &r);
+        let candle = value_and_gradients(
+            |x, w, b| x.matmul(&w.t().unwrap()).unwrap().broadcast_add(b).unwrap(),
+            &x,
+            &w,
+            &b,
+            &r,
+        );
+        for (what, (a, c)) in ["y", "dx", "dw", "db"].iter().zip(ours.iter().zip(&candle)) {
+            let e = common::max_abs_diff(a, c);
+            assert_eq!(e, 0.0, "{what} of [{batch}, {inputs}] -> {outputs}");
+        }
     }
 }
 

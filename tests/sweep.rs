@@ -239,20 +239,36 @@ fn budget_check_scores_each_budget_as_a_sweep_trained_that_long() {
     let with_budgets = TINY.replace("warmup = 2", "warmup = 2\nbudgets = [3, 6, 12]");
     let config = SweepConfig::parse(&with_budgets, Path::new("b.toml")).unwrap();
     let root = temp_dir("sweep-budgets");
-    Sweep::prepare(config, &root).unwrap().run(Shard::ALL, 2).unwrap();
+    Sweep::prepare(config, &root)
+        .unwrap()
+        .run(Shard::ALL, 2)
+        .unwrap();
     let results = Results::collect(&root).unwrap();
     // The final budget is the ordinary sweep: same scores as one without budgets.
     let plain = temp_dir("sweep-no-budgets");
-    Sweep::prepare(tiny(), &plain).unwrap().run(Shard::ALL, 2).unwrap();
+    Sweep::prepare(tiny(), &plain)
+        .unwrap()
+        .run(Shard::ALL, 2)
+        .unwrap();
     let reference = Results::collect(&plain).unwrap();
     assert_eq!(results.crossings, reference.crossings);
     for (a, b) in results.cells.iter().zip(&reference.cells) {
-        assert_eq!((a.generalization, &a.gap_to_empirical), (b.generalization, &b.gap_to_empirical));
+        assert_eq!(
+            (a.generalization, &a.gap_to_empirical),
+            (b.generalization, &b.gap_to_empirical)
+        );
     }
     // Budget 6 equals a sweep trained for 6 steps, bit for bit.
     let short = temp_dir("sweep-six-steps");
-    let six = SweepConfig::parse(&TINY.replace("steps = 12", "steps = 6"), Path::new("s.toml")).unwrap();
-    Sweep::prepare(six, &short).unwrap().run(Shard::ALL, 2).unwrap();
+    let six = SweepConfig::parse(
+        &TINY.replace("steps = 12", "steps = 6"),
+        Path::new("s.toml"),
+    )
+    .unwrap();
+    Sweep::prepare(six, &short)
+        .unwrap()
+        .run(Shard::ALL, 2)
+        .unwrap();
     let six = Results::collect(&short).unwrap();
     let mut compared = 0;
     for cell in six.cells.iter().filter(|c| c.label != "empirical") {
@@ -260,7 +276,11 @@ fn budget_check_scores_each_budget_as_a_sweep_trained_that_long() {
         let at_six: diffusion_regimes::experiment::CellResult =
             serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
         assert_eq!(at_six.generalization, cell.generalization, "{}", cell.label);
-        assert_eq!(at_six.gap_to_empirical, cell.gap_to_empirical, "{}", cell.label);
+        assert_eq!(
+            at_six.gap_to_empirical, cell.gap_to_empirical,
+            "{}",
+            cell.label
+        );
         assert_eq!(at_six.final_loss, cell.final_loss, "{}", cell.label);
         compared += 1;
     }
@@ -269,25 +289,49 @@ fn budget_check_scores_each_budget_as_a_sweep_trained_that_long() {
     assert_eq!(results.budget_checks.len(), 2);
     for check in &results.budget_checks {
         assert_eq!(check.budgets, [3, 6, 12]);
-        let short_star = six.crossings.iter().find(|c| c.model == check.model).unwrap().n_star;
+        let short_star = six
+            .crossings
+            .iter()
+            .find(|c| c.model == check.model)
+            .unwrap()
+            .n_star;
         assert_eq!(check.n_star[1], short_star);
-        let last = results.crossings.iter().find(|c| c.model == check.model).unwrap().n_star;
+        let last = results
+            .crossings
+            .iter()
+            .find(|c| c.model == check.model)
+            .unwrap()
+            .n_star;
         assert_eq!(check.n_star[2], last);
-        let expected = diffusion_regimes::experiment::BudgetVerdict::from_crossings(check.n_star[1], check.n_star[2]);
+        let expected = diffusion_regimes::experiment::BudgetVerdict::from_crossings(
+            check.n_star[1],
+            check.n_star[2],
+        );
         assert_eq!(check.verdict, expected);
     }
     assert!(results.summary().contains("budget check"));
     let figures = diffusion_regimes::experiment::regime_figures(&results, &root).unwrap();
-    assert!(figures.iter().any(|p| p.ends_with("e_budget_check.png")), "{figures:?}");
+    assert!(
+        figures.iter().any(|p| p.ends_with("e_budget_check.png")),
+        "{figures:?}"
+    );
     let plain_figures = diffusion_regimes::experiment::regime_figures(&reference, &plain).unwrap();
-    assert!(!plain_figures.iter().any(|p| p.ends_with("e_budget_check.png")));
+    assert!(!plain_figures
+        .iter()
+        .any(|p| p.ends_with("e_budget_check.png")));
 }
 
 #[test]
 fn budgets_must_increase_to_the_step_count() {
     for budgets in ["[3, 6]", "[6, 3, 12]", "[0, 12]"] {
         let text = TINY.replace("warmup = 2", &format!("warmup = 2\nbudgets = {budgets}"));
-        let e = SweepConfig::parse(&text, Path::new("b.toml")).err().unwrap().to_string();
-        assert!(e.contains("train.budgets") && e.contains("train.steps = 12"), "{budgets}: {e}");
+        let e = SweepConfig::parse(&text, Path::new("b.toml"))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("train.budgets") && e.contains("train.steps = 12"),
+            "{budgets}: {e}"
+        );
     }
 }

@@ -43,7 +43,10 @@ pub fn budget_checks(
     let mut labels: Vec<&str> = Vec::new();
     for cell in Sweep::grid(config) {
         if let Model::Trained { .. } = cell.model {
-            let label = cells.iter().find(|c| c.cell == cell).map(|c| c.label.as_str());
+            let label = cells
+                .iter()
+                .find(|c| c.cell == cell)
+                .map(|c| c.label.as_str());
             if let Some(label) = label.filter(|l| !labels.contains(l)) {
                 labels.push(label);
             }

@@ -5,7 +5,7 @@ use candle_nn::{linear, Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 
 use super::embedding::{fourier_embedding, zero_linear};
-use super::ops::linear_forward;
+use super::ops::{linear_forward, silu};
 use super::Network;
 use crate::{Error, Result};
 
@@ -61,14 +61,17 @@ impl Mlp {
 
 impl Network for Mlp {
     fn forward(&self, x: &Tensor, c_noise: &Tensor) -> Result<Tensor> {
-        let emb = linear_forward(&self.embed, &fourier_embedding(c_noise, self.width)?)?.silu()?;
+        let emb = silu(&linear_forward(
+            &self.embed,
+            &fourier_embedding(c_noise, self.width)?,
+        )?)?;
         let modulation = linear_forward(&self.modulate, &emb)?;
         let mut h = linear_forward(&self.input, x)?;
         for (i, (fc1, fc2)) in self.blocks.iter().enumerate() {
             let e = modulation.narrow(1, i * self.width, self.width)?;
-            let inner = (linear_forward(fc1, &h.silu()?)? + e)?.silu()?;
+            let inner = silu(&(linear_forward(fc1, &silu(&h)?)? + e)?)?;
             h = (h + linear_forward(fc2, &inner)?)?;
         }
-        linear_forward(&self.output, &h.silu()?)
+        linear_forward(&self.output, &silu(&h)?)
     }
 }

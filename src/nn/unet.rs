@@ -9,7 +9,7 @@ use candle_nn::{conv2d, linear, Conv2d, Conv2dConfig, Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 
 use super::embedding::fourier_embedding;
-use super::ops::{avg_pool2x, conv2d_same, linear_forward, upsample2x, GroupNorm};
+use super::ops::{avg_pool2x, conv2d_same, linear_forward, silu, upsample2x, GroupNorm};
 use super::Network;
 use crate::{Error, Result};
 
@@ -264,8 +264,8 @@ impl Unet {
 impl Network for Unet {
     fn forward(&self, x: &Tensor, c_noise: &Tensor) -> Result<Tensor> {
         let emb = fourier_embedding(c_noise, self.base)?;
-        let emb = linear_forward(&self.embed1, &emb)?.silu()?;
-        let emb = linear_forward(&self.embed2, &emb)?.silu()?;
+        let emb = silu(&linear_forward(&self.embed1, &emb)?)?;
+        let emb = silu(&linear_forward(&self.embed2, &emb)?)?;
         let mut h = self.input.forward(x)?;
         let mut skips = vec![h.clone()];
         let last = self.down.len() - 1;

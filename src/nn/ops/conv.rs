@@ -26,8 +26,8 @@
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Device, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::f32_data;
 use super::matmul::matmul;
+use super::{f32_data, f32_values, with_bias};
 use crate::Result;
 
 /// `x` [B, Cin, H, W] convolved with `weight` [Cout, Cin, k, k] (k odd),
@@ -36,17 +36,7 @@ use crate::Result;
 pub fn conv2d_same(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
     let (outputs, k) = (weight.dim(0)?, weight.dim(3)?);
     if let (Device::Cpu, DType::F32) = (x.device(), x.dtype()) {
-        let zeros;
-        let bias = match bias {
-            Some(b) => b,
-            None => {
-                zeros = Tensor::zeros(outputs, DType::F32, x.device())?;
-                &zeros
-            }
-        };
-        return Ok(x
-            .contiguous()?
-            .apply_op3(&weight.contiguous()?, bias, SameConv)?);
+        return with_bias(x, weight, bias, SameConv);
     }
     let y = x.conv2d(weight, k / 2, 1, 1, 1)?;
     Ok(match bias {
@@ -258,7 +248,7 @@ impl CustomOp3 for SameConv {
         let dx = dy.apply_op3(&flipped_transposed(w)?, &no_bias, SameConv)?;
         let dw = dy.apply_op2_no_bwd(x, &WeightGradient { k: w.dim(3)? })?;
         let (batch, outputs, h, width) = dy.dims4()?;
-        let sums = channel_sums(&dy.flatten_all()?.to_vec1()?, (batch, outputs, h * width));
+        let sums = channel_sums(&f32_values(&dy)?, (batch, outputs, h * width));
         let db = Tensor::from_vec(sums, outputs, x.device())?;
         Ok((Some(dx), Some(dw), Some(db)))
     }

@@ -16,25 +16,14 @@ use candle_core::{CpuStorage, CustomOp3, DType, Device, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::matmul::matmul;
-use super::{f32_data, sum_rows};
+use super::{f32_data, f32_values, sum_rows, with_bias};
 use crate::Result;
 
 /// `x` [B, in] times `weight` [out, in] transposed, plus `bias` [out]. f32 on
 /// the CPU runs this module's kernel; other dtypes and devices candle's ops.
 pub fn dense(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
-    let outputs = weight.dim(0)?;
     if let (Device::Cpu, DType::F32, 2) = (x.device(), x.dtype(), x.rank()) {
-        let zeros;
-        let bias = match bias {
-            Some(b) => b,
-            None => {
-                zeros = Tensor::zeros(outputs, DType::F32, x.device())?;
-                &zeros
-            }
-        };
-        return Ok(x
-            .contiguous()?
-            .apply_op3(&weight.contiguous()?, bias, Dense)?);
+        return with_bias(x, weight, bias, Dense);
     }
     let y = x.broadcast_matmul(&weight.t()?)?;
     Ok(match bias {
@@ -103,8 +92,7 @@ impl CustomOp3 for Dense {
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (batch, inputs) = x.dims2()?;
         let outputs = w.dim(0)?;
-        let flat = |t: &Tensor| t.flatten_all()?.to_vec1::<f32>();
-        let (xs, ws, dys) = (flat(x)?, flat(w)?, flat(dy)?);
+        let (xs, ws, dys) = (f32_values(x)?, f32_values(w)?, f32_values(dy)?);
         let mut dx = vec![0f32; batch * inputs];
         matmul(
             (batch, inputs, outputs),

@@ -8,13 +8,39 @@ mod group_norm;
 mod linear;
 mod matmul;
 mod resample;
+mod silu;
 
 pub use conv::conv2d_same;
 pub use group_norm::GroupNorm;
 pub use linear::{dense, linear_forward};
 pub use resample::{avg_pool2x, upsample2x};
+pub use silu::silu;
 
-use candle_core::{CpuStorage, Layout};
+use candle_core::{CpuStorage, CustomOp3, DType, Layout, Tensor};
+
+/// `op` applied to contiguous `x`, `weight` and `bias` (zeros when None): the
+/// CPU f32 path of the layers with a bias.
+fn with_bias(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    op: impl CustomOp3 + Send + Sync + 'static,
+) -> crate::Result<Tensor> {
+    let zeros;
+    let bias = match bias {
+        Some(b) => b,
+        None => {
+            zeros = Tensor::zeros(weight.dim(0)?, DType::F32, x.device())?;
+            &zeros
+        }
+    };
+    Ok(x.contiguous()?.apply_op3(&weight.contiguous()?, bias, op)?)
+}
+
+/// A tensor's values as one f32 vector (the backward passes work on these).
+fn f32_values(t: &Tensor) -> candle_core::Result<Vec<f32>> {
+    t.flatten_all()?.to_vec1::<f32>()
+}
 
 /// The f32 values of a contiguous storage, or an error naming `op`.
 fn f32_data<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> candle_core::Result<&'a [f32]> {

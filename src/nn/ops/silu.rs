@@ -1,0 +1,56 @@
+//! SiLU, y = x / (1 + exp(-x)), and its gradient dy (s (1 - y) + y) with
+//! s = 1 / (exp(-x) + 1), each one parallel pass. candle runs the forward
+//! on one thread and the backward as nine allocating tensor ops; the
+//! expressions here are candle's own, so the bits are the same.
+
+use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Shape, Tensor};
+use rayon::prelude::*;
+
+use super::{f32_data, f32_values};
+use crate::Result;
+
+/// Elements per parallel task: below this a thread hand-off costs more than it saves.
+const CHUNK: usize = 1 << 14;
+
+/// silu(x), elementwise.
+pub fn silu(x: &Tensor) -> Result<Tensor> {
+    Ok(match (x.device(), x.dtype()) {
+        (Device::Cpu, DType::F32) => x.contiguous()?.apply_op1(Silu)?,
+        _ => x.silu()?,
+    })
+}
+
+struct Silu;
+
+impl CustomOp1 for Silu {
+    fn name(&self) -> &'static str {
+        "silu"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = f32_data(s, l, "silu")?;
+        let mut y = vec![0f32; x.len()];
+        y.par_chunks_mut(CHUNK)
+            .zip(x.par_chunks(CHUNK))
+            .for_each(|(y, x)| {
+                y.iter_mut()
+                    .zip(x)
+                    .for_each(|(y, &v)| *y = v / (1.0 + (-v).exp()));
+            });
+        Ok((CpuStorage::F32(y), l.shape().clone()))
+    }
+
+    fn bwd(&self, x: &Tensor, y: &Tensor, dy: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        let (xs, ys, dys) = (f32_values(x)?, f32_values(y)?, f32_values(dy)?);
+        let mut dx = vec![0f32; xs.len()];
+        dx.par_chunks_mut(CHUNK).enumerate().for_each(|(c, dx)| {
+            let at = c * CHUNK;
+            for (i, dx) in dx.iter_mut().enumerate() {
+                let (v, node) = (xs[at + i], ys[at + i]);
+                let sigmoid = 1.0 / ((-v).exp() + 1.0);
+                *dx = dys[at + i] * (sigmoid * (1.0 - node) + node);
+            }
+        });
+        Ok(Some(Tensor::from_vec(dx, x.shape(), x.device())?))
+    }
+}
