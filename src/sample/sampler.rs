@@ -21,6 +21,9 @@ pub enum Method {
     Ddim,
     /// EDM's stochastic sampler: Langevin-like churn, then a Heun step.
     EdmStochastic(Churn),
+    /// The reverse SDE's ancestral step (THEORY §2): a fresh draw of the
+    /// noise at every level, as the clone test needs.
+    Ancestral,
 }
 
 /// Parameters of the stochastic EDM sampler (THEORY §2).
@@ -136,6 +139,12 @@ pub fn sample(
                 let (x_hat, s_hat) = add_churn(&x, s, steps, churn, streams)?;
                 heun(denoiser, &x_hat, s_hat, s_next, i, &mut observe)?
             }
+            Method::Ancestral => {
+                let denoised = denoiser.denoise(&x, s)?;
+                observe(i, s, &x, &denoised);
+                let z = row_noise(streams, &x)?;
+                ancestral(&x, &denoised, s, s_next, &z)?
+            }
             Method::Ddim => unreachable!("handled above"),
         };
     }
@@ -209,6 +218,14 @@ fn add_churn(
     if gamma == 0.0 {
         return Ok((x.clone(), s));
     }
+    let s_hat = s * (1.0 + gamma);
+    let z = row_noise(streams, x)?;
+    let x_hat = (x + (z * ((s_hat * s_hat - s * s).sqrt() * churn.s_noise))?)?;
+    Ok((x_hat, s_hat))
+}
+
+/// One standard normal per entry of `x`, row k from `streams[k]`.
+fn row_noise(streams: &mut [ChaCha20Rng], x: &Tensor) -> Result<Tensor> {
     if streams.len() != x.dims()[0] {
         return Err(Error::shape(
             "sampler noise streams",
@@ -216,10 +233,16 @@ fn add_churn(
             streams.len(),
         ));
     }
-    let s_hat = s * (1.0 + gamma);
-    let z = normal_rows(streams, x.dims()[1], x.dtype(), x.device())?;
-    let x_hat = (x + (z * ((s_hat * s_hat - s * s).sqrt() * churn.s_noise))?)?;
-    Ok((x_hat, s_hat))
+    normal_rows(streams, x.dims()[1], x.dtype(), x.device())
+}
+
+/// The ancestral step of the reverse SDE from s to s_next < s (THEORY §2):
+/// the Gaussian posterior of x(s_next) given x(s) when the clean point is
+/// D(x; s) (DDPM's posterior in VE form), x' = x + a (D - x) + sqrt(a) s_next z
+/// with a = 1 - s_next^2 / s^2; at s_next = 0 it returns D.
+fn ancestral(x: &Tensor, denoised: &Tensor, s: f64, s_next: f64, z: &Tensor) -> Result<Tensor> {
+    let a = 1.0 - (s_next * s_next) / (s * s);
+    Ok(((x + ((denoised - x)? * a)?)? + (z * (a.sqrt() * s_next))?)?)
 }
 
 /// DDIM (eta = 0) in VP variables, alpha_bar = 1 / (1 + sigma^2) and

@@ -8,24 +8,8 @@ use serde::Serialize;
 use crate::denoise::{Denoiser, EmpiricalDenoiser};
 use crate::metrics::{nearest_two, DEFAULT_CHUNK};
 use crate::rng::{normal_rows, stream, Purpose};
+use crate::sample::{sample, Method, Step};
 use crate::{Error, Result};
-
-/// One step of the discretised reverse SDE from sigma to sigma_next < sigma:
-/// the exact Gaussian posterior of x(sigma_next) given x(sigma) when the clean
-/// point is D(x; sigma) (DDPM's posterior in VE form),
-/// x' = x + a (D - x) + sqrt(a) sigma_next z, a = 1 - sigma_next^2 / sigma^2.
-/// At sigma_next = 0 it returns D(x; sigma).
-pub fn ancestral_step(
-    d: &dyn Denoiser,
-    x: &Tensor,
-    sigma: f64,
-    sigma_next: f64,
-    z: &Tensor,
-) -> Result<Tensor> {
-    let a = 1.0 - (sigma_next * sigma_next) / (sigma * sigma);
-    let denoised = d.denoise(x, sigma)?;
-    Ok(((x + ((denoised - x)? * a)?)? + (z * (a.sqrt() * sigma_next))?)?)
-}
 
 /// The clone test's result: for each clone level, the fraction of pairs that
 /// end on the same training point and, with classes, in the same class.
@@ -52,7 +36,7 @@ impl CloneCurve {
 }
 
 /// The clone test (Biroli et al. 2024, THEORY §8): `trajectories` runs of the
-/// reverse SDE ([`ancestral_step`]) over the decreasing grid `sigmas` (ending
+/// reverse SDE ([`Method::Ancestral`]) over the decreasing grid `sigmas` (ending
 /// at 0) with the empirical denoiser of `train`; at each grid level listed in
 /// `clone_at` a run is copied and both copies continue with independent noise.
 /// Trajectory j starts from sigmas[0] z with z and its noise from stream
@@ -87,21 +71,20 @@ pub fn clone_test(
     };
     let mut trunk_noise = streams(0);
     let mut x = (normal_rows(&mut trunk_noise, n, DType::F64, &Device::Cpu)? * sigmas[0])?;
+    let ancestral = |x: &Tensor, levels: &[f64], noise: &mut [_]| match levels.len() {
+        0 | 1 => Ok(x.clone()),
+        _ => sample(&empirical, x, levels, &Method::Ancestral, noise, None),
+    };
     let run_from = |start: usize, x: &Tensor, noise: &mut Vec<_>| -> Result<Vec<usize>> {
-        let mut x = x.clone();
-        for i in start..sigmas.len() - 1 {
-            let z = normal_rows(noise, n, DType::F64, &Device::Cpu)?;
-            x = ancestral_step(&empirical, &x, sigmas[i], sigmas[i + 1], &z)?;
-        }
-        Ok(nearest_two(&x, &empirical.train()?, DEFAULT_CHUNK)?.nearest)
+        let end = ancestral(x, &sigmas[start..], noise)?;
+        Ok(nearest_two(&end, &empirical.train()?, DEFAULT_CHUNK)?.nearest)
     };
     let (mut same_point, mut same_class) = (Vec::new(), Vec::new());
     let mut level = 0;
     for (c, &at) in clone_at.iter().enumerate() {
-        while level < at {
-            let z = normal_rows(&mut trunk_noise, n, DType::F64, &Device::Cpu)?;
-            x = ancestral_step(&empirical, &x, sigmas[level], sigmas[level + 1], &z)?;
-            level += 1;
+        if level < at {
+            x = ancestral(&x, &sigmas[level..=at], &mut trunk_noise)?;
+            level = at;
         }
         let a = run_from(at, &x, &mut streams(1 + 2 * c as u64))?;
         let b = run_from(at, &x, &mut streams(2 + 2 * c as u64))?;
@@ -120,7 +103,7 @@ pub fn clone_test(
     })
 }
 
-/// For each of `trajectories` runs of the reverse SDE ([`ancestral_step`])
+/// For each of `trajectories` runs of the reverse SDE ([`Method::Ancestral`])
 /// of the empirical denoiser of `train` over `sigmas` (decreasing, ending at
 /// 0), the largest noise level from which on the nearest training point of x
 /// no longer changes. Run j draws from stream (seed, Clone, j), so it is the
@@ -137,14 +120,20 @@ pub fn last_switch_levels(
     let mut noise: Vec<_> = (0..trajectories as u64)
         .map(|j| stream(seed, Purpose::Clone, j))
         .collect();
-    let mut x = (normal_rows(&mut noise, n, DType::F64, &Device::Cpu)? * sigmas[0])?;
-    let mut history: Vec<Vec<usize>> = Vec::new();
-    for i in 0..sigmas.len() - 1 {
-        history.push(nearest_two(&x, &points, DEFAULT_CHUNK)?.nearest);
-        let z = normal_rows(&mut noise, n, DType::F64, &Device::Cpu)?;
-        x = ancestral_step(&empirical, &x, sigmas[i], sigmas[i + 1], &z)?;
-    }
-    let last = nearest_two(&x, &points, DEFAULT_CHUNK)?.nearest;
+    let x = (normal_rows(&mut noise, n, DType::F64, &Device::Cpu)? * sigmas[0])?;
+    // The observer keeps x at every level before its step.
+    let mut visited: Vec<Tensor> = Vec::new();
+    let end = sample(
+        &empirical,
+        &x,
+        sigmas,
+        &Method::Ancestral,
+        &mut noise,
+        Some(&mut |step: &Step<'_>| visited.push(step.x.clone())),
+    )?;
+    let nearest = |x: &Tensor| Ok(nearest_two(x, &points, DEFAULT_CHUNK)?.nearest);
+    let history = visited.iter().map(nearest).collect::<Result<Vec<_>>>()?;
+    let last = nearest(&end)?;
     Ok((0..trajectories)
         .map(|j| {
             // Walking up from the end: the highest level whose nearest point is already the final one.

@@ -5,7 +5,7 @@
 mod clone;
 mod predict;
 
-pub use clone::{ancestral_step, clone_test, last_switch_levels, CloneCurve};
+pub use clone::{clone_test, last_switch_levels, CloneCurve};
 pub use predict::{
     collapse_sigma_entropy, collapse_sigma_isotropic, excess_entropy_per_dim, molrg_ratios,
     predict, speciation_sigma, top_eigenvalue, MolrgRatio, Prediction,

@@ -322,6 +322,8 @@ pub(crate) enum SamplerName {
     Heun,
     Ddim,
     EdmStochastic,
+    /// The reverse SDE's ancestral step (fresh noise at every level).
+    Ancestral,
 }
 
 #[derive(Clone, Copy, ValueEnum)]

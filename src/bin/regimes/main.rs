@@ -343,6 +343,7 @@ fn run(cli: Cli, explicit: &[String]) -> Result<()> {
                 SamplerName::Heun => Method::Heun,
                 SamplerName::Ddim => Method::Ddim,
                 SamplerName::EdmStochastic => Method::EdmStochastic(Churn::default()),
+                SamplerName::Ancestral => Method::Ancestral,
             };
             let x = sample(
                 d.as_ref(),
