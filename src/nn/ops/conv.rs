@@ -26,7 +26,7 @@
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Device, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::matmul::matmul;
+use super::matmul::{matmul, Split};
 use super::{f32_data, f32_values, with_bias};
 use crate::Result;
 
@@ -227,6 +227,7 @@ impl CustomOp3 for SameConv {
                 (w, d.patch(), 1),
                 (&panel, cols, 1),
                 false,
+                Split::Panels,
             );
             let dst = &mut y[first * image_out..][..count * image_out];
             swap_outer(&product, (d.outputs, count, d.pixels()), b, dst);
@@ -302,6 +303,7 @@ impl CustomOp2 for WeightGradient {
                 (&grad, cols, 1),
                 (&panel, 1, cols),
                 true,
+                Split::Panels,
             );
         }
         let shape = Shape::from((outputs, inputs, self.k, self.k));

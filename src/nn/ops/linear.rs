@@ -15,7 +15,7 @@
 use candle_core::{CpuStorage, CustomOp3, DType, Device, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::matmul::matmul;
+use super::matmul::{matmul, Split};
 use super::{f32_data, f32_values, sum_rows, with_bias};
 use crate::Result;
 
@@ -75,6 +75,7 @@ impl CustomOp3 for Dense {
             (x, inputs, 1),
             (w, 1, inputs),
             false,
+            Split::Whole,
         );
         y.par_chunks_mut(outputs).for_each(|row| {
             row.iter_mut().zip(b).for_each(|(y, &b)| *y += b);
@@ -100,6 +101,7 @@ impl CustomOp3 for Dense {
             (&dys, outputs, 1),
             (&ws, inputs, 1),
             false,
+            Split::Whole,
         );
         let mut dw = vec![0f32; outputs * inputs];
         matmul(
@@ -108,6 +110,7 @@ impl CustomOp3 for Dense {
             (&dys, 1, outputs),
             (&xs, inputs, 1),
             false,
+            Split::Whole,
         );
         let db = sum_rows(&dys, outputs);
         let device = x.device();

@@ -1,30 +1,41 @@
-//! The one GEMM entry point of the kernels: the `gemm` crate called on
-//! column panels, one single-threaded call per panel.
+//! The one GEMM entry point of the kernels: the `gemm` crate called either
+//! on column panels, one single-threaded call per panel, or once over the
+//! whole product exactly as candle's matmul calls it.
 
 use rayon::prelude::*;
 
-/// dst[m, n] (+)= lhs[m, k] rhs[k, n] (added to dst when `accumulate`),
-/// each operand given as (data, row
-/// stride, column stride). The columns of dst are cut into panels whose
-/// width depends on the shape alone, and rayon's threads take panels, each a
-/// single-threaded gemm: on the 2-core machine of BENCHMARKS.md this runs at
-/// 2.6x the rate of gemm's own threading, and the bits cannot depend on
-/// the thread count.
+/// How a product is split among threads.
+#[derive(Clone, Copy)]
+pub(super) enum Split {
+    /// Column panels whose width depends on the shape alone, taken by
+    /// rayon's threads, each a single-threaded gemm. On the 2-core machine
+    /// of BENCHMARKS.md this runs at 2.6x the rate of gemm's own threading,
+    /// and the bits do not depend on the thread count; but gemm blocks the
+    /// inner dimension by the panel's width, so they can differ from one
+    /// whole call's (they did at k = 768).
+    Panels,
+    /// One gemm call threaded by gemm itself, as candle's matmul does: the
+    /// same bits as candle's path (which the MLP figures were made with).
+    Whole,
+}
+
+/// dst[m, n] (+)= lhs[m, k] rhs[k, n] (added to dst when `accumulate`), each
+/// operand given as (data, row stride, column stride).
 pub(super) fn matmul(
     (m, n, k): (usize, usize, usize),
     dst: &mut [f32],
     lhs: (&[f32], usize, usize),
     rhs: (&[f32], usize, usize),
     accumulate: bool,
+    split: Split,
 ) {
     assert!(dst.len() >= m * n, "gemm destination too small");
-    let width = n.div_ceil(16).max(64).next_multiple_of(16).min(n.max(1));
     let dst_at = dst.as_mut_ptr() as usize;
-    (0..n.div_ceil(width)).into_par_iter().for_each(|panel| {
-        let (first, columns) = (panel * width, width.min(n - panel * width));
-        // SAFETY: panels write disjoint column ranges of dst, which holds m
-        // x n contiguous rows; lhs and rhs are read within the extents their
-        // strides describe, which the callers size exactly.
+    let call = |first: usize, columns: usize, parallelism| {
+        // SAFETY: each call writes the column range [first, first + columns)
+        // of dst, which holds m x n contiguous rows (calls never overlap);
+        // lhs and rhs are read within the extents their strides describe,
+        // which the callers size exactly.
         unsafe {
             gemm::gemm(
                 m,
@@ -45,8 +56,28 @@ pub(super) fn matmul(
                 false,
                 false,
                 false,
-                gemm::Parallelism::None,
+                parallelism,
             )
         }
-    });
+    };
+    match split {
+        Split::Whole => {
+            let threads = candle_core::utils::get_num_threads();
+            call(
+                0,
+                n,
+                match threads {
+                    0 | 1 => gemm::Parallelism::None,
+                    t => gemm::Parallelism::Rayon(t),
+                },
+            );
+        }
+        Split::Panels => {
+            let width = n.div_ceil(16).max(64).next_multiple_of(16).min(n.max(1));
+            (0..n.div_ceil(width)).into_par_iter().for_each(|panel| {
+                let first = panel * width;
+                call(first, width.min(n - first), gemm::Parallelism::None)
+            });
+        }
+    }
 }
