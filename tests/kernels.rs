@@ -255,8 +255,8 @@ fn same_convolution_over_several_panels_matches_candle() {
 #[test]
 fn silu_and_dense_give_candles_bits() {
     // SiLU evaluates candle's own expressions, so forward and gradient must
-    // agree exactly; the dense layer calls gemm on column panels of the same
-    // product, whose dot products gemm sums in the same order.
+    // agree exactly; the dense layer makes the one gemm call candle's matmul
+    // makes, so its sums run in the same order.
     let x = normal(21, &[256, 300]).affine(3.0, 0.0).unwrap();
     let r = normal(22, &[256, 300]);
     let ours = value_and_gradient(|x| silu(x).unwrap(), &x, &r);
