@@ -23,7 +23,7 @@
 //! | section | formula | modules |
 //! | --- | --- | --- |
 //! | §1 | denoiser, score, probability-flow ODE, VP <-> VE | [`denoise`], [`sample`] |
-//! | §2 | Karras schedule, Euler, Heun, DDIM, stochastic EDM sampler, exact Gaussian flow | [`sample`], [`rng`], [`denoise`] (Gaussian flow) |
+//! | §2 | Karras schedule, Euler, Heun, DDIM, stochastic EDM sampler, ancestral step, exact Gaussian flow | [`sample`], [`rng`], [`denoise`] (Gaussian flow) |
 //! | §3 | EDM preconditioning and loss | [`nn`] (`precond`, `train`, `config`), [`data`] (sigma_data) |
 //! | §4 | empirical (memorizing) denoiser, its Jacobian and limits | [`denoise`] (`empirical`), [`experiment`] |
 //! | §5 | Gaussian (Wiener) denoiser | [`denoise`] (`gaussian`), [`data`] |
@@ -34,7 +34,7 @@
 //! | §10 | conditional denoisers, classifier-free guidance | not yet implemented (conditional issue) |
 //! | §11 | inverse problems and posterior solvers | not yet implemented (inverse-problems issue) |
 //! | §12 | patch-based closed forms, kernel-smoothed empirical denoiser | not yet implemented (patch issue) |
-//! | §13 | budget convergence of a boundary | not yet implemented (training-speed issue) |
+//! | §13 | budget convergence of a boundary | [`experiment`] (`analysis`, `budget`) |
 
 pub mod data;
 pub mod denoise;
