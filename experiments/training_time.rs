@@ -137,9 +137,7 @@ fn run(args: &DataExperimentCli) -> Result<()> {
     let cells: Vec<Cell> = Sweep::grid(&config)
         .into_iter()
         .enumerate()
-        .filter(|(k, c)| {
-            k % cli.sweep.shard.count == cli.sweep.shard.index && c.model != Model::Empirical
-        })
+        .filter(|(k, c)| cli.sweep.shard.owns(*k) && c.model != Model::Empirical)
         .map(|(_, c)| c)
         .collect();
     let bar = progress_bar(config.train.steps * cells.len() as u64, "steps");

@@ -28,6 +28,11 @@ pub struct Shard {
 
 impl Shard {
     pub const ALL: Shard = Shard { index: 0, count: 1 };
+
+    /// Whether cell k of the grid belongs to this shard (k mod n = i).
+    pub fn owns(&self, k: usize) -> bool {
+        k % self.count == self.index
+    }
 }
 
 impl FromStr for Shard {
@@ -189,7 +194,7 @@ impl Sweep {
         let pending: Vec<Cell> = Sweep::grid(&self.config)
             .into_iter()
             .enumerate()
-            .filter(|(k, _)| k % shard.count == shard.index)
+            .filter(|(k, _)| shard.owns(*k))
             .map(|(_, c)| c)
             .filter(|c| !c.dir(&self.root).join(CELL_FILE).exists())
             .collect();
