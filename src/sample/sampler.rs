@@ -26,6 +26,28 @@ pub enum Method {
     Ancestral,
 }
 
+impl std::str::FromStr for Method {
+    type Err = Error;
+
+    /// `euler`, `heun`, `ddim`, `edm-stochastic` (EDM's churn defaults) or `ancestral`.
+    fn from_str(name: &str) -> Result<Self> {
+        Ok(match name {
+            "euler" => Method::Euler,
+            "heun" => Method::Heun,
+            "ddim" => Method::Ddim,
+            "edm-stochastic" => Method::EdmStochastic(Churn::default()),
+            "ancestral" => Method::Ancestral,
+            _ => {
+                return Err(Error::invalid(
+                    "sampler",
+                    name,
+                    "use euler, heun, ddim, edm-stochastic or ancestral",
+                ))
+            }
+        })
+    }
+}
+
 /// Parameters of the stochastic EDM sampler (THEORY §2).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Churn {

@@ -9,6 +9,7 @@ use diffusion_regimes::data::ImageFormat;
 use diffusion_regimes::denoise::{Denoiser, DenoiserSpec};
 use diffusion_regimes::experiment::{SweepArgs, TrainSettings, GRID_COLUMNS};
 use diffusion_regimes::nn::checkpoint::Weights;
+use diffusion_regimes::sample::Method;
 use diffusion_regimes::{Error, Result};
 
 use crate::measure::{GapArgs, JacobianArgs, ScoreKind};
@@ -112,8 +113,9 @@ pub(crate) enum Command {
         /// The run's seed.
         #[arg(long, default_value_t = 0)]
         seed: u64,
-        #[arg(long, value_enum, default_value_t = SamplerName::Heun)]
-        sampler: SamplerName,
+        /// euler, heun, ddim, edm-stochastic (EDM's churn defaults) or ancestral.
+        #[arg(long, default_value = "heun")]
+        sampler: Method,
         #[arg(long, default_value_t = 18)]
         steps: usize,
         #[arg(long, default_value_t = 0.002)]
@@ -314,16 +316,6 @@ pub(crate) enum DenoiserName {
     Truth,
     /// A trained network: the run folder in --checkpoint, at its latest checkpoint.
     Model,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-pub(crate) enum SamplerName {
-    Euler,
-    Heun,
-    Ddim,
-    EdmStochastic,
-    /// The reverse SDE's ancestral step (fresh noise at every level).
-    Ancestral,
 }
 
 #[derive(Clone, Copy, ValueEnum)]

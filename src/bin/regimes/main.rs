@@ -19,7 +19,7 @@ use diffusion_regimes::experiment::{
     QUICKSTART,
 };
 use diffusion_regimes::plot::{write_image_grid, GridRow};
-use diffusion_regimes::sample::{initial_noise, sample, Churn, Method, Schedule};
+use diffusion_regimes::sample::{initial_noise, sample, Schedule};
 use diffusion_regimes::theory;
 use diffusion_regimes::{Error, Result};
 
@@ -27,7 +27,7 @@ mod args;
 mod measure;
 mod train;
 
-use args::{Cli, Command, DataKind, SamplerName};
+use args::{Cli, Command, DataKind};
 /// Rows of `path` whose width must equal the denoiser's dimension.
 fn read_rows_of_dim(path: &Path, dim: usize) -> Result<Tensor> {
     let t = read_rows(path)?;
@@ -338,18 +338,11 @@ fn run(cli: Cli, explicit: &[String]) -> Result<()> {
                     ));
                 }
             }
-            let method = match sampler {
-                SamplerName::Euler => Method::Euler,
-                SamplerName::Heun => Method::Heun,
-                SamplerName::Ddim => Method::Ddim,
-                SamplerName::EdmStochastic => Method::EdmStochastic(Churn::default()),
-                SamplerName::Ancestral => Method::Ancestral,
-            };
             let x = sample(
                 d.as_ref(),
                 &(z * sigma_max)?,
                 &sigmas,
-                &method,
+                &sampler,
                 &mut streams,
                 None,
             )?;
