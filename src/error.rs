@@ -81,3 +81,11 @@ pub fn check_sigma(sigma: f64) -> Result<()> {
         ))
     }
 }
+
+/// A unit variant of `T` from its serde name (`cosine`, `centered-cosine`,
+/// `epochs`, `ema`, ...): the command line parses into the library's own
+/// enums with this instead of mirroring them. The error lists the names.
+pub fn parse_variant<T: serde::de::DeserializeOwned>(text: &str) -> Result<T> {
+    serde_json::from_value(serde_json::Value::String(text.to_string()))
+        .map_err(|e| Error::invalid("value", text, e.to_string()))
+}

@@ -139,7 +139,8 @@ pub fn group<'a>(
 }
 
 /// Which weights of a run to load.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Weights {
     /// The exponential moving average (what gets sampled).
     Ema,

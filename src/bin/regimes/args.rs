@@ -7,10 +7,21 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use diffusion_regimes::data::ImageFormat;
 use diffusion_regimes::denoise::{Denoiser, DenoiserSpec};
+use diffusion_regimes::error::parse_variant;
 use diffusion_regimes::experiment::{SweepArgs, TrainSettings, GRID_COLUMNS};
 use diffusion_regimes::nn::checkpoint::Weights;
+use diffusion_regimes::nn::train::Sampling;
 use diffusion_regimes::sample::Method;
 use diffusion_regimes::{Error, Result};
+
+/// f32 or f64, the two dtypes the denoisers compute in.
+fn parse_float_dtype(text: &str) -> Result<DType> {
+    match text {
+        "f32" => Ok(DType::F32),
+        "f64" => Ok(DType::F64),
+        _ => Err(Error::invalid("--dtype", text, "use f32 or f64")),
+    }
+}
 
 use crate::measure::{GapArgs, JacobianArgs, ScoreKind};
 
@@ -162,8 +173,10 @@ pub(crate) struct TrainArgs {
     pub(crate) steps: u64,
     #[arg(long, default_value_t = TrainSettings::default().batch)]
     pub(crate) batch: usize,
-    #[arg(long, value_enum, default_value_t = SamplingName::Replacement)]
-    pub(crate) sampling: SamplingName,
+    /// replacement (each batch draws uniformly with replacement) or epochs
+    /// (batches walk through one seeded permutation per epoch).
+    #[arg(long, default_value = "replacement", value_parser = parse_variant::<Sampling>)]
+    pub(crate) sampling: Sampling,
     #[arg(long, default_value_t = TrainSettings::default().lr)]
     pub(crate) lr: f64,
     /// Steps of linear learning-rate warm-up.
@@ -205,14 +218,6 @@ pub(crate) struct TrainArgs {
 pub(crate) enum ArchName {
     Mlp,
     Unet,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-pub(crate) enum SamplingName {
-    /// Each batch draws examples uniformly with replacement.
-    Replacement,
-    /// Batches walk through one seeded permutation per epoch.
-    Epochs,
 }
 
 #[derive(Subcommand)]
@@ -318,20 +323,6 @@ pub(crate) enum DenoiserName {
     Model,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-pub(crate) enum DtypeName {
-    F32,
-    F64,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-pub(crate) enum WeightsName {
-    /// The exponential moving average of the weights.
-    Ema,
-    /// The optimizer's current weights.
-    Model,
-}
-
 #[derive(Args)]
 pub(crate) struct DenoiserArgs {
     #[arg(long, value_enum)]
@@ -345,20 +336,18 @@ pub(crate) struct DenoiserArgs {
     /// Run folder written by `regimes train`.
     #[arg(long)]
     pub(crate) checkpoint: Option<PathBuf>,
-    /// Which weights of a trained model.
-    #[arg(long, value_enum, default_value_t = WeightsName::Ema)]
-    pub(crate) weights: WeightsName,
-    /// Precision of the computation and of the written array.
-    #[arg(long, value_enum, default_value_t = DtypeName::F32)]
-    pub(crate) dtype: DtypeName,
+    /// Which weights of a trained model: ema (the moving average) or model
+    /// (the optimizer's current weights).
+    #[arg(long, default_value = "ema", value_parser = parse_variant::<Weights>)]
+    pub(crate) weights: Weights,
+    /// Precision of the computation and of the written array: f32 or f64.
+    #[arg(long, default_value = "f32", value_parser = parse_float_dtype)]
+    pub(crate) dtype: DType,
 }
 
 impl DenoiserArgs {
     pub(crate) fn dtype(&self) -> DType {
-        match self.dtype {
-            DtypeName::F32 => DType::F32,
-            DtypeName::F64 => DType::F64,
-        }
+        self.dtype
     }
 
     /// The spec these flags name, built by the library's one factory.
@@ -373,10 +362,7 @@ impl DenoiserArgs {
             DenoiserName::Truth => DenoiserSpec::Truth(need(&self.distribution, "--distribution")?),
             DenoiserName::Model => DenoiserSpec::Model {
                 run: need(&self.checkpoint, "--checkpoint")?,
-                weights: match self.weights {
-                    WeightsName::Ema => Weights::Ema,
-                    WeightsName::Model => Weights::Model,
-                },
+                weights: self.weights,
             },
         })
     }

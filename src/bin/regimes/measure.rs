@@ -4,13 +4,13 @@
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Tensor};
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
 use serde_json::json;
 
 use diffusion_regimes::data::npy::read_rows;
 use diffusion_regimes::data::npz::read_npz;
 use diffusion_regimes::denoise::{Denoiser, DenoiserSpec};
-use diffusion_regimes::error::check_sigma;
+use diffusion_regimes::error::{check_sigma, parse_variant};
 use diffusion_regimes::io::write_atomic;
 use diffusion_regimes::metrics::{
     denoiser_gap, effective_rank, generalization, ratio_memorization, reproducibility,
@@ -69,8 +69,9 @@ pub(crate) struct SampleSets {
 
 #[derive(Args)]
 pub(crate) struct MatchArgs {
-    #[arg(long, value_enum, default_value_t = SimilarityName::Cosine)]
-    similarity: SimilarityName,
+    /// cosine, centered-cosine or normalized-l2.
+    #[arg(long, default_value = "cosine", value_parser = parse_variant::<Similarity>)]
+    similarity: Similarity,
     /// tau: a pair matches when similarity > tau (for normalized-l2: distance < tau).
     #[arg(long, default_value_t = 0.6)]
     threshold: f64,
@@ -88,13 +89,6 @@ pub(crate) struct ReportArgs {
     out: Option<PathBuf>,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-pub(crate) enum SimilarityName {
-    Cosine,
-    CenteredCosine,
-    NormalizedL2,
-}
-
 impl MatchArgs {
     fn similarity(&self) -> Result<Similarity> {
         if !self.threshold.is_finite() {
@@ -104,11 +98,7 @@ impl MatchArgs {
                 "must be finite",
             ));
         }
-        Ok(match self.similarity {
-            SimilarityName::Cosine => Similarity::Cosine,
-            SimilarityName::CenteredCosine => Similarity::CenteredCosine,
-            SimilarityName::NormalizedL2 => Similarity::NormalizedL2,
-        })
+        Ok(self.similarity)
     }
 }
 

@@ -9,11 +9,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 use diffusion_regimes::data::{load_examples, sigma_data, training_set};
 use diffusion_regimes::device::device;
 use diffusion_regimes::nn::optim::AdamWConfig;
-use diffusion_regimes::nn::train::{Sampling, TrainConfig, Trainer};
+use diffusion_regimes::nn::train::{TrainConfig, Trainer};
 use diffusion_regimes::nn::{Arch, MlpConfig, UnetConfig};
 use diffusion_regimes::{Error, Result};
 
-use crate::args::{ArchName, SamplingName, TrainArgs};
+use crate::args::{ArchName, TrainArgs};
 
 /// Flags that may accompany --resume; everything else comes from the run's config.
 const RESUME_FLAGS: [&str; 4] = ["out", "steps", "device", "resume"];
@@ -103,10 +103,7 @@ fn new_config(args: &TrainArgs, train: &Tensor) -> Result<TrainConfig> {
         p_std: args.p_std,
         steps: args.steps,
         batch: args.batch,
-        sampling: match args.sampling {
-            SamplingName::Replacement => Sampling::Replacement,
-            SamplingName::Epochs => Sampling::Epochs,
-        },
+        sampling: args.sampling,
         lr: args.lr,
         warmup: args.warmup,
         adam: AdamWConfig {
