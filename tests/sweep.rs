@@ -310,6 +310,29 @@ fn budget_check_scores_each_budget_as_a_sweep_trained_that_long() {
         assert_eq!(check.verdict, expected);
     }
     assert!(results.summary().contains("budget check"));
+    // A process killed after the last budget's training but before its
+    // cell.json: the rerun skips the scored budgets and ends the same.
+    let cell = results
+        .cells
+        .iter()
+        .find(|c| c.label != "empirical")
+        .unwrap();
+    let cell_file = cell.cell.dir(&root).join("cell.json");
+    let before = std::fs::read(&cell_file).unwrap();
+    std::fs::remove_file(&cell_file).unwrap();
+    let config = SweepConfig::parse(&with_budgets, Path::new("b.toml")).unwrap();
+    assert_eq!(
+        Sweep::prepare(config, &root)
+            .unwrap()
+            .run(Shard::ALL, 1)
+            .unwrap(),
+        1
+    );
+    let rerun: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&cell_file).unwrap()).unwrap();
+    let mut first: serde_json::Value = serde_json::from_slice(&before).unwrap();
+    first["train_seconds"] = rerun["train_seconds"].clone();
+    assert_eq!(rerun, first);
     let figures = diffusion_regimes::experiment::regime_figures(&results, &root).unwrap();
     assert!(
         figures.iter().any(|p| p.ends_with("e_budget_check.png")),

@@ -140,11 +140,15 @@ pub fn run_cell(sweep: &Sweep, cell: &Cell, on_step: &(dyn Fn(u64) + Sync)) -> R
         let run = dir.join("run");
         let mut from = 0;
         for &budget in sweep.config.train.budgets.iter().filter(|&&b| b < steps) {
-            train_model(sweep, &run, &train, (arch, *seed), (from, budget), on_step)?;
             let file = budget_file(&dir, budget);
-            if !file.exists() {
-                let (result, _) = score(sweep, cell, &empirical, Some((&run, budget)))?;
-                write_json(&file, &result)?;
+            match file.exists() {
+                // Scored by an earlier process, whose run may be past it.
+                true => on_step(budget - from),
+                false => {
+                    train_model(sweep, &run, &train, (arch, *seed), (from, budget), on_step)?;
+                    let (result, _) = score(sweep, cell, &empirical, Some((&run, budget)))?;
+                    write_json(&file, &result)?;
+                }
             }
             from = budget;
         }
@@ -246,8 +250,6 @@ pub fn measure(
     })
 }
 
-/// Trains the network of one cell to the configured number of steps,
-/// resuming from the run folder's latest checkpoint if there is one.
 /// Trains the cell's network in `run` from step `from` to `until` (resuming
 /// where a previous process stopped), crediting `on_step` with each step.
 fn train_model(
