@@ -17,7 +17,7 @@ use crate::io::write_atomic;
 use crate::{Error, Result};
 
 /// The file formats images are imported from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ImageFormat {
     /// numpy .npy: u8, f32 or f64, [N, H, W], [N, C, H, W] or [N, H, W, C].

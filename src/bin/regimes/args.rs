@@ -269,7 +269,8 @@ pub(crate) enum DataKind {
     Import {
         /// The file (or folder, for cifar10 and png-dir) to read.
         path: PathBuf,
-        #[arg(long, value_enum)]
+        /// npy, npz, idx (MNIST, optionally gzipped), cifar10 or png-dir.
+        #[arg(long, value_parser = parse_variant::<ImageFormat>)]
         format: ImageFormat,
         /// Downsample by area averaging to HxW (or S for SxS), e.g. 28x28 -> 8x8.
         #[arg(long, value_parser = parse_size)]
