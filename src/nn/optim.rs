@@ -9,6 +9,7 @@
 //! theta <- theta (1 - lr wd) - lr m_hat / (sqrt(v_hat) + eps).
 
 use candle_core::{CpuStorage, DType, InplaceOp2, InplaceOp3, Layout, Tensor, Var};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::Result;
@@ -209,19 +210,25 @@ impl InplaceOp2 for Lerp {
     ) -> candle_core::Result<()> {
         let (a, b) = (slice_mut(s1, l1)?, slice(s2, l2)?);
         let (d, e) = (self.decay, 1.0 - self.decay);
-        match self.square {
-            true => a.iter_mut().zip(b).for_each(|(a, &b)| {
-                let g = self.scale * b;
-                *a = d * *a + e * (g * g)
-            }),
-            false => a
-                .iter_mut()
-                .zip(b)
-                .for_each(|(a, &b)| *a = d * *a + e * (self.scale * b)),
-        }
+        a.par_chunks_mut(CHUNK)
+            .zip(b.par_chunks(CHUNK))
+            .for_each(|(a, b)| match self.square {
+                true => a.iter_mut().zip(b).for_each(|(a, &b)| {
+                    let g = self.scale * b;
+                    *a = d * *a + e * (g * g)
+                }),
+                false => a
+                    .iter_mut()
+                    .zip(b)
+                    .for_each(|(a, &b)| *a = d * *a + e * (self.scale * b)),
+            });
         Ok(())
     }
 }
+
+/// Elements per parallel task of the fused updates; every element is
+/// computed alone, so the split does not change a bit.
+const CHUNK: usize = 1 << 14;
 
 /// theta <- theta decay - lr (m / bias1) / (sqrt(v / bias2) + eps).
 struct AdamUpdate {
@@ -247,10 +254,15 @@ impl InplaceOp3 for AdamUpdate {
         l3: &Layout,
     ) -> candle_core::Result<()> {
         let (theta, m, v) = (slice_mut(s1, l1)?, slice(s2, l2)?, slice(s3, l3)?);
-        for ((theta, &m), &v) in theta.iter_mut().zip(m).zip(v) {
-            let step = (m / self.bias1) / ((v / self.bias2).sqrt() + self.eps);
-            *theta = *theta * self.decay - self.lr * step;
-        }
+        theta
+            .par_chunks_mut(CHUNK)
+            .zip(m.par_chunks(CHUNK).zip(v.par_chunks(CHUNK)))
+            .for_each(|(theta, (m, v))| {
+                for ((theta, &m), &v) in theta.iter_mut().zip(m).zip(v) {
+                    let step = (m / self.bias1) / ((v / self.bias2).sqrt() + self.eps);
+                    *theta = *theta * self.decay - self.lr * step;
+                }
+            });
         Ok(())
     }
 }
