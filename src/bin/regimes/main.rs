@@ -28,6 +28,7 @@ mod measure;
 mod train;
 
 use args::{Cli, Command, DataKind};
+
 /// Rows of `path` whose width must equal the denoiser's dimension.
 fn read_rows_of_dim(path: &Path, dim: usize) -> Result<Tensor> {
     let t = read_rows(path)?;
