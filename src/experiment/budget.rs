@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::analysis::{crossing, BudgetVerdict};
-use super::cell::{CellResult, Model};
+use super::cell::CellResult;
 use super::config::SweepConfig;
-use super::sweep::Sweep;
+use super::results::trained_labels;
 use crate::io::read;
 use crate::{Error, Result};
 
@@ -40,19 +40,7 @@ pub fn budget_checks(
     if budgets.is_empty() {
         return Ok(Vec::new());
     }
-    let mut labels: Vec<&str> = Vec::new();
-    for cell in Sweep::grid(config) {
-        if let Model::Trained { .. } = cell.model {
-            let label = cells
-                .iter()
-                .find(|c| c.cell == cell)
-                .map(|c| c.label.as_str());
-            if let Some(label) = label.filter(|l| !labels.contains(l)) {
-                labels.push(label);
-            }
-        }
-    }
-    labels
+    trained_labels(cells)
         .into_iter()
         .map(|model| {
             let n_star = budgets
@@ -77,7 +65,7 @@ pub fn budget_checks(
                 _ => BudgetVerdict::BudgetBound,
             };
             Ok(BudgetCheck {
-                model: model.to_string(),
+                model,
                 budgets: budgets.clone(),
                 n_star,
                 verdict,

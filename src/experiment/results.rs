@@ -248,7 +248,8 @@ impl Results {
     }
 }
 
-fn trained_labels(cells: &[CellResult]) -> Vec<String> {
+/// Labels of the trained models among `cells`, in their order.
+pub(super) fn trained_labels(cells: &[CellResult]) -> Vec<String> {
     let mut labels: Vec<String> = Vec::new();
     for c in cells {
         if matches!(c.cell.model, Model::Trained { .. }) && !labels.contains(&c.label) {

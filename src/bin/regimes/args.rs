@@ -347,10 +347,6 @@ pub(crate) struct DenoiserArgs {
 }
 
 impl DenoiserArgs {
-    pub(crate) fn dtype(&self) -> DType {
-        self.dtype
-    }
-
     /// The spec these flags name, built by the library's one factory.
     pub(crate) fn spec(&self) -> Result<DenoiserSpec> {
         let need = |path: &Option<PathBuf>, flag: &str| {
@@ -369,6 +365,6 @@ impl DenoiserArgs {
     }
 
     pub(crate) fn build(&self) -> Result<Box<dyn Denoiser>> {
-        self.spec()?.build(self.dtype(), &Device::Cpu)
+        self.spec()?.build(self.dtype, &Device::Cpu)
     }
 }

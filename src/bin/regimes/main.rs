@@ -300,8 +300,8 @@ fn run(cli: Cli, explicit: &[String]) -> Result<()> {
         } => {
             check_sigma(sigma)?;
             let d = denoiser.build()?;
-            let x = read_rows_of_dim(&input, d.dim())?.to_dtype(denoiser.dtype())?;
-            write_npy(&out, &d.denoise(&x, sigma)?, denoiser.dtype())
+            let x = read_rows_of_dim(&input, d.dim())?.to_dtype(denoiser.dtype)?;
+            write_npy(&out, &d.denoise(&x, sigma)?, denoiser.dtype)
         }
         Command::Sample {
             denoiser,
@@ -324,7 +324,7 @@ fn run(cli: Cli, explicit: &[String]) -> Result<()> {
             };
             let sigmas = schedule.sigmas()?;
             let d = denoiser.build()?;
-            let dtype = denoiser.dtype();
+            let dtype = denoiser.dtype;
             let (mut z, mut streams) = initial_noise(seed, &indices, d.dim(), dtype, &Device::Cpu)?;
             if let Some(path) = noise {
                 z = read_rows_of_dim(&path, d.dim())?.to_dtype(dtype)?;

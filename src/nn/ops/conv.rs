@@ -23,11 +23,11 @@
 //! assert_eq!(y.to_vec1::<f32>().unwrap(), [4.0, 6.0, 4.0, 6.0, 9.0, 6.0, 4.0, 6.0, 4.0]);
 //! ```
 
-use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Device, Layout, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::matmul::{matmul, Split};
-use super::{f32_data, f32_values, with_bias};
+use super::{f32_data, f32_values, runs_here, with_bias};
 use crate::Result;
 
 /// `x` [B, Cin, H, W] convolved with `weight` [Cout, Cin, k, k] (k odd),
@@ -35,7 +35,7 @@ use crate::Result;
 /// GEMM kernels of this module; other dtypes and devices run candle's op.
 pub fn conv2d_same(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
     let (outputs, k) = (weight.dim(0)?, weight.dim(3)?);
-    if let (Device::Cpu, DType::F32) = (x.device(), x.dtype()) {
+    if runs_here(x) {
         return with_bias(x, weight, bias, SameConv);
     }
     let y = x.conv2d(weight, k / 2, 1, 1, 1)?;

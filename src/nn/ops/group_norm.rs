@@ -11,11 +11,11 @@
 //! Work splits over (b, g); the per-channel sums add the images in order, so
 //! the bits do not depend on the thread count.
 
-use candle_core::{CpuStorage, CustomOp3, DType, Device, Layout, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
 use candle_nn::{Init, VarBuilder};
 use rayon::prelude::*;
 
-use super::{f32_data, f32_values};
+use super::{f32_data, f32_values, runs_here};
 use crate::Result;
 
 /// Group norm with learnt per-channel scale and shift (weights named
@@ -61,7 +61,7 @@ impl GroupNorm {
             eps: self.eps,
             silu,
         };
-        if matches!(x.device(), Device::Cpu) && x.dtype() == DType::F32 {
+        if runs_here(x) {
             return Ok(x.contiguous()?.apply_op3(&self.weight, &self.bias, op)?);
         }
         op.reference(x, &self.weight, &self.bias)

@@ -14,17 +14,17 @@
 //! assert_eq!(y.to_vec2::<f32>().unwrap(), [[1.0, 3.5, -1.0]]);
 //! ```
 
-use candle_core::{CpuStorage, CustomOp3, DType, Device, Layout, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::matmul::{matmul, Split};
-use super::{f32_data, f32_values, sum_rows, with_bias};
+use super::{f32_data, f32_values, runs_here, sum_rows, with_bias};
 use crate::Result;
 
 /// `x` [B, in] times `weight` [out, in] transposed, plus `bias` [out]. f32 on
 /// the CPU runs this module's kernel; other dtypes and devices candle's ops.
 pub fn dense(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
-    if let (Device::Cpu, DType::F32, 2) = (x.device(), x.dtype(), x.rank()) {
+    if runs_here(x) && x.rank() == 2 {
         return with_bias(x, weight, bias, Dense);
     }
     let y = x.broadcast_matmul(&weight.t()?)?;

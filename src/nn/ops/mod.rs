@@ -16,7 +16,12 @@ pub use linear::{dense, linear_forward};
 pub use resample::{avg_pool2x, upsample2x};
 pub use silu::silu;
 
-use candle_core::{CpuStorage, CustomOp3, DType, Layout, Tensor};
+use candle_core::{CpuStorage, CustomOp3, DType, Device, Layout, Tensor};
+
+/// Whether `x` takes these kernels (f32 on the CPU) rather than candle's ops.
+fn runs_here(x: &Tensor) -> bool {
+    matches!(x.device(), Device::Cpu) && x.dtype() == DType::F32
+}
 
 /// `op` applied to contiguous `x`, `weight` and `bias` (zeros when None): the
 /// CPU f32 path of the layers with a bias.

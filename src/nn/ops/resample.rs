@@ -12,10 +12,10 @@
 //! assert_eq!(upsample2x(&pooled).unwrap().dims(), [1, 1, 4, 4]);
 //! ```
 
-use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::f32_data;
+use super::{f32_data, runs_here};
 use crate::Result;
 
 /// The mean of each 2x2 block (H and W even).
@@ -29,7 +29,7 @@ pub fn upsample2x(x: &Tensor) -> Result<Tensor> {
 }
 
 fn run(x: &Tensor, op: Resample) -> Result<Tensor> {
-    if matches!(x.device(), Device::Cpu) && x.dtype() == DType::F32 {
+    if runs_here(x) {
         return Ok(x.contiguous()?.apply_op1(op)?);
     }
     let (_, _, h, w) = x.dims4()?;

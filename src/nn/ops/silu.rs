@@ -3,10 +3,10 @@
 //! on one thread and the backward as nine allocating tensor ops; the
 //! expressions here are candle's own, so the bits are the same.
 
-use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::{f32_data, f32_values};
+use super::{f32_data, f32_values, runs_here};
 use crate::Result;
 
 /// Elements per parallel task: below this a thread hand-off costs more than it saves.
@@ -14,9 +14,9 @@ const CHUNK: usize = 1 << 14;
 
 /// silu(x), elementwise.
 pub fn silu(x: &Tensor) -> Result<Tensor> {
-    Ok(match (x.device(), x.dtype()) {
-        (Device::Cpu, DType::F32) => x.contiguous()?.apply_op1(Silu)?,
-        _ => x.silu()?,
+    Ok(match runs_here(x) {
+        true => x.contiguous()?.apply_op1(Silu)?,
+        false => x.silu()?,
     })
 }
 
