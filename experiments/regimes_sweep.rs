@@ -1,8 +1,8 @@
-//! The general regime sweep: every N x architecture x seed of a TOML config,
-//! resumable and shardable, then results.json/csv and the regime figures.
+//! The `regimes_sweep` experiment (`diffusion_regimes::experiments::RegimesSweep`, also
+//! `regimes run regimes_sweep`):
 //!
 //! cargo run --release --bin regimes_sweep -- experiments/configs/regimes_sweep.toml
 
 fn main() -> std::process::ExitCode {
-    diffusion_regimes::experiment::experiment_main("experiments/configs/regimes_sweep.toml", &[])
+    diffusion_regimes::cli::experiment_main("regimes_sweep")
 }

@@ -29,18 +29,21 @@
 //! | §5 | Gaussian (Wiener) denoiser | [`denoise`] (`gaussian`), [`data`] |
 //! | §6 | Gaussian mixtures, MoLRG | [`denoise`] (`mixture`), [`data`] (`synthetic`) |
 //! | §7 | RP, GL, distance ratio, denoiser gap, Jacobian rank, bootstrap | [`metrics`], [`experiment`] (`criteria`, `results`) |
-//! | §8 | regime predictions: paper's results, speciation, collapse, MoLRG threshold, training time | [`theory`], `experiments/` |
+//! | §8 | regime predictions: paper's results, speciation, collapse, MoLRG threshold, training time | [`theory`], [`experiments`] |
 //! | §9 | other training frameworks (VP, VE, flow matching) as adapters | not yet implemented (frameworks issue) |
 //! | §10 | conditional denoisers, classifier-free guidance | not yet implemented (conditional issue) |
 //! | §11 | inverse problems and posterior solvers | not yet implemented (inverse-problems issue) |
 //! | §12 | patch-based closed forms, kernel-smoothed empirical denoiser | not yet implemented (patch issue) |
 //! | §13 | budget convergence of a boundary | [`experiment`] (`analysis`, `budget`) |
 
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod data;
 pub mod denoise;
 pub mod device;
 pub mod error;
 pub mod experiment;
+pub mod experiments;
 pub mod io;
 pub mod linalg;
 pub mod metrics;

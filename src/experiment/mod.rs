@@ -31,11 +31,8 @@ pub use config::{
 pub use figures::{gap_vs_sigma_figures, regime_figures, rp_heatmaps};
 pub use grids::{nearest_images, sample_grids, GRID_COLUMNS, NEAREST_LABEL};
 pub use results::{Crossing, Pair, Regimes, Results, REGIME_MARGIN};
-pub use run::{
-    collect, exit_code, experiment_main, run_sweep, write_csv_and_figure, DataExperimentCli,
-    ExperimentCli, FigureFn, SweepArgs,
-};
-pub use sweep::{progress_bar, run_parallel, set_tensor_threads, tensor_threads, Shard, Sweep};
+pub use run::{collect, finished, run_sweep, write_sweep, FigureFn, SweepReport};
+pub use sweep::{progress_bar, run_parallel, tensor_threads, Shard, Sweep};
 
 /// The quickstart preset (`experiments/configs/quickstart.toml`), built in
 /// so `regimes quickstart` needs no file.

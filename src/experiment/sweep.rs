@@ -236,7 +236,7 @@ pub fn progress_bar(total: u64, unit: &str) -> ProgressBar {
 /// Runs `work` on every item on `jobs` worker threads, stopping at the first
 /// error, which it returns; the bar's message counts finished items. How many
 /// threads each worker's tensor ops use is the process's setting
-/// ([`set_tensor_threads`], called once by the binaries).
+/// (`cli::set_tensor_threads`, called once by the binaries).
 pub fn run_parallel<T: Sync>(
     items: &[T],
     jobs: usize,
@@ -285,17 +285,5 @@ pub fn tensor_threads(jobs: usize) -> usize {
     match jobs {
         0 | 1 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         _ => 1,
-    }
-}
-
-/// Sets candle's thread count (it reads RAYON_NUM_THREADS on every CPU op,
-/// and counts the CPUs each time when it is unset: about a quarter of a small
-/// MLP's step) to [`tensor_threads`]`(jobs)`, unless the user set it. For a
-/// binary's `main`, before it starts any thread: the library itself never
-/// changes the environment. Results do not depend on it: gemm never splits a
-/// dot product.
-pub fn set_tensor_threads(jobs: usize) {
-    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
-        std::env::set_var("RAYON_NUM_THREADS", tensor_threads(jobs).to_string());
     }
 }

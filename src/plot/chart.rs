@@ -50,6 +50,25 @@ pub struct Axis {
     pub range: Option<(f64, f64)>,
 }
 
+impl Axis {
+    /// An axis that fits the data.
+    pub fn new(label: impl Into<String>, scale: Scale) -> Self {
+        Self {
+            label: label.into(),
+            scale,
+            range: None,
+        }
+    }
+
+    /// An axis over the fixed `range`.
+    pub fn fixed(label: impl Into<String>, scale: Scale, range: (f64, f64)) -> Self {
+        Self {
+            range: Some(range),
+            ..Self::new(label, scale)
+        }
+    }
+}
+
 /// One line: points (x, y) and, optionally, a band (x, low, high).
 #[derive(Clone, Debug, Default)]
 pub struct Series {

@@ -5,13 +5,13 @@ use std::path::PathBuf;
 use candle_core::{DType, Device};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use diffusion_regimes::cli::{RunArgs, SweepArgs};
 use diffusion_regimes::data::ImageFormat;
 use diffusion_regimes::denoise::{Denoiser, DenoiserSpec};
 use diffusion_regimes::error::parse_variant;
-use diffusion_regimes::experiment::{SweepArgs, TrainSettings, GRID_COLUMNS};
+use diffusion_regimes::experiment::{TrainSettings, GRID_COLUMNS};
 use diffusion_regimes::nn::checkpoint::Weights;
 use diffusion_regimes::nn::train::Sampling;
-use diffusion_regimes::sample::Method;
 use diffusion_regimes::{Error, Result};
 
 /// f32 or f64, the two dtypes the denoisers compute in.
@@ -23,6 +23,7 @@ fn parse_float_dtype(text: &str) -> Result<DType> {
     }
 }
 
+use crate::generate::{DenoiseArgs, SampleArgs};
 use crate::measure::{GapArgs, JacobianArgs, ScoreKind};
 
 #[derive(Parser)]
@@ -42,6 +43,14 @@ pub(crate) enum Command {
     /// sampled from the same noise as the memorizing denoiser; results and the
     /// regime figures (a)-(d).
     Quickstart(SweepArgs),
+    /// Run a registered experiment (the same as its binary in experiments/),
+    /// e.g. `regimes run boundaries`; `regimes run list` names them all.
+    Run {
+        /// The experiment's name, or `list`.
+        name: String,
+        #[command(flatten)]
+        args: RunArgs,
+    },
     /// Merge the cells of a (sharded) sweep into results.json, results.csv and figures.
     Collect {
         /// The sweep's output folder (holding sweep.toml and cells/).
@@ -92,16 +101,7 @@ pub(crate) enum Command {
         kind: DataKind,
     },
     /// Apply a denoiser D(x; sigma) to every row of an .npy file.
-    Denoise {
-        #[command(flatten)]
-        denoiser: DenoiserArgs,
-        #[arg(long, allow_negative_numbers = true)]
-        sigma: f64,
-        #[arg(long)]
-        input: PathBuf,
-        #[arg(long)]
-        out: PathBuf,
-    },
+    Denoise(DenoiseArgs),
     /// Train a neural denoiser with the EDM loss on the first N examples of one
     /// seeded permutation of --data (nested subsets), writing a run folder.
     Train(TrainArgs),
@@ -115,32 +115,7 @@ pub(crate) enum Command {
     /// Jacobian singular values and effective rank of a denoiser (JSON).
     Jacobian(JacobianArgs),
     /// Generate samples by integrating the probability-flow ODE from per-sample seeded noise.
-    Sample {
-        #[command(flatten)]
-        denoiser: DenoiserArgs,
-        /// Sample indices j, e.g. 0-255 or 0,3,7; sample j's noise depends only on (seed, j).
-        #[arg(long, default_value = "0-63")]
-        seeds: String,
-        /// The run's seed.
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
-        /// euler, heun, ddim, edm-stochastic (EDM's churn defaults) or ancestral.
-        #[arg(long, default_value = "heun")]
-        sampler: Method,
-        #[arg(long, default_value_t = 18)]
-        steps: usize,
-        #[arg(long, default_value_t = 0.002)]
-        sigma_min: f64,
-        #[arg(long, default_value_t = 80.0)]
-        sigma_max: f64,
-        #[arg(long, default_value_t = 7.0)]
-        rho: f64,
-        /// Standard-normal initial noise, one row per seed (scaled by sigma-max here).
-        #[arg(long)]
-        noise: Option<PathBuf>,
-        #[arg(long)]
-        out: PathBuf,
-    },
+    Sample(SampleArgs),
 }
 
 #[derive(Args)]

@@ -1,0 +1,128 @@
+//! What the binaries share (the `cli` feature, on by default): the clap
+//! options every experiment takes, parsed into [`RunOptions`], and the
+//! process-level settings a library never touches (the thread count, the
+//! exit code).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser};
+
+use crate::experiment::{tensor_threads, Shard};
+use crate::experiments::{find, RunOptions};
+use crate::Result;
+
+/// Where a sweep's cells and figures go, which of its cells this process
+/// runs, and where its networks train.
+#[derive(Args, Clone, Debug)]
+pub struct SweepArgs {
+    /// Output folder: cells/ (one run folder per model and N), sweep.toml.
+    /// Default: runs/<config name>.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Where results.json, results.csv and the figures go (default: --out).
+    #[arg(long)]
+    pub figures: Option<PathBuf>,
+    /// Run only the cells of shard i of n (cell k belongs to shard k mod n),
+    /// e.g. `--shard $SLURM_ARRAY_TASK_ID/8`; then `regimes collect OUT`.
+    #[arg(long, default_value = "0/1")]
+    pub shard: Shard,
+    /// Cells trained at once, each on one thread (default: the core count).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// Where networks train and run: cpu, or cuda (a binary built with
+    /// `--features cuda`). Noise, references and scores stay on the CPU.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+impl SweepArgs {
+    /// --jobs, or the core count.
+    pub fn jobs(&self) -> usize {
+        self.jobs.unwrap_or_else(|| RunOptions::new().jobs)
+    }
+
+    /// The options these flags give (the device checked).
+    pub fn options(&self) -> Result<RunOptions> {
+        Ok(RunOptions {
+            out: self.out.clone(),
+            figures: self.figures.clone(),
+            shard: self.shard,
+            jobs: self.jobs(),
+            device: crate::device::device(&self.device)?,
+            data: None,
+        })
+    }
+}
+
+/// The command line of an experiment: its config and the sweep options.
+#[derive(Args, Clone, Debug)]
+pub struct RunArgs {
+    /// The TOML config (default: the experiment's own in experiments/configs/).
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub sweep: SweepArgs,
+    /// Read the examples from this file instead of the config's `data.file`
+    /// (same format), e.g. your own MNIST or CIFAR-10 download.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+}
+
+#[derive(Parser, Debug)]
+struct ExperimentCli {
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+/// Runs the registered experiment `name` with these arguments.
+pub fn run_experiment(name: &str, args: &RunArgs) -> Result<()> {
+    let entry = find(name)?;
+    let config = args
+        .config
+        .clone()
+        .unwrap_or_else(|| entry.default_config());
+    let options = RunOptions {
+        data: args.data.clone(),
+        ..args.sweep.options()?
+    };
+    entry.run(&config, &options)
+}
+
+/// Threads for the tensor ops of an experiment run with these arguments.
+pub fn experiment_threads(name: &str, args: &RunArgs) -> usize {
+    let parallel = find(name).map_or(true, |e| e.parallel_cells);
+    match parallel {
+        true => tensor_threads(args.sweep.jobs()),
+        false => tensor_threads(1),
+    }
+}
+
+/// The whole `main` of an experiment binary: parse its command line, set
+/// the thread count, run it; exit 2 with one line on any error.
+pub fn experiment_main(name: &str) -> ExitCode {
+    let cli = ExperimentCli::parse();
+    set_tensor_threads(experiment_threads(name, &cli.run));
+    exit_code(run_experiment(name, &cli.run))
+}
+
+/// Sets candle's thread count (it reads RAYON_NUM_THREADS on every CPU op,
+/// and counts the CPUs each time when it is unset: about a quarter of a small
+/// MLP's step) to `threads`, unless the user set it. Call it first in `main`,
+/// before any thread starts: the library itself never changes the
+/// environment. Results do not depend on it: gemm never splits a dot product.
+pub fn set_tensor_threads(threads: usize) {
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+    }
+}
+
+/// The exit code of a command: 0, or 2 after printing the error on one line.
+pub fn exit_code(result: Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,251 @@
+//! The experiments: each a type implementing [`Experiment`] (a typed config
+//! read from TOML, a typed serializable report, figures drawn from the
+//! report), listed once in [`EXPERIMENTS`]. That registry serves both the
+//! thin binaries in `experiments/` and `regimes run NAME`.
+//!
+//! A new experiment is one file here plus one line in [`EXPERIMENTS`] (and,
+//! for its own binary, three lines in `experiments/`).
+//!
+//! ```
+//! use diffusion_regimes::experiments::{find, EXPERIMENTS};
+//! assert!(EXPERIMENTS.iter().any(|e| e.name == "boundaries"));
+//! assert_eq!(find("collapse").unwrap().default_config(), std::path::Path::new("experiments/configs/collapse.toml"));
+//! assert!(find("nope").is_err());
+//! ```
+
+mod boundaries;
+mod collapse;
+mod jacobian_rank;
+mod molrg_threshold;
+mod sweeps;
+mod training_time;
+
+use std::path::{Path, PathBuf};
+
+use candle_core::Device;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+pub use boundaries::{gap_crossing, Boundaries, BoundaryConfig, BoundaryReport};
+pub use collapse::{Collapse, CollapseConfig, CollapseReport};
+pub use jacobian_rank::{rank_curve, JacobianRank, RankConfig, RankReport};
+pub use molrg_threshold::{MolrgThreshold, ThresholdConfig, ThresholdReport};
+pub use sweeps::{CrossArchitecture, OptimalDenoiser, RegimesSweep};
+pub use training_time::{TimeConfig, TimePoint, TimeReport, TrainingTime};
+
+use crate::experiment::{load_toml, Shard, SweepConfig};
+use crate::io::write_atomic;
+use crate::plot::{save_figure, Figure};
+use crate::{Error, Result};
+
+/// What every experiment takes from its command line.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Where its cells or runs go (default: `runs/<config name>`).
+    pub out: Option<PathBuf>,
+    /// Where its tables and figures go (default: the experiment's own choice).
+    pub figures: Option<PathBuf>,
+    /// The share of the cells this process runs.
+    pub shard: Shard,
+    /// Cells trained at once.
+    pub jobs: usize,
+    /// Where networks train and run.
+    pub device: Device,
+    /// Examples read from this file instead of the config's `data.file`.
+    pub data: Option<PathBuf>,
+}
+
+impl RunOptions {
+    /// Every cell of the grid, one job per core, on the CPU.
+    pub fn new() -> Self {
+        Self {
+            out: None,
+            figures: None,
+            shard: Shard::ALL,
+            jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            device: Device::Cpu,
+            data: None,
+        }
+    }
+
+    /// `--out`, or `runs/<name>`.
+    pub fn out_or_runs(&self, name: &str) -> PathBuf {
+        self.out
+            .clone()
+            .unwrap_or_else(|| Path::new("runs").join(name))
+    }
+
+    /// The sweep's folder: `--out`, or `runs/<config name>`.
+    pub fn sweep_root(&self, config: &SweepConfig) -> PathBuf {
+        self.out_or_runs(&config.name)
+    }
+
+    /// `config` with `--data` in place of its data file, if given.
+    pub fn with_data(&self, mut config: SweepConfig, origin: &Path) -> Result<SweepConfig> {
+        if let Some(data) = &self.data {
+            if config.data.file.is_none() {
+                return Err(Error::format(
+                    origin,
+                    "--data replaces data.file, but this config generates synthetic data",
+                ));
+            }
+            config.data.file = Some(data.clone());
+        }
+        Ok(config)
+    }
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// One experiment: what it reads, what it measures, what it draws.
+pub trait Experiment {
+    /// Its binary's name, its config's file stem and `regimes run NAME`.
+    const NAME: &'static str;
+    /// One line for `regimes run --list`.
+    const ABOUT: &'static str;
+    /// Whether its work is cells trained in parallel (`--jobs` of them, one
+    /// thread each); otherwise every core serves one computation at a time.
+    const PARALLEL_CELLS: bool = true;
+    type Config: DeserializeOwned;
+    type Report: Serialize;
+
+    /// Reads and checks the config at `path` with the options applied (the
+    /// one place a config is validated; `run` receives it checked).
+    fn load(path: &Path, options: &RunOptions) -> Result<Self::Config> {
+        load_without_data::<Self>(path, options)
+    }
+
+    /// Runs the share of the work that `options.shard` owns; the report once
+    /// the whole experiment is finished (None while other shards are not).
+    fn run(config: &Self::Config, options: &RunOptions) -> Result<Option<Self::Report>>;
+
+    /// Where the figures go when `options.figures` is not given.
+    fn figure_dir(config: &Self::Config, options: &RunOptions) -> PathBuf;
+
+    /// Writes the report, its tables and its figures into `dir`.
+    fn figures(report: &Self::Report, dir: &Path) -> Result<()>;
+}
+
+/// The config at `path`, for an experiment that reads no data file (so
+/// `--data` is an error).
+pub fn load_without_data<E: Experiment + ?Sized>(
+    path: &Path,
+    options: &RunOptions,
+) -> Result<E::Config> {
+    if options.data.is_some() {
+        return Err(Error::format(
+            path,
+            format!("{} reads no data file, so --data does not apply", E::NAME),
+        ));
+    }
+    load_toml(path)
+}
+
+/// An experiment as the registry holds it: its name and a type-erased run.
+pub struct Entry {
+    pub name: &'static str,
+    pub about: &'static str,
+    pub parallel_cells: bool,
+    run: fn(&Path, &RunOptions) -> Result<()>,
+    check: fn(&Path, &RunOptions) -> Result<()>,
+}
+
+impl Entry {
+    pub const fn of<E: Experiment>() -> Self {
+        Self {
+            name: E::NAME,
+            about: E::ABOUT,
+            parallel_cells: E::PARALLEL_CELLS,
+            run: run_experiment::<E>,
+            check: |path, options| E::load(path, options).map(drop),
+        }
+    }
+
+    /// `experiments/configs/NAME.toml`, relative to the repository root.
+    pub fn default_config(&self) -> PathBuf {
+        Path::new("experiments/configs").join(format!("{}.toml", self.name))
+    }
+
+    /// Loads the config at `path`, runs the experiment and, when it is
+    /// finished, writes its report and figures.
+    pub fn run(&self, config: &Path, options: &RunOptions) -> Result<()> {
+        (self.run)(config, options)
+    }
+
+    /// Loads and checks the config at `path` without running anything.
+    pub fn check(&self, config: &Path, options: &RunOptions) -> Result<()> {
+        (self.check)(config, options)
+    }
+}
+
+fn run_experiment<E: Experiment>(path: &Path, options: &RunOptions) -> Result<()> {
+    let config = E::load(path, options)?;
+    let Some(report) = E::run(&config, options)? else {
+        return Ok(());
+    };
+    let dir = options
+        .figures
+        .clone()
+        .unwrap_or_else(|| E::figure_dir(&config, options));
+    E::figures(&report, &dir)
+}
+
+/// Every experiment, by name.
+pub const EXPERIMENTS: &[Entry] = &[
+    Entry::of::<RegimesSweep>(),
+    Entry::of::<OptimalDenoiser>(),
+    Entry::of::<CrossArchitecture>(),
+    Entry::of::<Boundaries>(),
+    Entry::of::<Collapse>(),
+    Entry::of::<MolrgThreshold>(),
+    Entry::of::<JacobianRank>(),
+    Entry::of::<TrainingTime>(),
+];
+
+/// The experiment called `name`.
+pub fn find(name: &str) -> Result<&'static Entry> {
+    EXPERIMENTS.iter().find(|e| e.name == name).ok_or_else(|| {
+        let names: Vec<&str> = EXPERIMENTS.iter().map(|e| e.name).collect();
+        Error::invalid(
+            "experiment",
+            name,
+            format!("use one of {}", names.join(", ")),
+        )
+    })
+}
+
+/// Writes `dir/name.json` (the report), `dir/name.csv` and the figure
+/// `dir/name.png` and `.svg`, creating `dir`: the output of a
+/// single-figure experiment.
+pub fn write_outputs(
+    dir: &Path,
+    name: &str,
+    report: &impl Serialize,
+    csv: &str,
+    figure: &impl Figure,
+) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    write_report(&dir.join(format!("{name}.json")), report)?;
+    write_atomic(&dir.join(format!("{name}.csv")), csv.as_bytes())?;
+    save_figure(&dir.join(name), figure)?;
+    eprintln!(
+        "wrote {name}.json, {name}.csv and figures to {}",
+        dir.display()
+    );
+    Ok(())
+}
+
+/// Writes `report` as pretty JSON to `path`, atomically.
+pub fn write_report(path: &Path, report: &impl Serialize) -> Result<()> {
+    let json = serde_json::to_vec_pretty(report).map_err(|e| Error::format(path, e.to_string()))?;
+    write_atomic(path, &json)
+}
+
+/// `value` for a CSV cell: empty when absent.
+fn csv_cell(value: Option<f64>) -> String {
+    value.map_or(String::new(), |v| v.to_string())
+}
