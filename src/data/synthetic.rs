@@ -17,6 +17,7 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor};
 use faer::Mat;
 use rand::Rng;
+use rand_chacha::ChaCha20Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::denoise::{Component, Mixture};
@@ -134,53 +135,8 @@ impl SyntheticSpec {
                 mean_scale,
                 std,
                 ..
-            } => {
-                if *components == 0 {
-                    return Err(Error::invalid("components", 0, "must be at least 1"));
-                }
-                let floor = positive("std", *std)?.powi(2);
-                (0..*components)
-                    .map(|_| Component {
-                        weight: 1.0 / *components as f64,
-                        mean: standard_normal(&mut rng, ambient)
-                            .iter()
-                            .map(|z| z * mean_scale)
-                            .collect(),
-                        basis: Mat::zeros(ambient, 0),
-                        variances: vec![],
-                        floor,
-                    })
-                    .collect()
-            }
-            Self::Molrg { ranks, floor, .. } => {
-                let total: usize = ranks.iter().sum();
-                if ranks.is_empty() || ranks.contains(&0) || total > ambient {
-                    return Err(Error::invalid(
-                        "ranks",
-                        format!("{ranks:?}"),
-                        format!("need at least one rank, each >= 1, summing to at most ambient = {ambient}"),
-                    ));
-                }
-                if !(floor.is_finite() && *floor >= 0.0) {
-                    return Err(Error::invalid("floor", floor, "must be finite and >= 0"));
-                }
-                let q = random_orthogonal(ambient, &mut rng);
-                let mut start = 0;
-                ranks
-                    .iter()
-                    .map(|&d| {
-                        let basis = q.subcols(start, d).to_owned();
-                        start += d;
-                        Component {
-                            weight: 1.0 / ranks.len() as f64,
-                            mean: vec![0.0; ambient],
-                            basis,
-                            variances: vec![1.0; d],
-                            floor: *floor,
-                        }
-                    })
-                    .collect()
-            }
+            } => gmm_components(ambient, *components, *mean_scale, *std, &mut rng)?,
+            Self::Molrg { ranks, floor, .. } => molrg_components(ambient, ranks, *floor, &mut rng)?,
         };
         Mixture::new(components)
     }
@@ -335,4 +291,66 @@ pub fn load_distribution(dir: &Path) -> Result<Mixture> {
         })
         .collect::<Result<Vec<_>>>()?;
     Mixture::new(components)
+}
+
+/// K isotropic components with means drawn from N(0, mean_scale^2 I) (THEORY §6).
+fn gmm_components(
+    ambient: usize,
+    components: usize,
+    mean_scale: f64,
+    std: f64,
+    rng: &mut ChaCha20Rng,
+) -> Result<Vec<Component>> {
+    if components == 0 {
+        return Err(Error::invalid("components", 0, "must be at least 1"));
+    }
+    let floor = positive("std", std)?.powi(2);
+    Ok((0..components)
+        .map(|_| Component {
+            weight: 1.0 / components as f64,
+            mean: standard_normal(rng, ambient)
+                .iter()
+                .map(|z| z * mean_scale)
+                .collect(),
+            basis: Mat::zeros(ambient, 0),
+            variances: vec![],
+            floor,
+        })
+        .collect())
+}
+
+/// Orthogonal subspaces of the given ranks, unit variance within each (THEORY §6).
+fn molrg_components(
+    ambient: usize,
+    ranks: &[usize],
+    floor: f64,
+    rng: &mut ChaCha20Rng,
+) -> Result<Vec<Component>> {
+    let total: usize = ranks.iter().sum();
+    if ranks.is_empty() || ranks.contains(&0) || total > ambient {
+        return Err(Error::invalid(
+            "ranks",
+            format!("{ranks:?}"),
+            format!("need at least one rank, each >= 1, summing to at most ambient = {ambient}"),
+        ));
+    }
+    if !(floor.is_finite() && floor >= 0.0) {
+        return Err(Error::invalid("floor", floor, "must be finite and >= 0"));
+    }
+    let q = random_orthogonal(ambient, rng);
+    let mut start = 0;
+    Ok(ranks
+        .iter()
+        .map(|&d| {
+            let basis = q.subcols(start, d).to_owned();
+            start += d;
+            Component {
+                weight: 1.0 / ranks.len() as f64,
+                mean: vec![0.0; ambient],
+                basis,
+                variances: vec![1.0; d],
+                floor,
+            }
+        })
+        .collect())
 }

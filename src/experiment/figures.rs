@@ -85,8 +85,58 @@ pub fn regime_figures(results: &Results, dir: &Path) -> Result<Vec<PathBuf>> {
         series,
         shades: shades.clone(),
     };
+    let rp = format!(
+        "reproducibility ({} > {})",
+        results.config.metrics.rp_similarity.name(),
+        results.config.metrics.rp_threshold
+    );
     let mut written = Vec::new();
+    let mut save = |name: &str, figure: LineChart| -> Result<()> {
+        written.extend(save_figure(&dir.join(name), &figure)?);
+        Ok(())
+    };
+    save(
+        "a_rp_between_models",
+        chart(
+            "(a) reproducibility between trained models",
+            unit_axis(&rp),
+            between_models(results, &trained),
+        ),
+    )?;
+    save(
+        "b_generalization",
+        chart(
+            "(b) generalization score (1 - memorized, d1/d2 < 1/3)",
+            unit_axis("generalization score"),
+            generalization(results, &trained),
+        ),
+    )?;
+    save(
+        "c_rp_vs_empirical",
+        chart(
+            "(c) reproducibility against the memorizing denoiser",
+            unit_axis(&rp),
+            versus_empirical(results, &trained),
+        ),
+    )?;
+    for (j, sigma) in results.config.metrics.gap_sigmas.iter().enumerate() {
+        save(
+            &format!("d_gap_sigma_{sigma}"),
+            chart(
+                &format!("(d) denoiser gap at sigma = {sigma} (solid: empirical, dashed: truth)"),
+                Axis::new("relative gap E|D - D_ref|^2 / E|D_ref|^2", Scale::Log10),
+                gaps(results, &trained, j),
+            ),
+        )?;
+    }
+    if !results.budget_checks.is_empty() {
+        written.extend(budget_figure(results, dir)?);
+    }
+    Ok(written)
+}
 
+/// (a): RP of every pair of trained models against N.
+fn between_models(results: &Results, trained: &[String]) -> Vec<Series> {
     let mut between = Vec::new();
     for (i, a) in trained.iter().enumerate() {
         for b in &trained[i + 1..] {
@@ -98,113 +148,74 @@ pub fn regime_figures(results: &Results, dir: &Path) -> Result<Vec<PathBuf>> {
             between.push(pair_series(&pairs, format!("{a} vs {b}"), between.len()));
         }
     }
-    let rp = format!(
-        "reproducibility ({} > {})",
-        results.config.metrics.rp_similarity.name(),
-        results.config.metrics.rp_threshold
-    );
-    written.extend(save_figure(
-        &dir.join("a_rp_between_models"),
-        &chart(
-            "(a) reproducibility between trained models",
-            unit_axis(&rp),
-            between,
-        ),
-    )?);
+    between
+}
 
-    let general = trained
+/// (b): each trained model's generalization score with its bootstrap band.
+fn generalization(results: &Results, trained: &[String]) -> Vec<Series> {
+    trained
         .iter()
         .enumerate()
         .map(|(k, m)| {
-            let cells: Vec<_> = results.cells.iter().filter(|c| &c.label == m).collect();
-            let mut s = Series {
-                label: m.clone(),
-                points: results.curve(m, |c| c.generalization.value),
-                color: k,
-                ..Series::default()
-            };
-            s.band = cells
+            let mut band: Vec<(f64, f64, f64)> = results
+                .cells
                 .iter()
+                .filter(|c| &c.label == m)
                 .map(|c| {
-                    (
-                        c.cell.n as f64,
-                        c.generalization.ci95[0],
-                        c.generalization.ci95[1],
-                    )
+                    let ci = c.generalization.ci95;
+                    (c.cell.n as f64, ci[0], ci[1])
                 })
                 .collect();
-            s.band.sort_by(|a, b| a.0.total_cmp(&b.0));
-            s
+            band.sort_by(|a, b| a.0.total_cmp(&b.0));
+            Series {
+                label: m.clone(),
+                points: results.curve(m, |c| c.generalization.value),
+                band,
+                color: k,
+                ..Series::default()
+            }
         })
-        .collect();
-    written.extend(save_figure(
-        &dir.join("b_generalization"),
-        &chart(
-            "(b) generalization score (1 - memorized, d1/d2 < 1/3)",
-            unit_axis("generalization score"),
-            general,
-        ),
-    )?);
+        .collect()
+}
 
-    let versus_empirical = trained
+/// (c): RP of each trained model against the empirical denoiser.
+fn versus_empirical(results: &Results, trained: &[String]) -> Vec<Series> {
+    trained
         .iter()
         .enumerate()
         .map(|(k, m)| {
             let pairs: Vec<&Pair> = results
                 .pairs
                 .iter()
-                .filter(|p| p.a == "empirical" && &p.b == m)
+                .filter(|p| p.versus_empirical() && &p.b == m)
                 .collect();
             pair_series(&pairs, format!("{m} vs empirical"), k)
         })
-        .collect();
-    written.extend(save_figure(
-        &dir.join("c_rp_vs_empirical"),
-        &chart(
-            "(c) reproducibility against the memorizing denoiser",
-            unit_axis(&rp),
-            versus_empirical,
-        ),
-    )?);
+        .collect()
+}
 
-    for (j, sigma) in results.config.metrics.gap_sigmas.iter().enumerate() {
-        let mut series = Vec::new();
-        for (k, m) in trained.iter().enumerate() {
+/// (d): each trained model's gap to the empirical denoiser at gap level `j`
+/// and, when every cell has one, to the true denoiser (dashed).
+fn gaps(results: &Results, trained: &[String], j: usize) -> Vec<Series> {
+    let mut series = Vec::new();
+    for (k, m) in trained.iter().enumerate() {
+        series.push(Series {
+            label: format!("{m} to empirical"),
+            points: results.curve(m, |c| c.gap_to_empirical[j]),
+            color: k,
+            ..Series::default()
+        });
+        if results.cells.iter().all(|c| c.gap_to_truth.is_some()) {
             series.push(Series {
-                label: format!("{m} to empirical"),
-                points: results.curve(m, |c| c.gap_to_empirical[j]),
+                label: format!("{m} to truth"),
+                points: results.curve(m, |c| c.gap_to_truth.as_ref().map_or(f64::NAN, |g| g[j])),
+                dashed: true,
                 color: k,
                 ..Series::default()
             });
-            if results.cells.iter().all(|c| c.gap_to_truth.is_some()) {
-                series.push(Series {
-                    label: format!("{m} to truth"),
-                    points: results
-                        .curve(m, |c| c.gap_to_truth.as_ref().map_or(f64::NAN, |g| g[j])),
-                    dashed: true,
-                    color: k,
-                    ..Series::default()
-                });
-            }
         }
-        let y = Axis {
-            label: "relative gap E|D - D_ref|^2 / E|D_ref|^2".into(),
-            scale: Scale::Log10,
-            range: None,
-        };
-        written.extend(save_figure(
-            &dir.join(format!("d_gap_sigma_{sigma}")),
-            &chart(
-                &format!("(d) denoiser gap at sigma = {sigma} (solid: empirical, dashed: truth)"),
-                y,
-                series,
-            ),
-        )?);
     }
-    if !results.budget_checks.is_empty() {
-        written.extend(budget_figure(results, dir)?);
-    }
-    Ok(written)
+    series
 }
 
 /// N* (GL = 0.5) of each trained model against its training budget

@@ -30,6 +30,13 @@ pub struct Pair {
     pub rp: Estimate,
 }
 
+impl Pair {
+    /// Whether `b` is compared with the empirical denoiser (always `a` when present).
+    pub fn versus_empirical(&self) -> bool {
+        self.a == Model::Empirical.label()
+    }
+}
+
 /// Where the sweep's N fall, from the trained models' generalization scores.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Regimes {
@@ -155,12 +162,12 @@ impl Results {
             let at_n: Vec<&Pair> = self.pairs.iter().filter(|p| p.n == n).collect();
             let between = at_n
                 .iter()
-                .filter(|p| p.a != "empirical")
+                .filter(|p| !p.versus_empirical())
                 .map(|p| p.rp.value)
                 .fold(f64::NAN, f64::min);
             let versus: Vec<f64> = at_n
                 .iter()
-                .filter(|p| p.a == "empirical")
+                .filter(|p| p.versus_empirical())
                 .map(|p| p.rp.value)
                 .collect();
             let mean = versus.iter().sum::<f64>() / versus.len() as f64;

@@ -161,30 +161,8 @@ pub struct Unet {
 impl Unet {
     /// A U-Net for images of `shape` = [C, H, W]; H and W must halve cleanly at every level.
     pub fn new(shape: &[usize], config: &UnetConfig, vb: VarBuilder) -> Result<Self> {
-        let &[channels, height, width] = shape else {
-            return Err(Error::shape(
-                "U-Net image shape",
-                "[C, H, W]",
-                format!("{shape:?}"),
-            ));
-        };
+        let channels = image_channels(shape, config)?;
         let levels = config.multipliers.len();
-        let factor = 1usize << levels.saturating_sub(1);
-        if config.base == 0 || levels == 0 || config.blocks == 0 || config.multipliers.contains(&0)
-        {
-            return Err(Error::invalid(
-                "U-Net config",
-                format!("{config:?}"),
-                "base, blocks and every multiplier must be at least 1, with at least one level",
-            ));
-        }
-        if height % factor != 0 || width % factor != 0 {
-            return Err(Error::invalid(
-                "image size",
-                format!("{height}x{width}"),
-                format!("{levels} levels need sides divisible by {factor}"),
-            ));
-        }
         let base = config.base;
         let emb = 4 * base;
         let mut skip_channels = vec![base];
@@ -236,16 +214,6 @@ impl Unet {
                 upsample.push(conv(c, c, 3, vb.pp(format!("upsample{l}")))?);
             }
         }
-        let zero = |vb: VarBuilder| -> Result<Conv> {
-            let weight =
-                vb.get_with_hints((channels, c, 3, 3), "weight", candle_nn::Init::Const(0.0))?;
-            let bias = vb.get_with_hints(channels, "bias", candle_nn::Init::Const(0.0))?;
-            let cfg = Conv2dConfig {
-                padding: 1,
-                ..Default::default()
-            };
-            Ok(Conv(Conv2d::new(weight, Some(bias), cfg)))
-        };
         Ok(Unet {
             embed1: linear(base, emb, vb.pp("embed1"))?,
             embed2: linear(emb, emb, vb.pp("embed2"))?,
@@ -255,7 +223,7 @@ impl Unet {
             up,
             upsample,
             out_norm: norm(c, vb.pp("out_norm"))?,
-            output: zero(vb.pp("output"))?,
+            output: zero_conv(c, channels, vb.pp("output"))?,
             base,
         })
     }
@@ -296,4 +264,48 @@ impl Network for Unet {
         }
         self.output.forward(&self.out_norm.forward_silu(&h)?)
     }
+}
+
+/// The channel count of images of `shape` [C, H, W], checked against `config`.
+fn image_channels(shape: &[usize], config: &UnetConfig) -> Result<usize> {
+    let &[channels, height, width] = shape else {
+        return Err(Error::shape(
+            "U-Net image shape",
+            "[C, H, W]",
+            format!("{shape:?}"),
+        ));
+    };
+    let levels = config.multipliers.len();
+    let factor = 1usize << levels.saturating_sub(1);
+    if config.base == 0 || levels == 0 || config.blocks == 0 || config.multipliers.contains(&0) {
+        return Err(Error::invalid(
+            "U-Net config",
+            format!("{config:?}"),
+            "base, blocks and every multiplier must be at least 1, with at least one level",
+        ));
+    }
+    if height % factor != 0 || width % factor != 0 {
+        return Err(Error::invalid(
+            "image size",
+            format!("{height}x{width}"),
+            format!("{levels} levels need sides divisible by {factor}"),
+        ));
+    }
+    Ok(channels)
+}
+
+/// A 3x3 convolution whose weights and bias start at zero (the output layer:
+/// the network starts as D = c_skip x).
+fn zero_conv(in_channels: usize, out_channels: usize, vb: VarBuilder) -> Result<Conv> {
+    let weight = vb.get_with_hints(
+        (out_channels, in_channels, 3, 3),
+        "weight",
+        candle_nn::Init::Const(0.0),
+    )?;
+    let bias = vb.get_with_hints(out_channels, "bias", candle_nn::Init::Const(0.0))?;
+    let cfg = Conv2dConfig {
+        padding: 1,
+        ..Default::default()
+    };
+    Ok(Conv(Conv2d::new(weight, Some(bias), cfg)))
 }

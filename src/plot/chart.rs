@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
@@ -137,6 +138,35 @@ impl LineChart {
     }
 }
 
+impl LineChart {
+    /// The regime bands behind the lines, each with its caption.
+    fn draw_shades<DB: DrawingBackend>(
+        &self,
+        chart: &mut ChartContext<'_, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+        ((x0, x1), (y0, y1)): ((f64, f64), (f64, f64)),
+        path: &Path,
+    ) -> Result<()> {
+        let err = |e: DrawingAreaErrorKind<DB::ErrorType>| plot_error(path, e);
+        for shade in &self.shades {
+            let (a, b) = (self.x.scale.to(shade.from), self.x.scale.to(shade.to));
+            chart
+                .draw_series([Rectangle::new(
+                    [(a, y0), (b, y1)],
+                    shade.color.mix(0.15).filled(),
+                )])
+                .map_err(err)?;
+            chart
+                .draw_series([Text::new(
+                    shade.caption.clone(),
+                    (a + 0.02 * (x1 - x0), y1 - 0.04 * (y1 - y0)),
+                    (FAMILY, 14).into_font().color(&shade.color.mix(0.9)),
+                )])
+                .map_err(err)?;
+        }
+        Ok(())
+    }
+}
+
 impl Figure for LineChart {
     fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>, path: &Path) -> Result<()> {
         let err = |e: DrawingAreaErrorKind<DB::ErrorType>| plot_error(path, e);
@@ -167,22 +197,7 @@ impl Figure for LineChart {
         }
         mesh.draw().map_err(err)?;
 
-        for shade in &self.shades {
-            let (a, b) = (xs.to(shade.from), xs.to(shade.to));
-            chart
-                .draw_series([Rectangle::new(
-                    [(a, y0), (b, y1)],
-                    shade.color.mix(0.15).filled(),
-                )])
-                .map_err(err)?;
-            chart
-                .draw_series([Text::new(
-                    shade.caption.clone(),
-                    (a + 0.02 * (x1 - x0), y1 - 0.04 * (y1 - y0)),
-                    (FAMILY, 14).into_font().color(&shade.color.mix(0.9)),
-                )])
-                .map_err(err)?;
-        }
+        self.draw_shades(&mut chart, ((x0, x1), (y0, y1)), path)?;
         for s in &self.series {
             let color = PALETTE[s.color % PALETTE.len()];
             let place = |x: f64, y: f64| (xs.to(x), ys.to(y));
