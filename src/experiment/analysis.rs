@@ -17,11 +17,23 @@ pub fn crossing(points: &[(f64, f64)], level: f64) -> Option<f64> {
     }
     points.windows(2).find_map(|w| {
         let ((x0, v0), (x1, v1)) = (w[0], w[1]);
-        (v0 < level && v1 >= level).then(|| {
-            let t = (level - v0) / (v1 - v0);
-            (x0.log2() + t * (x1.log2() - x0.log2())).exp2()
-        })
+        (v0 < level && v1 >= level).then(|| log_lerp(x0, x1, (level - v0) / (v1 - v0)))
     })
+}
+
+/// The first x where `points` (ascending x > 0) change sign, in either
+/// direction, by linear interpolation in log x; None when they never do.
+/// Used for the noise level where two denoiser gaps are equal (THEORY §8).
+pub fn sign_change(points: &[(f64, f64)]) -> Option<f64> {
+    points.windows(2).find_map(|w| {
+        let ((x0, v0), (x1, v1)) = (w[0], w[1]);
+        (v0.signum() != v1.signum()).then(|| log_lerp(x0, x1, v0 / (v0 - v1)))
+    })
+}
+
+/// The point a fraction `t` of the way from x0 to x1 in log x.
+fn log_lerp(x0: f64, x1: f64, t: f64) -> f64 {
+    (x0.log2() + t * (x1.log2() - x0.log2())).exp2()
 }
 
 /// Least-squares slope and intercept of y on x; None for fewer than two
@@ -94,6 +106,19 @@ mod tests {
         // A curve walked from large to small x (clone levels over sigma).
         let x = crossing(&[(8.0, 0.0), (2.0, 1.0)], 0.5).unwrap();
         assert!((x - 4.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn sign_change_finds_the_first_root_in_either_direction() {
+        // ln(x / 10) on a log grid: the root is exactly 10, whichever sign comes first.
+        let rising: Vec<(f64, f64)> = [1.0, 4.0, 16.0, 64.0]
+            .iter()
+            .map(|&x: &f64| (x, (x / 10.0).ln()))
+            .collect();
+        assert!((sign_change(&rising).unwrap() - 10.0).abs() < 1e-9);
+        let falling: Vec<(f64, f64)> = rising.iter().map(|&(x, v)| (x, -v)).collect();
+        assert!((sign_change(&falling).unwrap() - 10.0).abs() < 1e-9);
+        assert_eq!(sign_change(&[(1.0, 1.0), (2.0, 0.5)]), None);
     }
 
     #[test]

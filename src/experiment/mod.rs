@@ -22,7 +22,7 @@ mod results;
 mod run;
 mod sweep;
 
-pub use analysis::{crossing, least_squares, quantile, BudgetVerdict};
+pub use analysis::{crossing, least_squares, quantile, sign_change, BudgetVerdict};
 pub use budget::{budget_file, BudgetCheck};
 pub use cell::{measure, run_cell, train_config, Cell, CellResult, Estimate, Measured, Model};
 pub use config::{

@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 use super::{csv_cell, write_outputs, Experiment, RunOptions};
 use crate::data::npy::read_npy;
 use crate::experiment::{
-    crossing, quantile, run_sweep, write_sweep, CellResult, Results, Sweep, SweepConfig,
+    crossing, quantile, run_sweep, sign_change, write_sweep, CellResult, Results, Sweep,
+    SweepConfig,
 };
 use crate::metrics::{nearest_two, DEFAULT_CHUNK};
 use crate::plot::{Axis, LineChart, Scale, Series};
@@ -74,13 +75,10 @@ pub fn gap_crossing(cell: &CellResult) -> Option<f64> {
         .gap_sigmas
         .iter()
         .zip(cell.gap_to_empirical.iter().zip(truth))
-        .map(|(&s, (&e, &t))| (s.ln(), (e / t).ln()))
+        .map(|(&s, (&e, &t))| (s, (e / t).ln()))
         .collect();
     points.sort_by(|a, b| a.0.total_cmp(&b.0));
-    points.windows(2).find_map(|w| {
-        let ((s0, r0), (s1, r1)) = (w[0], w[1]);
-        (r0.signum() != r1.signum()).then(|| (s0 + (s1 - s0) * r0 / (r0 - r1)).exp())
-    })
+    sign_change(&points)
 }
 
 /// The generalization score of per-sample memorization flags.

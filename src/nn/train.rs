@@ -59,7 +59,6 @@ pub struct Trainer {
     optimizer: AdamW,
     step: u64,
     elapsed: f64,
-    metrics: Vec<String>,
 }
 
 fn vars(params: &Params) -> Vec<Var> {
@@ -128,7 +127,6 @@ impl Trainer {
         trainer.optimizer.t = state.step;
         trainer.step = state.step;
         trainer.elapsed = state.elapsed_seconds;
-        trainer.metrics = read_metrics(dir, state.step)?;
         Ok(trainer)
     }
 
@@ -146,7 +144,6 @@ impl Trainer {
             optimizer,
             step: 0,
             elapsed: 0.0,
-            metrics: Vec::new(),
             config,
         })
     }
@@ -241,10 +238,21 @@ impl Trainer {
         Ok((loss_value, lr, norm))
     }
 
-    /// Trains until `config.steps`, checkpointing every `checkpoint_every`
-    /// steps and at the end. `observer` sees each step; `Break` stops at once
-    /// without a checkpoint, like a killed process.
-    pub fn run(&mut self, observer: &mut dyn FnMut(&Progress) -> ControlFlow<()>) -> Result<()> {
+    /// Trains until `config.steps` with the run folder's files kept by
+    /// [`RunFiles`] (metrics every `log_every` steps, a checkpoint every
+    /// `checkpoint_every` and at the end). `observer` sees each step first;
+    /// `Break` stops at once without a checkpoint, like a killed process.
+    pub fn run(
+        &mut self,
+        mut observer: &mut dyn FnMut(&Progress) -> ControlFlow<()>,
+    ) -> Result<()> {
+        let mut files = RunFiles::new(self)?;
+        self.run_observed(&mut [&mut observer, &mut files])
+    }
+
+    /// Trains until `config.steps`, showing each step to every observer in
+    /// turn; the first `Break` stops the run there. The loop itself writes nothing.
+    pub fn run_observed(&mut self, observers: &mut [&mut dyn Observer]) -> Result<()> {
         let start = Instant::now();
         let before = self.elapsed;
         while self.step < self.config.steps {
@@ -258,26 +266,18 @@ impl Trainer {
                 grad_norm,
                 seconds: self.elapsed,
             };
-            if self.step.is_multiple_of(self.config.log_every) || self.step == self.config.steps {
-                self.metrics.push(format!(
-                    "{},{loss},{lr},{grad_norm},{:.3}",
-                    self.step, self.elapsed
-                ));
-            }
-            if observer(&progress).is_break() {
-                return Ok(());
-            }
-            if self.step.is_multiple_of(self.config.checkpoint_every)
-                || self.step == self.config.steps
-            {
-                self.save()?;
+            for observer in observers.iter_mut() {
+                if observer.observe(self, &progress)?.is_break() {
+                    return Ok(());
+                }
             }
         }
         Ok(())
     }
 
-    /// Writes the checkpoint of the current step, metrics.csv, then state.json.
-    pub fn save(&self) -> Result<()> {
+    /// Writes the checkpoint of the current step, metrics.csv (`metrics`:
+    /// its rows), then state.json.
+    pub fn save(&self, metrics: &[String]) -> Result<()> {
         let state = RunState::new(self.step, self.elapsed, self.config.clone());
         let names: Vec<String> = self.params.named().into_iter().map(|(k, _)| k).collect();
         let by_name = |vars: Vec<Var>| {
@@ -294,12 +294,60 @@ impl Trainer {
         groups.insert("adam_v".into(), by_name(self.optimizer.v.clone()));
         write_checkpoint(&self.dir.join(&state.checkpoint), &groups)?;
         let mut csv = String::from(METRICS_HEADER);
-        for row in &self.metrics {
+        for row in metrics {
             csv.push_str(row);
             csv.push('\n');
         }
         write_atomic(&self.dir.join(checkpoint::METRICS_FILE), csv.as_bytes())?;
         write_state(&self.dir, &state)
+    }
+}
+
+/// Watches a training run after each step (after argmin's observers): it
+/// acts at its own cadence and may stop the run.
+pub trait Observer {
+    fn observe(&mut self, trainer: &Trainer, progress: &Progress) -> Result<ControlFlow<()>>;
+}
+
+impl<F: FnMut(&Progress) -> ControlFlow<()>> Observer for F {
+    fn observe(&mut self, _: &Trainer, progress: &Progress) -> Result<ControlFlow<()>> {
+        Ok(self(progress))
+    }
+}
+
+/// The run folder's files as an observer: a metrics.csv row every
+/// `log_every` steps and a checkpoint ([`Trainer::save`]) every
+/// `checkpoint_every` steps and at the last one, with the config's cadences.
+pub struct RunFiles {
+    log_every: u64,
+    checkpoint_every: u64,
+    rows: Vec<String>,
+}
+
+impl RunFiles {
+    /// Continues the metrics of `trainer`'s folder up to its current step.
+    pub fn new(trainer: &Trainer) -> Result<Self> {
+        Ok(Self {
+            log_every: trainer.config.log_every,
+            checkpoint_every: trainer.config.checkpoint_every,
+            rows: read_metrics(&trainer.dir, trainer.step)?,
+        })
+    }
+}
+
+impl Observer for RunFiles {
+    fn observe(&mut self, trainer: &Trainer, p: &Progress) -> Result<ControlFlow<()>> {
+        let last = p.step == p.steps;
+        if p.step.is_multiple_of(self.log_every) || last {
+            self.rows.push(format!(
+                "{},{},{},{},{:.3}",
+                p.step, p.loss, p.lr, p.grad_norm, p.seconds
+            ));
+        }
+        if p.step.is_multiple_of(self.checkpoint_every) || last {
+            trainer.save(&self.rows)?;
+        }
+        Ok(ControlFlow::Continue(()))
     }
 }
 
