@@ -61,7 +61,7 @@ fn trainer(
         checkpoint_every: 1 << 40,
         log_every: 1 << 40,
     };
-    Trainer::start(&dir, config, &examples(&shape), device).unwrap()
+    Trainer::start(&dir, config.check().unwrap(), &examples(&shape), device).unwrap()
 }
 
 fn train_steps(c: &mut Criterion) {

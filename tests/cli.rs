@@ -72,6 +72,27 @@ fn data_denoise_and_sample_agree_with_the_library() {
     let truth = load_distribution(&data_dir).unwrap();
     let x = read_npy(&input).unwrap().to_dtype(DType::F64).unwrap();
     assert!(max_abs_diff(&read_npy(&out).unwrap(), &truth.denoise(&x, 0.5).unwrap()) < 1e-12);
+    // The spec form names the same denoiser, bit for bit.
+    let spec_out = d.join("d_spec.npy");
+    let truth_spec = format!("truth:{}", s(&data_dir));
+    let o = regimes(&[
+        "denoise",
+        "--denoiser",
+        &truth_spec,
+        "--sigma",
+        "0.5",
+        "--input",
+        s(&input),
+        "--out",
+        s(&spec_out),
+        "--dtype",
+        "f64",
+    ]);
+    common::succeeds(&o);
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        std::fs::read(&spec_out).unwrap()
+    );
 
     let samples = d.join("s.npy");
     let o = regimes(&[
@@ -217,6 +238,22 @@ fn bad_input_gives_one_line_exit_code_2_and_no_output() {
                 s(&out).into(),
             ],
             "--train",
+        ),
+        (
+            vec![
+                "denoise".into(),
+                "--denoiser".into(),
+                "nearest".into(),
+                "--train".into(),
+                s(&train).into(),
+                "--sigma".into(),
+                "1".into(),
+                "--input".into(),
+                s(&good_x).into(),
+                "--out".into(),
+                s(&out).into(),
+            ],
+            "nearest",
         ),
         (
             vec![

@@ -80,16 +80,10 @@ impl DenoiserSpec {
     }
 }
 
-impl FromStr for DenoiserSpec {
-    type Err = Error;
-
-    fn from_str(text: &str) -> Result<Self> {
-        let bad = || Error::invalid("denoiser", text, format!("use {SPEC_FORMS}"));
-        let (kind, path) = text.split_once(':').ok_or_else(bad)?;
-        if path.is_empty() {
-            return Err(bad());
-        }
-        let path = PathBuf::from(path);
+impl DenoiserSpec {
+    /// The denoiser of kind `kind` (`empirical`, `gaussian`, `truth`,
+    /// `model` or `model-raw`) built from `path`.
+    pub fn from_kind(kind: &str, path: PathBuf) -> Result<Self> {
         Ok(match kind {
             "empirical" => Self::Empirical(path),
             "gaussian" => Self::Gaussian(path),
@@ -102,8 +96,37 @@ impl FromStr for DenoiserSpec {
                 run: path,
                 weights: Weights::Model,
             },
-            _ => return Err(bad()),
+            _ => {
+                return Err(Error::invalid(
+                    "denoiser",
+                    kind,
+                    format!("use {SPEC_FORMS}"),
+                ))
+            }
         })
+    }
+
+    /// The same kind of denoiser built from `path`.
+    pub fn with_path(self, path: PathBuf) -> Self {
+        match self {
+            Self::Empirical(_) => Self::Empirical(path),
+            Self::Gaussian(_) => Self::Gaussian(path),
+            Self::Truth(_) => Self::Truth(path),
+            Self::Model { weights, .. } => Self::Model { run: path, weights },
+        }
+    }
+}
+
+impl FromStr for DenoiserSpec {
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<Self> {
+        let bad = || Error::invalid("denoiser", text, format!("use {SPEC_FORMS}"));
+        let (kind, path) = text.split_once(':').ok_or_else(bad)?;
+        if path.is_empty() {
+            return Err(bad());
+        }
+        Self::from_kind(kind, PathBuf::from(path)).map_err(|_| bad())
     }
 }
 

@@ -145,14 +145,30 @@ pub fn run_cell(sweep: &Sweep, cell: &Cell, on_step: &(dyn Fn(u64) + Sync)) -> R
                 // Scored by an earlier process, whose run may be past it.
                 true => on_step(budget - from),
                 false => {
-                    train_model(sweep, &run, &train, (arch, *seed), (from, budget), on_step)?;
+                    train_model(
+                        sweep,
+                        &run,
+                        &train,
+                        (arch, *seed),
+                        (from, budget),
+                        None,
+                        on_step,
+                    )?;
                     let (result, _) = score(sweep, cell, &empirical, Some((&run, budget)))?;
                     write_json(&file, &result)?;
                 }
             }
             from = budget;
         }
-        train_model(sweep, &run, &train, (arch, *seed), (from, steps), on_step)?;
+        train_model(
+            sweep,
+            &run,
+            &train,
+            (arch, *seed),
+            (from, steps),
+            None,
+            on_step,
+        )?;
         trained = Some((run, steps));
     }
     let run = trained.as_ref().map(|(run, steps)| (run.as_path(), *steps));
@@ -250,14 +266,17 @@ pub fn measure(
     })
 }
 
-/// Trains the cell's network in `run` from step `from` to `until` (resuming
-/// where a previous process stopped), crediting `on_step` with each step.
-fn train_model(
+/// Trains the network of a cell in `run` from step `from` to `until`
+/// (resuming where a previous process stopped), crediting `on_step` with
+/// each step. A fresh run checkpoints every `checkpoint_every` steps (default:
+/// a quarter of the sweep's steps) and always at `until`.
+pub fn train_model(
     sweep: &Sweep,
     run: &Path,
     train: &Tensor,
     (arch, seed): (&Arch, u64),
     (from, until): (u64, u64),
+    checkpoint_every: Option<u64>,
     on_step: &(dyn Fn(u64) + Sync),
 ) -> Result<()> {
     let mut trainer = match run.join(STATE_FILE).exists() {
@@ -265,7 +284,8 @@ fn train_model(
         false => {
             let mut config = train_config(sweep, train, arch, seed)?;
             config.steps = until;
-            Trainer::start(run, config, train, &sweep.device)?
+            config.checkpoint_every = checkpoint_every.unwrap_or(config.checkpoint_every);
+            Trainer::start(run, config.check()?, train, &sweep.device)?
         }
     };
     if trainer.step() > until {

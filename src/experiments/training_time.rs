@@ -14,12 +14,11 @@ use serde::{Deserialize, Serialize};
 use super::{Experiment, RunOptions};
 use crate::denoise::EmpiricalDenoiser;
 use crate::experiment::{
-    crossing, least_squares, measure, progress_bar, run_parallel, train_config, Cell, Model, Sweep,
+    crossing, least_squares, measure, progress_bar, run_parallel, train_model, Cell, Model, Sweep,
     SweepConfig,
 };
 use crate::io::{read, write_atomic};
-use crate::nn::checkpoint::{load_model, Weights, STATE_FILE};
-use crate::nn::train::Trainer;
+use crate::nn::checkpoint::{load_model, Weights};
 use crate::plot::{save_figure, Axis, LineChart, Scale, Series};
 use crate::{Error, Result};
 
@@ -56,7 +55,7 @@ fn run_cell(
     sweep: &Sweep,
     cell: &Cell,
     checkpoints: &[u64],
-    on_step: &dyn Fn(u64),
+    on_step: &(dyn Fn(u64) + Sync),
 ) -> Result<Vec<TimePoint>> {
     let Model::Trained { arch, seed } = &cell.model else {
         return Ok(Vec::new());
@@ -75,19 +74,10 @@ fn run_cell(
             );
             continue;
         }
-        let mut trainer = match run.join(STATE_FILE).exists() {
-            true => Trainer::resume(&run, Some(step), &sweep.device)?,
-            false => {
-                let mut config = train_config(sweep, &train, arch, *seed)?;
-                config.steps = step;
-                // Checkpoints only where segments end (each run saves its last step).
-                config.checkpoint_every = *checkpoints.last().unwrap_or(&step);
-                Trainer::start(&run, config, &train, &sweep.device)?
-            }
-        };
-        let before = trainer.step();
-        trainer.run(&mut |_| std::ops::ControlFlow::Continue(()))?;
-        on_step(trainer.step() - before);
+        // Checkpoints only where segments end (each run saves its last step).
+        let every = checkpoints.last().copied();
+        let segment = (points.last().map_or(0, |p: &TimePoint| p.step), step);
+        train_model(sweep, &run, &train, (arch, *seed), segment, every, on_step)?;
         let model = load_model(&run, Weights::Ema, &sweep.device)?;
         let m = measure(sweep, &model, DType::F32, &empirical, &cell.model.label())?;
         let point = TimePoint {

@@ -45,9 +45,26 @@ pub struct TrainConfig {
     pub log_every: u64,
 }
 
+/// A [`TrainConfig`] whose every value has been checked, the only kind the
+/// trainer accepts ([`TrainConfig::check`]; after linfa's checked parameters).
+#[derive(Clone, Debug, PartialEq)]
+pub struct CheckedTrainConfig(TrainConfig);
+
+impl std::ops::Deref for CheckedTrainConfig {
+    type Target = TrainConfig;
+    fn deref(&self) -> &TrainConfig {
+        &self.0
+    }
+}
+
 impl TrainConfig {
     /// Checks every value once, up front, naming the bad one.
-    pub fn validate(&self) -> Result<()> {
+    pub fn check(self) -> Result<CheckedTrainConfig> {
+        self.validate()?;
+        Ok(CheckedTrainConfig(self))
+    }
+
+    fn validate(&self) -> Result<()> {
         let positive = |name: &str, v: f64| match v.is_finite() && v > 0.0 {
             true => Ok(()),
             false => Err(Error::invalid(name, v, "must be a finite number > 0")),

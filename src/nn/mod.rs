@@ -53,6 +53,32 @@ pub enum Arch {
 }
 
 impl Arch {
+    /// The network of kind `mlp` or `unet` (the names configs use): hidden
+    /// width or base channels `width`, `depth` residual blocks (per
+    /// resolution, for the U-Net; default 4 for the MLP, 1 for the U-Net),
+    /// and for the U-Net its channel multipliers and self-attention.
+    pub fn of_kind(
+        kind: &str,
+        width: usize,
+        depth: Option<usize>,
+        multipliers: Vec<usize>,
+        attention: bool,
+    ) -> Result<Arch> {
+        match kind {
+            "mlp" => Ok(Arch::Mlp(MlpConfig {
+                width,
+                depth: depth.unwrap_or(4),
+            })),
+            "unet" => Ok(Arch::Unet(UnetConfig {
+                base: width,
+                multipliers,
+                blocks: depth.unwrap_or(1),
+                attention,
+            })),
+            _ => Err(Error::invalid("architecture", kind, "use mlp or unet")),
+        }
+    }
+
     /// The shape one example has inside the network: the MLP sees flat
     /// vectors (images are flattened), the U-Net sees `[C, H, W]`.
     pub fn input_shape(&self, sample_shape: &[usize]) -> Result<Vec<usize>> {

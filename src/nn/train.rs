@@ -25,7 +25,7 @@ use rand_distr::{Distribution, StandardNormal};
 use super::checkpoint::{
     self, build_model, read_checkpoint, read_state, write_checkpoint, write_state, Groups, RunState,
 };
-pub use super::config::{Sampling, TrainConfig};
+pub use super::config::{CheckedTrainConfig, Sampling, TrainConfig};
 use super::optim::{clip_scale, update_ema, AdamW};
 use super::params::assign_named;
 use super::{edm_loss, Params, Precond};
@@ -50,7 +50,7 @@ pub struct Progress {
 
 /// A training run in progress: the model, its EMA, the optimizer and the run folder.
 pub struct Trainer {
-    pub config: TrainConfig,
+    pub config: CheckedTrainConfig,
     dir: PathBuf,
     train: Tensor,
     model: Precond,
@@ -68,8 +68,12 @@ fn vars(params: &Params) -> Vec<Var> {
 impl Trainer {
     /// Starts a run in `dir` on the training set `train` `[N, ...]`; refuses a
     /// folder that already holds a run.
-    pub fn start(dir: &Path, config: TrainConfig, train: &Tensor, device: &Device) -> Result<Self> {
-        config.validate()?;
+    pub fn start(
+        dir: &Path,
+        config: CheckedTrainConfig,
+        train: &Tensor,
+        device: &Device,
+    ) -> Result<Self> {
         if dir.join(checkpoint::STATE_FILE).exists() {
             return Err(Error::invalid(
                 "--out",
@@ -86,7 +90,7 @@ impl Trainer {
         }
         write_npy(&dir.join(checkpoint::TRAIN_FILE), train, DType::F32)?;
         let toml =
-            toml::to_string(&config).map_err(|e| Error::invalid("config", "", e.to_string()))?;
+            toml::to_string(&*config).map_err(|e| Error::invalid("config", "", e.to_string()))?;
         write_atomic(&dir.join(checkpoint::CONFIG_FILE), toml.as_bytes())?;
         Self::build(dir, config, train.to_device(device)?, device)
     }
@@ -99,7 +103,7 @@ impl Trainer {
         if let Some(steps) = steps {
             config.steps = steps;
         }
-        config.validate()?;
+        let config = config.check()?;
         let train = read_npy(&dir.join(checkpoint::TRAIN_FILE))?.to_dtype(DType::F32)?;
         let mut trainer = Self::build(dir, config, train.to_device(device)?, device)?;
         let path = dir.join(&state.checkpoint);
@@ -130,7 +134,12 @@ impl Trainer {
         Ok(trainer)
     }
 
-    fn build(dir: &Path, config: TrainConfig, train: Tensor, device: &Device) -> Result<Self> {
+    fn build(
+        dir: &Path,
+        config: CheckedTrainConfig,
+        train: Tensor,
+        device: &Device,
+    ) -> Result<Self> {
         let (model, params) = build_model(&config, device)?;
         // The EMA starts equal to the initial weights.
         let ema = params.copy()?;
@@ -278,7 +287,7 @@ impl Trainer {
     /// Writes the checkpoint of the current step, metrics.csv (`metrics`:
     /// its rows), then state.json.
     pub fn save(&self, metrics: &[String]) -> Result<()> {
-        let state = RunState::new(self.step, self.elapsed, self.config.clone());
+        let state = RunState::new(self.step, self.elapsed, (*self.config).clone());
         let names: Vec<String> = self.params.named().into_iter().map(|(k, _)| k).collect();
         let by_name = |vars: Vec<Var>| {
             names

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use candle_core::{DType, Device};
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 
 use diffusion_regimes::cli::{RunArgs, SweepArgs};
 use diffusion_regimes::data::ImageFormat;
@@ -130,8 +130,9 @@ pub(crate) struct TrainArgs {
     /// Seed of the permutation whose first N rows form the training set.
     #[arg(long, default_value_t = 0)]
     pub(crate) subset_seed: u64,
-    #[arg(long, value_enum, default_value_t = ArchName::Mlp)]
-    pub(crate) arch: ArchName,
+    /// mlp or unet.
+    #[arg(long, default_value = "mlp")]
+    pub(crate) arch: String,
     /// MLP hidden width, or U-Net base channels (UNet-64/128/256).
     #[arg(long, default_value_t = 256)]
     pub(crate) width: usize,
@@ -187,12 +188,6 @@ pub(crate) struct TrainArgs {
     /// --device may be given with it (the run's config.toml is authoritative).
     #[arg(long)]
     pub(crate) resume: bool,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-pub(crate) enum ArchName {
-    Mlp,
-    Unet,
 }
 
 #[derive(Subcommand)]
@@ -287,22 +282,12 @@ pub(crate) struct DataArgs {
     pub(crate) out: PathBuf,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-pub(crate) enum DenoiserName {
-    /// The memorizing optimal denoiser of --train.
-    Empirical,
-    /// The Gaussian denoiser fitted to --train.
-    Gaussian,
-    /// The exact denoiser of the distribution saved in --distribution.
-    Truth,
-    /// A trained network: the run folder in --checkpoint, at its latest checkpoint.
-    Model,
-}
-
 #[derive(Args)]
 pub(crate) struct DenoiserArgs {
-    #[arg(long, value_enum)]
-    pub(crate) denoiser: DenoiserName,
+    /// empirical, gaussian, truth or model, built from --train,
+    /// --distribution or --checkpoint; or the whole spec, e.g. empirical:T.npy.
+    #[arg(long)]
+    pub(crate) denoiser: String,
     /// Training set, an .npy file of shape [N, n].
     #[arg(long)]
     pub(crate) train: Option<PathBuf>,
@@ -322,21 +307,26 @@ pub(crate) struct DenoiserArgs {
 }
 
 impl DenoiserArgs {
-    /// The spec these flags name, built by the library's one factory.
+    /// The spec these flags name: `--denoiser KIND:PATH`, or a bare kind
+    /// whose source is the flag that kind reads (the library builds it).
     pub(crate) fn spec(&self) -> Result<DenoiserSpec> {
-        let need = |path: &Option<PathBuf>, flag: &str| {
-            path.clone()
-                .ok_or_else(|| Error::invalid(flag, "missing", "required by this --denoiser"))
+        if self.denoiser.contains(':') {
+            return self.denoiser.parse();
+        }
+        let kind = match (self.denoiser.as_str(), self.weights) {
+            ("model", Weights::Model) => "model-raw",
+            (kind, _) => kind,
         };
-        Ok(match self.denoiser {
-            DenoiserName::Empirical => DenoiserSpec::Empirical(need(&self.train, "--train")?),
-            DenoiserName::Gaussian => DenoiserSpec::Gaussian(need(&self.train, "--train")?),
-            DenoiserName::Truth => DenoiserSpec::Truth(need(&self.distribution, "--distribution")?),
-            DenoiserName::Model => DenoiserSpec::Model {
-                run: need(&self.checkpoint, "--checkpoint")?,
-                weights: self.weights,
-            },
-        })
+        let spec = DenoiserSpec::from_kind(kind, PathBuf::new())?;
+        let (flag, path) = match spec {
+            DenoiserSpec::Empirical(_) | DenoiserSpec::Gaussian(_) => ("--train", &self.train),
+            DenoiserSpec::Truth(_) => ("--distribution", &self.distribution),
+            DenoiserSpec::Model { .. } => ("--checkpoint", &self.checkpoint),
+        };
+        let path = path
+            .clone()
+            .ok_or_else(|| Error::invalid(flag, "missing", "required by this --denoiser"))?;
+        Ok(spec.with_path(path))
     }
 
     pub(crate) fn build(&self) -> Result<Box<dyn Denoiser>> {

@@ -10,10 +10,10 @@ use diffusion_regimes::data::{load_examples, sigma_data, training_set};
 use diffusion_regimes::device::device;
 use diffusion_regimes::nn::optim::AdamWConfig;
 use diffusion_regimes::nn::train::{TrainConfig, Trainer};
-use diffusion_regimes::nn::{Arch, MlpConfig, UnetConfig};
+use diffusion_regimes::nn::Arch;
 use diffusion_regimes::{Error, Result};
 
-use crate::args::{ArchName, TrainArgs};
+use crate::args::TrainArgs;
 
 /// Flags that may accompany --resume; everything else comes from the run's config.
 const RESUME_FLAGS: [&str; 4] = ["out", "steps", "device", "resume"];
@@ -44,7 +44,7 @@ pub(crate) fn train(args: TrainArgs, explicit: &[String]) -> Result<()> {
             let n = args.n.expect("clap requires --n without --resume");
             let train = training_set(&load_examples(data)?, n, args.subset_seed)?;
             let config = new_config(&args, &train)?;
-            Trainer::start(&args.out, config, &train, &device)?
+            Trainer::start(&args.out, config.check()?, &train, &device)?
         }
     };
     let bar = ProgressBar::new(trainer.config.steps);
@@ -70,18 +70,13 @@ pub(crate) fn train(args: TrainArgs, explicit: &[String]) -> Result<()> {
 
 /// The config of a fresh run on the training set `train` `[N, ...]`.
 fn new_config(args: &TrainArgs, train: &Tensor) -> Result<TrainConfig> {
-    let arch = match args.arch {
-        ArchName::Mlp => Arch::Mlp(MlpConfig {
-            width: args.width,
-            depth: args.depth.unwrap_or(4),
-        }),
-        ArchName::Unet => Arch::Unet(UnetConfig {
-            base: args.width,
-            multipliers: parse_list(&args.multipliers, "--multipliers")?,
-            blocks: args.depth.unwrap_or(1),
-            attention: !args.no_attention,
-        }),
-    };
+    let arch = Arch::of_kind(
+        &args.arch,
+        args.width,
+        args.depth,
+        parse_list(&args.multipliers, "--multipliers")?,
+        !args.no_attention,
+    )?;
     let sigma_data = match args.sigma_data.as_str() {
         "auto" => sigma_data(train)?,
         s => s
