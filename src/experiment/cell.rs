@@ -191,8 +191,16 @@ fn score(
     empirical: &EmpiricalDenoiser,
     run: Option<(&Path, u64)>,
 ) -> Result<(CellResult, Tensor)> {
-    let (denoiser, dtype) = cell.denoiser(sweep)?;
-    let measured = measure(sweep, &*denoiser, dtype, empirical, &cell.model.label())?;
+    // The empirical cell samples the very denoiser it is scored against.
+    let network;
+    let (denoiser, dtype): (&dyn Denoiser, DType) = match cell.model {
+        Model::Empirical => (empirical, DType::F64),
+        Model::Trained { .. } => {
+            network = cell.denoiser(sweep)?;
+            (&*network.0, network.1)
+        }
+    };
+    let measured = measure(sweep, denoiser, dtype, empirical, &cell.model.label())?;
     let (final_loss, train_seconds) = match run {
         Some((run, steps)) => (
             Some(final_loss(run, steps)?),
