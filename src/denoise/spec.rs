@@ -1,6 +1,6 @@
 //! `DenoiserSpec`: the one way to name a denoiser (`kind:path`, in the CLI
 //! and in configs) and the one factory that builds it. A new denoiser kind
-//! is a new file implementing [`Denoiser`] plus one variant here.
+//! is a new file implementing [`Denoiser`] plus one line in [`DENOISERS`].
 //!
 //! ```
 //! use diffusion_regimes::denoise::DenoiserSpec;
@@ -22,98 +22,137 @@ use crate::data::npy::read_rows;
 use crate::nn::checkpoint::{load_model, Weights};
 use crate::{Error, Result};
 
-/// A denoiser named by what it is built from.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub enum DenoiserSpec {
-    /// `empirical:T.npy`: the memorizing optimal denoiser of the rows of T (THEORY §4).
-    Empirical(PathBuf),
-    /// `gaussian:T.npy`: the Gaussian denoiser fitted to the rows of T (THEORY §5).
-    Gaussian(PathBuf),
-    /// `truth:DIR`: the exact denoiser of a distribution saved by `regimes data` (THEORY §6).
-    Truth(PathBuf),
-    /// `model:RUN` (EMA weights) or `model-raw:RUN` (the optimizer's
-    /// weights): a network trained by `regimes train`, at its latest checkpoint.
-    Model { run: PathBuf, weights: Weights },
+/// What a kind of denoiser is built from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// Training rows: an .npy file `[N, n]` (or a folder holding data.npy).
+    TrainingRows,
+    /// A distribution folder saved by `regimes data`.
+    Distribution,
+    /// A run folder written by `regimes train`.
+    Run,
 }
 
-/// The accepted forms, for error messages.
-pub const SPEC_FORMS: &str =
-    "empirical:T.npy, gaussian:T.npy, truth:DIR, model:RUN_DIR or model-raw:RUN_DIR";
+impl Source {
+    /// The placeholder for the path in the accepted forms.
+    fn placeholder(self) -> &'static str {
+        match self {
+            Source::TrainingRows => "T.npy",
+            Source::Distribution => "DIR",
+            Source::Run => "RUN_DIR",
+        }
+    }
+}
+
+/// One kind of denoiser: its name in specs, what it is built from, how.
+pub struct DenoiserKind {
+    pub name: &'static str,
+    pub source: Source,
+    /// Builds it from a path; analytic ones compute in the dtype given (a
+    /// network keeps its own), networks run on the device given.
+    build: fn(&Path, DType, &Device) -> Result<Box<dyn Denoiser>>,
+}
+
+/// Every kind of denoiser a spec can name.
+pub const DENOISERS: &[DenoiserKind] = &[
+    // The memorizing optimal denoiser of the rows of T (THEORY §4).
+    DenoiserKind {
+        name: "empirical",
+        source: Source::TrainingRows,
+        build: |train, dtype, _| {
+            let rows = read_rows(train)?.to_dtype(dtype)?;
+            Ok(Box::new(EmpiricalDenoiser::new(&rows)?))
+        },
+    },
+    // The Gaussian denoiser fitted to the rows of T (THEORY §5).
+    DenoiserKind {
+        name: "gaussian",
+        source: Source::TrainingRows,
+        build: |train, _, _| Ok(Box::new(GaussianDenoiser::fit(&read_rows(train)?)?)),
+    },
+    // The exact denoiser of a saved distribution (THEORY §6).
+    DenoiserKind {
+        name: "truth",
+        source: Source::Distribution,
+        build: |dir, _, _| Ok(Box::new(load_distribution(dir)?)),
+    },
+    // A trained network at its latest checkpoint: the EMA weights...
+    DenoiserKind {
+        name: "model",
+        source: Source::Run,
+        build: |run, _, device| Ok(Box::new(load_model(run, Weights::Ema, device)?)),
+    },
+    // ...or the optimizer's own.
+    DenoiserKind {
+        name: "model-raw",
+        source: Source::Run,
+        build: |run, _, device| Ok(Box::new(load_model(run, Weights::Model, device)?)),
+    },
+];
+
+/// The accepted forms, for error messages: `empirical:T.npy, ..., model-raw:RUN_DIR`.
+pub fn spec_forms() -> String {
+    let forms: Vec<String> = DENOISERS
+        .iter()
+        .map(|k| format!("{}:{}", k.name, k.source.placeholder()))
+        .collect();
+    forms.join(", ")
+}
+
+impl DenoiserKind {
+    /// The kind called `name`.
+    pub fn named(name: &str) -> Result<&'static DenoiserKind> {
+        DENOISERS
+            .iter()
+            .find(|k| k.name == name)
+            .ok_or_else(|| Error::invalid("denoiser", name, format!("use {}", spec_forms())))
+    }
+}
+
+/// A denoiser named by its kind and the file or folder it is built from.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct DenoiserSpec {
+    kind: &'static DenoiserKind,
+    path: PathBuf,
+}
 
 impl DenoiserSpec {
+    /// The denoiser of kind `kind` (a name in [`DENOISERS`]) built from `path`.
+    pub fn new(kind: &str, path: PathBuf) -> Result<Self> {
+        Ok(Self {
+            kind: DenoiserKind::named(kind)?,
+            path,
+        })
+    }
+
     /// Builds the denoiser; analytic ones compute in `dtype` (a network keeps
     /// its own), networks run on `device`.
     pub fn build(&self, dtype: DType, device: &Device) -> Result<Box<dyn Denoiser>> {
-        Ok(match self {
-            Self::Empirical(train) => {
-                Box::new(EmpiricalDenoiser::new(&read_rows(train)?.to_dtype(dtype)?)?)
-            }
-            Self::Gaussian(train) => Box::new(GaussianDenoiser::fit(&read_rows(train)?)?),
-            Self::Truth(dir) => Box::new(load_distribution(dir)?),
-            Self::Model { run, weights } => Box::new(load_model(run, *weights, device)?),
-        })
+        (self.kind.build)(&self.path, dtype, device)
+    }
+
+    pub fn kind(&self) -> &'static DenoiserKind {
+        self.kind
     }
 
     /// The file or folder the denoiser is built from.
     pub fn path(&self) -> &Path {
-        match self {
-            Self::Empirical(p) | Self::Gaussian(p) | Self::Truth(p) => p,
-            Self::Model { run, .. } => run,
-        }
-    }
-
-    fn kind(&self) -> &'static str {
-        match self {
-            Self::Empirical(_) => "empirical",
-            Self::Gaussian(_) => "gaussian",
-            Self::Truth(_) => "truth",
-            Self::Model {
-                weights: Weights::Ema,
-                ..
-            } => "model",
-            Self::Model {
-                weights: Weights::Model,
-                ..
-            } => "model-raw",
-        }
+        &self.path
     }
 }
 
-impl DenoiserSpec {
-    /// The denoiser of kind `kind` (`empirical`, `gaussian`, `truth`,
-    /// `model` or `model-raw`) built from `path`.
-    pub fn from_kind(kind: &str, path: PathBuf) -> Result<Self> {
-        Ok(match kind {
-            "empirical" => Self::Empirical(path),
-            "gaussian" => Self::Gaussian(path),
-            "truth" => Self::Truth(path),
-            "model" => Self::Model {
-                run: path,
-                weights: Weights::Ema,
-            },
-            "model-raw" => Self::Model {
-                run: path,
-                weights: Weights::Model,
-            },
-            _ => {
-                return Err(Error::invalid(
-                    "denoiser",
-                    kind,
-                    format!("use {SPEC_FORMS}"),
-                ))
-            }
-        })
+impl PartialEq for DenoiserSpec {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind.name == other.kind.name && self.path == other.path
     }
+}
 
-    /// The same kind of denoiser built from `path`.
-    pub fn with_path(self, path: PathBuf) -> Self {
-        match self {
-            Self::Empirical(_) => Self::Empirical(path),
-            Self::Gaussian(_) => Self::Gaussian(path),
-            Self::Truth(_) => Self::Truth(path),
-            Self::Model { weights, .. } => Self::Model { run: path, weights },
-        }
+impl Eq for DenoiserSpec {}
+
+impl fmt::Debug for DenoiserSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DenoiserSpec({self})")
     }
 }
 
@@ -121,18 +160,18 @@ impl FromStr for DenoiserSpec {
     type Err = Error;
 
     fn from_str(text: &str) -> Result<Self> {
-        let bad = || Error::invalid("denoiser", text, format!("use {SPEC_FORMS}"));
+        let bad = || Error::invalid("denoiser", text, format!("use {}", spec_forms()));
         let (kind, path) = text.split_once(':').ok_or_else(bad)?;
         if path.is_empty() {
             return Err(bad());
         }
-        Self::from_kind(kind, PathBuf::from(path)).map_err(|_| bad())
+        Self::new(kind, PathBuf::from(path)).map_err(|_| bad())
     }
 }
 
 impl fmt::Display for DenoiserSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.kind(), self.path().display())
+        write!(f, "{}:{}", self.kind.name, self.path.display())
     }
 }
 

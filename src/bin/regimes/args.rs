@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 
 use diffusion_regimes::cli::{RunArgs, SweepArgs};
 use diffusion_regimes::data::ImageFormat;
-use diffusion_regimes::denoise::{Denoiser, DenoiserSpec};
+use diffusion_regimes::denoise::{Denoiser, DenoiserKind, DenoiserSpec, Source};
 use diffusion_regimes::error::parse_variant;
 use diffusion_regimes::experiment::{TrainSettings, GRID_COLUMNS};
 use diffusion_regimes::nn::checkpoint::Weights;
@@ -317,16 +317,15 @@ impl DenoiserArgs {
             ("model", Weights::Model) => "model-raw",
             (kind, _) => kind,
         };
-        let spec = DenoiserSpec::from_kind(kind, PathBuf::new())?;
-        let (flag, path) = match spec {
-            DenoiserSpec::Empirical(_) | DenoiserSpec::Gaussian(_) => ("--train", &self.train),
-            DenoiserSpec::Truth(_) => ("--distribution", &self.distribution),
-            DenoiserSpec::Model { .. } => ("--checkpoint", &self.checkpoint),
+        let (flag, path) = match DenoiserKind::named(kind)?.source {
+            Source::TrainingRows => ("--train", &self.train),
+            Source::Distribution => ("--distribution", &self.distribution),
+            Source::Run => ("--checkpoint", &self.checkpoint),
         };
         let path = path
             .clone()
             .ok_or_else(|| Error::invalid(flag, "missing", "required by this --denoiser"))?;
-        Ok(spec.with_path(path))
+        DenoiserSpec::new(kind, path)
     }
 
     pub(crate) fn build(&self) -> Result<Box<dyn Denoiser>> {
