@@ -105,14 +105,20 @@ pub fn experiment_main(name: &str) -> ExitCode {
     exit_code(run_experiment(name, &cli.run))
 }
 
-/// Sets candle's thread count (it reads RAYON_NUM_THREADS on every CPU op,
-/// and counts the CPUs each time when it is unset: about a quarter of a small
-/// MLP's step) to `threads`, unless the user set it. Call it first in `main`,
-/// before any thread starts: the library itself never changes the
-/// environment. Results do not depend on it: gemm never splits a dot product.
+/// Sets the thread counts of the tensor ops, unless the user set them: to
+/// `threads` for rayon's pool, on which gemm and the kernels of `nn::ops`
+/// run (candle reads RAYON_NUM_THREADS on every CPU op, and counts the CPUs
+/// each time when it is unset: about a quarter of a small MLP's step); and
+/// to 1 for candle's own pool of elementwise ops (CANDLE_NUM_THREADS), whose
+/// workers spin between ops and took a core from rayon's threads (BENCHMARKS.md).
+/// Call it first in `main`, before any thread starts: the library itself
+/// never changes the environment. Results do not depend on either count:
+/// gemm never splits a dot product, and elementwise ops are per element.
 pub fn set_tensor_threads(threads: usize) {
-    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
-        std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+    for (var, value) in [("RAYON_NUM_THREADS", threads), ("CANDLE_NUM_THREADS", 1)] {
+        if std::env::var_os(var).is_none() {
+            std::env::set_var(var, value.to_string());
+        }
     }
 }
 

@@ -264,12 +264,17 @@ fn silu_and_dense_give_candles_bits() {
     for (a, c) in ours.iter().zip(&candle) {
         assert_eq!(common::max_abs_diff(a, c), 0.0);
     }
-    // (32, 128) -> 768 once differed when the product was cut into panels.
+    // (32, 128) -> 768 once differed when the product was cut into panels;
+    // the backward runs its two products single-threaded side by side,
+    // which must not change them either.
     for (batch, inputs, outputs) in [
         (64, 32, 64),
         (32, 128, 768),
         (256, 256, 256),
         (256, 64, 1024),
+        // Inner dimensions past gemm's 512-wide blocks (the width-1024 MLP).
+        (256, 784, 1024),
+        (256, 1024, 1024),
     ] {
         let x = normal(23, &[batch, inputs]);
         let w = normal(24, &[outputs, inputs]);

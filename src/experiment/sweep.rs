@@ -234,9 +234,13 @@ pub fn progress_bar(total: u64, unit: &str) -> ProgressBar {
 }
 
 /// Runs `work` on every item on `jobs` worker threads, stopping at the first
-/// error, which it returns; the bar's message counts finished items. How many
-/// threads each worker's tensor ops use is the process's setting
-/// (`cli::set_tensor_threads`, called once by the binaries).
+/// error, which it returns; the bar's message counts finished items. With
+/// several jobs each worker runs inside its own one-thread rayon pool, so
+/// the kernels' parallel loops stay on that worker instead of queueing for
+/// the process's shared pool (where the jobs would wait on each other); how
+/// many threads candle's ops use is the process's setting
+/// (`cli::set_tensor_threads`, called once by the binaries). The results do
+/// not depend on either.
 pub fn run_parallel<T: Sync>(
     items: &[T],
     jobs: usize,
@@ -253,7 +257,7 @@ pub fn run_parallel<T: Sync>(
     bar.set_message(format!("done 0/{}", items.len()));
     std::thread::scope(|scope| {
         for _ in 0..jobs {
-            scope.spawn(|| loop {
+            let worker = || loop {
                 let k = next.fetch_add(1, Ordering::SeqCst);
                 if k >= items.len() || failed.load(Ordering::SeqCst) {
                     break;
@@ -269,6 +273,14 @@ pub fn run_parallel<T: Sync>(
                         slot.get_or_insert(e);
                     }
                 }
+            };
+            scope.spawn(move || match jobs {
+                1 => worker(),
+                _ => match rayon::ThreadPoolBuilder::new().num_threads(1).build() {
+                    Ok(pool) => pool.install(worker),
+                    // Without a pool of its own the worker shares the global one.
+                    Err(_) => worker(),
+                },
             });
         }
     });

@@ -18,7 +18,7 @@ use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::matmul::{matmul, Split};
-use super::{f32_data, f32_values, runs_here, sum_rows, with_bias};
+use super::{f32_data, runs_here, sum_rows, with_bias, with_values};
 use crate::Result;
 
 /// `x` [B, in] times `weight` [out, in] transposed, plus `bias` [out]. f32 on
@@ -95,26 +95,25 @@ impl CustomOp3 for Dense {
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (batch, inputs) = x.dims2()?;
         let outputs = w.dim(0)?;
-        let (xs, ws, dys) = (f32_values(x)?, f32_values(w)?, f32_values(dy)?);
         let mut dx = vec![0f32; batch * inputs];
-        matmul(
-            (batch, inputs, outputs),
-            &mut dx,
-            (&dys, outputs, 1),
-            (&ws, inputs, 1),
-            false,
-            Split::Whole,
-        );
         let mut dw = vec![0f32; outputs * inputs];
-        matmul(
-            (outputs, inputs, batch),
-            &mut dw,
-            (&dys, 1, outputs),
-            (&xs, inputs, 1),
-            false,
-            Split::Whole,
-        );
-        let db = sum_rows(&dys, outputs);
+        // The two products are independent: one thread each.
+        let db = with_values(dy, |dys| {
+            with_values(w, |ws| {
+                with_values(x, |xs| {
+                    let input_grad = || {
+                        let (lhs, rhs) = ((dys, outputs, 1), (ws, inputs, 1));
+                        matmul((batch, inputs, outputs), &mut dx, lhs, rhs, false, Split::Single)
+                    };
+                    let weight_grad = || {
+                        let (lhs, rhs) = ((dys, 1, outputs), (xs, inputs, 1));
+                        matmul((outputs, inputs, batch), &mut dw, lhs, rhs, false, Split::Single);
+                        sum_rows(dys, outputs)
+                    };
+                    rayon::join(input_grad, weight_grad).1
+                })
+            })
+        })???;
         let device = x.device();
         Ok((
             Some(Tensor::from_vec(dx, (batch, inputs), device)?),

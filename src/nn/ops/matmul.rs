@@ -17,6 +17,10 @@ pub(super) enum Split {
     /// One gemm call threaded by gemm itself, as candle's matmul does: the
     /// same bits as candle's path (which the MLP figures were made with).
     Whole,
+    /// The same one call on the calling thread alone, for products that run
+    /// beside each other. gemm's threads split only the output, never a dot
+    /// product, so the bits are [`Split::Whole`]'s.
+    Single,
 }
 
 /// dst[m, n] (+)= lhs[m, k] rhs[k, n] (added to dst when `accumulate`), each
@@ -72,6 +76,7 @@ pub(super) fn matmul(
                 },
             );
         }
+        Split::Single => call(0, n, gemm::Parallelism::None),
         Split::Panels => {
             let width = n.div_ceil(16).max(64).next_multiple_of(16).min(n.max(1));
             (0..n.div_ceil(width)).into_par_iter().for_each(|panel| {

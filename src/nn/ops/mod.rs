@@ -16,7 +16,7 @@ pub use linear::{dense, linear_forward};
 pub use resample::{avg_pool2x, upsample2x};
 pub use silu::silu;
 
-use candle_core::{CpuStorage, CustomOp3, DType, Device, Layout, Tensor};
+use candle_core::{CpuStorage, CustomOp3, DType, Device, Layout, Storage, Tensor};
 
 /// Whether `x` takes these kernels (f32 on the CPU) rather than candle's ops.
 fn runs_here(x: &Tensor) -> bool {
@@ -45,6 +45,20 @@ fn with_bias(
 /// A tensor's values as one f32 vector (the backward passes work on these).
 fn f32_values(t: &Tensor) -> candle_core::Result<Vec<f32>> {
     t.flatten_all()?.to_vec1::<f32>()
+}
+
+/// `f` on the f32 values of `t` in row-major order: read in place when `t`
+/// is a contiguous f32 tensor on the CPU, else from a copy.
+fn with_values<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> candle_core::Result<R> {
+    {
+        let (storage, layout) = t.storage_and_layout();
+        if let (Storage::Cpu(CpuStorage::F32(data)), Some((start, end))) =
+            (&*storage, layout.contiguous_offsets())
+        {
+            return Ok(f(&data[start..end]));
+        }
+    }
+    Ok(f(&f32_values(t)?))
 }
 
 /// The f32 values of a contiguous storage, or an error naming `op`.
