@@ -11,8 +11,18 @@
 //! assert_eq!(samples.dims(), &[3, 2]);
 //! ```
 
+mod ancestral;
+mod ddim;
+mod edm_stochastic;
+mod euler;
+mod heun;
 mod sampler;
 mod schedule;
 
-pub use sampler::{generate, initial_noise, sample, Churn, Method, Observer, Step};
+pub use ancestral::Ancestral;
+pub use ddim::Ddim;
+pub use edm_stochastic::Churn;
+pub use euler::Euler;
+pub use heun::Heun;
+pub use sampler::{generate, initial_noise, sample, Integrator, Method, Observe, Observer, Step};
 pub use schedule::Schedule;

@@ -1,71 +1,94 @@
-//! Euler, Heun, DDIM and the stochastic EDM sampler (THEORY §2), written to
-//! read like the algorithms: `s` is sigma_i, `s_next` is sigma_{i+1}.
+//! The samplers (THEORY §2), one file each, and what they share: the one
+//! registry of [`Method`]s, the same per-row initial noise, the observer.
+//! A new sampler is its file (an [`Integrator`]) plus one line in
+//! `samplers!` below.
 
 use candle_core::{DType, Device, Tensor};
 use rand_chacha::ChaCha20Rng;
 use serde::{Deserialize, Serialize};
 
-use super::Schedule;
+use super::{Ancestral, Churn, Ddim, Euler, Heun, Schedule};
 use crate::denoise::Denoiser;
 use crate::rng::{normal_rows, sample_streams};
 use crate::{Error, Result};
 
-/// Which integrator runs the probability-flow ODE.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub enum Method {
-    /// First order: one evaluation per step.
-    Euler,
-    /// EDM Algorithm 2 with S_churn = 0: second order, 2S - 1 evaluations.
-    Heun,
-    /// DDIM with eta = 0, integrated in VP variables; equals Euler in VE variables.
-    Ddim,
-    /// EDM's stochastic sampler: Langevin-like churn, then a Heun step.
-    EdmStochastic(Churn),
-    /// The reverse SDE's ancestral step (THEORY §2): a fresh draw of the
-    /// noise at every level, as the clone test needs.
-    Ancestral,
+/// One way to move samples from sigmas[0] down every level of `sigmas`,
+/// calling `observe(index, sigma, x, D(x; sigma))` at each evaluation it
+/// reports; `streams` (one per row) supply any noise it draws.
+pub trait Integrator {
+    fn integrate(
+        &self,
+        denoiser: &dyn Denoiser,
+        x: &Tensor,
+        sigmas: &[f64],
+        streams: &mut [ChaCha20Rng],
+        observe: Observe<'_>,
+    ) -> Result<Tensor>;
 }
 
-impl std::str::FromStr for Method {
-    type Err = Error;
+/// The per-step callback as the integrators receive it.
+pub type Observe<'a> = &'a mut dyn FnMut(usize, f64, &Tensor, &Tensor);
 
-    /// `euler`, `heun`, `ddim`, `edm-stochastic` (EDM's churn defaults) or `ancestral`.
-    fn from_str(name: &str) -> Result<Self> {
-        Ok(match name {
-            "euler" => Method::Euler,
-            "heun" => Method::Heun,
-            "ddim" => Method::Ddim,
-            "edm-stochastic" => Method::EdmStochastic(Churn::default()),
-            "ancestral" => Method::Ancestral,
-            _ => {
-                return Err(Error::invalid(
-                    "sampler",
-                    name,
-                    "use euler, heun, ddim, edm-stochastic or ancestral",
-                ))
-            }
-        })
-    }
-}
-
-/// Parameters of the stochastic EDM sampler (THEORY §2).
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Churn {
-    pub s_churn: f64,
-    pub s_tmin: f64,
-    pub s_tmax: f64,
-    pub s_noise: f64,
-}
-
-impl Default for Churn {
-    /// The EDM paper's values for CIFAR-10 (VP): S_churn = 30, S_tmin = 0.01, S_tmax = 1, S_noise = 1.007.
-    fn default() -> Self {
-        Self {
-            s_churn: 30.0,
-            s_tmin: 0.01,
-            s_tmax: 1.0,
-            s_noise: 1.007,
+/// The registry: from one line per sampler (variant, name, and, for
+/// samplers with settings, their type, whose default the name selects),
+/// [`Method`] with its names, `FromStr` and dispatch.
+macro_rules! samplers {
+    (
+        plain { $($plain:ident = $plain_name:literal,)* }
+        with_settings { $($set:ident($settings:ty) = $set_name:literal,)* }
+    ) => {
+        /// Which integrator runs the reverse process.
+        #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+        pub enum Method {
+            $($plain,)*
+            $($set($settings),)*
         }
+
+        impl Method {
+            /// Every sampler's name, as `FromStr` reads it.
+            pub const NAMES: &'static [&'static str] = &[$($plain_name,)* $($set_name,)*];
+
+            fn integrator(&self) -> &dyn Integrator {
+                match self {
+                    $(Method::$plain => &$plain,)*
+                    $(Method::$set(settings) => settings,)*
+                }
+            }
+        }
+
+        impl std::str::FromStr for Method {
+            type Err = Error;
+
+            /// A name of [`Method::NAMES`]; samplers with settings get their defaults.
+            fn from_str(name: &str) -> Result<Self> {
+                match name {
+                    $($plain_name => Ok(Method::$plain),)*
+                    $($set_name => Ok(Method::$set(<$settings>::default())),)*
+                    _ => Err(Error::invalid(
+                        "sampler",
+                        name,
+                        format!("use {}", Method::NAMES.join(", ")),
+                    )),
+                }
+            }
+        }
+    };
+}
+
+samplers! {
+    plain {
+        // First order: one evaluation per step.
+        Euler = "euler",
+        // EDM Algorithm 2 with S_churn = 0: second order, 2S - 1 evaluations.
+        Heun = "heun",
+        // DDIM with eta = 0, integrated in VP variables; equals Euler in VE variables.
+        Ddim = "ddim",
+        // The reverse SDE's ancestral step: fresh noise at every level.
+        Ancestral = "ancestral",
+    }
+    with_settings {
+        // EDM's stochastic sampler: Langevin-like churn, then a Heun step.
+        EdmStochastic(Churn) = "edm-stochastic",
     }
 }
 
@@ -143,34 +166,9 @@ pub fn sample(
             });
         }
     };
-    if *method == Method::Ddim {
-        return ddim(denoiser, x, sigmas, &mut observe);
-    }
-    let steps = sigmas.len() - 1;
-    let mut x = x.clone();
-    for (i, pair) in sigmas.windows(2).enumerate() {
-        let (s, s_next) = (pair[0], pair[1]);
-        x = match method {
-            Method::Euler => {
-                let denoised = denoiser.denoise(&x, s)?;
-                observe(i, s, &x, &denoised);
-                euler(&x, &denoised, s, s_next)?
-            }
-            Method::Heun => heun(denoiser, &x, s, s_next, i, &mut observe)?,
-            Method::EdmStochastic(churn) => {
-                let (x_hat, s_hat) = add_churn(&x, s, steps, churn, streams)?;
-                heun(denoiser, &x_hat, s_hat, s_next, i, &mut observe)?
-            }
-            Method::Ancestral => {
-                let denoised = denoiser.denoise(&x, s)?;
-                observe(i, s, &x, &denoised);
-                let z = row_noise(streams, &x)?;
-                ancestral(&x, &denoised, s, s_next, &z)?
-            }
-            Method::Ddim => unreachable!("handled above"),
-        };
-    }
-    Ok(x)
+    method
+        .integrator()
+        .integrate(denoiser, x, sigmas, streams, &mut observe)
 }
 
 fn check_sigmas(sigmas: &[f64]) -> Result<()> {
@@ -195,59 +193,8 @@ fn check_sigmas(sigmas: &[f64]) -> Result<()> {
     Ok(())
 }
 
-/// Euler: d = (x - D) / s; x' = x + (s_next - s) d.
-fn euler(x: &Tensor, denoised: &Tensor, s: f64, s_next: f64) -> Result<Tensor> {
-    let d = ((x - denoised)? / s)?;
-    Ok((x + (d * (s_next - s))?)?)
-}
-
-/// Heun (EDM Algorithm 2): Euler predictor, then the trapezoidal corrector when
-/// s_next > 0; the step to sigma = 0 stays plain Euler.
-fn heun(
-    denoiser: &dyn Denoiser,
-    x: &Tensor,
-    s: f64,
-    s_next: f64,
-    index: usize,
-    observe: &mut impl FnMut(usize, f64, &Tensor, &Tensor),
-) -> Result<Tensor> {
-    let denoised = denoiser.denoise(x, s)?;
-    observe(index, s, x, &denoised);
-    let d = ((x - &denoised)? / s)?;
-    let x_next = (x + (&d * (s_next - s))?)?;
-    if s_next == 0.0 {
-        return Ok(x_next);
-    }
-    let d_next = ((&x_next - denoiser.denoise(&x_next, s_next)?)? / s_next)?;
-    Ok((x + ((d + d_next)? * (0.5 * (s_next - s)))?)?)
-}
-
-/// Stochastic EDM churn: gamma = min(S_churn / S, sqrt(2) - 1) inside
-/// [S_tmin, S_tmax], s_hat = s (1 + gamma),
-/// x_hat = x + sqrt(s_hat^2 - s^2) S_noise z (THEORY §2).
-fn add_churn(
-    x: &Tensor,
-    s: f64,
-    steps: usize,
-    churn: &Churn,
-    streams: &mut [ChaCha20Rng],
-) -> Result<(Tensor, f64)> {
-    let gamma = if (churn.s_tmin..=churn.s_tmax).contains(&s) {
-        (churn.s_churn / steps as f64).min(std::f64::consts::SQRT_2 - 1.0)
-    } else {
-        0.0
-    };
-    if gamma == 0.0 {
-        return Ok((x.clone(), s));
-    }
-    let s_hat = s * (1.0 + gamma);
-    let z = row_noise(streams, x)?;
-    let x_hat = (x + (z * ((s_hat * s_hat - s * s).sqrt() * churn.s_noise))?)?;
-    Ok((x_hat, s_hat))
-}
-
 /// One standard normal per entry of `x`, row k from `streams[k]`.
-fn row_noise(streams: &mut [ChaCha20Rng], x: &Tensor) -> Result<Tensor> {
+pub(super) fn row_noise(streams: &mut [ChaCha20Rng], x: &Tensor) -> Result<Tensor> {
     if streams.len() != x.dims()[0] {
         return Err(Error::shape(
             "sampler noise streams",
@@ -256,36 +203,4 @@ fn row_noise(streams: &mut [ChaCha20Rng], x: &Tensor) -> Result<Tensor> {
         ));
     }
     normal_rows(streams, x.dims()[1], x.dtype(), x.device())
-}
-
-/// The ancestral step of the reverse SDE from s to s_next < s (THEORY §2):
-/// the Gaussian posterior of x(s_next) given x(s) when the clean point is
-/// D(x; s) (DDPM's posterior in VE form), x' = x + a (D - x) + sqrt(a) s_next z
-/// with a = 1 - s_next^2 / s^2; at s_next = 0 it returns D.
-fn ancestral(x: &Tensor, denoised: &Tensor, s: f64, s_next: f64, z: &Tensor) -> Result<Tensor> {
-    let a = 1.0 - (s_next * s_next) / (s * s);
-    Ok(((x + ((denoised - x)? * a)?)? + (z * (a.sqrt() * s_next))?)?)
-}
-
-/// DDIM (eta = 0) in VP variables, alpha_bar = 1 / (1 + sigma^2) and
-/// x_VP = x_VE / sqrt(1 + sigma^2) (THEORY §1-2):
-/// x_VP' = sqrt(alpha_bar') x0 + sqrt(1 - alpha_bar') eps, with eps = (x_VE - D) / sigma.
-fn ddim(
-    denoiser: &dyn Denoiser,
-    x: &Tensor,
-    sigmas: &[f64],
-    observe: &mut impl FnMut(usize, f64, &Tensor, &Tensor),
-) -> Result<Tensor> {
-    let scale = |s: f64| (1.0 + s * s).sqrt();
-    let mut x_vp = (x / scale(sigmas[0]))?;
-    for (i, pair) in sigmas.windows(2).enumerate() {
-        let (s, s_next) = (pair[0], pair[1]);
-        let x_ve = (&x_vp * scale(s))?;
-        let x0 = denoiser.denoise(&x_ve, s)?;
-        observe(i, s, &x_ve, &x0);
-        let eps = ((&x_ve - &x0)? / s)?;
-        let alpha_bar_next = 1.0 / (1.0 + s_next * s_next);
-        x_vp = ((x0 * alpha_bar_next.sqrt())? + (eps * (1.0 - alpha_bar_next).sqrt())?)?;
-    }
-    Ok((x_vp * scale(*sigmas.last().expect("checked non-empty")))?)
 }
