@@ -16,6 +16,12 @@
 //! 10. then read off the memorization and generalization regimes: [`experiment`]
 //!     runs steps 2-9 as a resumable, shardable sweep and [`plot`] draws it.
 //!
+//! Each pluggable family has one registry: denoisers
+//! ([`denoise::DENOISERS`], named by [`denoise::DenoiserSpec`]), samplers
+//! ([`sample::Method`]), experiments ([`experiments::EXPERIMENTS`], also
+//! `regimes run NAME`). The binaries' command lines live behind the `cli`
+//! feature (on by default); the library itself sets no process state.
+//!
 //! Formulas follow the theory notes in `docs/THEORY.md`; each function that
 //! implements one cites its section ("THEORY §4"), and a test checks that
 //! every citation resolves. Where each section lives:
