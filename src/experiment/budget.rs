@@ -20,6 +20,21 @@ pub struct BudgetCheck {
     /// N* after each budget (None: GL never reaches 0.5 on the grid).
     pub n_star: Vec<Option<f64>>,
     pub verdict: BudgetVerdict,
+    /// N* after the last budget is the grid's smallest N: GL already reaches
+    /// 0.5 there, so the boundary lies below the grid and a "converged"
+    /// verdict only says it stayed there.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub below_grid: bool,
+}
+
+impl BudgetCheck {
+    /// The verdict as reports print it, with the grid-edge caveat.
+    pub fn verdict_text(&self) -> String {
+        match self.below_grid {
+            true => format!("{}, N* at the grid's smallest N", self.verdict),
+            false => self.verdict.to_string(),
+        }
+    }
 }
 
 /// `dir/budgets/step-XXXXXXXX.json`: a trained cell's scores after `budget` steps.
@@ -64,9 +79,11 @@ pub fn budget_checks(
                 [at_2b, at_4b] => BudgetVerdict::from_crossings(*at_2b, *at_4b),
                 _ => BudgetVerdict::BudgetBound,
             };
+            let smallest = config.ns.iter().min().map(|&n| n as f64);
             Ok(BudgetCheck {
                 model,
                 budgets: budgets.clone(),
+                below_grid: smallest.is_some() && n_star.last().copied().flatten() == smallest,
                 n_star,
                 verdict,
             })

@@ -226,7 +226,7 @@ fn budget_figure(results: &Results, dir: &Path) -> Result<Vec<PathBuf>> {
         .iter()
         .enumerate()
         .map(|(k, b)| Series {
-            label: format!("{} ({})", b.model, b.verdict),
+            label: format!("{} ({})", b.model, b.verdict_text()),
             points: b
                 .budgets
                 .iter()

@@ -196,7 +196,7 @@ impl Results {
                 "{}: budget check N* = {}: {}\n",
                 b.model,
                 stars.join(", "),
-                b.verdict
+                b.verdict_text()
             ));
         }
         text.push_str(&format!(

@@ -103,11 +103,25 @@ impl CustomOp3 for Dense {
                 with_values(x, |xs| {
                     let input_grad = || {
                         let (lhs, rhs) = ((dys, outputs, 1), (ws, inputs, 1));
-                        matmul((batch, inputs, outputs), &mut dx, lhs, rhs, false, Split::Single)
+                        matmul(
+                            (batch, inputs, outputs),
+                            &mut dx,
+                            lhs,
+                            rhs,
+                            false,
+                            Split::Single,
+                        )
                     };
                     let weight_grad = || {
                         let (lhs, rhs) = ((dys, 1, outputs), (xs, inputs, 1));
-                        matmul((outputs, inputs, batch), &mut dw, lhs, rhs, false, Split::Single);
+                        matmul(
+                            (outputs, inputs, batch),
+                            &mut dw,
+                            lhs,
+                            rhs,
+                            false,
+                            Split::Single,
+                        );
                         sum_rows(dys, outputs)
                     };
                     rayon::join(input_grad, weight_grad).1
