@@ -17,7 +17,7 @@ use crate::Result;
 #[derive(Args, Clone, Debug)]
 pub struct SweepArgs {
     /// Output folder: cells/ (one run folder per model and N), sweep.toml.
-    /// Default: runs/<config name>.
+    /// Default: runs/NAME, NAME being the config's name.
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Where results.json, results.csv and the figures go (default: --out).
