@@ -204,3 +204,26 @@ pub(super) fn row_noise(streams: &mut [ChaCha20Rng], x: &Tensor) -> Result<Tenso
     }
     normal_rows(streams, x.dims()[1], x.dtype(), x.device())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_registered_name_parses_to_its_own_sampler() {
+        let methods: Vec<Method> = Method::NAMES.iter().map(|n| n.parse().unwrap()).collect();
+        for (i, a) in methods.iter().enumerate() {
+            assert!(methods[i + 1..].iter().all(|b| b != a), "{a:?} twice");
+        }
+        assert_eq!("heun".parse::<Method>().unwrap(), Method::Heun);
+        assert_eq!(
+            "edm-stochastic".parse::<Method>().unwrap(),
+            Method::EdmStochastic(Churn::default())
+        );
+        let message = "rk4".parse::<Method>().unwrap_err().to_string();
+        assert!(
+            message.contains("rk4") && message.contains("ancestral"),
+            "{message}"
+        );
+    }
+}
