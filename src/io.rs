@@ -4,6 +4,9 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
 use crate::{Error, Result};
 
 /// Writes `bytes` to `path` atomically, creating parent folders.
@@ -36,4 +39,15 @@ fn temp_path(path: &Path) -> PathBuf {
 /// Reads a whole file, naming it in the error.
 pub fn read(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| Error::io(path, e))
+}
+
+/// `value` as pretty JSON in `path`, written atomically.
+pub fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
+    let json = serde_json::to_vec_pretty(value).map_err(|e| Error::format(path, e.to_string()))?;
+    write_atomic(path, &json)
+}
+
+/// The JSON value in `path`; errors name the file.
+pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
+    serde_json::from_slice(&read(path)?).map_err(|e| Error::format(path, e.to_string()))
 }

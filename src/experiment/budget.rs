@@ -9,8 +9,8 @@ use super::analysis::{crossing, BudgetVerdict};
 use super::cell::CellResult;
 use super::config::SweepConfig;
 use super::results::trained_labels;
-use crate::io::read;
-use crate::{Error, Result};
+use crate::io::read_json;
+use crate::Result;
 
 /// N* of one model after each budget, and the verdict from the last two.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -96,7 +96,5 @@ fn read_budget(dir: &Path, budget: u64) -> Result<Option<CellResult>> {
     if !path.exists() {
         return Ok(None);
     }
-    serde_json::from_slice(&read(&path)?)
-        .map(Some)
-        .map_err(|e| Error::format(&path, e.to_string()))
+    read_json(&path).map(Some)
 }

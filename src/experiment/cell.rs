@@ -13,7 +13,7 @@ use super::sweep::Sweep;
 use crate::data::npy::write_npy;
 use crate::data::sigma_data;
 use crate::denoise::{Denoiser, EmpiricalDenoiser};
-use crate::io::{read, write_atomic};
+use crate::io::{read, read_json, write_json};
 use crate::metrics::{denoiser_gap, ratio_memorization, Bootstrap, Score};
 use crate::nn::checkpoint::{load_model, read_state, Weights, STATE_FILE};
 use crate::nn::optim::AdamWConfig;
@@ -120,8 +120,7 @@ pub struct CellResult {
 
 impl CellResult {
     pub fn read(dir: &Path) -> Result<Self> {
-        let path = dir.join(CELL_FILE);
-        serde_json::from_slice(&read(&path)?).map_err(|e| Error::format(&path, e.to_string()))
+        read_json(&dir.join(CELL_FILE))
     }
 }
 
@@ -176,11 +175,6 @@ pub fn run_cell(sweep: &Sweep, cell: &Cell, on_step: &(dyn Fn(u64) + Sync)) -> R
     write_npy(&dir.join(SAMPLES_FILE), &samples, DType::F32)?;
     write_json(&dir.join(CELL_FILE), &result)?;
     Ok(result)
-}
-
-fn write_json(path: &Path, result: &CellResult) -> Result<()> {
-    let json = serde_json::to_vec_pretty(result).map_err(|e| Error::format(path, e.to_string()))?;
-    write_atomic(path, &json)
 }
 
 /// Samples and scores the cell's denoiser as it is now (for a trained cell,

@@ -13,9 +13,9 @@ use super::cell::{CellResult, Estimate, Model, CELL_FILE, SAMPLES_FILE};
 use super::config::SweepConfig;
 use super::sweep::Sweep;
 use crate::data::npy::read_npy;
-use crate::io::write_atomic;
+use crate::io::{write_atomic, write_json};
 use crate::metrics::{reproducibility, Bootstrap};
-use crate::{Error, Result};
+use crate::Result;
 
 /// A generalization score at most this puts a cell in the memorization
 /// regime, and at least 1 minus it in the generalization regime.
@@ -212,9 +212,7 @@ impl Results {
     /// row) into `dir`; returns their paths.
     pub fn write(&self, dir: &Path) -> Result<[PathBuf; 2]> {
         let json_path = dir.join("results.json");
-        let json = serde_json::to_vec_pretty(self)
-            .map_err(|e| Error::format(&json_path, e.to_string()))?;
-        write_atomic(&json_path, &json)?;
+        write_json(&json_path, self)?;
         let mut csv = String::from("n,model,other,metric,sigma,value,ci_low,ci_high\n");
         let mut row =
             |n: usize, model: &str, other: &str, metric: &str, sigma: Option<f64>, e: Estimate| {

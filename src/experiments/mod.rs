@@ -34,7 +34,7 @@ pub use sweeps::{CrossArchitecture, OptimalDenoiser, RegimesSweep};
 pub use training_time::{TimeConfig, TimePoint, TimeReport, TrainingTime};
 
 use crate::experiment::{load_toml, Shard, SweepConfig};
-use crate::io::write_atomic;
+use crate::io::{write_atomic, write_json};
 use crate::plot::{save_figure, Figure};
 use crate::{Error, Result};
 
@@ -229,7 +229,7 @@ pub fn write_outputs(
     figure: &impl Figure,
 ) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    write_report(&dir.join(format!("{name}.json")), report)?;
+    write_json(&dir.join(format!("{name}.json")), report)?;
     write_atomic(&dir.join(format!("{name}.csv")), csv.as_bytes())?;
     save_figure(&dir.join(name), figure)?;
     eprintln!(
@@ -237,12 +237,6 @@ pub fn write_outputs(
         dir.display()
     );
     Ok(())
-}
-
-/// Writes `report` as pretty JSON to `path`, atomically.
-pub fn write_report(path: &Path, report: &impl Serialize) -> Result<()> {
-    let json = serde_json::to_vec_pretty(report).map_err(|e| Error::format(path, e.to_string()))?;
-    write_atomic(path, &json)
 }
 
 /// `value` for a CSV cell: empty when absent.

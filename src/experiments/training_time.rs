@@ -17,7 +17,7 @@ use crate::experiment::{
     crossing, least_squares, measure, progress_bar, run_parallel, train_model, Cell, Model, Sweep,
     SweepConfig,
 };
-use crate::io::{read, write_atomic};
+use crate::io::{read_json, write_atomic, write_json};
 use crate::nn::checkpoint::{load_model, Weights};
 use crate::plot::{save_figure, Axis, LineChart, Scale, Series};
 use crate::{Error, Result};
@@ -68,10 +68,7 @@ fn run_cell(
     for &step in checkpoints {
         let file = dir.join("time").join(format!("step-{step:08}.json"));
         if file.exists() {
-            points.push(
-                serde_json::from_slice(&read(&file)?)
-                    .map_err(|e| Error::format(&file, e.to_string()))?,
-            );
+            points.push(read_json(&file)?);
             continue;
         }
         // Checkpoints only where segments end (each run saves its last step).
@@ -88,7 +85,7 @@ fn run_cell(
             gap_to_empirical: m.gap_to_empirical,
             gap_to_truth: m.gap_to_truth,
         };
-        super::write_report(&file, &point)?;
+        write_json(&file, &point)?;
         points.push(point);
     }
     Ok(points)
@@ -305,7 +302,7 @@ impl Experiment for TrainingTime {
 
     fn figures(report: &TimeReport, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        super::write_report(&dir.join("training_time.json"), report)?;
+        write_json(&dir.join("training_time.json"), report)?;
         write_atomic(&dir.join("training_time.csv"), report.csv().as_bytes())?;
         for model in report.models() {
             let [memorized, gaps] = report.charts(model);
