@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::results::Results;
-use super::sweep::Sweep;
 use super::SweepConfig;
 use crate::experiments::RunOptions;
 use crate::Result;
@@ -28,9 +27,8 @@ pub struct SweepReport {
 /// [`RunOptions::sweep_root`]. Returns the results when the whole grid is
 /// finished (always, unless other shards still have cells to run).
 pub fn run_sweep(config: SweepConfig, options: &RunOptions) -> Result<Option<SweepReport>> {
-    let root = options.sweep_root(&config);
-    let mut sweep = Sweep::prepare(config, &root)?;
-    sweep.device = options.device.clone();
+    let sweep = options.prepare(config)?;
+    let root = sweep.root.clone();
     let ran = sweep.run(options.shard, options.jobs)?;
     eprintln!(
         "ran {ran} cells of shard {}/{} in {}",

@@ -82,8 +82,7 @@ impl Experiment for JacobianRank {
     type Report = RankReport;
 
     fn run(c: &RankConfig, options: &RunOptions) -> Result<Option<RankReport>> {
-        let mut sweep = Sweep::prepare(c.sweep.clone(), &options.sweep_root(&c.sweep))?;
-        sweep.device = options.device.clone();
+        let sweep = options.prepare(c.sweep.clone())?;
         sweep.run(options.shard, options.jobs)?;
         let mut curves = Vec::new();
         if let Some(truth) = &sweep.truth {

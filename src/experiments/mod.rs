@@ -33,7 +33,7 @@ pub use molrg_threshold::{MolrgThreshold, ThresholdConfig, ThresholdReport};
 pub use sweeps::{CrossArchitecture, OptimalDenoiser, RegimesSweep};
 pub use training_time::{TimeConfig, TimePoint, TimeReport, TrainingTime};
 
-use crate::experiment::{load_toml, Shard, SweepConfig};
+use crate::experiment::{load_toml, Shard, Sweep, SweepConfig};
 use crate::io::{write_atomic, write_json};
 use crate::plot::{save_figure, Figure};
 use crate::{Error, Result};
@@ -78,6 +78,13 @@ impl RunOptions {
     /// The sweep's folder: `--out`, or `runs/<config name>`.
     pub fn sweep_root(&self, config: &SweepConfig) -> PathBuf {
         self.out_or_runs(&config.name)
+    }
+
+    /// The sweep of `config` in [`Self::sweep_root`], its networks on `device`.
+    pub fn prepare(&self, config: SweepConfig) -> Result<Sweep> {
+        let mut sweep = Sweep::prepare(config.clone(), &self.sweep_root(&config))?;
+        sweep.device = self.device.clone();
+        Ok(sweep)
     }
 
     /// `config` with `--data` in place of its data file, if given.

@@ -263,8 +263,7 @@ impl Experiment for TrainingTime {
 
     fn run(c: &TimeConfig, options: &RunOptions) -> Result<Option<TimeReport>> {
         let config = &c.sweep;
-        let mut sweep = Sweep::prepare(config.clone(), &options.sweep_root(config))?;
-        sweep.device = options.device.clone();
+        let sweep = options.prepare(config.clone())?;
         let cells: Vec<Cell> = Sweep::grid(config)
             .into_iter()
             .enumerate()
