@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::results::Results;
-use super::SweepConfig;
+use super::sweep::Sweep;
 use crate::experiments::RunOptions;
 use crate::Result;
 
@@ -23,20 +23,18 @@ pub struct SweepReport {
     pub root: PathBuf,
 }
 
-/// Runs the cells of `config` that `options.shard` owns, in
-/// [`RunOptions::sweep_root`]. Returns the results when the whole grid is
-/// finished (always, unless other shards still have cells to run).
-pub fn run_sweep(config: SweepConfig, options: &RunOptions) -> Result<Option<SweepReport>> {
-    let sweep = options.prepare(config)?;
-    let root = sweep.root.clone();
+/// Runs the cells of `sweep` that `options.shard` owns. Returns the results
+/// when the whole grid is finished (always, unless other shards still have
+/// cells to run).
+pub fn run_sweep(sweep: &Sweep, options: &RunOptions) -> Result<Option<SweepReport>> {
     let ran = sweep.run(options.shard, options.jobs)?;
     eprintln!(
         "ran {ran} cells of shard {}/{} in {}",
         options.shard.index,
         options.shard.count,
-        root.display()
+        sweep.root.display()
     );
-    finished(&root)
+    finished(&sweep.root)
 }
 
 /// The sweep in `root` if every cell has a result; otherwise it says which

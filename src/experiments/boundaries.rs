@@ -11,7 +11,7 @@ use candle_core::DType;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use super::{csv_cell, write_outputs, Experiment, RunOptions};
+use super::{csv_cell, load_without_data, write_outputs, Experiment, RunOptions};
 use crate::data::npy::read_npy;
 use crate::experiment::{
     crossing, quantile, run_sweep, sign_change, write_sweep, CellResult, Results, Sweep,
@@ -23,15 +23,25 @@ use crate::rng::{stream, Purpose};
 use crate::theory::collapse_sigma_entropy;
 use crate::Result;
 
-#[derive(Clone, Debug, Deserialize)]
+/// boundaries.toml as written: the sweep it analyses named by its config file.
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct BoundaryFile {
+    sweep: PathBuf,
+    resamples: usize,
+    entropy_draws: usize,
+    #[serde(default)]
+    seed: u64,
+}
+
+/// The checked config: the sweep config read and validated once.
+#[derive(Clone, Debug)]
 pub struct BoundaryConfig {
-    /// The sweep config whose models are analysed (run first if unfinished).
-    pub sweep: PathBuf,
+    /// The sweep whose models are analysed (run first if unfinished).
+    pub sweep: SweepConfig,
     pub resamples: usize,
     /// Draws of the synthetic distribution for the entropy criterion.
     pub entropy_draws: usize,
-    #[serde(default)]
     pub seed: u64,
 }
 
@@ -173,18 +183,22 @@ impl Experiment for Boundaries {
     type Config = BoundaryConfig;
     type Report = BoundaryReport;
 
+    fn load(path: &Path, options: &RunOptions) -> Result<BoundaryConfig> {
+        let file: BoundaryFile = load_without_data(Self::NAME, path, options)?;
+        Ok(BoundaryConfig {
+            sweep: SweepConfig::load(&file.sweep)?,
+            resamples: file.resamples,
+            entropy_draws: file.entropy_draws,
+            seed: file.seed,
+        })
+    }
+
     fn run(c: &BoundaryConfig, options: &RunOptions) -> Result<Option<BoundaryReport>> {
-        let config = SweepConfig::load(&c.sweep)?;
-        let sweep_options = RunOptions {
-            figures: None,
-            ..options.clone()
-        };
-        let Some(finished) = run_sweep(config.clone(), &sweep_options)? else {
+        let sweep = options.prepare(c.sweep.clone())?;
+        let Some(finished) = run_sweep(&sweep, options)? else {
             return Ok(None);
         };
-        let root = options.sweep_root(&config);
-        write_sweep(&finished, &root, &[])?;
-        let sweep = Sweep::open(config, &root)?;
+        write_sweep(&finished, &sweep.root, &[])?;
         // Predicted collapse level per N from draws of the distribution.
         let mut predicted = Vec::new();
         if let Some(truth) = &sweep.truth {
@@ -212,8 +226,7 @@ impl Experiment for Boundaries {
     }
 
     fn figure_dir(c: &BoundaryConfig, options: &RunOptions) -> PathBuf {
-        let name = SweepConfig::load(&c.sweep).map_or_else(|_| "boundaries".into(), |s| s.name);
-        options.out_or_runs(&name).join("boundaries")
+        options.sweep_root(&c.sweep).join("boundaries")
     }
 
     fn figures(report: &BoundaryReport, dir: &Path) -> Result<()> {

@@ -117,7 +117,7 @@ impl Experiment for Collapse {
     type Report = CollapseReport;
 
     fn load(path: &Path, options: &RunOptions) -> Result<CollapseConfig> {
-        let c: CollapseConfig = super::load_without_data::<Self>(path, options)?;
+        let c: CollapseConfig = super::load_without_data(Self::NAME, path, options)?;
         if c.levels < 3 || c.trajectories < 2 || !c.std.is_finite() || c.std <= 0.0 {
             return Err(Error::format(
                 path,

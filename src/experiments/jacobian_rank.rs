@@ -81,6 +81,10 @@ impl Experiment for JacobianRank {
     type Config = RankConfig;
     type Report = RankReport;
 
+    fn load(path: &Path, options: &RunOptions) -> Result<RankConfig> {
+        super::load_without_data(Self::NAME, path, options)
+    }
+
     fn run(c: &RankConfig, options: &RunOptions) -> Result<Option<RankReport>> {
         let sweep = options.prepare(c.sweep.clone())?;
         sweep.run(options.shard, options.jobs)?;

@@ -112,19 +112,18 @@ impl Default for RunOptions {
 pub trait Experiment {
     /// Its binary's name, its config's file stem and `regimes run NAME`.
     const NAME: &'static str;
-    /// One line for `regimes run --list`.
+    /// One line for `regimes run list`.
     const ABOUT: &'static str;
     /// Whether its work is cells trained in parallel (`--jobs` of them, one
     /// thread each); otherwise every core serves one computation at a time.
     const PARALLEL_CELLS: bool = true;
-    type Config: DeserializeOwned;
+    /// The config `run` takes, checked.
+    type Config;
     type Report: Serialize;
 
     /// Reads and checks the config at `path` with the options applied (the
     /// one place a config is validated; `run` receives it checked).
-    fn load(path: &Path, options: &RunOptions) -> Result<Self::Config> {
-        load_without_data::<Self>(path, options)
-    }
+    fn load(path: &Path, options: &RunOptions) -> Result<Self::Config>;
 
     /// Runs the share of the work that `options.shard` owns; the report once
     /// the whole experiment is finished (None while other shards are not).
@@ -137,16 +136,17 @@ pub trait Experiment {
     fn figures(report: &Self::Report, dir: &Path) -> Result<()>;
 }
 
-/// The config at `path`, for an experiment that reads no data file (so
+/// The TOML at `path` of `experiment`, which reads no data file (so
 /// `--data` is an error).
-pub fn load_without_data<E: Experiment + ?Sized>(
+pub fn load_without_data<T: DeserializeOwned>(
+    experiment: &str,
     path: &Path,
     options: &RunOptions,
-) -> Result<E::Config> {
+) -> Result<T> {
     if options.data.is_some() {
         return Err(Error::format(
             path,
-            format!("{} reads no data file, so --data does not apply", E::NAME),
+            format!("{experiment} reads no data file, so --data does not apply"),
         ));
     }
     load_toml(path)

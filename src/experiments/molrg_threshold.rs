@@ -98,7 +98,7 @@ impl ThresholdConfig {
             out: Some(root.clone()),
             ..options.clone()
         };
-        let Some(finished) = run_sweep(config, &options)? else {
+        let Some(finished) = run_sweep(&options.prepare(config)?, &options)? else {
             return Ok(None);
         };
         write_sweep(&finished, &root, &[])?;
@@ -142,6 +142,10 @@ impl Experiment for MolrgThreshold {
         "MoLRG: generalization vs N_k / d_k for several d_k and two ambient dimensions";
     type Config = ThresholdConfig;
     type Report = ThresholdReport;
+
+    fn load(path: &Path, options: &RunOptions) -> Result<ThresholdConfig> {
+        super::load_without_data(Self::NAME, path, options)
+    }
 
     fn run(c: &ThresholdConfig, options: &RunOptions) -> Result<Option<ThresholdReport>> {
         let out = options.out_or_runs(&c.name);

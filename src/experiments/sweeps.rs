@@ -27,7 +27,7 @@ macro_rules! sweep_experiment {
             }
 
             fn run(config: &SweepConfig, options: &RunOptions) -> Result<Option<SweepReport>> {
-                run_sweep(config.clone(), options)
+                run_sweep(&options.prepare(config.clone())?, options)
             }
 
             fn figure_dir(config: &SweepConfig, options: &RunOptions) -> PathBuf {

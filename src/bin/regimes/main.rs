@@ -36,7 +36,7 @@ fn quickstart(args: SweepArgs) -> Result<()> {
         .clone()
         .unwrap_or_else(|| options.sweep_root(&config));
     let started = std::time::Instant::now();
-    let Some(report) = run_sweep(config, &options)? else {
+    let Some(report) = run_sweep(&options.prepare(config)?, &options)? else {
         return Ok(());
     };
     write_sweep(&report, &dir, &[])?;
