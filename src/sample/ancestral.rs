@@ -4,7 +4,7 @@
 use candle_core::Tensor;
 use rand_chacha::ChaCha20Rng;
 
-use super::sampler::{row_noise, Integrator, Observe};
+use super::sampler::{row_noise, step_by_step, Integrator, Observe};
 use crate::denoise::Denoiser;
 use crate::Result;
 
@@ -19,15 +19,12 @@ impl Integrator for Ancestral {
         streams: &mut [ChaCha20Rng],
         observe: Observe<'_>,
     ) -> Result<Tensor> {
-        let mut x = x.clone();
-        for (i, pair) in sigmas.windows(2).enumerate() {
-            let (s, s_next) = (pair[0], pair[1]);
-            let denoised = denoiser.denoise(&x, s)?;
-            observe(i, s, &x, &denoised);
-            let z = row_noise(streams, &x)?;
-            x = ancestral(&x, &denoised, s, s_next, &z)?;
-        }
-        Ok(x)
+        step_by_step(x, sigmas, |i, (s, s_next), x| {
+            let denoised = denoiser.denoise(x, s)?;
+            observe(i, s, x, &denoised);
+            let z = row_noise(streams, x)?;
+            ancestral(x, &denoised, s, s_next, &z)
+        })
     }
 }
 

@@ -5,7 +5,7 @@ use rand_chacha::ChaCha20Rng;
 use serde::{Deserialize, Serialize};
 
 use super::heun::heun;
-use super::sampler::{row_noise, Integrator, Observe};
+use super::sampler::{row_noise, step_by_step, Integrator, Observe};
 use crate::denoise::Denoiser;
 use crate::Result;
 
@@ -40,12 +40,10 @@ impl Integrator for Churn {
         observe: Observe<'_>,
     ) -> Result<Tensor> {
         let steps = sigmas.len() - 1;
-        let mut x = x.clone();
-        for (i, pair) in sigmas.windows(2).enumerate() {
-            let (x_hat, s_hat) = self.add_churn(&x, pair[0], steps, streams)?;
-            x = heun(denoiser, &x_hat, (s_hat, pair[1]), i, observe)?;
-        }
-        Ok(x)
+        step_by_step(x, sigmas, |i, (s, s_next), x| {
+            let (x_hat, s_hat) = self.add_churn(x, s, steps, streams)?;
+            heun(denoiser, &x_hat, (s_hat, s_next), i, observe)
+        })
     }
 }
 

@@ -4,7 +4,7 @@
 use candle_core::Tensor;
 use rand_chacha::ChaCha20Rng;
 
-use super::sampler::{Integrator, Observe};
+use super::sampler::{step_by_step, Integrator, Observe};
 use crate::denoise::Denoiser;
 use crate::Result;
 
@@ -19,14 +19,11 @@ impl Integrator for Euler {
         _: &mut [ChaCha20Rng],
         observe: Observe<'_>,
     ) -> Result<Tensor> {
-        let mut x = x.clone();
-        for (i, pair) in sigmas.windows(2).enumerate() {
-            let (s, s_next) = (pair[0], pair[1]);
-            let denoised = denoiser.denoise(&x, s)?;
-            observe(i, s, &x, &denoised);
-            x = euler(&x, &denoised, s, s_next)?;
-        }
-        Ok(x)
+        step_by_step(x, sigmas, |i, (s, s_next), x| {
+            let denoised = denoiser.denoise(x, s)?;
+            observe(i, s, x, &denoised);
+            euler(x, &denoised, s, s_next)
+        })
     }
 }
 

@@ -4,7 +4,7 @@
 use candle_core::Tensor;
 use rand_chacha::ChaCha20Rng;
 
-use super::sampler::{Integrator, Observe};
+use super::sampler::{step_by_step, Integrator, Observe};
 use crate::denoise::Denoiser;
 use crate::Result;
 
@@ -19,11 +19,9 @@ impl Integrator for Heun {
         _: &mut [ChaCha20Rng],
         observe: Observe<'_>,
     ) -> Result<Tensor> {
-        let mut x = x.clone();
-        for (i, pair) in sigmas.windows(2).enumerate() {
-            x = heun(denoiser, &x, (pair[0], pair[1]), i, observe)?;
-        }
-        Ok(x)
+        step_by_step(x, sigmas, |i, levels, x| {
+            heun(denoiser, x, levels, i, observe)
+        })
     }
 }
 

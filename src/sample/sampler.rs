@@ -193,6 +193,20 @@ fn check_sigmas(sigmas: &[f64]) -> Result<()> {
     Ok(())
 }
 
+/// `x` carried down every level of `sigmas` by `step(index, (s, s_next), x)`:
+/// the loop the single-step samplers share.
+pub(super) fn step_by_step(
+    x: &Tensor,
+    sigmas: &[f64],
+    mut step: impl FnMut(usize, (f64, f64), &Tensor) -> Result<Tensor>,
+) -> Result<Tensor> {
+    let mut x = x.clone();
+    for (i, pair) in sigmas.windows(2).enumerate() {
+        x = step(i, (pair[0], pair[1]), &x)?;
+    }
+    Ok(x)
+}
+
 /// One standard normal per entry of `x`, row k from `streams[k]`.
 pub(super) fn row_noise(streams: &mut [ChaCha20Rng], x: &Tensor) -> Result<Tensor> {
     if streams.len() != x.dims()[0] {
