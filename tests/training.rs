@@ -16,6 +16,11 @@ use diffusion_regimes::nn::optim::AdamWConfig;
 use diffusion_regimes::nn::train::{Sampling, TrainConfig, Trainer};
 use diffusion_regimes::nn::{Arch, MlpConfig};
 
+/// A run started in `dir` with `config` (checked) on `train`, on the CPU.
+fn start(dir: &Path, config: TrainConfig, train: &Tensor) -> Trainer {
+    Trainer::start(dir, config.check().unwrap(), train, &Device::Cpu).unwrap()
+}
+
 fn config(n: usize, dim: usize, steps: u64) -> TrainConfig {
     TrainConfig {
         data: "test".into(),
@@ -121,13 +126,7 @@ fn held_out_loss(trainer: &Trainer, d: &dyn Denoiser) -> f64 {
 fn edm_loss_decreases_toward_the_memorizing_optimum_during_training() {
     let dir = temp_dir("loss");
     let train = train_set(64, 8);
-    let mut trainer = Trainer::start(
-        &dir,
-        config(64, 8, 1000).check().unwrap(),
-        &train,
-        &Device::Cpu,
-    )
-    .unwrap();
+    let mut trainer = start(&dir, config(64, 8, 1000), &train);
     // The empirical denoiser minimises the loss over the training set (THEORY §4).
     let optimum = held_out_loss(&trainer, &EmpiricalDenoiser::new(&train).unwrap());
     let before = held_out_loss(&trainer, trainer.model());
@@ -152,7 +151,7 @@ fn mlp_trained_on_four_points_moves_toward_the_empirical_denoiser_at_small_sigma
     let train = train_set(4, 8);
     let mut cfg = config(4, 8, 400);
     cfg.p_mean = -1.0; // concentrate training on small and moderate noise
-    let mut trainer = Trainer::start(&dir, cfg.check().unwrap(), &train, &Device::Cpu).unwrap();
+    let mut trainer = start(&dir, cfg, &train);
     let empirical = EmpiricalDenoiser::new(&train.to_dtype(DType::F64).unwrap()).unwrap();
     let sigma = 0.1;
     let before = gap_to(trainer.model(), &empirical, &train, sigma);
@@ -173,15 +172,7 @@ fn mlp_trained_on_four_points_moves_toward_the_empirical_denoiser_at_small_sigma
 fn same_seed_gives_bit_identical_weights() {
     let (a, b) = (temp_dir("seed-a"), temp_dir("seed-b"));
     for dir in [&a, &b] {
-        losses(
-            &mut Trainer::start(
-                dir,
-                config(16, 4, 20).check().unwrap(),
-                &train_set(16, 4),
-                &Device::Cpu,
-            )
-            .unwrap(),
-        );
+        losses(&mut start(dir, config(16, 4, 20), &train_set(16, 4)));
     }
     assert!(same_bits(
         &checkpoint_tensors(&a, 20),
@@ -190,9 +181,7 @@ fn same_seed_gives_bit_identical_weights() {
     let c = temp_dir("seed-c");
     let mut other = config(16, 4, 20);
     other.seed = 8;
-    losses(
-        &mut Trainer::start(&c, other.check().unwrap(), &train_set(16, 4), &Device::Cpu).unwrap(),
-    );
+    losses(&mut start(&c, other, &train_set(16, 4)));
     assert!(!same_bits(
         &checkpoint_tensors(&a, 20),
         &checkpoint_tensors(&c, 20)
@@ -205,25 +194,11 @@ fn run_killed_midway_and_resumed_is_bit_identical_to_an_uninterrupted_run() {
         let mut cfg = config(24, 6, 30);
         cfg.sampling = sampling;
         let whole = temp_dir("whole");
-        losses(
-            &mut Trainer::start(
-                &whole,
-                cfg.clone().check().unwrap(),
-                &train_set(24, 6),
-                &Device::Cpu,
-            )
-            .unwrap(),
-        );
+        losses(&mut start(&whole, cfg.clone(), &train_set(24, 6)));
 
         // Stop at step 17 without saving, as a kill would: steps 11..17 are lost.
         let killed = temp_dir("killed");
-        let mut trainer = Trainer::start(
-            &killed,
-            cfg.clone().check().unwrap(),
-            &train_set(24, 6),
-            &Device::Cpu,
-        )
-        .unwrap();
+        let mut trainer = start(&killed, cfg.clone(), &train_set(24, 6));
         trainer
             .run(&mut |p| match p.step {
                 17 => ControlFlow::Break(()),
@@ -242,15 +217,7 @@ fn run_killed_midway_and_resumed_is_bit_identical_to_an_uninterrupted_run() {
         // A shorter run extended with a larger step count also continues exactly.
         let extended = temp_dir("extended");
         cfg.steps = 20;
-        losses(
-            &mut Trainer::start(
-                &extended,
-                cfg.check().unwrap(),
-                &train_set(24, 6),
-                &Device::Cpu,
-            )
-            .unwrap(),
-        );
+        losses(&mut start(&extended, cfg, &train_set(24, 6)));
         losses(&mut Trainer::resume(&extended, Some(30), &Device::Cpu).unwrap());
         assert!(same_bits(
             &checkpoint_tensors(&whole, 30),
@@ -269,13 +236,7 @@ fn run_killed_midway_and_resumed_is_bit_identical_to_an_uninterrupted_run() {
 #[test]
 fn checkpoint_round_trip_restores_the_model_and_its_ema() {
     let dir = temp_dir("round-trip");
-    let mut trainer = Trainer::start(
-        &dir,
-        config(16, 4, 20).check().unwrap(),
-        &train_set(16, 4),
-        &Device::Cpu,
-    )
-    .unwrap();
+    let mut trainer = start(&dir, config(16, 4, 20), &train_set(16, 4));
     losses(&mut trainer);
     let x = gaussian(5, 0, 9, 4).to_dtype(DType::F32).unwrap();
     let loaded = load_model(&dir, Weights::Model, &Device::Cpu).unwrap();
@@ -292,15 +253,7 @@ fn checkpoint_round_trip_restores_the_model_and_its_ema() {
 #[test]
 fn truncated_or_foreign_checkpoints_are_clear_errors() {
     let dir = temp_dir("corrupt");
-    losses(
-        &mut Trainer::start(
-            &dir,
-            config(8, 4, 10).check().unwrap(),
-            &train_set(8, 4),
-            &Device::Cpu,
-        )
-        .unwrap(),
-    );
+    losses(&mut start(&dir, config(8, 4, 10), &train_set(8, 4)));
     let path = dir.join("checkpoints/step-00000010.safetensors");
     let bytes = std::fs::read(&path).unwrap();
     std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
@@ -333,15 +286,7 @@ fn truncated_or_foreign_checkpoints_are_clear_errors() {
 #[test]
 fn an_existing_run_folder_is_not_overwritten() {
     let dir = temp_dir("exists");
-    losses(
-        &mut Trainer::start(
-            &dir,
-            config(8, 4, 10).check().unwrap(),
-            &train_set(8, 4),
-            &Device::Cpu,
-        )
-        .unwrap(),
-    );
+    losses(&mut start(&dir, config(8, 4, 10), &train_set(8, 4)));
     let e = Trainer::start(
         &dir,
         config(8, 4, 10).check().unwrap(),
@@ -360,7 +305,7 @@ fn one_epoch_of_batches_visits_every_training_example_once() {
     cfg.sampling = Sampling::Epochs;
     cfg.batch = 8;
     let train = train_set(32, 3);
-    let trainer = Trainer::start(&dir, cfg.check().unwrap(), &train, &Device::Cpu).unwrap();
+    let trainer = start(&dir, cfg, &train);
     let mut seen: Vec<Vec<u32>> = (0..4)
         .flat_map(|k| trainer.batch(k).unwrap().0.to_vec2::<f32>().unwrap())
         .map(|row| row.iter().map(|v| v.to_bits()).collect())
