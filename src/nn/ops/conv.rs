@@ -27,7 +27,7 @@ use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Shape, Tensor
 use rayon::prelude::*;
 
 use super::matmul::{matmul, Split};
-use super::{f32_data, f32_values, runs_here, with_bias};
+use super::{f32_data, runs_here, values, with_bias};
 use crate::Result;
 
 /// `x` [B, Cin, H, W] convolved with `weight` [Cout, Cin, k, k] (k odd),
@@ -249,7 +249,7 @@ impl CustomOp3 for SameConv {
         let dx = dy.apply_op3(&flipped_transposed(w)?, &no_bias, SameConv)?;
         let dw = dy.apply_op2_no_bwd(x, &WeightGradient { k: w.dim(3)? })?;
         let (batch, outputs, h, width) = dy.dims4()?;
-        let sums = channel_sums(&f32_values(&dy)?, (batch, outputs, h * width));
+        let sums = channel_sums(&values(&dy)?, (batch, outputs, h * width));
         let db = Tensor::from_vec(sums, outputs, x.device())?;
         Ok((Some(dx), Some(dw), Some(db)))
     }

@@ -15,7 +15,7 @@ use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
 use candle_nn::{Init, VarBuilder};
 use rayon::prelude::*;
 
-use super::{f32_data, f32_values, runs_here};
+use super::{f32_data, runs_here, values};
 use crate::Result;
 
 /// Group norm with learnt per-channel scale and shift (weights named
@@ -161,8 +161,8 @@ impl CustomOp3 for GroupNormOp {
         let (batch, channels, pixels) = dims(x.shape())?;
         let per_group = channels / self.groups;
         let group_len = per_group * pixels;
-        let (xs, dys) = (f32_values(x)?, f32_values(dy)?);
-        let (gs, bs) = (f32_values(gamma)?, f32_values(beta)?);
+        let (xs, dys) = (values(x)?, values(dy)?);
+        let (gs, bs) = (values(gamma)?, values(beta)?);
         let mut dx = vec![0f32; xs.len()];
         // Per image and channel: sum da and sum da x^, added over images below.
         let mut partial = vec![(0f64, 0f64); batch * channels];

@@ -18,7 +18,7 @@ use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::matmul::{matmul, Split};
-use super::{f32_data, runs_here, sum_rows, with_bias, with_values};
+use super::{f32_data, runs_here, sum_rows, values, with_bias};
 use crate::Result;
 
 /// `x` [B, in] times `weight` [out, in] transposed, plus `bias` [out]. f32 on
@@ -97,37 +97,32 @@ impl CustomOp3 for Dense {
         let outputs = w.dim(0)?;
         let mut dx = vec![0f32; batch * inputs];
         let mut dw = vec![0f32; outputs * inputs];
+        let (xs, ws, dys) = (values(x)?, values(w)?, values(dy)?);
         // The two products are independent: one thread each.
-        let db = with_values(dy, |dys| {
-            with_values(w, |ws| {
-                with_values(x, |xs| {
-                    let input_grad = || {
-                        let (lhs, rhs) = ((dys, outputs, 1), (ws, inputs, 1));
-                        matmul(
-                            (batch, inputs, outputs),
-                            &mut dx,
-                            lhs,
-                            rhs,
-                            false,
-                            Split::Single,
-                        )
-                    };
-                    let weight_grad = || {
-                        let (lhs, rhs) = ((dys, 1, outputs), (xs, inputs, 1));
-                        matmul(
-                            (outputs, inputs, batch),
-                            &mut dw,
-                            lhs,
-                            rhs,
-                            false,
-                            Split::Single,
-                        );
-                        sum_rows(dys, outputs)
-                    };
-                    rayon::join(input_grad, weight_grad).1
-                })
-            })
-        })???;
+        let input_grad = || {
+            let (lhs, rhs) = ((&dys[..], outputs, 1), (&ws[..], inputs, 1));
+            matmul(
+                (batch, inputs, outputs),
+                &mut dx,
+                lhs,
+                rhs,
+                false,
+                Split::Single,
+            )
+        };
+        let weight_grad = || {
+            let (lhs, rhs) = ((&dys[..], 1, outputs), (&xs[..], inputs, 1));
+            matmul(
+                (outputs, inputs, batch),
+                &mut dw,
+                lhs,
+                rhs,
+                false,
+                Split::Single,
+            );
+            sum_rows(&dys, outputs)
+        };
+        let db = rayon::join(input_grad, weight_grad).1;
         let device = x.device();
         Ok((
             Some(Tensor::from_vec(dx, (batch, inputs), device)?),

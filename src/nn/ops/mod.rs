@@ -16,7 +16,9 @@ pub use linear::{dense, linear_forward};
 pub use resample::{avg_pool2x, upsample2x};
 pub use silu::silu;
 
-use candle_core::{CpuStorage, CustomOp3, DType, Device, Layout, Storage, Tensor};
+use std::ops::Range;
+
+use candle_core::{CpuStorage, CustomOp3, DType, Device, Layout, Storage, StorageRef, Tensor};
 
 /// Whether `x` takes these kernels (f32 on the CPU) rather than candle's ops.
 fn runs_here(x: &Tensor) -> bool {
@@ -42,23 +44,39 @@ fn with_bias(
     Ok(x.contiguous()?.apply_op3(&weight.contiguous()?, bias, op)?)
 }
 
-/// A tensor's values as one f32 vector (the backward passes work on these).
-fn f32_values(t: &Tensor) -> candle_core::Result<Vec<f32>> {
-    t.flatten_all()?.to_vec1::<f32>()
+/// A tensor's f32 values in row-major order, as the backward passes read
+/// them: in place when the tensor is a contiguous f32 tensor on the CPU,
+/// else a copy.
+enum Values<'a> {
+    InPlace(StorageRef<'a>, Range<usize>),
+    Copied(Vec<f32>),
 }
 
-/// `f` on the f32 values of `t` in row-major order: read in place when `t`
-/// is a contiguous f32 tensor on the CPU, else from a copy.
-fn with_values<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> candle_core::Result<R> {
-    {
-        let (storage, layout) = t.storage_and_layout();
-        if let (Storage::Cpu(CpuStorage::F32(data)), Some((start, end))) =
-            (&*storage, layout.contiguous_offsets())
-        {
-            return Ok(f(&data[start..end]));
+fn values(t: &Tensor) -> candle_core::Result<Values<'_>> {
+    let (storage, layout) = t.storage_and_layout();
+    match (&*storage, layout.contiguous_offsets()) {
+        (Storage::Cpu(CpuStorage::F32(_)), Some((start, end))) => {
+            Ok(Values::InPlace(storage, start..end))
+        }
+        _ => {
+            drop(storage);
+            Ok(Values::Copied(t.flatten_all()?.to_vec1::<f32>()?))
         }
     }
-    Ok(f(&f32_values(t)?))
+}
+
+impl std::ops::Deref for Values<'_> {
+    type Target = [f32];
+
+    fn deref(&self) -> &[f32] {
+        match self {
+            Values::InPlace(storage, range) => match &**storage {
+                Storage::Cpu(CpuStorage::F32(data)) => &data[range.clone()],
+                _ => unreachable!("values() keeps only f32 CPU storage in place"),
+            },
+            Values::Copied(data) => data,
+        }
+    }
 }
 
 /// The f32 values of a contiguous storage, or an error naming `op`.

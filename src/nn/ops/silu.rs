@@ -6,7 +6,7 @@
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::{f32_data, runs_here, with_values};
+use super::{f32_data, runs_here, values};
 use crate::Result;
 
 /// Elements per parallel task: below this a thread hand-off costs more than it saves.
@@ -41,21 +41,16 @@ impl CustomOp1 for Silu {
     }
 
     fn bwd(&self, x: &Tensor, y: &Tensor, dy: &Tensor) -> candle_core::Result<Option<Tensor>> {
-        let mut dx = vec![0f32; x.elem_count()];
-        with_values(x, |xs| {
-            with_values(y, |ys| {
-                with_values(dy, |dys| {
-                    dx.par_chunks_mut(CHUNK).enumerate().for_each(|(c, dx)| {
-                        let at = c * CHUNK;
-                        for (i, dx) in dx.iter_mut().enumerate() {
-                            let (v, node) = (xs[at + i], ys[at + i]);
-                            let sigmoid = 1.0 / ((-v).exp() + 1.0);
-                            *dx = dys[at + i] * (sigmoid * (1.0 - node) + node);
-                        }
-                    })
-                })
-            })
-        })???;
+        let (xs, ys, dys) = (values(x)?, values(y)?, values(dy)?);
+        let mut dx = vec![0f32; xs.len()];
+        dx.par_chunks_mut(CHUNK).enumerate().for_each(|(c, dx)| {
+            let at = c * CHUNK;
+            for (i, dx) in dx.iter_mut().enumerate() {
+                let (v, node) = (xs[at + i], ys[at + i]);
+                let sigmoid = 1.0 / ((-v).exp() + 1.0);
+                *dx = dys[at + i] * (sigmoid * (1.0 - node) + node);
+            }
+        });
         Ok(Some(Tensor::from_vec(dx, x.shape(), x.device())?))
     }
 }
