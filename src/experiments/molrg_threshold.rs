@@ -52,6 +52,15 @@ pub struct ThresholdReport {
     pub curves: Vec<ThresholdCurve>,
 }
 
+impl ThresholdCurve {
+    /// (N_k / d_k, generalization score), in ratio order.
+    fn points(&self) -> Vec<(f64, f64)> {
+        let mut points: Vec<(f64, f64)> = self.cells.iter().map(|c| (c.1, c.2.value)).collect();
+        points.sort_by(|a, b| a.0.total_cmp(&b.0));
+        points
+    }
+}
+
 impl ThresholdConfig {
     /// The sweep of one (d_k, n): the configured model at every ratio.
     pub fn sweep_config(&self, rank: usize, ambient: usize) -> SweepConfig {
@@ -117,20 +126,18 @@ impl ThresholdConfig {
                 )
             })
             .collect();
-        let points: Vec<(f64, f64)> = results
-            .curve(label, |cell| cell.generalization.value)
-            .into_iter()
-            .map(|(n, g)| (n / per_dim, g))
-            .collect();
-        let ratio_star = crossing(&points, 0.5);
-        let star = ratio_star.map_or("none".into(), |r| format!("{r:.2}"));
-        println!("d_k = {rank}, n = {ambient}: GL crosses 0.5 at N_k/d_k = {star}");
-        Ok(Some(ThresholdCurve {
+        let mut curve = ThresholdCurve {
             rank,
             ambient,
             cells,
-            ratio_star,
-        }))
+            ratio_star: None,
+        };
+        curve.ratio_star = crossing(&curve.points(), 0.5);
+        let star = curve
+            .ratio_star
+            .map_or("none".into(), |r| format!("{r:.2}"));
+        println!("d_k = {rank}, n = {ambient}: GL crosses 0.5 at N_k/d_k = {star}");
+        Ok(Some(curve))
     }
 }
 
@@ -181,9 +188,7 @@ impl Experiment for MolrgThreshold {
                     g.value, g.ci95[0], g.ci95[1]
                 ));
             }
-            let mut points: Vec<(f64, f64)> =
-                curve.cells.iter().map(|c| (c.1, c.2.value)).collect();
-            points.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let points = curve.points();
             let dashed = ambient != report.ambients[0];
             series.push(Series {
                 label: format!(

@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use candle_core::DType;
 use serde::{Deserialize, Serialize};
 
-use super::{Experiment, RunOptions};
+use super::{csv_cell, Experiment, RunOptions};
 use crate::denoise::EmpiricalDenoiser;
 use crate::experiment::{
     crossing, least_squares, measure, progress_bar, run_parallel, train_model, Cell, Model, Sweep,
@@ -162,10 +162,7 @@ impl TimeReport {
         let mut csv = String::from("model,n,step,memorized,sigma,gap_to_empirical,gap_to_truth\n");
         for p in &self.points {
             for (k, s) in self.gap_sigmas.iter().enumerate() {
-                let truth = p
-                    .gap_to_truth
-                    .as_ref()
-                    .map_or(String::new(), |g| g[k].to_string());
+                let truth = csv_cell(p.gap_to_truth.as_ref().map(|g| g[k]));
                 csv.push_str(&format!(
                     "{},{},{},{},{s},{},{truth}\n",
                     p.model, p.n, p.step, p.memorized, p.gap_to_empirical[k]
