@@ -13,19 +13,11 @@ const MEMORIZATION: RGBColor = RGBColor(213, 94, 0);
 const GENERALIZATION: RGBColor = RGBColor(0, 114, 178);
 
 fn n_axis() -> Axis {
-    Axis {
-        label: "training-set size N".into(),
-        scale: Scale::Log2,
-        range: None,
-    }
+    Axis::new("training-set size N", Scale::Log2)
 }
 
 fn unit_axis(label: &str) -> Axis {
-    Axis {
-        label: label.into(),
-        scale: Scale::Linear,
-        range: Some((0.0, 1.0)),
-    }
+    Axis::fixed(label, Scale::Linear, (0.0, 1.0))
 }
 
 /// Shaded N ranges of the two regimes, each N widened by half an octave.
@@ -239,15 +231,8 @@ fn budget_figure(results: &Results, dir: &Path) -> Result<Vec<PathBuf>> {
         .collect();
     let chart = LineChart {
         title: "(e) budget check: N* where GL crosses 0.5, after each training budget".into(),
-        x: Axis {
-            label: "training steps".into(),
-            scale: Scale::Log2,
-            range: None,
-        },
-        y: Axis {
-            label: "N*".into(),
-            ..n_axis()
-        },
+        x: Axis::new("training steps", Scale::Log2),
+        y: Axis::new("N*", Scale::Log2),
         series,
         shades: Vec::new(),
     };
@@ -285,16 +270,8 @@ pub fn gap_vs_sigma_figures(results: &Results, dir: &Path) -> Result<Vec<PathBuf
             .collect();
         let chart = LineChart {
             title: format!("{model}: gap to the memorizing denoiser"),
-            x: Axis {
-                label: "noise level sigma".into(),
-                scale: Scale::Log10,
-                range: None,
-            },
-            y: Axis {
-                label: "relative gap E|D - D_emp|^2 / E|D_emp|^2".into(),
-                scale: Scale::Log10,
-                range: None,
-            },
+            x: Axis::new("noise level sigma", Scale::Log10),
+            y: Axis::new("relative gap E|D - D_emp|^2 / E|D_emp|^2", Scale::Log10),
             series,
             shades: Vec::new(),
         };
