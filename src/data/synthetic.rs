@@ -251,18 +251,21 @@ impl Synthetic {
     /// The distribution saved in `dir`, regenerated from its spec and seed
     /// (so it can draw fresh rows: use indices past the saved data set's).
     pub fn load(dir: &Path) -> Result<Self> {
-        let spec_path = dir.join(SPEC_FILE);
-        let spec: SpecFile = serde_json::from_slice(&read(&spec_path)?)
-            .map_err(|e| Error::format(&spec_path, format!("not a distribution spec: {e}")))?;
+        let spec = read_spec(dir)?;
         Synthetic::new(spec.spec, spec.seed)
     }
 }
 
+/// The spec file of the distribution saved in `dir`.
+fn read_spec(dir: &Path) -> Result<SpecFile> {
+    let path = dir.join(SPEC_FILE);
+    serde_json::from_slice(&read(&path)?)
+        .map_err(|e| Error::format(&path, format!("not a distribution spec: {e}")))
+}
+
 /// Rebuilds a saved distribution's exact mixture from `dir`'s parameter files.
 pub fn load_distribution(dir: &Path) -> Result<Mixture> {
-    let spec_path = dir.join(SPEC_FILE);
-    let spec: SpecFile = serde_json::from_slice(&read(&spec_path)?)
-        .map_err(|e| Error::format(&spec_path, format!("not a distribution spec: {e}")))?;
+    let spec = read_spec(dir)?;
     let params_path = dir.join(PARAMS_FILE);
     let tensors = candle_core::safetensors::load_buffer(&read(&params_path)?, &Device::Cpu)
         .map_err(|e| Error::format(&params_path, format!("not a safetensors file: {e}")))?;
