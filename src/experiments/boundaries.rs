@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{csv_cell, load_without_data, write_outputs, Experiment, RunOptions};
 use crate::data::npy::read_npy;
+use crate::data::FRESH_ROWS;
 use crate::experiment::{
     crossing, quantile, run_sweep, sign_change, write_sweep, CellResult, Results, Sweep,
     SweepConfig,
@@ -202,7 +203,8 @@ impl Experiment for Boundaries {
         // Predicted collapse level per N from draws of the distribution.
         let mut predicted = Vec::new();
         if let Some(truth) = &sweep.truth {
-            let draws = truth.sample_rows(1 << 41, c.entropy_draws)?;
+            // Past the fresh rows the gap points use, so the two sets never share a draw.
+            let draws = truth.sample_rows(2 * FRESH_ROWS, c.entropy_draws)?;
             let mut ns = sweep.config.ns.clone();
             ns.sort_unstable();
             for n in ns {
