@@ -1,8 +1,9 @@
 //! A dense layer y = x W^T + b with its backward (dx = dy W, dW = dy^T x,
 //! db = column sums of dy): three gemm calls and a bias pass instead of
 //! candle's matmul, broadcast add, transposes and reductions. Each product
-//! is the one gemm call candle's matmul makes ([`Split::Whole`]), so the bits
-//! are candle's and the committed MLP results stand.
+//! has the bits of the one gemm call candle's matmul makes (the forward
+//! splits its rows, the backward runs its two products side by side; see
+//! [`Split`]), so the committed MLP results stand.
 //!
 //! ```
 //! use candle_core::{Device, Tensor};
@@ -77,7 +78,7 @@ impl CustomOp3 for Dense {
             (x, inputs, 1),
             (w, 1, inputs),
             false,
-            Split::Whole,
+            Split::Rows,
         );
         y.par_chunks_mut(outputs).for_each(|row| {
             row.iter_mut().zip(b).for_each(|(y, &b)| *y += b);
@@ -89,15 +90,28 @@ impl CustomOp3 for Dense {
         &self,
         x: &Tensor,
         w: &Tensor,
-        _b: &Tensor,
+        b: &Tensor,
         _y: &Tensor,
         dy: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let like = |values, t: &Tensor| Tensor::from_vec(values, t.shape(), t.device());
         let (batch, inputs) = x.dims2()?;
         let outputs = w.dim(0)?;
-        let mut dx = vec![0f32; batch * inputs];
+        let (xs, dys) = (values(x)?, values(dy)?);
         let mut dw = vec![0f32; outputs * inputs];
-        let (xs, ws, dys) = (values(x)?, values(w)?, values(dy)?);
+        let weight_grad = |dw: &mut [f32], split| {
+            let (lhs, rhs) = ((&dys[..], 1, outputs), (&xs[..], inputs, 1));
+            matmul((outputs, inputs, batch), dw, lhs, rhs, false, split);
+            sum_rows(&dys, outputs)
+        };
+        // A network's input (noisy data, noise embedding) needs no gradient:
+        // then the weights' product has both threads.
+        if !x.track_op() {
+            let db = weight_grad(&mut dw, Split::Rows);
+            return Ok((None, Some(like(dw, w)?), Some(like(db, b)?)));
+        }
+        let ws = values(w)?;
+        let mut dx = vec![0f32; batch * inputs];
         // The two products are independent: one thread each.
         let input_grad = || {
             let (lhs, rhs) = ((&dys[..], outputs, 1), (&ws[..], inputs, 1));
@@ -110,24 +124,7 @@ impl CustomOp3 for Dense {
                 Split::Single,
             )
         };
-        let weight_grad = || {
-            let (lhs, rhs) = ((&dys[..], 1, outputs), (&xs[..], inputs, 1));
-            matmul(
-                (outputs, inputs, batch),
-                &mut dw,
-                lhs,
-                rhs,
-                false,
-                Split::Single,
-            );
-            sum_rows(&dys, outputs)
-        };
-        let db = rayon::join(input_grad, weight_grad).1;
-        let device = x.device();
-        Ok((
-            Some(Tensor::from_vec(dx, (batch, inputs), device)?),
-            Some(Tensor::from_vec(dw, (outputs, inputs), device)?),
-            Some(Tensor::from_vec(db, outputs, device)?),
-        ))
+        let db = rayon::join(input_grad, || weight_grad(&mut dw, Split::Single)).1;
+        Ok((Some(like(dx, x)?), Some(like(dw, w)?), Some(like(db, b)?)))
     }
 }
