@@ -38,7 +38,7 @@
 //! | §8 | regime predictions: paper's results, speciation, collapse, MoLRG threshold, training time | [`theory`], [`experiments`] |
 //! | §9 | other training frameworks (VP, VE, flow matching) as adapters | not yet implemented (frameworks issue) |
 //! | §10 | conditional denoisers, classifier-free guidance | not yet implemented (conditional issue) |
-//! | §11 | inverse problems and posterior solvers | not yet implemented (inverse-problems issue) |
+//! | §11 | inverse problems: operators, exact posteriors, DPS and projection solvers | [`inverse`] |
 //! | §12 | patch-based closed forms, kernel-smoothed empirical denoiser | not yet implemented (patch issue) |
 //! | §13 | budget convergence of a boundary | [`experiment`] (`analysis`, `budget`) |
 
@@ -50,6 +50,7 @@ pub mod device;
 pub mod error;
 pub mod experiment;
 pub mod experiments;
+pub mod inverse;
 pub mod io;
 pub mod linalg;
 pub mod metrics;

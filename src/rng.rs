@@ -34,6 +34,10 @@ pub enum Purpose {
     Bootstrap = 8,
     /// The independent noise of cloned trajectories (theory::clone_test).
     Clone = 9,
+    /// The matrix of a seeded random-projection operator (inverse::Operator).
+    Operator = 10,
+    /// The measurement noise of one measured sample (inverse::Operator::measure).
+    Measurement = 11,
 }
 
 /// The stream for `(seed, purpose)`, at index `index`.

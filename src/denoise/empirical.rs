@@ -194,6 +194,19 @@ impl EmpiricalDenoiser {
         let outer = mean.unsqueeze(2)?.broadcast_mul(&mean.unsqueeze(1)?)?;
         Ok(((second - outer)? / (sigma * sigma))?.to_dtype(x.dtype())?)
     }
+
+    /// The Jacobian times `v` ([B, n]) without forming it: the Jacobian is
+    /// symmetric (THEORY §4), so (dD/dx)^T v = (sum_i w_i y_i (y_i . v) -
+    /// D (D . v)) / sigma^2. Through the weights, memory O(B x N).
+    pub fn jacobian_vector(&self, x: &Tensor, sigma: f64, v: &Tensor) -> Result<Tensor> {
+        let w = self.weights(x, sigma)?;
+        let (y, v) = (self.train()?, v.to_dtype(self.dtype())?);
+        let d = w.matmul(&y)?;
+        let along = (w * v.matmul(&y.t()?)?)?.matmul(&y)?;
+        let d_dot_v = (&d * &v)?.sum_keepdim(1)?;
+        let jv = ((along - d.broadcast_mul(&d_dot_v)?)? / (sigma * sigma))?;
+        Ok(jv.to_dtype(x.dtype())?)
+    }
 }
 
 impl Denoiser for EmpiricalDenoiser {
@@ -221,6 +234,10 @@ impl Denoiser for EmpiricalDenoiser {
 
     fn jacobian_method(&self) -> &'static str {
         "closed form (THEORY §4)"
+    }
+
+    fn vjp(&self, x: &Tensor, sigma: f64, v: &Tensor) -> Result<Tensor> {
+        self.jacobian_vector(x, sigma, v)
     }
 
     fn dim(&self) -> usize {

@@ -84,6 +84,20 @@ impl GaussianDenoiser {
         Self::new(&mean.squeeze(0)?.to_vec1::<f64>()?, &to_mat(&covariance)?)
     }
 
+    /// The mean mu.
+    pub fn mean(&self) -> Result<Vec<f64>> {
+        Ok(self.mean.squeeze(0)?.to_vec1::<f64>()?)
+    }
+
+    /// The covariance U diag(lambda) U^T.
+    pub fn covariance(&self) -> Result<Mat<f64>> {
+        let u = to_mat(&self.basis)?;
+        let l = &self.eigenvalues;
+        Ok(Mat::from_fn(l.len(), l.len(), |i, j| {
+            (0..l.len()).map(|k| u[(i, k)] * l[k] * u[(j, k)]).sum()
+        }))
+    }
+
     /// The covariance eigenvalues, ascending.
     pub fn eigenvalues(&self) -> &[f64] {
         &self.eigenvalues

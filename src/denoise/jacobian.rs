@@ -29,6 +29,23 @@ pub fn jacobian_autodiff<T: Denoiser + ?Sized>(
     Ok(Tensor::stack(&rows, 1)?)
 }
 
+/// (dD/dx)^T v at each row of `x` and `v` by one reverse-mode pass: the
+/// gradient of sum_b v_b . D(x_b) with respect to x.
+pub fn vjp_autodiff<T: Denoiser + ?Sized>(
+    denoiser: &T,
+    x: &Tensor,
+    sigma: f64,
+    v: &Tensor,
+) -> Result<Tensor> {
+    let var = Var::from_tensor(&x.detach())?;
+    let d = denoiser.denoise(var.as_tensor(), sigma)?;
+    let grads = (&d * v.to_dtype(d.dtype())?)?.sum_all()?.backward()?;
+    Ok(match grads.get(var.as_tensor()) {
+        Some(g) => g.clone(),
+        None => var.as_tensor().zeros_like()?,
+    })
+}
+
 /// dD/dx at each row of `x` by central differences with step `h`: [B, n, n].
 /// Truncation error O(h^2) per entry.
 pub fn jacobian_finite_difference<T: Denoiser + ?Sized>(

@@ -57,6 +57,14 @@ pub trait Denoiser {
         Ok(j.to_dtype(x.dtype())?)
     }
 
+    /// The vector-Jacobian product (dD/dx)^T v for each row of `x` and of
+    /// `v` ([B, n]), as DPS needs it (THEORY §11). By default reverse-mode
+    /// autodiff through `denoise`, which every denoiser of this crate builds
+    /// from differentiable tensor ops (tests compare each with finite differences).
+    fn vjp(&self, x: &Tensor, sigma: f64, v: &Tensor) -> Result<Tensor> {
+        jacobian::vjp_autodiff(self, x, sigma, v)
+    }
+
     /// How [`Denoiser::jacobian`] is computed, for the record.
     fn jacobian_method(&self) -> &'static str {
         "central finite differences"
