@@ -334,3 +334,120 @@ fn bad_input_gives_one_line_exit_code_2_and_no_output() {
     }
     assert!(!d.join("m2").join("data.npy").exists());
 }
+
+/// `regimes solve` equals the library's solver from the same noise, writes
+/// the measurements beside its output, and the exact posterior of the
+/// empirical prior reproduces the measured training points.
+#[test]
+fn solve_matches_the_library_and_the_exact_posterior_recovers_training_points() {
+    use diffusion_regimes::inverse::{solve, Operator, OperatorSpec, Solver};
+    use diffusion_regimes::sample::initial_noise;
+    let d = dir("solve");
+    let train = common::gaussian(11, 0, 6, 8);
+    let train_file = d.join("train.npy");
+    write_npy(&train_file, &train, DType::F64).unwrap();
+    let clean = train.narrow(0, 2, 2).unwrap();
+    let clean_file = d.join("clean.npy");
+    write_npy(
+        &clean_file,
+        &clean.reshape((2, 1, 2, 4)).unwrap(),
+        DType::F64,
+    )
+    .unwrap();
+    let run = |solver: &str, out: &Path| {
+        regimes(&[
+            "solve",
+            "--denoiser",
+            "empirical",
+            "--train",
+            s(&train_file),
+            "--measure",
+            s(&clean_file),
+            "--operator",
+            "inpaint-box:0,2,2,2",
+            "--noise-y",
+            "0.001",
+            "--solver",
+            solver,
+            "--zeta",
+            "3",
+            "--seeds",
+            "0-2",
+            "--dtype",
+            "f64",
+            "--out",
+            s(out),
+        ])
+    };
+    let out = d.join("dps.npy");
+    common::succeeds(&run("dps", &out));
+    let got = read_npy(&out).unwrap();
+    assert_eq!(got.dims(), &[6, 1, 2, 4]);
+    let measured = read_npy(&d.join("dps.measurements.npy")).unwrap();
+    assert_eq!(measured.dims(), &[2, 4]);
+    let a = Operator::new(&OperatorSpec::InpaintBox([0, 2, 2, 2]), &[1, 2, 4]).unwrap();
+    let y = measured
+        .index_select(
+            &candle_core::Tensor::new(&[0u32, 0, 0, 1, 1, 1], &Device::Cpu).unwrap(),
+            0,
+        )
+        .unwrap();
+    let (z, _) = initial_noise(0, &[0, 1, 2], 8, DType::F64, &Device::Cpu).unwrap();
+    let x = (candle_core::Tensor::cat(&[&z, &z], 0).unwrap() * 80.0).unwrap();
+    let sigmas = Schedule::default().sigmas().unwrap();
+    let expected = solve(
+        &EmpiricalDenoiser::new(&train).unwrap(),
+        &a,
+        &y,
+        Solver::Dps { zeta: 3.0 },
+        &x,
+        &sigmas,
+    )
+    .unwrap();
+    assert_eq!(max_abs_diff(&got.reshape((6, 8)).unwrap(), &expected), 0.0);
+    let out = d.join("posterior.npy");
+    common::succeeds(&run("posterior", &out));
+    let exact = read_npy(&out).unwrap().reshape((6, 8)).unwrap();
+    let targets = clean
+        .index_select(
+            &candle_core::Tensor::new(&[0u32, 0, 0, 1, 1, 1], &Device::Cpu).unwrap(),
+            0,
+        )
+        .unwrap();
+    assert!(max_abs_diff(&exact, &targets) < 1e-6);
+    // No closed-form posterior for a trained model or the truth: one line, exit 2, no output.
+    let bad = d.join("bad.npy");
+    let o = regimes(&[
+        "solve",
+        "--denoiser",
+        "truth",
+        "--distribution",
+        s(&d),
+        "--measure",
+        s(&clean_file),
+        "--operator",
+        "inpaint-box:0,2,2,2",
+        "--noise-y",
+        "0.1",
+        "--solver",
+        "posterior",
+        "--out",
+        s(&bad),
+    ]);
+    common::fails_with(&o, &["truth", "empirical and gaussian priors only"]);
+    assert!(!bad.exists());
+    let o = regimes(&[
+        "solve",
+        "--denoiser",
+        "empirical",
+        "--train",
+        s(&train_file),
+        "--measure",
+        s(&clean_file),
+        "--operator",
+        "downsample:3",
+        "--out",
+        s(&bad),
+    ]);
+    common::fails_with(&o, &["downsample factor", "must divide"]);
+}

@@ -7,7 +7,9 @@ mod common;
 use candle_core::{DType, Device, Tensor};
 use common::{gaussian, max_abs_diff, rows};
 use diffusion_regimes::denoise::jacobian::jacobian_finite_difference;
-use diffusion_regimes::denoise::{Component, Denoiser, EmpiricalDenoiser, GaussianDenoiser, Mixture};
+use diffusion_regimes::denoise::{
+    Component, Denoiser, EmpiricalDenoiser, GaussianDenoiser, Mixture,
+};
 use diffusion_regimes::inverse::{
     solve, EmpiricalPosterior, GaussianPosterior, Operator, OperatorSpec, Solver,
 };
@@ -30,7 +32,11 @@ fn every_operator_has_a_right_inverse() {
         ("project:7,3", vec![12], 7),
     ] {
         let a = operator(spec, &shape);
-        assert_eq!((a.measured_dim(), a.dim()), (m, shape.iter().product()), "{spec}");
+        assert_eq!(
+            (a.measured_dim(), a.dim()),
+            (m, shape.iter().product()),
+            "{spec}"
+        );
         let y = gaussian(1, 0, 5, m);
         let back = a.apply(&a.pseudo_inverse(&y).unwrap()).unwrap();
         assert!(max_abs_diff(&back, &y) < 1e-12, "{spec}: A A^+ y != y");
@@ -52,13 +58,28 @@ fn operators_compute_what_they_name() {
             }
         }
     }
-    let gap = pooled.iter().zip(&expected).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+    let gap = pooled
+        .iter()
+        .zip(&expected)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
     assert!(gap < 1e-12, "pooling off by {gap}");
     // The box hides exactly its pixels: the kept entries are the others, in order.
-    let x = Tensor::arange(0f64, 16.0, &Device::Cpu).unwrap().reshape((1, 16)).unwrap();
-    let kept = rows(&operator("inpaint-box:1,1,2,2", &[1, 4, 4]).apply(&x).unwrap())[0].clone();
+    let x = Tensor::arange(0f64, 16.0, &Device::Cpu)
+        .unwrap()
+        .reshape((1, 16))
+        .unwrap();
+    let kept = rows(
+        &operator("inpaint-box:1,1,2,2", &[1, 4, 4])
+            .apply(&x)
+            .unwrap(),
+    )[0]
+    .clone();
     let hidden = [5.0, 6.0, 9.0, 10.0];
-    let expected: Vec<f64> = (0..16).map(f64::from).filter(|v| !hidden.contains(v)).collect();
+    let expected: Vec<f64> = (0..16)
+        .map(f64::from)
+        .filter(|v| !hidden.contains(v))
+        .collect();
     assert_eq!(kept, expected);
     // A projection is its seed's: the same seed the same matrix, another seed another.
     let (a, b, c) = (
@@ -75,17 +96,32 @@ fn operators_compute_what_they_name() {
 #[test]
 fn bad_operators_are_errors_that_name_the_problem() {
     let message = |r: Result<Operator, diffusion_regimes::Error>| r.unwrap_err().to_string();
-    let spec = "inpaint-box:1,2".parse::<OperatorSpec>().unwrap_err().to_string();
-    assert!(spec.contains("inpaint-box:1,2") && spec.contains("downsample:F"), "{spec}");
-    let outside = message(Operator::new(&OperatorSpec::InpaintBox([3, 3, 2, 2]), &[1, 4, 4]));
+    let spec = "inpaint-box:1,2"
+        .parse::<OperatorSpec>()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        spec.contains("inpaint-box:1,2") && spec.contains("downsample:F"),
+        "{spec}"
+    );
+    let outside = message(Operator::new(
+        &OperatorSpec::InpaintBox([3, 3, 2, 2]),
+        &[1, 4, 4],
+    ));
     assert!(outside.contains("inside the 4x4 image"), "{outside}");
     let vectors = message(Operator::new(&OperatorSpec::Downsample(2), &[16]));
     assert!(vectors.contains("[C, H, W]"), "{vectors}");
     let factor = message(Operator::new(&OperatorSpec::Downsample(3), &[1, 4, 4]));
     assert!(factor.contains("must divide"), "{factor}");
-    let rows = message(Operator::new(&OperatorSpec::Project { rows: 9, seed: 0 }, &[8]));
+    let rows = message(Operator::new(
+        &OperatorSpec::Project { rows: 9, seed: 0 },
+        &[8],
+    ));
     assert!(rows.contains("at most the data dimension 8"), "{rows}");
-    let everything = message(Operator::new(&OperatorSpec::InpaintBox([0, 0, 4, 4]), &[1, 4, 4]));
+    let everything = message(Operator::new(
+        &OperatorSpec::InpaintBox([0, 0, 4, 4]),
+        &[1, 4, 4],
+    ));
     assert!(everything.contains("measures nothing"), "{everything}");
     let dir = common::temp_dir("inverse-mask");
     let path = dir.join("mask.npy");
@@ -132,7 +168,13 @@ fn vector_jacobian_products_match_finite_differences() {
             let vjp = d.vjp(&x, sigma, &v).unwrap();
             let j = jacobian_finite_difference(d, &x, sigma, 1e-4 * sigma).unwrap();
             // (J^T v)_b = sum_i v_bi J_b[i, :].
-            let expected = v.unsqueeze(1).unwrap().matmul(&j).unwrap().squeeze(1).unwrap();
+            let expected = v
+                .unsqueeze(1)
+                .unwrap()
+                .matmul(&j)
+                .unwrap()
+                .squeeze(1)
+                .unwrap();
             let scale = common::max_abs(&expected).max(1.0);
             let gap = max_abs_diff(&vjp, &expected) / scale;
             assert!(gap < 1e-5, "{name} at sigma {sigma}: J^T v off by {gap}");
@@ -188,10 +230,14 @@ fn gaussian_posterior_mean_matches_the_information_form() {
     let ys = to_mat(&y).unwrap();
     for b in 0..3 {
         let yb = Mat::from_fn(2, 1, |k, _| ys[(b, k)]);
-        let expected = &covariance * (&s_inv * &mu + am.transpose() * &yb * (1.0 / (noise_y * noise_y)));
+        let expected =
+            &covariance * (&s_inv * &mu + am.transpose() * &yb * (1.0 / (noise_y * noise_y)));
         let got = rows(posterior.mean())[b].clone();
         for i in 0..4 {
-            assert!((got[i] - expected[(i, 0)]).abs() < 1e-10, "row {b}, entry {i}");
+            assert!(
+                (got[i] - expected[(i, 0)]).abs() < 1e-10,
+                "row {b}, entry {i}"
+            );
         }
     }
 }
@@ -204,20 +250,39 @@ fn sampling_the_gaussian_posterior_averages_to_its_mean() {
     let prior = GaussianDenoiser::fit(&gaussian(8, 0, 50, 4)).unwrap();
     let a = operator("project:2,4", &[4]);
     let count = 2000;
-    let y = gaussian(8, 1, 1, 2).broadcast_as((count, 2)).unwrap().contiguous().unwrap();
+    let y = gaussian(8, 1, 1, 2)
+        .broadcast_as((count, 2))
+        .unwrap()
+        .contiguous()
+        .unwrap();
     let posterior = GaussianPosterior::new(&prior, &a, &y, 0.2).unwrap();
-    let schedule = Schedule { steps: 40, ..Schedule::default() };
+    let schedule = Schedule {
+        steps: 40,
+        ..Schedule::default()
+    };
     let sigmas = schedule.sigmas().unwrap();
     let indices: Vec<u64> = (0..count as u64).collect();
     let (z, mut streams) = initial_noise(0, &indices, 4, DType::F64, &Device::Cpu).unwrap();
-    let x = sample(&posterior, &(z * sigmas[0]).unwrap(), &sigmas, &Method::Heun, &mut streams, None)
-        .unwrap();
+    let x = sample(
+        &posterior,
+        &(z * sigmas[0]).unwrap(),
+        &sigmas,
+        &Method::Heun,
+        &mut streams,
+        None,
+    )
+    .unwrap();
     let mean = rows(&x.mean_keepdim(0).unwrap())[0].clone();
     let spread = rows(&x.var_keepdim(0).unwrap())[0].clone();
     let expected = rows(posterior.mean())[0].clone();
     for i in 0..4 {
         let error = 4.0 * (spread[i] / count as f64).sqrt() + 1e-3;
-        assert!((mean[i] - expected[i]).abs() < error, "entry {i}: {} vs {}", mean[i], expected[i]);
+        assert!(
+            (mean[i] - expected[i]).abs() < error,
+            "entry {i}: {} vs {}",
+            mean[i],
+            expected[i]
+        );
     }
 }
 
@@ -234,7 +299,9 @@ fn solvers_with_the_memorizing_denoiser_reproduce_training_points() {
     let d = EmpiricalDenoiser::new(&train).unwrap();
     let a = operator("inpaint-box:0,4,1,4", &[1, 1, 8]);
     let targets: Vec<u32> = vec![0, 3, 5, 2];
-    let clean = train.index_select(&Tensor::new(targets.as_slice(), &Device::Cpu).unwrap(), 0).unwrap();
+    let clean = train
+        .index_select(&Tensor::new(targets.as_slice(), &Device::Cpu).unwrap(), 0)
+        .unwrap();
     let y = a.apply(&clean).unwrap();
     let sigmas = Schedule::default().sigmas().unwrap();
     let (z, _) = initial_noise(1, &[0, 1, 2, 3], 8, DType::F64, &Device::Cpu).unwrap();
@@ -247,15 +314,26 @@ fn solvers_with_the_memorizing_denoiser_reproduce_training_points() {
         assert!(max_abs_diff(&dps, &clean) < 1e-6, "dps at zeta {zeta}");
     }
     let projected = solve(&d, &a, &y, Solver::Projection, &x, &sigmas).unwrap();
-    assert!(max_abs_diff(&a.apply(&projected).unwrap(), &y) < 1e-12, "projection off the measurement");
+    assert!(
+        max_abs_diff(&a.apply(&projected).unwrap(), &y) < 1e-12,
+        "projection off the measurement"
+    );
     let hidden = |t: &Tensor| rows(&t.narrow(1, 4, 4).unwrap());
     let train_hidden = hidden(&train);
     for (r, row) in hidden(&projected).iter().enumerate() {
         let nearest = train_hidden
             .iter()
-            .map(|t| t.iter().zip(row).map(|(p, q)| (p - q).abs()).fold(0.0, f64::max))
+            .map(|t| {
+                t.iter()
+                    .zip(row)
+                    .map(|(p, q)| (p - q).abs())
+                    .fold(0.0, f64::max)
+            })
             .fold(f64::INFINITY, f64::min);
-        assert!(nearest < 1e-6, "projection row {r}: hidden half is no training point's");
+        assert!(
+            nearest < 1e-6,
+            "projection row {r}: hidden half is no training point's"
+        );
     }
 }
 

@@ -25,7 +25,7 @@ mod spec;
 pub use empirical::EmpiricalDenoiser;
 pub use gaussian::GaussianDenoiser;
 pub use mixture::{Component, Mixture};
-pub use spec::{spec_forms, DenoiserKind, DenoiserSpec, Source, DENOISERS};
+pub use spec::{spec_forms, training_rows, DenoiserKind, DenoiserSpec, Source, DENOISERS};
 
 /// An x0-estimate D(x; sigma) = E[y | x] in the variance-exploding convention
 /// (THEORY §1). `x` is a batch of rows `[B, n]`; the result has the dtype and

@@ -13,19 +13,21 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use candle_core::{DType, Device};
+use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::{Denoiser, EmpiricalDenoiser, GaussianDenoiser};
 use crate::data::load_distribution;
-use crate::data::npy::read_rows;
+use crate::data::load_examples;
+use crate::data::npy::read_npy;
 use crate::nn::checkpoint::{load_model, Weights};
 use crate::{Error, Result};
 
 /// What a kind of denoiser is built from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Source {
-    /// Training rows: an .npy file `[N, n]` (or a folder holding data.npy).
+    /// Training rows: an .npy file `[N, n]`, or images `[N, C, H, W]` (or a
+    /// folder of `regimes data` holding data.npy) taken as flattened rows.
     TrainingRows,
     /// A distribution folder saved by `regimes data`.
     Distribution,
@@ -60,7 +62,7 @@ pub const DENOISERS: &[DenoiserKind] = &[
         name: "empirical",
         source: Source::TrainingRows,
         build: |train, dtype, _| {
-            let rows = read_rows(train)?.to_dtype(dtype)?;
+            let rows = training_rows(train)?.to_dtype(dtype)?;
             Ok(Box::new(EmpiricalDenoiser::new(&rows)?))
         },
     },
@@ -68,7 +70,7 @@ pub const DENOISERS: &[DenoiserKind] = &[
     DenoiserKind {
         name: "gaussian",
         source: Source::TrainingRows,
-        build: |train, _, _| Ok(Box::new(GaussianDenoiser::fit(&read_rows(train)?)?)),
+        build: |train, _, _| Ok(Box::new(GaussianDenoiser::fit(&training_rows(train)?)?)),
     },
     // The exact denoiser of a saved distribution (THEORY §6).
     DenoiserKind {
@@ -89,6 +91,21 @@ pub const DENOISERS: &[DenoiserKind] = &[
         build: |run, _, device| Ok(Box::new(load_model(run, Weights::Model, device)?)),
     },
 ];
+
+/// The rows of a training set ([`Source::TrainingRows`]): a float array
+/// [N, n] in its own dtype, or examples as training reads them (images, u8
+/// mapped to [-1, 1]) flattened to [N, C H W].
+pub fn training_rows(path: &Path) -> Result<Tensor> {
+    let file = match path.is_dir() {
+        true => path.join("data.npy"),
+        false => path.to_path_buf(),
+    };
+    let t = read_npy(&file)?;
+    match t.rank() == 2 && t.dtype() != DType::U8 {
+        true => Ok(t),
+        false => Ok(load_examples(&file)?.flatten_from(1)?),
+    }
+}
 
 /// The accepted forms, for error messages: `empirical:T.npy, ..., model-raw:RUN_DIR`.
 pub fn spec_forms() -> String {

@@ -27,5 +27,5 @@ mod posterior;
 mod solver;
 
 pub use operator::{Operator, OperatorSpec};
-pub use posterior::{EmpiricalPosterior, GaussianPosterior};
+pub use posterior::{exact_posterior, EmpiricalPosterior, GaussianPosterior};
 pub use solver::{solve, Solver};

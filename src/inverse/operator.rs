@@ -171,13 +171,22 @@ impl Operator {
 
     /// A^+ y for every row of `y` [B, m]: the least-norm x with A x = y.
     pub fn pseudo_inverse(&self, y: &Tensor) -> Result<Tensor> {
-        times(y, &self.pseudo_inverse.t()?, self.measured_dim(), "measurements")
+        times(
+            y,
+            &self.pseudo_inverse.t()?,
+            self.measured_dim(),
+            "measurements",
+        )
     }
 
     /// y = A x + noise_y e, e standard normal, row k's from stream (seed, Measurement, indices[k]).
     pub fn measure(&self, x: &Tensor, noise_y: f64, seed: u64, indices: &[u64]) -> Result<Tensor> {
         if !(noise_y.is_finite() && noise_y >= 0.0) {
-            return Err(Error::invalid("noise-y", noise_y, "must be finite and >= 0"));
+            return Err(Error::invalid(
+                "noise-y",
+                noise_y,
+                "must be finite and >= 0",
+            ));
         }
         let m = self.measured_dim();
         let noise: Vec<f64> = indices

@@ -8,7 +8,9 @@ use candle_core::{DType, Device, Tensor};
 use faer::Mat;
 
 use super::Operator;
-use crate::denoise::{check_input, softmax_rows, Denoiser, GaussianDenoiser};
+use crate::denoise::{
+    check_input, softmax_rows, training_rows, Denoiser, DenoiserSpec, GaussianDenoiser,
+};
 use crate::linalg::{symmetric_eigen, to_mat, to_tensor};
 use crate::{Error, Result};
 
@@ -32,7 +34,8 @@ impl EmpiricalPosterior {
         let ay = a.apply(&train)?;
         let squared = |t: &Tensor| t.sqr()?.sum_keepdim(1);
         // ||y - A y_i||^2 = ||y||^2 + ||A y_i||^2 - 2 y . A y_i, [B, N].
-        let distance = (squared(&y)?.broadcast_add(&squared(&ay)?.t()?)? - (y.matmul(&ay.t()?)? * 2.0)?)?;
+        let distance =
+            (squared(&y)?.broadcast_add(&squared(&ay)?.t()?)? - (y.matmul(&ay.t()?)? * 2.0)?)?;
         Ok(Self {
             half_sq_norm: (squared(&train)?.t()? * 0.5)?,
             log_likelihood: (distance * (-0.5 / (noise_y * noise_y)))?,
@@ -56,7 +59,9 @@ impl Denoiser for EmpiricalPosterior {
     fn denoise(&self, x: &Tensor, sigma: f64) -> Result<Tensor> {
         check_rows(x, self.dim(), sigma, self.log_likelihood.dims()[0])?;
         let xs = x.to_dtype(self.train.dtype())?;
-        let logits = (xs.matmul(&self.train.t()?)?.broadcast_sub(&self.half_sq_norm)?
+        let logits = (xs
+            .matmul(&self.train.t()?)?
+            .broadcast_sub(&self.half_sq_norm)?
             / (sigma * sigma))?;
         let weights = softmax_rows(&(logits + &self.log_likelihood)?)?;
         Ok(weights.matmul(&self.train)?.to_dtype(x.dtype())?)
@@ -134,6 +139,38 @@ impl Denoiser for GaussianPosterior {
 
     fn dim(&self) -> usize {
         self.means.dims()[1]
+    }
+}
+
+/// The exact posterior of the prior `spec` names, for `measurements` [B, m]:
+/// `empirical:T.npy` (computed in `dtype`) or `gaussian:T.npy`; other kinds
+/// have no closed-form posterior.
+pub fn exact_posterior(
+    spec: &DenoiserSpec,
+    dtype: DType,
+    a: &Operator,
+    measurements: &Tensor,
+    noise_y: f64,
+) -> Result<Box<dyn Denoiser>> {
+    let rows = || training_rows(spec.path());
+    match spec.kind().name {
+        "empirical" => Ok(Box::new(EmpiricalPosterior::new(
+            &rows()?.to_dtype(dtype)?,
+            a,
+            measurements,
+            noise_y,
+        )?)),
+        "gaussian" => Ok(Box::new(GaussianPosterior::new(
+            &GaussianDenoiser::fit(&rows()?)?,
+            a,
+            measurements,
+            noise_y,
+        )?)),
+        other => Err(Error::invalid(
+            "denoiser",
+            other,
+            "the exact posterior exists for the empirical and gaussian priors only",
+        )),
     }
 }
 

@@ -61,8 +61,17 @@ pub fn solve(
     if y.dims() != [x.dims()[0], a.measured_dim()] || a.dim() != denoiser.dim() {
         return Err(Error::shape(
             "measurements",
-            format!("[{}, {}] for data of dimension {}", x.dims()[0], a.measured_dim(), a.dim()),
-            format!("{:?} for a denoiser of dimension {}", y.dims(), denoiser.dim()),
+            format!(
+                "[{}, {}] for data of dimension {}",
+                x.dims()[0],
+                a.measured_dim(),
+                a.dim()
+            ),
+            format!(
+                "{:?} for a denoiser of dimension {}",
+                y.dims(),
+                denoiser.dim()
+            ),
         ));
     }
     match solver {
@@ -77,7 +86,11 @@ pub fn solve(
             crate::sample::step_by_step(x, sigmas, |_, (s, s_next), x| {
                 let d = denoiser.denoise(x, s)?;
                 let residual = (a.apply(&d)? - y.to_dtype(d.dtype())?)?;
-                let norm = residual.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-30, f64::INFINITY)?;
+                let norm = residual
+                    .sqr()?
+                    .sum_keepdim(1)?
+                    .sqrt()?
+                    .clamp(1e-30, f64::INFINITY)?;
                 let direction = a.adjoint(&residual.broadcast_div(&norm)?)?;
                 let gradient = denoiser.vjp(x, s, &direction)?;
                 let step = (((x - &d)? / s)? * (s_next - s))?;

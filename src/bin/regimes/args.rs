@@ -25,6 +25,7 @@ fn parse_float_dtype(text: &str) -> Result<DType> {
 
 use crate::generate::{DenoiseArgs, SampleArgs};
 use crate::measure::{GapArgs, JacobianArgs, ScoreKind};
+use crate::solve::SolveArgs;
 
 #[derive(Parser)]
 #[command(
@@ -116,6 +117,10 @@ pub(crate) enum Command {
     Jacobian(JacobianArgs),
     /// Generate samples by integrating the probability-flow ODE from per-sample seeded noise.
     Sample(SampleArgs),
+    /// Reconstruct clean samples from linear measurements (inpainting,
+    /// super-resolution, projections) with DPS, range-null projection or the
+    /// exact posterior, from per-seed noise.
+    Solve(SolveArgs),
 }
 
 #[derive(Args)]

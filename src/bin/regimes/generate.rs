@@ -42,6 +42,18 @@ pub(crate) struct SampleArgs {
     /// euler, heun, ddim, edm-stochastic (EDM's churn defaults) or ancestral.
     #[arg(long, default_value = "heun")]
     pub(crate) sampler: Method,
+    #[command(flatten)]
+    pub(crate) schedule: ScheduleArgs,
+    /// Standard-normal initial noise, one row per seed (scaled by sigma-max here).
+    #[arg(long)]
+    pub(crate) noise: Option<PathBuf>,
+    #[arg(long)]
+    pub(crate) out: PathBuf,
+}
+
+/// The Karras schedule's flags (THEORY §2).
+#[derive(Args)]
+pub(crate) struct ScheduleArgs {
     #[arg(long, default_value_t = 18)]
     pub(crate) steps: usize,
     #[arg(long, default_value_t = 0.002)]
@@ -50,11 +62,17 @@ pub(crate) struct SampleArgs {
     pub(crate) sigma_max: f64,
     #[arg(long, default_value_t = 7.0)]
     pub(crate) rho: f64,
-    /// Standard-normal initial noise, one row per seed (scaled by sigma-max here).
-    #[arg(long)]
-    pub(crate) noise: Option<PathBuf>,
-    #[arg(long)]
-    pub(crate) out: PathBuf,
+}
+
+impl ScheduleArgs {
+    pub(crate) fn schedule(&self) -> Schedule {
+        Schedule {
+            steps: self.steps,
+            sigma_min: self.sigma_min,
+            sigma_max: self.sigma_max,
+            rho: self.rho,
+        }
+    }
 }
 
 /// `regimes denoise`.
@@ -69,13 +87,7 @@ pub(crate) fn denoise(args: DenoiseArgs) -> Result<()> {
 /// `regimes sample`.
 pub(crate) fn sample(args: SampleArgs) -> Result<()> {
     let indices = parse_seeds(&args.seeds)?;
-    let schedule = Schedule {
-        steps: args.steps,
-        sigma_min: args.sigma_min,
-        sigma_max: args.sigma_max,
-        rho: args.rho,
-    };
-    let sigmas = schedule.sigmas()?;
+    let sigmas = args.schedule.schedule().sigmas()?;
     let d = args.denoiser.build()?;
     let dtype = args.denoiser.dtype;
     let (mut z, mut streams) = initial_noise(args.seed, &indices, d.dim(), dtype, &Device::Cpu)?;
@@ -94,7 +106,7 @@ pub(crate) fn sample(args: SampleArgs) -> Result<()> {
     }
     let x = sample_from(
         d.as_ref(),
-        &(z * args.sigma_max)?,
+        &(z * args.schedule.sigma_max)?,
         &sigmas,
         &args.sampler,
         &mut streams,
@@ -119,7 +131,7 @@ fn read_rows_of_dim(path: &Path, dim: usize) -> Result<Tensor> {
 }
 
 /// "0-255", "3" or "0,5,9-11" as a list of sample indices.
-fn parse_seeds(text: &str) -> Result<Vec<u64>> {
+pub(crate) fn parse_seeds(text: &str) -> Result<Vec<u64>> {
     let bad = || Error::invalid("--seeds", text, "use a list like 0-255 or 0,3,7");
     let mut seeds = Vec::new();
     for part in text.split(',') {

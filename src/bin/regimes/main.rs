@@ -22,6 +22,7 @@ mod args;
 mod data;
 mod generate;
 mod measure;
+mod solve;
 mod train;
 
 use args::{Cli, Command};
@@ -131,6 +132,7 @@ fn run(cli: Cli, explicit: &[String]) -> Result<()> {
         Command::Data { kind } => data::make_data(kind),
         Command::Denoise(args) => generate::denoise(args),
         Command::Sample(args) => generate::sample(args),
+        Command::Solve(args) => solve::solve(args),
     }
 }
 
