@@ -101,3 +101,97 @@ fn regimes_run_is_the_experiment_binary() {
     assert_eq!(unknown.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("boundaries"));
 }
+
+/// `inverse_problems` end to end on a tiny sweep: one row of scores per
+/// operator, N and model, each a fraction, and a figure per operator.
+#[test]
+fn inverse_problems_scores_every_operator_n_and_model() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("inverse_problems");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("tiny.toml");
+    std::fs::write(
+        &config,
+        r#"operators = ["inpaint-random:4,0", "project:3,1"]
+measurements = 3
+seeds = 2
+noise_y = 0.01
+zeta = 10.0
+[sweep]
+name = "tiny"
+ns = [2, 8]
+[sweep.data]
+synthetic = { kind = "molrg", ambient = 8, ranks = [2, 2], floor = 0.0 }
+[[sweep.models]]
+kind = "mlp"
+width = 16
+depth = 1
+[[sweep.models]]
+kind = "mlp"
+width = 32
+depth = 1
+[sweep.train]
+steps = 20
+batch = 8
+lr = 1e-3
+warmup = 5
+[sweep.sampling]
+samples = 8
+[sweep.metrics]
+gap_sigmas = [0.1]
+gap_points = 8
+resamples = 10
+"#,
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_regimes"))
+        .args(["run", "inverse_problems"])
+        .arg(&config)
+        .arg("--out")
+        .arg(dir.join("run"))
+        .arg("--figures")
+        .arg(dir.join("figures"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("figures/inverse_problems.json")).unwrap(),
+    )
+    .unwrap();
+    let operators = report["operators"].as_array().unwrap();
+    let names: Vec<&str> = operators
+        .iter()
+        .map(|o| o["operator"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["inpaint-random:4,0", "project:3,1"]);
+    let fraction = |v: &serde_json::Value| (0.0..=1.0).contains(&v["value"].as_f64().unwrap());
+    for operator in operators {
+        let points = operator["points"].as_array().unwrap();
+        let ns: Vec<u64> = points.iter().map(|p| p["n"].as_u64().unwrap()).collect();
+        assert_eq!(ns, [2, 8]);
+        for point in points {
+            assert!(fraction(&point["rp_between_models"]));
+            let models = point["models"].as_array().unwrap();
+            assert_eq!(models.len(), 2);
+            for m in models {
+                for score in ["rp_vs_memorizing", "rp_vs_truth", "generalization"] {
+                    assert!(fraction(&m[score]), "{score}: {m}");
+                }
+            }
+        }
+    }
+    let csv = std::fs::read_to_string(dir.join("figures/inverse_problems.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 2 * 2 * 2, "{csv}");
+    assert!(csv.contains("\"project:3,1\",8,mlp-w32-d1-s0,"), "{csv}");
+    for figure in [
+        "inverse_problems_0.png",
+        "inverse_problems_1.svg",
+        "inverse_problems.json",
+    ] {
+        assert!(dir.join("figures").join(figure).exists(), "{figure}");
+    }
+}

@@ -15,6 +15,7 @@
 
 mod boundaries;
 mod collapse;
+mod inverse_problems;
 mod jacobian_rank;
 mod molrg_threshold;
 mod sweeps;
@@ -28,6 +29,9 @@ use serde::Serialize;
 
 pub use boundaries::{gap_crossing, Boundaries, BoundaryConfig, BoundaryReport};
 pub use collapse::{Collapse, CollapseConfig, CollapseReport};
+pub use inverse_problems::{
+    InverseConfig, InversePoint, InverseProblems, InverseReport, ModelScores, OperatorCurves,
+};
 pub use jacobian_rank::{rank_curve, JacobianRank, RankConfig, RankReport};
 pub use molrg_threshold::{MolrgThreshold, ThresholdConfig, ThresholdReport};
 pub use sweeps::{CrossArchitecture, OptimalDenoiser, RegimesSweep};
@@ -211,6 +215,7 @@ pub const EXPERIMENTS: &[Entry] = &[
     Entry::of::<MolrgThreshold>(),
     Entry::of::<JacobianRank>(),
     Entry::of::<TrainingTime>(),
+    Entry::of::<InverseProblems>(),
 ];
 
 /// The experiment called `name`.

@@ -9,14 +9,17 @@ use std::str::FromStr;
 
 use candle_core::{DType, Device, Tensor};
 use faer::Mat;
+use serde::Deserialize;
 
 use crate::data::npy::read_npy;
+use crate::data::permutation;
 use crate::linalg::{symmetric_eigen, to_mat, to_tensor};
 use crate::rng::{standard_normal, stream, Purpose};
 use crate::{Error, Result};
 
-/// An operator as the command line names it.
-#[derive(Clone, Debug, PartialEq)]
+/// An operator as the command line and configs name it.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(try_from = "String")]
 pub enum OperatorSpec {
     /// `inpaint:MASK.npy`: keep the entries where the mask (shaped like one
     /// sample, or flat) is 1, drop those where it is 0.
@@ -24,6 +27,9 @@ pub enum OperatorSpec {
     /// `inpaint-box:R0,C0,H,W`: hide the H x W box at row R0, column C0 of
     /// every channel of an image [C, H, W]; keep the rest.
     InpaintBox([usize; 4]),
+    /// `inpaint-random:K,SEED`: keep K entries chosen by the seeded
+    /// permutation of stream (SEED, Operator); for vectors as for images.
+    InpaintRandom { keep: usize, seed: u64 },
     /// `downsample:F`: the mean of each F x F block of every channel.
     Downsample(usize),
     /// `project:M,SEED`: M Gaussian rows divided by sqrt(n), drawn from the
@@ -31,7 +37,8 @@ pub enum OperatorSpec {
     Project { rows: usize, seed: u64 },
 }
 
-const FORMS: &str = "inpaint:MASK.npy, inpaint-box:R0,C0,H,W, downsample:F or project:M,SEED";
+const FORMS: &str =
+    "inpaint:MASK.npy, inpaint-box:R0,C0,H,W, inpaint-random:K,SEED, downsample:F or project:M,SEED";
 
 impl FromStr for OperatorSpec {
     type Err = Error;
@@ -50,6 +57,13 @@ impl FromStr for OperatorSpec {
                 [r, c, h, w] => Ok(Self::InpaintBox([r, c, h, w].map(|v| v as usize))),
                 _ => Err(bad()),
             },
+            ("inpaint-random", list) => match numbers(list)?[..] {
+                [k, seed] if k >= 1 => Ok(Self::InpaintRandom {
+                    keep: k as usize,
+                    seed,
+                }),
+                _ => Err(bad()),
+            },
             ("downsample", factor) => match numbers(factor)?[..] {
                 [f] if f >= 1 => Ok(Self::Downsample(f as usize)),
                 _ => Err(bad()),
@@ -63,6 +77,27 @@ impl FromStr for OperatorSpec {
             },
             _ => Err(bad()),
         }
+    }
+}
+
+impl std::fmt::Display for OperatorSpec {
+    /// The form `FromStr` reads.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Inpaint(path) => write!(f, "inpaint:{}", path.display()),
+            Self::InpaintBox([r, c, h, w]) => write!(f, "inpaint-box:{r},{c},{h},{w}"),
+            Self::InpaintRandom { keep, seed } => write!(f, "inpaint-random:{keep},{seed}"),
+            Self::Downsample(factor) => write!(f, "downsample:{factor}"),
+            Self::Project { rows, seed } => write!(f, "project:{rows},{seed}"),
+        }
+    }
+}
+
+impl TryFrom<String> for OperatorSpec {
+    type Error = Error;
+
+    fn try_from(text: String) -> Result<Self> {
+        text.parse()
     }
 }
 
@@ -97,6 +132,19 @@ impl Operator {
                     (*r0..r0 + h).contains(&r) && (*c0..c0 + w).contains(&c)
                 };
                 kept_rows(&(0..n).map(|i| !hidden(i)).collect::<Vec<_>>())
+            }
+            OperatorSpec::InpaintRandom { keep, seed } => {
+                if *keep > n {
+                    return Err(Error::invalid(
+                        "inpaint-random entries K",
+                        keep,
+                        format!("must be at most the data dimension {n}"),
+                    ));
+                }
+                let order = permutation(n, &mut stream(*seed, Purpose::Operator, 0));
+                let mut kept = vec![false; n];
+                order[..*keep].iter().for_each(|&i| kept[i] = true);
+                kept_rows(&kept)
             }
             OperatorSpec::Downsample(f) => pooling(sample_shape, *f)?,
             OperatorSpec::Project { rows, seed } => {

@@ -24,6 +24,5 @@ pub use ddim::Ddim;
 pub use edm_stochastic::Churn;
 pub use euler::Euler;
 pub use heun::Heun;
-pub(crate) use sampler::step_by_step;
 pub use sampler::{generate, initial_noise, sample, Integrator, Method, Observe, Observer, Step};
 pub use schedule::Schedule;

@@ -195,7 +195,7 @@ fn check_sigmas(sigmas: &[f64]) -> Result<()> {
 
 /// `x` carried down every level of `sigmas` by `step(index, (s, s_next), x)`:
 /// the loop the single-step samplers share.
-pub(crate) fn step_by_step(
+pub(super) fn step_by_step(
     x: &Tensor,
     sigmas: &[f64],
     mut step: impl FnMut(usize, (f64, f64), &Tensor) -> Result<Tensor>,

@@ -35,8 +35,8 @@ pub(crate) struct SolveArgs {
     /// gaussian prior (needs --noise-y > 0), sampled with Euler.
     #[arg(long, default_value = "dps")]
     pub(crate) solver: String,
-    /// DPS's step size, in its own VP units.
-    #[arg(long, default_value_t = 1.0)]
+    /// DPS's guidance weight: the likelihood score is -zeta grad ||y - A D||.
+    #[arg(long, default_value_t = 10.0)]
     pub(crate) zeta: f64,
     /// Initial-noise indices j; every clean sample is solved from each z_j.
     #[arg(long, default_value = "0-7")]
