@@ -4,6 +4,7 @@
 mod cifar;
 mod idx;
 pub mod images;
+mod labels;
 pub mod npy;
 pub mod npz;
 mod png_dir;
@@ -11,6 +12,7 @@ mod synthetic;
 mod training_set;
 
 pub use images::{ImageFormat, ImageImport, Images};
+pub use labels::{check_label_count, read_labels, write_labels};
 pub use png_dir::write_png;
 pub use synthetic::{load_distribution, Spectrum, Synthetic, SyntheticSpec, FRESH_ROWS, SPEC_FILE};
 pub use training_set::{load_examples, nested_subset, permutation, sigma_data, training_set};

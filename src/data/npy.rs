@@ -61,20 +61,27 @@ pub fn parse_npy(bytes: &[u8], path: &Path) -> Result<Tensor> {
         ));
     }
     let shape = parse_shape(header).ok_or_else(|| bad("header has no readable 'shape'"))?;
-    let dtype = match descr.trim().trim_matches('\'') {
-        "<f4" => DType::F32,
-        "<f8" => DType::F64,
-        "|u1" | "<u1" => DType::U8,
-        other => {
-            return Err(Error::format(
+    let dtype =
+        match descr.trim().trim_matches('\'') {
+            "<f4" => DType::F32,
+            "<f8" => DType::F64,
+            "|u1" | "<u1" => DType::U8,
+            // Integers (labels): int64 as numpy saves them, int32 widened.
+            "<i8" | "<i4" => DType::I64,
+            other => return Err(Error::format(
                 path,
-                format!("unsupported dtype {other}; expected float32, float64 or uint8"),
-            ))
-        }
+                format!(
+                    "unsupported dtype {other}; expected float32, float64, uint8, int32 or int64"
+                ),
+            )),
+        };
+    let stored = match descr.trim().trim_matches('\'') {
+        "<i4" => 4,
+        _ => dtype.size_in_bytes(),
     };
     let count: usize = shape.iter().product();
     let data = &bytes[start + header_len..];
-    let expected = count * dtype.size_in_bytes();
+    let expected = count * stored;
     if data.len() != expected {
         return Err(Error::format(
             path,
@@ -99,6 +106,19 @@ pub fn parse_npy(bytes: &[u8], path: &Path) -> Result<Tensor> {
                 .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
                 .collect();
             check_finite(path, v.iter().copied())?;
+            Tensor::from_vec(v, shape, &Device::Cpu)?
+        }
+        DType::I64 => {
+            let v: Vec<i64> = match stored {
+                4 => data
+                    .chunks_exact(4)
+                    .map(|c| i32::from_le_bytes(c.try_into().unwrap()) as i64)
+                    .collect(),
+                _ => data
+                    .chunks_exact(8)
+                    .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
+                    .collect(),
+            };
             Tensor::from_vec(v, shape, &Device::Cpu)?
         }
         _ => Tensor::from_vec(data.to_vec(), shape, &Device::Cpu)?,
@@ -141,17 +161,18 @@ fn parse_shape(header: &str) -> Option<Vec<usize>> {
         .collect()
 }
 
-/// Encodes a tensor as `.npy` bytes in `dtype` (f32, f64 or u8).
+/// Encodes a tensor as `.npy` bytes in `dtype` (f32, f64, u8 or i64).
 pub fn encode_npy(tensor: &Tensor, dtype: DType) -> Result<Vec<u8>> {
     let descr = match dtype {
         DType::F32 => "<f4",
         DType::F64 => "<f8",
         DType::U8 => "|u1",
+        DType::I64 => "<i8",
         other => {
             return Err(Error::invalid(
                 "dtype",
                 format!("{other:?}"),
-                "use f32, f64 or u8",
+                "use f32, f64, u8 or i64",
             ))
         }
     };
@@ -191,6 +212,10 @@ pub fn encode_npy(tensor: &Tensor, dtype: DType) -> Result<Vec<u8>> {
             .to_vec1::<f64>()?
             .iter()
             .for_each(|x| out.extend(x.to_le_bytes())),
+        DType::I64 => flat
+            .to_vec1::<i64>()?
+            .iter()
+            .for_each(|x| out.extend(x.to_le_bytes())),
         _ => out.extend(flat.to_vec1::<u8>()?),
     }
     Ok(out)
@@ -199,7 +224,7 @@ pub fn encode_npy(tensor: &Tensor, dtype: DType) -> Result<Vec<u8>> {
 /// Writes a tensor to an `.npy` file atomically. Refuses non-finite values so
 /// that no NaN is ever written silently.
 pub fn write_npy(path: &Path, tensor: &Tensor, dtype: DType) -> Result<()> {
-    if dtype != DType::U8 {
+    if dtype.is_float() {
         let values = tensor
             .flatten_all()?
             .to_dtype(DType::F64)?

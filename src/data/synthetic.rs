@@ -175,13 +175,7 @@ impl Synthetic {
         let mut out = vec![0.0f64; count * n];
         for (row, y) in out.chunks_exact_mut(n).enumerate() {
             let mut rng = stream(self.seed, Purpose::Data, (start + row) as u64);
-            let u: f64 = rng.gen();
-            let mut k = 0;
-            let mut cumulative = comps[0].weight;
-            while u >= cumulative && k + 1 < comps.len() {
-                k += 1;
-                cumulative += comps[k].weight;
-            }
+            let k = self.component_of(rng.gen());
             let c = &comps[k];
             let z = standard_normal(&mut rng, c.variances.len());
             coords[k].extend(z.iter().zip(&c.variances).map(|(z, l)| z * l.sqrt()));
@@ -206,6 +200,29 @@ impl Synthetic {
             }
         }
         Ok(Tensor::from_vec(out, (count, n), &Device::Cpu)?)
+    }
+
+    /// The component each of rows start..start + count is drawn from, its
+    /// class label (THEORY §10): the first draw of the row's stream.
+    pub fn labels(&self, start: usize, count: usize) -> Vec<u32> {
+        (start..start + count)
+            .map(|row| {
+                let mut rng = stream(self.seed, Purpose::Data, row as u64);
+                self.component_of(rng.gen()) as u32
+            })
+            .collect()
+    }
+
+    /// The component whose cumulative weight first exceeds the uniform `u`.
+    fn component_of(&self, u: f64) -> usize {
+        let comps = self.mixture.components();
+        let mut k = 0;
+        let mut cumulative = comps[0].weight;
+        while u >= cumulative && k + 1 < comps.len() {
+            k += 1;
+            cumulative += comps[k].weight;
+        }
+        k
     }
 
     fn mixture_dim(&self) -> usize {

@@ -16,6 +16,7 @@ use candle_core::{Tensor, D};
 use crate::error::check_sigma;
 use crate::{Error, Result};
 
+pub mod conditional;
 mod empirical;
 mod gaussian;
 pub mod jacobian;

@@ -6,6 +6,7 @@ use candle_core::DType;
 
 use diffusion_regimes::data::images::write_dataset;
 use diffusion_regimes::data::npy::write_npy;
+use diffusion_regimes::data::write_labels;
 use diffusion_regimes::data::{ImageImport, Spectrum, Synthetic, SyntheticSpec};
 use diffusion_regimes::{Error, Result};
 
@@ -79,6 +80,7 @@ pub(crate) fn make_data(kind: DataKind) -> Result<()> {
     let dist = Synthetic::new(spec, common.seed)?;
     let data = dist.sample(common.n)?;
     write_npy(&common.out.join("data.npy"), &data, DType::F32)?;
+    write_labels(&common.out.join("labels.npy"), &dist.labels(0, common.n))?;
     dist.save(&common.out)?;
     eprintln!(
         "wrote {} rows to {}",

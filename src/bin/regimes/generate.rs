@@ -7,6 +7,8 @@ use clap::Args;
 
 use diffusion_regimes::data::load_examples;
 use diffusion_regimes::data::npy::{read_npy, read_rows, write_npy};
+use diffusion_regimes::denoise::conditional::{class_denoiser, Guided};
+use diffusion_regimes::denoise::Denoiser;
 use diffusion_regimes::error::check_sigma;
 use diffusion_regimes::experiment::{nearest_images, NEAREST_LABEL};
 use diffusion_regimes::plot::{write_image_grid, GridRow};
@@ -47,6 +49,17 @@ pub(crate) struct SampleArgs {
     /// Standard-normal initial noise, one row per seed (scaled by sigma-max here).
     #[arg(long)]
     pub(crate) noise: Option<PathBuf>,
+    /// Sample the class-conditional denoiser of this class: the empirical
+    /// denoiser of the training points labelled K (needs --labels) or the
+    /// true distribution's component K.
+    #[arg(long)]
+    pub(crate) class: Option<u32>,
+    /// The training set's labels (.npy of integers, or an MNIST IDX1 file), one per row.
+    #[arg(long)]
+    pub(crate) labels: Option<PathBuf>,
+    /// Classifier-free guidance weight w: (1 + w) D(x; sigma, class) - w D(x; sigma).
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    pub(crate) guidance: f64,
     #[arg(long)]
     pub(crate) out: PathBuf,
 }
@@ -88,8 +101,25 @@ pub(crate) fn denoise(args: DenoiseArgs) -> Result<()> {
 pub(crate) fn sample(args: SampleArgs) -> Result<()> {
     let indices = parse_seeds(&args.seeds)?;
     let sigmas = args.schedule.schedule().sigmas()?;
-    let d = args.denoiser.build()?;
     let dtype = args.denoiser.dtype;
+    let d: Box<dyn Denoiser> = match args.class {
+        None if args.labels.is_some() || args.guidance != 0.0 => {
+            return Err(Error::invalid(
+                "--class",
+                "missing",
+                "--labels and --guidance apply to a class-conditional denoiser",
+            ))
+        }
+        None => args.denoiser.build()?,
+        Some(class) => {
+            let spec = args.denoiser.spec()?;
+            let conditional = class_denoiser(&spec, dtype, args.labels.as_deref(), class)?;
+            match args.guidance {
+                0.0 => conditional,
+                w => Box::new(Guided::new(conditional, args.denoiser.build()?, w)?),
+            }
+        }
+    };
     let (mut z, mut streams) = initial_noise(args.seed, &indices, d.dim(), dtype, &Device::Cpu)?;
     if let Some(path) = &args.noise {
         z = read_rows_of_dim(path, d.dim())?.to_dtype(dtype)?;

@@ -1,0 +1,315 @@
+//! Class labels and the class-conditional closed forms (THEORY §10).
+
+mod common;
+
+use std::io::Write;
+
+use candle_core::{DType, Device, Tensor};
+use common::{gaussian, max_abs_diff, regimes, rows, s};
+use diffusion_regimes::data::npy::{read_npy, write_npy};
+use diffusion_regimes::data::{read_labels, write_labels, Synthetic, SyntheticSpec};
+use diffusion_regimes::denoise::conditional::{component_alone, rows_of_class, Guided};
+use diffusion_regimes::denoise::{Denoiser, EmpiricalDenoiser, GaussianDenoiser};
+use diffusion_regimes::sample::{generate, Method, Schedule};
+use faer::Mat;
+
+fn idx1(labels: &[u8]) -> Vec<u8> {
+    let mut bytes = vec![0, 0, 0x08, 1];
+    bytes.extend((labels.len() as u32).to_be_bytes());
+    bytes.extend(labels);
+    bytes
+}
+
+#[test]
+fn labels_read_from_idx_and_npy_and_bad_ones_are_named() {
+    let dir = common::temp_dir("labels");
+    let raw = dir.join("labels-idx1-ubyte");
+    std::fs::write(&raw, idx1(&[7, 0, 3])).unwrap();
+    assert_eq!(read_labels(&raw).unwrap(), [7, 0, 3]);
+    let gz = dir.join("labels-idx1-ubyte.gz");
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(&idx1(&[1, 2])).unwrap();
+    std::fs::write(&gz, encoder.finish().unwrap()).unwrap();
+    assert_eq!(read_labels(&gz).unwrap(), [1, 2]);
+    let npy = dir.join("labels.npy");
+    write_labels(&npy, &[4, 4, 9]).unwrap();
+    assert_eq!(read_labels(&npy).unwrap(), [4, 4, 9]);
+    let floats = dir.join("floats.npy");
+    write_npy(
+        &floats,
+        &Tensor::new(&[2f32, 0.0], &Device::Cpu).unwrap(),
+        DType::F32,
+    )
+    .unwrap();
+    assert_eq!(read_labels(&floats).unwrap(), [2, 0]);
+    let error = |values: &[f32], name: &str| {
+        let path = dir.join(name);
+        write_npy(
+            &path,
+            &Tensor::new(values, &Device::Cpu).unwrap(),
+            DType::F32,
+        )
+        .unwrap();
+        read_labels(&path).unwrap_err().to_string()
+    };
+    let negative = error(&[1.0, -1.0], "negative.npy");
+    assert!(
+        negative.contains("negative.npy") && negative.contains("label 1 is -1"),
+        "{negative}"
+    );
+    let fraction = error(&[0.5], "fraction.npy");
+    assert!(
+        fraction.contains("0.5") && fraction.contains("non-negative integers"),
+        "{fraction}"
+    );
+    let short = dir.join("short-idx1");
+    let mut bytes = idx1(&[1, 2, 3]);
+    bytes.pop();
+    std::fs::write(&short, bytes).unwrap();
+    let truncated = read_labels(&short).unwrap_err().to_string();
+    assert!(
+        truncated.contains("holds 2 labels but its header says 3"),
+        "{truncated}"
+    );
+}
+
+/// Each MoLRG row's label is its component: with no floor, y - mu_k lies in
+/// span(V_k) for the labelled k (and, the subspaces being orthogonal, not
+/// in the other's).
+#[test]
+fn molrg_labels_name_the_component_each_row_lies_in() {
+    let spec: SyntheticSpec =
+        serde_json::from_str(r#"{"kind":"molrg","ambient":10,"ranks":[3,3],"floor":0.0}"#).unwrap();
+    let dist = Synthetic::new(spec, 4).unwrap();
+    let data = rows(&dist.sample_rows(5, 40).unwrap());
+    let labels = dist.labels(5, 40);
+    assert!(labels.contains(&0) && labels.contains(&1));
+    let components = dist.mixture.components();
+    let residual = |y: &[f64], k: usize| {
+        let c = &components[k];
+        let centred: Vec<f64> = y.iter().zip(&c.mean).map(|(a, m)| a - m).collect();
+        let coords: Vec<f64> = (0..c.basis.ncols())
+            .map(|j| (0..10).map(|i| c.basis[(i, j)] * centred[i]).sum())
+            .collect();
+        (0..10)
+            .map(|i| {
+                centred[i]
+                    - (0..coords.len())
+                        .map(|j| c.basis[(i, j)] * coords[j])
+                        .sum::<f64>()
+            })
+            .map(|r| r * r)
+            .sum::<f64>()
+            .sqrt()
+    };
+    for (y, &k) in data.iter().zip(&labels) {
+        assert!(
+            residual(y, k as usize) < 1e-9,
+            "row off its labelled subspace"
+        );
+        assert!(
+            residual(y, 1 - k as usize) > 1e-3,
+            "row also in the other subspace"
+        );
+    }
+}
+
+/// The class-conditional empirical denoiser's samples are training points of
+/// their class; guidance at w = 0 is it bit for bit, and at w = 1.5 it is
+/// 2.5 D_c - 1.5 D_u.
+#[test]
+fn conditional_empirical_samples_are_training_points_of_the_class() {
+    let train = gaussian(3, 0, 12, 6);
+    let labels: Vec<u32> = (0..12).map(|i| (i % 3) as u32).collect();
+    let class_rows = rows_of_class(&train, &labels, 2).unwrap();
+    let conditional = EmpiricalDenoiser::new(&class_rows).unwrap();
+    let schedule = Schedule::default();
+    let seeds: Vec<u64> = (0..8).collect();
+    let draw = |d: &dyn Denoiser| {
+        generate(
+            d,
+            5,
+            &seeds,
+            DType::F64,
+            &Device::Cpu,
+            &schedule,
+            &Method::Heun,
+            None,
+        )
+        .unwrap()
+    };
+    let samples = draw(&conditional);
+    let train_rows = rows(&train);
+    for x in rows(&samples) {
+        let (best, distance) = train_rows
+            .iter()
+            .enumerate()
+            .map(|(i, y)| {
+                (
+                    i,
+                    y.iter()
+                        .zip(&x)
+                        .map(|(a, b)| (a - b).powi(2))
+                        .sum::<f64>()
+                        .sqrt(),
+                )
+            })
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .unwrap();
+        assert!(
+            distance < 1e-3 && labels[best] == 2,
+            "sample near {best} at {distance}"
+        );
+    }
+    let guided = |w: f64| {
+        Guided::new(
+            Box::new(EmpiricalDenoiser::new(&class_rows).unwrap()),
+            Box::new(EmpiricalDenoiser::new(&train).unwrap()),
+            w,
+        )
+        .unwrap()
+    };
+    assert_eq!(max_abs_diff(&draw(&guided(0.0)), &samples), 0.0);
+    let unconditional = EmpiricalDenoiser::new(&train).unwrap();
+    let x = gaussian(3, 1, 4, 6);
+    for sigma in [0.1, 1.0, 10.0] {
+        let expected = ((conditional.denoise(&x, sigma).unwrap() * 2.5).unwrap()
+            - (unconditional.denoise(&x, sigma).unwrap() * 1.5).unwrap())
+        .unwrap();
+        assert!(max_abs_diff(&guided(1.5).denoise(&x, sigma).unwrap(), &expected) < 1e-12);
+    }
+    let missing = rows_of_class(&train, &labels, 7).unwrap_err().to_string();
+    assert!(missing.contains("[0, 1, 2]"), "{missing}");
+}
+
+/// The true denoiser given the class is the Gaussian denoiser of that
+/// component's full covariance V diag(lambda) V^T + floor I.
+#[test]
+fn the_true_class_conditional_denoiser_is_its_components_gaussian() {
+    let spec: SyntheticSpec =
+        serde_json::from_str(r#"{"kind":"molrg","ambient":6,"ranks":[2,3],"floor":0.01}"#).unwrap();
+    let dist = Synthetic::new(spec, 2).unwrap();
+    let alone = component_alone(&dist.mixture, 1).unwrap();
+    let c = &dist.mixture.components()[1];
+    let covariance = Mat::from_fn(6, 6, |i, j| {
+        (0..c.variances.len())
+            .map(|k| c.basis[(i, k)] * c.variances[k] * c.basis[(j, k)])
+            .sum::<f64>()
+            + if i == j { c.floor } else { 0.0 }
+    });
+    let gaussian_d = GaussianDenoiser::new(&c.mean, &covariance).unwrap();
+    let x = gaussian(6, 0, 5, 6);
+    for sigma in [0.05, 0.5, 5.0] {
+        let gap = max_abs_diff(
+            &alone.denoise(&x, sigma).unwrap(),
+            &gaussian_d.denoise(&x, sigma).unwrap(),
+        );
+        assert!(gap < 1e-10, "sigma {sigma}: {gap}");
+    }
+    assert!(component_alone(&dist.mixture, 2)
+        .unwrap_err()
+        .to_string()
+        .contains("0..2"));
+}
+
+#[test]
+fn regimes_samples_a_class_and_refuses_what_has_no_class() {
+    let dir = common::temp_dir("conditional-cli");
+    let data = dir.join("molrg");
+    common::succeeds(&regimes(&[
+        "data",
+        "molrg",
+        "--ambient",
+        "8",
+        "--components",
+        "2",
+        "--rank",
+        "2",
+        "--n",
+        "16",
+        "--seed",
+        "1",
+        "--out",
+        s(&data),
+    ]));
+    let labels = read_labels(&data.join("labels.npy")).unwrap();
+    assert_eq!(labels.len(), 16);
+    let out = dir.join("class1.npy");
+    let train = data.join("data.npy");
+    common::succeeds(&regimes(&[
+        "sample",
+        "--denoiser",
+        "empirical",
+        "--train",
+        s(&train),
+        "--labels",
+        s(&data.join("labels.npy")),
+        "--class",
+        "1",
+        "--seeds",
+        "0-5",
+        "--dtype",
+        "f64",
+        "--out",
+        s(&out),
+    ]));
+    let samples = rows(&read_npy(&out).unwrap());
+    let train_rows = rows(&read_npy(&train).unwrap());
+    for x in samples {
+        let nearest = (0..16)
+            .min_by(|&a, &b| {
+                let d = |i: usize| {
+                    train_rows[i]
+                        .iter()
+                        .zip(&x)
+                        .map(|(p, q)| (p - q).powi(2))
+                        .sum::<f64>()
+                };
+                d(a).total_cmp(&d(b))
+            })
+            .unwrap();
+        assert_eq!(labels[nearest], 1);
+    }
+    let bad = dir.join("bad.npy");
+    let no_labels = regimes(&[
+        "sample",
+        "--denoiser",
+        "empirical",
+        "--train",
+        s(&train),
+        "--class",
+        "1",
+        "--out",
+        s(&bad),
+    ]);
+    common::fails_with(&no_labels, &["--labels", "training labels"]);
+    let no_class = regimes(&[
+        "sample",
+        "--denoiser",
+        "empirical",
+        "--train",
+        s(&train),
+        "--guidance",
+        "2",
+        "--out",
+        s(&bad),
+    ]);
+    common::fails_with(&no_class, &["--class"]);
+    let wrong_count = dir.join("three.npy");
+    write_labels(&wrong_count, &[0, 1, 0]).unwrap();
+    let mismatch = regimes(&[
+        "sample",
+        "--denoiser",
+        "empirical",
+        "--train",
+        s(&train),
+        "--labels",
+        s(&wrong_count),
+        "--class",
+        "0",
+        "--out",
+        s(&bad),
+    ]);
+    common::fails_with(&mismatch, &["three.npy", "3 labels for 16 examples"]);
+    assert!(!bad.exists());
+}
