@@ -60,6 +60,7 @@ fn trainer(
         seed: 0,
         checkpoint_every: 1 << 40,
         log_every: 1 << 40,
+        labels: None,
     };
     Trainer::start(&dir, config.check().unwrap(), &examples(&shape), device).unwrap()
 }

@@ -38,6 +38,8 @@ pub enum Purpose {
     Operator = 10,
     /// The measurement noise of one measured sample (inverse::Operator::measure).
     Measurement = 11,
+    /// Which labels of a training step's batch are dropped (class-conditional training).
+    LabelDropout = 12,
 }
 
 /// The stream for `(seed, purpose)`, at index `index`.

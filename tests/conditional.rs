@@ -311,5 +311,191 @@ fn regimes_samples_a_class_and_refuses_what_has_no_class() {
         s(&bad),
     ]);
     common::fails_with(&mismatch, &["three.npy", "3 labels for 16 examples"]);
+    // A class-conditional network through the command line: trained with
+    // label dropout, sampled for a class with guidance; an unconditional
+    // one refuses a class.
+    let run = dir.join("run");
+    let labels_file = data.join("labels.npy");
+    let train_flags = |out: &std::path::Path, labelled: bool| {
+        let mut flags = vec![
+            "train",
+            "--data",
+            s(&data),
+            "--n",
+            "16",
+            "--width",
+            "16",
+            "--depth",
+            "1",
+            "--steps",
+            "20",
+            "--batch",
+            "8",
+            "--warmup",
+            "5",
+            "--out",
+            s(out),
+        ];
+        if labelled {
+            flags.extend(["--labels", s(&labels_file), "--p-uncond", "0.2"]);
+        }
+        regimes(&flags)
+    };
+    common::succeeds(&train_flags(&run, true));
+    assert!(run.join("train_labels.npy").exists());
+    let guided = dir.join("guided.npy");
+    common::succeeds(&regimes(&[
+        "sample",
+        "--denoiser",
+        "model",
+        "--checkpoint",
+        s(&run),
+        "--class",
+        "1",
+        "--guidance",
+        "1.5",
+        "--seeds",
+        "0-3",
+        "--out",
+        s(&guided),
+    ]));
+    assert_eq!(read_npy(&guided).unwrap().dims(), &[4, 8]);
+    let plain = dir.join("plain");
+    common::succeeds(&train_flags(&plain, false));
+    let refused = regimes(&[
+        "sample",
+        "--denoiser",
+        "model",
+        "--checkpoint",
+        s(&plain),
+        "--class",
+        "1",
+        "--out",
+        s(&bad),
+    ]);
+    common::fails_with(&refused, &["trained without labels"]);
     assert!(!bad.exists());
+}
+
+mod trained {
+    use std::ops::ControlFlow;
+
+    use candle_core::{DType, Device};
+    use diffusion_regimes::denoise::Denoiser;
+    use diffusion_regimes::nn::checkpoint::{load_model, Weights};
+    use diffusion_regimes::nn::optim::AdamWConfig;
+    use diffusion_regimes::nn::train::{LabelConditioning, Sampling, TrainConfig, Trainer};
+    use diffusion_regimes::nn::{Arch, ClassModel, MlpConfig};
+
+    use super::common::{gaussian, max_abs_diff, temp_dir};
+
+    fn config(labels: Option<LabelConditioning>, steps: u64) -> TrainConfig {
+        TrainConfig {
+            data: "test".into(),
+            n: 12,
+            subset_seed: 0,
+            sample_shape: vec![6],
+            arch: Arch::Mlp(MlpConfig {
+                width: 32,
+                depth: 2,
+            }),
+            sigma_data: 0.5,
+            p_mean: -1.2,
+            p_std: 1.2,
+            steps,
+            batch: 16,
+            sampling: Sampling::Replacement,
+            lr: 2e-3,
+            warmup: 5,
+            adam: AdamWConfig::default(),
+            clip: 1.0,
+            ema_decay: 0.99,
+            seed: 3,
+            checkpoint_every: 10,
+            log_every: 5,
+            labels,
+        }
+    }
+
+    fn train(name: &str, labels: Option<(LabelConditioning, &[u32])>, steps: u64) -> Trainer {
+        let dir = temp_dir(name);
+        let examples = gaussian(8, 0, 12, 6).to_dtype(DType::F32).unwrap();
+        let config = config(labels.as_ref().map(|l| l.0.clone()), steps)
+            .check()
+            .unwrap();
+        let mut trainer =
+            Trainer::start_labelled(&dir, config, &examples, labels.map(|l| l.1), &Device::Cpu)
+                .unwrap();
+        trainer.run(&mut |_| ControlFlow::Continue(())).unwrap();
+        trainer
+    }
+
+    const LABELS: [u32; 12] = [0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2];
+
+    /// With every label dropped the class vectors add exactly nothing and
+    /// get no gradient, so the run is the unconditional one bit for bit.
+    #[test]
+    fn label_dropout_one_is_the_unconditional_run() {
+        let always = LabelConditioning {
+            classes: 3,
+            p_uncond: 1.0,
+        };
+        let conditional = train("dropout-one", Some((always, &LABELS)), 30);
+        let plain = train("dropout-none", None, 30);
+        let shared = plain.ema().named();
+        let theirs = conditional.ema().named();
+        assert_eq!(theirs.len(), shared.len() + 1, "one class embedding more");
+        for (name, var) in &shared {
+            let other = &theirs.iter().find(|(n, _)| n == name).unwrap().1;
+            assert_eq!(
+                max_abs_diff(var.as_tensor(), other.as_tensor()),
+                0.0,
+                "{name}"
+            );
+        }
+        let x = gaussian(9, 0, 4, 6).to_dtype(DType::F32).unwrap();
+        let d = |t: &Trainer| t.model().denoise(&x, 0.7).unwrap();
+        assert_eq!(max_abs_diff(&d(&conditional), &d(&plain)), 0.0);
+    }
+
+    /// A conditional run (p_uncond 0.1) resumed after a kill repeats the
+    /// uninterrupted run, its labels read back from the run folder; its class
+    /// denoisers differ from each other and refuse an unknown class.
+    #[test]
+    fn conditional_runs_resume_bit_for_bit_and_tell_classes_apart() {
+        let some = LabelConditioning {
+            classes: 3,
+            p_uncond: 0.1,
+        };
+        let whole = train("conditional-whole", Some((some.clone(), &LABELS)), 20);
+        let dir = temp_dir("conditional-killed");
+        let examples = gaussian(8, 0, 12, 6).to_dtype(DType::F32).unwrap();
+        let config = config(Some(some), 20).check().unwrap();
+        let mut first =
+            Trainer::start_labelled(&dir, config, &examples, Some(&LABELS), &Device::Cpu).unwrap();
+        first
+            .run(&mut |p| match p.step {
+                13 => ControlFlow::Break(()),
+                _ => ControlFlow::Continue(()),
+            })
+            .unwrap();
+        // Killed at step 13: the latest checkpoint is step 10's.
+        let mut resumed = Trainer::resume(&dir, None, &Device::Cpu).unwrap();
+        assert_eq!(resumed.step(), 10);
+        resumed.run(&mut |_| ControlFlow::Continue(())).unwrap();
+        for ((name, a), (_, b)) in whole.params().named().iter().zip(resumed.params().named()) {
+            assert_eq!(max_abs_diff(a.as_tensor(), b.as_tensor()), 0.0, "{name}");
+        }
+        let model = || load_model(&dir, Weights::Ema, &Device::Cpu).unwrap();
+        let x = gaussian(9, 1, 4, 6).to_dtype(DType::F32).unwrap();
+        let class = |k: u32| {
+            ClassModel::new(model(), k)
+                .unwrap()
+                .denoise(&x, 0.5)
+                .unwrap()
+        };
+        assert!(max_abs_diff(&class(0), &class(1)) > 1e-6);
+        let unknown = ClassModel::new(model(), 3).err().unwrap().to_string();
+        assert!(unknown.contains("classes 0..3"), "{unknown}");
+    }
 }

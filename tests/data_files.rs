@@ -58,7 +58,7 @@ fn malformed_npy_files_give_errors_naming_the_file_and_problem() {
     let cases: Vec<(Vec<u8>, &str)> = vec![
         (good[..good.len() - 3].to_vec(), "truncated"),
         ([b"\x93NUMPX".as_slice(), &good[6..]].concat(), "magic"),
-        (replace(&good, b"<f8", b"<i8"), "dtype"),
+        (replace(&good, b"<f8", b"<c8"), "dtype"),
         (replace(&good, b"False", b"True "), "Fortran"),
     ];
     for (bytes, word) in cases {

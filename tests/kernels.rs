@@ -349,7 +349,7 @@ fn same_convolution_bits_do_not_depend_on_how_many_threads_ran_it() {
 fn perturbed_unet(dtype: DType, shape: &[usize], config: &UnetConfig) -> (Params, Precond) {
     let params = Params::new(7);
     let net = Arch::Unet(config.clone())
-        .build(shape, params.var_builder(dtype, &Device::Cpu))
+        .build(shape, None, params.var_builder(dtype, &Device::Cpu))
         .unwrap();
     let values: BTreeMap<String, Tensor> = params
         .named()
@@ -384,8 +384,11 @@ fn unet_gradient_with_the_fast_kernels_matches_candles_ops_in_f64() {
     let z = normal(6, &[3, 64]);
     let sigma = Tensor::new(&[0.05f32, 0.7, 6.0], &Device::Cpu).unwrap();
     let as64 = |t: &Tensor| t.to_dtype(DType::F64).unwrap();
-    let g32 = edm_loss(&m32, &y, &sigma, &z).unwrap().backward().unwrap();
-    let g64 = edm_loss(&m64, &as64(&y), &as64(&sigma), &as64(&z))
+    let g32 = edm_loss(&m32, &y, &sigma, &z, None)
+        .unwrap()
+        .backward()
+        .unwrap();
+    let g64 = edm_loss(&m64, &as64(&y), &as64(&sigma), &as64(&z), None)
         .unwrap()
         .backward()
         .unwrap();

@@ -187,7 +187,7 @@ fn model_jacobian_by_autodiff_matches_finite_differences() {
         depth: 2,
     });
     let net = arch
-        .build(&[4], params.var_builder(DType::F32, &Device::Cpu))
+        .build(&[4], None, params.var_builder(DType::F32, &Device::Cpu))
         .unwrap();
     // Give the zero-initialised output layer weights so the network is not trivial.
     for (name, var) in params.named() {

@@ -21,7 +21,7 @@ fn unet_forward_backward(shape: [usize; 3], config: UnetConfig) {
     let params = Params::new(1);
     let arch = Arch::Unet(config);
     let net = arch
-        .build(&shape, params.var_builder(DType::F32, &Device::Cpu))
+        .build(&shape, None, params.var_builder(DType::F32, &Device::Cpu))
         .unwrap();
     let b = 2;
     let n: usize = shape.iter().product();
@@ -29,11 +29,11 @@ fn unet_forward_backward(shape: [usize; 3], config: UnetConfig) {
         .reshape((b, shape[0], shape[1], shape[2]))
         .unwrap();
     let c_noise = Tensor::new(&[-0.5f32, 0.7], &Device::Cpu).unwrap();
-    let out = net.forward(&x, &c_noise).unwrap();
+    let out = net.forward(&x, &c_noise, None).unwrap();
     assert_eq!(out.dims(), x.dims());
     let model = Precond::new(net, 0.5, shape.to_vec(), &Device::Cpu);
     let sigma = Tensor::new(&[0.3f32, 2.0], &Device::Cpu).unwrap();
-    let l = edm_loss(&model, &x, &sigma, &x).unwrap();
+    let l = edm_loss(&model, &x, &sigma, &x, None).unwrap();
     let grads = l.backward().unwrap();
     for (name, var) in params.named() {
         let g = grads
@@ -63,7 +63,11 @@ fn unet_forward_and_backward_on_three_channel_32x32() {
 fn unet_rejects_sizes_that_do_not_halve() {
     let params = Params::new(1);
     let e = Arch::Unet(UnetConfig::with_base(8))
-        .build(&[1, 6, 6], params.var_builder(DType::F32, &Device::Cpu))
+        .build(
+            &[1, 6, 6],
+            None,
+            params.var_builder(DType::F32, &Device::Cpu),
+        )
         .err()
         .unwrap()
         .to_string();
@@ -78,7 +82,7 @@ fn initial_weights_depend_only_on_seed_and_name() {
     });
     let build = |seed| {
         let p = Params::new(seed);
-        arch.build(&[5], p.var_builder(DType::F32, &Device::Cpu))
+        arch.build(&[5], None, p.var_builder(DType::F32, &Device::Cpu))
             .unwrap();
         p.named()
     };
@@ -120,7 +124,7 @@ fn preconditioning_and_loss_match_a_hand_computation() {
     let p = Params::new(0);
     let arch = Arch::Mlp(MlpConfig { width: 8, depth: 1 });
     let net = arch
-        .build(&[3], p.var_builder(DType::F32, &Device::Cpu))
+        .build(&[3], None, p.var_builder(DType::F32, &Device::Cpu))
         .unwrap();
     let sd = 0.7;
     let model = Precond::new(net, sd, vec![3], &Device::Cpu);
@@ -128,7 +132,7 @@ fn preconditioning_and_loss_match_a_hand_computation() {
     let z = f32_gaussian(2, 4, 3);
     let sigmas = [0.01f32, 0.3, 1.0, 20.0];
     let sigma = Tensor::new(&sigmas, &Device::Cpu).unwrap();
-    let loss = edm_loss(&model, &y, &sigma, &z)
+    let loss = edm_loss(&model, &y, &sigma, &z, None)
         .unwrap()
         .to_scalar::<f32>()
         .unwrap() as f64;

@@ -45,6 +45,7 @@ fn config(n: usize, dim: usize, steps: u64) -> TrainConfig {
         seed: 7,
         checkpoint_every: 10,
         log_every: 5,
+        labels: None,
     }
 }
 

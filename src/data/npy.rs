@@ -61,20 +61,21 @@ pub fn parse_npy(bytes: &[u8], path: &Path) -> Result<Tensor> {
         ));
     }
     let shape = parse_shape(header).ok_or_else(|| bad("header has no readable 'shape'"))?;
-    let dtype =
-        match descr.trim().trim_matches('\'') {
-            "<f4" => DType::F32,
-            "<f8" => DType::F64,
-            "|u1" | "<u1" => DType::U8,
-            // Integers (labels): int64 as numpy saves them, int32 widened.
-            "<i8" | "<i4" => DType::I64,
-            other => return Err(Error::format(
+    let dtype = match descr.trim().trim_matches('\'') {
+        "<f4" => DType::F32,
+        "<f8" => DType::F64,
+        "|u1" | "<u1" => DType::U8,
+        // Integers (labels): int64 as numpy saves them, int32 widened.
+        "<i8" | "<i4" => DType::I64,
+        other => {
+            return Err(Error::format(
                 path,
                 format!(
                     "unsupported dtype {other}; expected float32, float64, uint8, int32 or int64"
                 ),
-            )),
-        };
+            ))
+        }
+    };
     let stored = match descr.trim().trim_matches('\'') {
         "<i4" => 4,
         _ => dtype.size_in_bytes(),

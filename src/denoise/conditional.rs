@@ -6,6 +6,8 @@ use candle_core::{DType, Tensor};
 
 use super::{training_rows, Component, Denoiser, DenoiserSpec, EmpiricalDenoiser, Mixture};
 use crate::data::{check_label_count, load_distribution};
+use crate::nn::checkpoint::{load_model, Weights};
+use crate::nn::ClassModel;
 use crate::{Error, Result};
 
 /// The training points labelled `class` ([N, n] rows, `labels` one per row).
@@ -46,10 +48,10 @@ pub fn component_alone(mixture: &Mixture, k: usize) -> Result<Mixture> {
     }])
 }
 
-/// The class-conditional denoiser of the prior `spec` names: the empirical
-/// denoiser of the training points labelled `class` (labels from
-/// `labels_file`, one per training row) or the true denoiser's component
-/// `class`; other kinds have no closed form given a class.
+/// The class-conditional denoiser `spec` names: the empirical denoiser of
+/// the training points labelled `class` (labels from `labels_file`, one per
+/// training row), the true denoiser's component `class`, or a
+/// class-conditional network given `class` (its labels are in its run).
 pub fn class_denoiser(
     spec: &DenoiserSpec,
     dtype: DType,
@@ -76,10 +78,18 @@ pub fn class_denoiser(
             &load_distribution(spec.path())?,
             class as usize,
         )?)),
+        "model" | "model-raw" => {
+            let weights = match spec.kind().name {
+                "model" => Weights::Ema,
+                _ => Weights::Model,
+            };
+            let model = load_model(spec.path(), weights, &candle_core::Device::Cpu)?;
+            Ok(Box::new(ClassModel::new(model, class)?))
+        }
         other => Err(Error::invalid(
             "denoiser",
             other,
-            "a class-conditional closed form exists for empirical and truth only",
+            "a class-conditional denoiser exists for empirical, truth and class-conditional models",
         )),
     }
 }

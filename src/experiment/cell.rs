@@ -337,6 +337,7 @@ pub fn train_config(sweep: &Sweep, train: &Tensor, arch: &Arch, seed: u64) -> Re
         seed,
         checkpoint_every: (s.steps / 4).max(1),
         log_every: (s.steps / 100).max(1),
+        labels: None,
     })
 }
 

@@ -25,6 +25,8 @@ use crate::{Error, Result};
 pub const STATE_FILE: &str = "state.json";
 pub const CONFIG_FILE: &str = "config.toml";
 pub const TRAIN_FILE: &str = "train.npy";
+/// The training examples' labels of a class-conditional run.
+pub const TRAIN_LABELS_FILE: &str = "train_labels.npy";
 pub const METRICS_FILE: &str = "metrics.csv";
 const FORMAT: &str = "diffusion-regimes training state v1";
 
@@ -165,9 +167,13 @@ pub fn load_model(dir: &Path, weights: Weights, device: &Device) -> Result<Preco
 /// The network of `config` with parameters initialised from its seed.
 pub fn build_model(config: &TrainConfig, device: &Device) -> Result<(Precond, Params)> {
     let params = Params::new(config.seed);
-    let net = config
-        .arch
-        .build(&config.sample_shape, params.var_builder(DType::F32, device))?;
+    let classes = config.labels.as_ref().map(|l| l.classes);
+    let net = config.arch.build(
+        &config.sample_shape,
+        classes,
+        params.var_builder(DType::F32, device),
+    )?;
     let shape = config.arch.input_shape(&config.sample_shape)?;
-    Ok((Precond::new(net, config.sigma_data, shape, device), params))
+    let model = Precond::new(net, config.sigma_data, shape, device).with_classes(classes);
+    Ok((model, params))
 }

@@ -43,6 +43,20 @@ pub struct TrainConfig {
     pub seed: u64,
     pub checkpoint_every: u64,
     pub log_every: u64,
+    /// Class-conditional training (THEORY §10); absent for an unconditional run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<LabelConditioning>,
+}
+
+/// The training set's labels 0..classes (kept in the run folder as
+/// train_labels.npy), each replaced by "no class" with probability
+/// `p_uncond` per example and step, so one network is both conditional and
+/// unconditional.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LabelConditioning {
+    pub classes: usize,
+    pub p_uncond: f64,
 }
 
 /// A [`TrainConfig`] whose every value has been checked, the only kind the
@@ -104,6 +118,16 @@ impl TrainConfig {
         at_least_one("warmup", self.warmup)?;
         at_least_one("checkpoint_every", self.checkpoint_every)?;
         at_least_one("log_every", self.log_every)?;
+        if let Some(labels) = &self.labels {
+            at_least_one("classes", labels.classes as u64)?;
+            if !(0.0..=1.0).contains(&labels.p_uncond) {
+                return Err(Error::invalid(
+                    "p_uncond",
+                    labels.p_uncond,
+                    "must lie in [0, 1]",
+                ));
+            }
+        }
         self.arch.input_shape(&self.sample_shape).map(|_| ())
     }
 

@@ -4,7 +4,7 @@ use candle_core::Tensor;
 use candle_nn::{linear, Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 
-use super::embedding::{fourier_embedding, zero_linear};
+use super::embedding::{fourier_embedding, with_classes, zero_linear, ClassEmbedding};
 use super::ops::{linear_forward, silu};
 use super::Network;
 use crate::{Error, Result};
@@ -26,11 +26,17 @@ pub struct Mlp {
     modulate: Linear,
     blocks: Vec<(Linear, Linear)>,
     output: Linear,
+    classes: Option<ClassEmbedding>,
     width: usize,
 }
 
 impl Mlp {
-    pub fn new(dim: usize, config: &MlpConfig, vb: VarBuilder) -> Result<Self> {
+    pub fn new(
+        dim: usize,
+        config: &MlpConfig,
+        classes: Option<usize>,
+        vb: VarBuilder,
+    ) -> Result<Self> {
         let MlpConfig { width, depth } = *config;
         if width == 0 || depth == 0 || dim == 0 {
             return Err(Error::invalid(
@@ -54,17 +60,19 @@ impl Mlp {
             modulate: linear(width, depth * width, vb.pp("modulate"))?,
             blocks,
             output: zero_linear(width, dim, vb.pp("output"))?,
+            classes: classes
+                .map(|k| ClassEmbedding::new(k, width, vb.clone()))
+                .transpose()?,
             width,
         })
     }
 }
 
 impl Network for Mlp {
-    fn forward(&self, x: &Tensor, c_noise: &Tensor) -> Result<Tensor> {
-        let emb = silu(&linear_forward(
-            &self.embed,
-            &fourier_embedding(c_noise, self.width)?,
-        )?)?;
+    fn forward(&self, x: &Tensor, c_noise: &Tensor, labels: Option<&Tensor>) -> Result<Tensor> {
+        let features = fourier_embedding(c_noise, self.width)?;
+        let features = with_classes(features, self.classes.as_ref(), labels)?;
+        let emb = silu(&linear_forward(&self.embed, &features)?)?;
         let modulation = linear_forward(&self.modulate, &emb)?;
         let mut h = linear_forward(&self.input, x)?;
         for (i, (fc1, fc2)) in self.blocks.iter().enumerate() {

@@ -7,7 +7,7 @@
 //! use diffusion_regimes::nn::{Arch, MlpConfig, Params, Precond};
 //! let params = Params::new(0); // weights drawn from seed 0
 //! let arch = Arch::Mlp(MlpConfig { width: 32, depth: 2 });
-//! let net = arch.build(&[8], params.var_builder(DType::F32, &Device::Cpu)).unwrap();
+//! let net = arch.build(&[8], None, params.var_builder(DType::F32, &Device::Cpu)).unwrap();
 //! let d = Precond::new(net, 0.5, vec![8], &Device::Cpu);
 //! let x = Tensor::ones((3, 8), DType::F32, &Device::Cpu).unwrap();
 //! // The output layer starts at zero, so an untrained model denoises as c_skip x.
@@ -35,13 +35,15 @@ mod unet;
 
 pub use mlp::{Mlp, MlpConfig};
 pub use params::Params;
-pub use precond::{edm_loss, Precond};
+pub use precond::{edm_loss, ClassModel, Precond};
 pub use unet::{Unet, UnetConfig};
 
 /// The raw network F(c_in x, c_noise) of EDM (THEORY §3).
 pub trait Network: Send + Sync {
-    /// `x` is `[B, ...]` in the network's input shape; `c_noise` is `[B]`.
-    fn forward(&self, x: &Tensor, c_noise: &Tensor) -> Result<Tensor>;
+    /// `x` is `[B, ...]` in the network's input shape; `c_noise` is `[B]`;
+    /// `labels` `[B]` (u32, the class count meaning "no class") for a
+    /// class-conditional network (THEORY §10), None for no class at all.
+    fn forward(&self, x: &Tensor, c_noise: &Tensor, labels: Option<&Tensor>) -> Result<Tensor>;
 }
 
 /// Which network, with its size.
@@ -105,12 +107,18 @@ impl Arch {
         }
     }
 
-    /// Builds the network for examples of `sample_shape`, creating its parameters in `vb`.
-    pub fn build(&self, sample_shape: &[usize], vb: VarBuilder) -> Result<Box<dyn Network>> {
+    /// Builds the network for examples of `sample_shape`, creating its
+    /// parameters in `vb`; with `classes`, a class embedding too (THEORY §10).
+    pub fn build(
+        &self,
+        sample_shape: &[usize],
+        classes: Option<usize>,
+        vb: VarBuilder,
+    ) -> Result<Box<dyn Network>> {
         let shape = self.input_shape(sample_shape)?;
         Ok(match self {
-            Arch::Mlp(config) => Box::new(Mlp::new(shape[0], config, vb)?),
-            Arch::Unet(config) => Box::new(Unet::new(&shape, config, vb)?),
+            Arch::Mlp(config) => Box::new(Mlp::new(shape[0], config, classes, vb)?),
+            Arch::Unet(config) => Box::new(Unet::new(&shape, config, classes, vb)?),
         })
     }
 }

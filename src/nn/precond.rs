@@ -16,6 +16,8 @@ pub struct Precond {
     input_shape: Vec<usize>,
     /// Where the weights live; [`Denoiser`] calls move their input here and back.
     device: Device,
+    /// The class count of a class-conditional network (THEORY §10).
+    classes: Option<usize>,
 }
 
 impl Precond {
@@ -32,7 +34,18 @@ impl Precond {
             sigma_data,
             input_shape,
             device: device.clone(),
+            classes: None,
         }
+    }
+
+    /// The same network, known to take labels 0..classes (None: no labels).
+    pub fn with_classes(self, classes: Option<usize>) -> Self {
+        Precond { classes, ..self }
+    }
+
+    /// The class count of a class-conditional network.
+    pub fn classes(&self) -> Option<usize> {
+        self.classes
     }
 
     pub fn sigma_data(&self) -> f64 {
@@ -42,8 +55,9 @@ impl Precond {
     /// D(x; sigma_b) for each example b of `x` `[B, ...]` (any shape with B rows
     /// of `dim()` values) at its own noise level `sigma` `[B]`; THEORY §3:
     /// c_skip = sd^2/(sigma^2+sd^2), c_out = sigma sd/sqrt(sigma^2+sd^2),
-    /// c_in = 1/sqrt(sigma^2+sd^2), c_noise = ln(sigma)/4.
-    pub fn forward(&self, x: &Tensor, sigma: &Tensor) -> Result<Tensor> {
+    /// c_in = 1/sqrt(sigma^2+sd^2), c_noise = ln(sigma)/4. `labels` [B]
+    /// condition a class-conditional network (THEORY §10).
+    pub fn forward(&self, x: &Tensor, sigma: &Tensor, labels: Option<&Tensor>) -> Result<Tensor> {
         let b = x.dim(0)?;
         let mut shape = vec![b];
         shape.extend(&self.input_shape);
@@ -59,7 +73,9 @@ impl Precond {
         let c_out = column(((sigma * sd)? / total.sqrt()?)?)?;
         let c_in = column(total.sqrt()?.recip()?)?;
         let c_noise = (sigma.log()? / 4.0)?;
-        let f = self.net.forward(&xs.broadcast_mul(&c_in)?, &c_noise)?;
+        let f = self
+            .net
+            .forward(&xs.broadcast_mul(&c_in)?, &c_noise, labels)?;
         let d = (xs.broadcast_mul(&c_skip)? + f.broadcast_mul(&c_out)?)?;
         Ok(d.reshape(x.shape())?)
     }
@@ -79,7 +95,11 @@ impl Denoiser for Precond {
             ));
         }
         let sigmas = Tensor::full(sigma as f32, b, &self.device)?;
-        let d = self.forward(&x.to_device(&self.device)?.to_dtype(DType::F32)?, &sigmas)?;
+        let d = self.forward(
+            &x.to_device(&self.device)?.to_dtype(DType::F32)?,
+            &sigmas,
+            None,
+        )?;
         Ok(d.to_device(x.device())?.to_dtype(x.dtype())?)
     }
 
@@ -104,15 +124,63 @@ impl Denoiser for Precond {
 /// mean_b lambda(sigma_b) mean_i (D(y_b + sigma_b z_b; sigma_b) - y_b)_i^2,
 /// lambda(sigma) = (sigma^2 + sd^2) / (sigma sd)^2. Averaging over the
 /// coordinates i (as EDM does) keeps the loss scale independent of n.
-pub fn edm_loss(model: &Precond, y: &Tensor, sigma: &Tensor, z: &Tensor) -> Result<Tensor> {
+pub fn edm_loss(
+    model: &Precond,
+    y: &Tensor,
+    sigma: &Tensor,
+    z: &Tensor,
+    labels: Option<&Tensor>,
+) -> Result<Tensor> {
     let b = y.dim(0)?;
     let rows = |t: &Tensor| t.reshape((b, t.elem_count() / b.max(1)));
     let (y, z) = (rows(y)?, rows(z)?);
     let s = sigma.reshape((b, 1))?;
     let x = (&y + z.broadcast_mul(&s)?)?;
-    let d = model.forward(&x, sigma)?;
+    let d = model.forward(&x, sigma, labels)?;
     let sd = model.sigma_data();
     let lambda = ((sigma.sqr()? + sd * sd)? / (sigma * sd)?.sqr()?)?;
     let err = (d - &y)?.sqr()?.mean(1)?;
     Ok((err * lambda)?.mean_all()?)
+}
+
+/// A class-conditional network sampled for one class: D(x; sigma, class)
+/// (THEORY §10). Its [`Denoiser`] calls pass `class` for every row.
+pub struct ClassModel {
+    model: Precond,
+    class: u32,
+}
+
+impl ClassModel {
+    pub fn new(model: Precond, class: u32) -> Result<Self> {
+        match model.classes {
+            Some(k) if (class as usize) < k => Ok(Self { model, class }),
+            Some(k) => Err(Error::invalid(
+                "class",
+                class,
+                format!("the network was trained on classes 0..{k}"),
+            )),
+            None => Err(Error::invalid(
+                "class",
+                class,
+                "this network was trained without labels",
+            )),
+        }
+    }
+}
+
+impl Denoiser for ClassModel {
+    fn denoise(&self, x: &Tensor, sigma: f64) -> Result<Tensor> {
+        check_sigma(sigma)?;
+        let b = x.dims().first().copied().unwrap_or(0);
+        let device = &self.model.device;
+        let sigmas = Tensor::full(sigma as f32, b, device)?;
+        let labels = Tensor::full(self.class, b, device)?;
+        let xs = x.to_device(device)?.to_dtype(DType::F32)?;
+        let d = self.model.forward(&xs, &sigmas, Some(&labels))?;
+        Ok(d.to_device(x.device())?.to_dtype(x.dtype())?)
+    }
+
+    fn dim(&self) -> usize {
+        self.model.dim()
+    }
 }

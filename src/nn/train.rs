@@ -25,12 +25,12 @@ use rand_distr::{Distribution, StandardNormal};
 use super::checkpoint::{
     self, build_model, read_checkpoint, read_state, write_checkpoint, write_state, Groups, RunState,
 };
-pub use super::config::{CheckedTrainConfig, Sampling, TrainConfig};
+pub use super::config::{CheckedTrainConfig, LabelConditioning, Sampling, TrainConfig};
 use super::optim::{clip_scale, update_ema, AdamW};
 use super::params::assign_named;
 use super::{edm_loss, Params, Precond};
 use crate::data::npy::{read_npy, write_npy};
-use crate::data::permutation;
+use crate::data::{permutation, read_labels, write_labels};
 use crate::io::write_atomic;
 use crate::rng::{stream, Purpose};
 use crate::{Error, Result};
@@ -53,12 +53,45 @@ pub struct Trainer {
     pub config: CheckedTrainConfig,
     dir: PathBuf,
     train: Tensor,
+    /// The training set's labels, for a class-conditional run.
+    labels: Option<Vec<u32>>,
     model: Precond,
     params: Params,
     ema: Params,
     optimizer: AdamW,
     step: u64,
     elapsed: f64,
+}
+
+/// Labels exactly when the config is class-conditional: one per training
+/// example, each below the class count.
+fn check_labels(config: &TrainConfig, labels: Option<&[u32]>) -> Result<()> {
+    match (&config.labels, labels) {
+        (None, None) => Ok(()),
+        (Some(_), None) => Err(Error::invalid(
+            "labels",
+            "missing",
+            "a class-conditional run needs them",
+        )),
+        (None, Some(_)) => Err(Error::invalid(
+            "labels",
+            "given",
+            "the config has no classes",
+        )),
+        (Some(c), Some(labels)) => {
+            if labels.len() != config.n {
+                return Err(Error::shape("labels", config.n, labels.len()));
+            }
+            match labels.iter().find(|&&l| l as usize >= c.classes) {
+                Some(bad) => Err(Error::invalid(
+                    "label",
+                    bad,
+                    format!("the config has classes 0..{}", c.classes),
+                )),
+                None => Ok(()),
+            }
+        }
+    }
 }
 
 fn vars(params: &Params) -> Vec<Var> {
@@ -72,6 +105,18 @@ impl Trainer {
         dir: &Path,
         config: CheckedTrainConfig,
         train: &Tensor,
+        device: &Device,
+    ) -> Result<Self> {
+        Self::start_labelled(dir, config, train, None, device)
+    }
+
+    /// As [`Trainer::start`], with one label per training example for a
+    /// class-conditional config (THEORY §10), kept as train_labels.npy.
+    pub fn start_labelled(
+        dir: &Path,
+        config: CheckedTrainConfig,
+        train: &Tensor,
+        labels: Option<&[u32]>,
         device: &Device,
     ) -> Result<Self> {
         if dir.join(checkpoint::STATE_FILE).exists() {
@@ -88,11 +133,16 @@ impl Trainer {
                 format!("{:?}", train.dims()),
             ));
         }
+        check_labels(&config, labels)?;
         write_npy(&dir.join(checkpoint::TRAIN_FILE), train, DType::F32)?;
+        if let Some(labels) = labels {
+            write_labels(&dir.join(checkpoint::TRAIN_LABELS_FILE), labels)?;
+        }
         let toml =
             toml::to_string(&*config).map_err(|e| Error::invalid("config", "", e.to_string()))?;
         write_atomic(&dir.join(checkpoint::CONFIG_FILE), toml.as_bytes())?;
-        Self::build(dir, config, train.to_device(device)?, device)
+        let labels = labels.map(<[u32]>::to_vec);
+        Self::build(dir, config, train.to_device(device)?, labels, device)
     }
 
     /// Continues the run in `dir` from its latest checkpoint, optionally
@@ -105,7 +155,12 @@ impl Trainer {
         }
         let config = config.check()?;
         let train = read_npy(&dir.join(checkpoint::TRAIN_FILE))?.to_dtype(DType::F32)?;
-        let mut trainer = Self::build(dir, config, train.to_device(device)?, device)?;
+        let labels = match config.labels {
+            Some(_) => Some(read_labels(&dir.join(checkpoint::TRAIN_LABELS_FILE))?),
+            None => None,
+        };
+        check_labels(&config, labels.as_deref())?;
+        let mut trainer = Self::build(dir, config, train.to_device(device)?, labels, device)?;
         let path = dir.join(&state.checkpoint);
         let groups = read_checkpoint(&path)?;
         let source = path.display().to_string();
@@ -138,6 +193,7 @@ impl Trainer {
         dir: &Path,
         config: CheckedTrainConfig,
         train: Tensor,
+        labels: Option<Vec<u32>>,
         device: &Device,
     ) -> Result<Self> {
         let (model, params) = build_model(&config, device)?;
@@ -147,6 +203,7 @@ impl Trainer {
         Ok(Trainer {
             dir: dir.to_path_buf(),
             train,
+            labels,
             model,
             params,
             ema,
@@ -174,8 +231,9 @@ impl Trainer {
         &self.ema
     }
 
-    /// Clean examples y, noise levels sigma and noise z of step `step`.
-    pub fn batch(&self, step: u64) -> Result<(Tensor, Tensor, Tensor)> {
+    /// The training-set rows of step `step`'s batch, and the step's stream
+    /// positioned after drawing them.
+    fn batch_rows(&self, step: u64) -> (Vec<u32>, rand_chacha::ChaCha20Rng) {
         let c = &self.config;
         let (b, n) = (c.batch, c.n);
         let mut rng = stream(c.seed, Purpose::Batch, step);
@@ -198,6 +256,34 @@ impl Trainer {
                     .collect()
             }
         };
+        (rows, rng)
+    }
+
+    /// The labels of step `step`'s batch for a class-conditional run, each
+    /// dropped to "no class" (the class count) with probability p_uncond by
+    /// stream (seed, LabelDropout, step), apart from the batch's own draws.
+    pub fn batch_labels(&self, step: u64) -> Result<Option<Tensor>> {
+        let (Some(conditioning), Some(labels)) = (&self.config.labels, &self.labels) else {
+            return Ok(None);
+        };
+        let mut dropout = stream(self.config.seed, Purpose::LabelDropout, step);
+        let batch: Vec<u32> = self
+            .batch_rows(step)
+            .0
+            .into_iter()
+            .map(|row| match dropout.gen::<f64>() < conditioning.p_uncond {
+                true => conditioning.classes as u32,
+                false => labels[row as usize],
+            })
+            .collect();
+        Ok(Some(Tensor::new(batch.as_slice(), self.train.device())?))
+    }
+
+    /// Clean examples y, noise levels sigma and noise z of step `step`.
+    pub fn batch(&self, step: u64) -> Result<(Tensor, Tensor, Tensor)> {
+        let c = &self.config;
+        let b = c.batch;
+        let (rows, mut rng) = self.batch_rows(step);
         let device = self.train.device();
         let y = self
             .train
@@ -216,7 +302,8 @@ impl Trainer {
     /// checkpointing; returns (loss, lr, grad norm).
     pub fn train_step(&mut self) -> Result<(f64, f64, f64)> {
         let (y, sigma, z) = self.batch(self.step)?;
-        let loss = edm_loss(&self.model, &y, &sigma, &z)?;
+        let labels = self.batch_labels(self.step)?;
+        let loss = edm_loss(&self.model, &y, &sigma, &z, labels.as_ref())?;
         let loss_value = loss.to_scalar::<f32>()? as f64;
         if !loss_value.is_finite() {
             return Err(Error::invalid(

@@ -8,7 +8,7 @@ use candle_core::{Tensor, D};
 use candle_nn::{conv2d, linear, Conv2d, Conv2dConfig, Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 
-use super::embedding::fourier_embedding;
+use super::embedding::{fourier_embedding, with_classes, ClassEmbedding};
 use super::ops::{avg_pool2x, conv2d_same, linear_forward, silu, upsample2x, GroupNorm};
 use super::Network;
 use crate::{Error, Result};
@@ -155,12 +155,18 @@ pub struct Unet {
     upsample: Vec<Conv>,
     out_norm: GroupNorm,
     output: Conv,
+    classes: Option<ClassEmbedding>,
     base: usize,
 }
 
 impl Unet {
     /// A U-Net for images of `shape` = [C, H, W]; H and W must halve cleanly at every level.
-    pub fn new(shape: &[usize], config: &UnetConfig, vb: VarBuilder) -> Result<Self> {
+    pub fn new(
+        shape: &[usize],
+        config: &UnetConfig,
+        classes: Option<usize>,
+        vb: VarBuilder,
+    ) -> Result<Self> {
         let channels = image_channels(shape, config)?;
         let levels = config.multipliers.len();
         let base = config.base;
@@ -224,14 +230,18 @@ impl Unet {
             upsample,
             out_norm: norm(c, vb.pp("out_norm"))?,
             output: zero_conv(c, channels, vb.pp("output"))?,
+            classes: classes
+                .map(|k| ClassEmbedding::new(k, base, vb.clone()))
+                .transpose()?,
             base,
         })
     }
 }
 
 impl Network for Unet {
-    fn forward(&self, x: &Tensor, c_noise: &Tensor) -> Result<Tensor> {
+    fn forward(&self, x: &Tensor, c_noise: &Tensor, labels: Option<&Tensor>) -> Result<Tensor> {
         let emb = fourier_embedding(c_noise, self.base)?;
+        let emb = with_classes(emb, self.classes.as_ref(), labels)?;
         let emb = silu(&linear_forward(&self.embed1, &emb)?)?;
         let emb = silu(&linear_forward(&self.embed2, &emb)?)?;
         let mut h = self.input.forward(x)?;

@@ -135,6 +135,15 @@ pub(crate) struct TrainArgs {
     /// Seed of the permutation whose first N rows form the training set.
     #[arg(long, default_value_t = 0)]
     pub(crate) subset_seed: u64,
+    /// Train class-conditionally (THEORY §10) on these labels, one per
+    /// example of --data (.npy of integers or an MNIST IDX1 file); the
+    /// classes are 0..(largest label + 1).
+    #[arg(long)]
+    pub(crate) labels: Option<PathBuf>,
+    /// With --labels: the probability that a batch example's label is
+    /// dropped, so the network also learns the unconditional denoiser.
+    #[arg(long, default_value_t = 0.1)]
+    pub(crate) p_uncond: f64,
     /// mlp or unet.
     #[arg(long, default_value = "mlp")]
     pub(crate) arch: String,

@@ -6,10 +6,12 @@ use std::ops::ControlFlow;
 use candle_core::Tensor;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use diffusion_regimes::data::{load_examples, sigma_data, training_set};
+use diffusion_regimes::data::{
+    check_label_count, load_examples, nested_subset, read_labels, sigma_data, training_set,
+};
 use diffusion_regimes::device::device;
 use diffusion_regimes::nn::optim::AdamWConfig;
-use diffusion_regimes::nn::train::{TrainConfig, Trainer};
+use diffusion_regimes::nn::train::{LabelConditioning, TrainConfig, Trainer};
 use diffusion_regimes::nn::Arch;
 use diffusion_regimes::{Error, Result};
 
@@ -42,9 +44,29 @@ pub(crate) fn train(args: TrainArgs, explicit: &[String]) -> Result<()> {
                 .as_ref()
                 .expect("clap requires --data without --resume");
             let n = args.n.expect("clap requires --n without --resume");
-            let train = training_set(&load_examples(data)?, n, args.subset_seed)?;
-            let config = new_config(&args, &train)?;
-            Trainer::start(&args.out, config.check()?, &train, &device)?
+            let examples = load_examples(data)?;
+            let train = training_set(&examples, n, args.subset_seed)?;
+            let mut config = new_config(&args, &train)?;
+            let labels = match &args.labels {
+                Some(path) => {
+                    let all = read_labels(path)?;
+                    check_label_count(&all, examples.dim(0)?, path)?;
+                    config.labels = Some(LabelConditioning {
+                        classes: all.iter().max().map_or(1, |&m| m as usize + 1),
+                        p_uncond: args.p_uncond,
+                    });
+                    let rows = nested_subset(all.len(), n, args.subset_seed)?;
+                    Some(rows.into_iter().map(|i| all[i]).collect::<Vec<u32>>())
+                }
+                None => None,
+            };
+            Trainer::start_labelled(
+                &args.out,
+                config.check()?,
+                &train,
+                labels.as_deref(),
+                &device,
+            )?
         }
     };
     let bar = ProgressBar::new(trainer.config.steps);
@@ -110,6 +132,7 @@ fn new_config(args: &TrainArgs, train: &Tensor) -> Result<TrainConfig> {
         seed: args.seed,
         checkpoint_every: args.checkpoint_every,
         log_every: args.log_every,
+        labels: None,
     })
 }
 
