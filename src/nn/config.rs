@@ -131,6 +131,37 @@ impl TrainConfig {
         self.arch.input_shape(&self.sample_shape).map(|_| ())
     }
 
+    /// Labels exactly when the config is class-conditional: one per training
+    /// example, each below the class count.
+    pub fn check_labels(&self, labels: Option<&[u32]>) -> Result<()> {
+        match (&self.labels, labels) {
+            (None, None) => Ok(()),
+            (Some(_), None) => Err(Error::invalid(
+                "labels",
+                "missing",
+                "a class-conditional run needs them",
+            )),
+            (None, Some(_)) => Err(Error::invalid(
+                "labels",
+                "given",
+                "the config has no classes",
+            )),
+            (Some(c), Some(labels)) => {
+                if labels.len() != self.n {
+                    return Err(Error::shape("labels", self.n, labels.len()));
+                }
+                match labels.iter().find(|&&l| l as usize >= c.classes) {
+                    Some(bad) => Err(Error::invalid(
+                        "label",
+                        bad,
+                        format!("the config has classes 0..{}", c.classes),
+                    )),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+
     /// Learning rate of the update after `step` steps: linear warm-up, then constant.
     pub fn lr_at(&self, step: u64) -> f64 {
         self.lr * ((step + 1) as f64 / self.warmup as f64).min(1.0)

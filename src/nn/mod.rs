@@ -26,6 +26,7 @@ pub mod checkpoint;
 mod config;
 mod embedding;
 mod mlp;
+mod observer;
 pub mod ops;
 pub mod optim;
 mod params;

@@ -26,6 +26,7 @@ use super::checkpoint::{
     self, build_model, read_checkpoint, read_state, write_checkpoint, write_state, Groups, RunState,
 };
 pub use super::config::{CheckedTrainConfig, LabelConditioning, Sampling, TrainConfig};
+pub use super::observer::{Observer, RunFiles};
 use super::optim::{clip_scale, update_ema, AdamW};
 use super::params::assign_named;
 use super::{edm_loss, Params, Precond};
@@ -61,37 +62,6 @@ pub struct Trainer {
     optimizer: AdamW,
     step: u64,
     elapsed: f64,
-}
-
-/// Labels exactly when the config is class-conditional: one per training
-/// example, each below the class count.
-fn check_labels(config: &TrainConfig, labels: Option<&[u32]>) -> Result<()> {
-    match (&config.labels, labels) {
-        (None, None) => Ok(()),
-        (Some(_), None) => Err(Error::invalid(
-            "labels",
-            "missing",
-            "a class-conditional run needs them",
-        )),
-        (None, Some(_)) => Err(Error::invalid(
-            "labels",
-            "given",
-            "the config has no classes",
-        )),
-        (Some(c), Some(labels)) => {
-            if labels.len() != config.n {
-                return Err(Error::shape("labels", config.n, labels.len()));
-            }
-            match labels.iter().find(|&&l| l as usize >= c.classes) {
-                Some(bad) => Err(Error::invalid(
-                    "label",
-                    bad,
-                    format!("the config has classes 0..{}", c.classes),
-                )),
-                None => Ok(()),
-            }
-        }
-    }
 }
 
 fn vars(params: &Params) -> Vec<Var> {
@@ -133,7 +103,7 @@ impl Trainer {
                 format!("{:?}", train.dims()),
             ));
         }
-        check_labels(&config, labels)?;
+        config.check_labels(labels)?;
         write_npy(&dir.join(checkpoint::TRAIN_FILE), train, DType::F32)?;
         if let Some(labels) = labels {
             write_labels(&dir.join(checkpoint::TRAIN_LABELS_FILE), labels)?;
@@ -159,7 +129,7 @@ impl Trainer {
             Some(_) => Some(read_labels(&dir.join(checkpoint::TRAIN_LABELS_FILE))?),
             None => None,
         };
-        check_labels(&config, labels.as_deref())?;
+        config.check_labels(labels.as_deref())?;
         let mut trainer = Self::build(dir, config, train.to_device(device)?, labels, device)?;
         let path = dir.join(&state.checkpoint);
         let groups = read_checkpoint(&path)?;
@@ -216,6 +186,11 @@ impl Trainer {
 
     pub fn step(&self) -> u64 {
         self.step
+    }
+
+    /// The run folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// The model with its current (not EMA) weights.
@@ -399,73 +374,4 @@ impl Trainer {
     }
 }
 
-/// Watches a training run after each step (after argmin's observers): it
-/// acts at its own cadence and may stop the run.
-pub trait Observer {
-    fn observe(&mut self, trainer: &Trainer, progress: &Progress) -> Result<ControlFlow<()>>;
-}
-
-impl<F: FnMut(&Progress) -> ControlFlow<()>> Observer for F {
-    fn observe(&mut self, _: &Trainer, progress: &Progress) -> Result<ControlFlow<()>> {
-        Ok(self(progress))
-    }
-}
-
-/// The run folder's files as an observer: a metrics.csv row every
-/// `log_every` steps and a checkpoint ([`Trainer::save`]) every
-/// `checkpoint_every` steps and at the last one, with the config's cadences.
-pub struct RunFiles {
-    log_every: u64,
-    checkpoint_every: u64,
-    rows: Vec<String>,
-}
-
-impl RunFiles {
-    /// Continues the metrics of `trainer`'s folder up to its current step.
-    pub fn new(trainer: &Trainer) -> Result<Self> {
-        Ok(Self {
-            log_every: trainer.config.log_every,
-            checkpoint_every: trainer.config.checkpoint_every,
-            rows: read_metrics(&trainer.dir, trainer.step)?,
-        })
-    }
-}
-
-impl Observer for RunFiles {
-    fn observe(&mut self, trainer: &Trainer, p: &Progress) -> Result<ControlFlow<()>> {
-        let last = p.step == p.steps;
-        if p.step.is_multiple_of(self.log_every) || last {
-            self.rows.push(format!(
-                "{},{},{},{},{:.3}",
-                p.step, p.loss, p.lr, p.grad_norm, p.seconds
-            ));
-        }
-        if p.step.is_multiple_of(self.checkpoint_every) || last {
-            trainer.save(&self.rows)?;
-        }
-        Ok(ControlFlow::Continue(()))
-    }
-}
-
 const METRICS_HEADER: &str = "step,loss,lr,grad_norm,seconds\n";
-
-/// Rows of an existing metrics.csv up to `step` (later rows belong to steps
-/// that will be redone).
-fn read_metrics(dir: &Path, step: u64) -> Result<Vec<String>> {
-    let path = dir.join(checkpoint::METRICS_FILE);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(_) => return Ok(Vec::new()),
-    };
-    Ok(text
-        .lines()
-        .skip(1)
-        .filter(|row| {
-            row.split(',')
-                .next()
-                .and_then(|s| s.parse::<u64>().ok())
-                .is_some_and(|s| s <= step)
-        })
-        .map(str::to_string)
-        .collect())
-}

@@ -1,0 +1,78 @@
+//! What watches a training run: the [`Observer`] trait, and [`RunFiles`],
+//! the observer that keeps the run folder's metrics and checkpoints.
+
+use std::ops::ControlFlow;
+use std::path::Path;
+
+use super::checkpoint;
+use super::train::{Progress, Trainer};
+use crate::Result;
+
+/// Watches a training run after each step (after argmin's observers): it
+/// acts at its own cadence and may stop the run.
+pub trait Observer {
+    fn observe(&mut self, trainer: &Trainer, progress: &Progress) -> Result<ControlFlow<()>>;
+}
+
+impl<F: FnMut(&Progress) -> ControlFlow<()>> Observer for F {
+    fn observe(&mut self, _: &Trainer, progress: &Progress) -> Result<ControlFlow<()>> {
+        Ok(self(progress))
+    }
+}
+
+/// The run folder's files as an observer: a metrics.csv row every
+/// `log_every` steps and a checkpoint ([`Trainer::save`]) every
+/// `checkpoint_every` steps and at the last one, with the config's cadences.
+pub struct RunFiles {
+    log_every: u64,
+    checkpoint_every: u64,
+    rows: Vec<String>,
+}
+
+impl RunFiles {
+    /// Continues the metrics of `trainer`'s folder up to its current step.
+    pub fn new(trainer: &Trainer) -> Result<Self> {
+        Ok(Self {
+            log_every: trainer.config.log_every,
+            checkpoint_every: trainer.config.checkpoint_every,
+            rows: read_metrics(trainer.dir(), trainer.step())?,
+        })
+    }
+}
+
+impl Observer for RunFiles {
+    fn observe(&mut self, trainer: &Trainer, p: &Progress) -> Result<ControlFlow<()>> {
+        let last = p.step == p.steps;
+        if p.step.is_multiple_of(self.log_every) || last {
+            self.rows.push(format!(
+                "{},{},{},{},{:.3}",
+                p.step, p.loss, p.lr, p.grad_norm, p.seconds
+            ));
+        }
+        if p.step.is_multiple_of(self.checkpoint_every) || last {
+            trainer.save(&self.rows)?;
+        }
+        Ok(ControlFlow::Continue(()))
+    }
+}
+
+/// Rows of an existing metrics.csv up to `step` (later rows belong to steps
+/// that will be redone).
+fn read_metrics(dir: &Path, step: u64) -> Result<Vec<String>> {
+    let path = dir.join(checkpoint::METRICS_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(_) => return Ok(Vec::new()),
+    };
+    Ok(text
+        .lines()
+        .skip(1)
+        .filter(|row| {
+            row.split(',')
+                .next()
+                .and_then(|s| s.parse::<u64>().ok())
+                .is_some_and(|s| s <= step)
+        })
+        .map(str::to_string)
+        .collect())
+}
