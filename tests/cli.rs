@@ -453,4 +453,9 @@ fn solve_matches_the_library_and_the_exact_posterior_recovers_training_points() 
         s(&bad),
     ]);
     common::fails_with(&o, &["downsample factor", "must divide"]);
+    // An output that cannot be written takes its measurements file with it.
+    let blocked = d.join("blocked.npy");
+    std::fs::create_dir_all(&blocked).unwrap();
+    assert!(!run("projection", &blocked).status.success());
+    assert!(!d.join("blocked.measurements.npy").exists());
 }

@@ -122,10 +122,10 @@ pub(crate) fn solve(args: SolveArgs) -> Result<()> {
     };
     let mut shape = vec![count * indices.len()];
     shape.extend(&sample_shape);
-    write_npy(
-        &args.out.with_extension("measurements.npy"),
-        &measurements,
-        dtype,
-    )?;
-    write_npy(&args.out, &reconstructions.reshape(shape)?, dtype)
+    let beside = args.out.with_extension("measurements.npy");
+    write_npy(&beside, &measurements, dtype)?;
+    // Both files or neither.
+    write_npy(&args.out, &reconstructions.reshape(shape)?, dtype).inspect_err(|_| {
+        let _ = std::fs::remove_file(&beside);
+    })
 }
