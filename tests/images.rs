@@ -29,6 +29,7 @@ fn plain(format: ImageFormat) -> ImageImport {
         grayscale: false,
         limit: None,
         array: None,
+        labels: None,
     }
 }
 
@@ -507,4 +508,77 @@ fn a_sweep_reads_an_n_h_w_array_as_the_grayscale_images_data_import_reads() {
     assert_close(&loaded, &imported, 1e-6);
     let unet = Arch::Unet(UnetConfig::with_base(8));
     assert_eq!(unet.input_shape(&loaded.dims()[1..]).unwrap(), [1, 6, 6]);
+}
+
+/// Labels come with the images: CIFAR-10's from its records' first bytes,
+/// MNIST's from an IDX1 file given with --labels, cut by --limit like the
+/// images, written as labels.npy; a label file of the wrong length is an
+/// error naming it, with no output.
+#[test]
+fn imports_keep_their_labels() {
+    let batches = ["cifar10/data_batch_1.bin", "cifar10/data_batch_2.bin"];
+    let first_bytes: Vec<u32> = batches
+        .iter()
+        .flat_map(|b| {
+            let bytes = std::fs::read(fixture(b)).unwrap();
+            bytes
+                .chunks(3073)
+                .map(|r| u32::from(r[0]))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let cifar = plain(ImageFormat::Cifar10)
+        .read(&fixture("cifar10"))
+        .unwrap();
+    assert_eq!(cifar.labels.as_deref(), Some(first_bytes.as_slice()));
+    assert_eq!(
+        plain(ImageFormat::Idx)
+            .read(&fixture("mnist-idx3-ubyte"))
+            .unwrap()
+            .labels,
+        None
+    );
+    let dir = temp_dir("images-labels");
+    let idx1 = |labels: &[u8]| {
+        let mut bytes = vec![0, 0, 0x08, 1];
+        bytes.extend((labels.len() as u32).to_be_bytes());
+        bytes.extend(labels);
+        bytes
+    };
+    let digits: Vec<u8> = (0..12).map(|i| (i * 7 % 10) as u8).collect();
+    let labels = dir.join("labels-idx1-ubyte");
+    std::fs::write(&labels, idx1(&digits)).unwrap();
+    let out = dir.join("digits");
+    succeeds(&regimes(&[
+        "data",
+        "import",
+        s(&fixture("mnist-idx3-ubyte")),
+        "--format",
+        "idx",
+        "--labels",
+        s(&labels),
+        "--limit",
+        "5",
+        "--out",
+        s(&out),
+    ]));
+    let written = diffusion_regimes::data::read_labels(&out.join("labels.npy")).unwrap();
+    let expected: Vec<u32> = digits[..5].iter().map(|&d| u32::from(d)).collect();
+    assert_eq!(written, expected);
+    let short = dir.join("three-idx1-ubyte");
+    std::fs::write(&short, idx1(&[1, 2, 3])).unwrap();
+    let refused = dir.join("refused");
+    let run = regimes(&[
+        "data",
+        "import",
+        s(&fixture("mnist-idx3-ubyte")),
+        "--format",
+        "idx",
+        "--labels",
+        s(&short),
+        "--out",
+        s(&refused),
+    ]);
+    fails_with(&run, &["three-idx1-ubyte", "3 labels for 12 examples"]);
+    assert!(!refused.exists());
 }

@@ -15,9 +15,10 @@ const RECORD: usize = 1 + PIXELS;
 
 /// The images of one batch file, or of every `data_batch_*.bin` in a folder
 /// (the training set; give `test_batch.bin` by name to read that), as u8
-/// [N, 3, 32, 32].
-pub fn read_cifar10(path: &Path) -> Result<Tensor> {
+/// [N, 3, 32, 32], and their labels (each record's first byte).
+pub fn read_cifar10(path: &Path) -> Result<(Tensor, Vec<u32>)> {
     let mut pixels = Vec::new();
+    let mut labels = Vec::new();
     for file in batch_files(path)? {
         let bytes = read(&file)?;
         if bytes.is_empty() || bytes.len() % RECORD != 0 {
@@ -39,11 +40,13 @@ pub fn read_cifar10(path: &Path) -> Result<Tensor> {
                     ),
                 ));
             }
+            labels.push(u32::from(record[0]));
             pixels.extend_from_slice(&record[1..]);
         }
     }
     let n = pixels.len() / PIXELS;
-    Ok(Tensor::from_vec(pixels, (n, 3, SIDE, SIDE), &Device::Cpu)?)
+    let images = Tensor::from_vec(pixels, (n, 3, SIDE, SIDE), &Device::Cpu)?;
+    Ok((images, labels))
 }
 
 fn batch_files(path: &Path) -> Result<Vec<PathBuf>> {

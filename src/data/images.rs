@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::cifar::read_cifar10;
 use super::idx::read_idx_images;
+use super::labels::{check_label_count, read_labels, write_labels};
 use super::npy::{read_npy, write_npy};
 use super::npz::read_npz;
 use super::png_dir::read_png_dir;
@@ -46,12 +47,18 @@ pub struct ImageImport {
     pub limit: Option<usize>,
     /// The array to read from an .npz holding several.
     pub array: Option<String>,
+    /// A label file (MNIST IDX1 or .npy integers), one label per source
+    /// image; CIFAR-10 records carry their own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<PathBuf>,
 }
 
 /// Images [N, C, H, W] in [-1, 1] and the shape they had in the file.
 pub struct Images {
     pub pixels: Tensor,
     pub source_shape: Vec<usize>,
+    /// One class label per image, when the source has them (THEORY §10).
+    pub labels: Option<Vec<u32>>,
 }
 
 /// File written beside `data.npy` by [`write_dataset`]: where the images came from.
@@ -60,17 +67,43 @@ pub const SOURCE_FILE: &str = "source.toml";
 impl ImageImport {
     /// Reads the images at `path` and converts them as asked.
     pub fn read(&self, path: &Path) -> Result<Images> {
-        let raw = match self.format {
-            ImageFormat::Npy => channels_first(read_npy(path)?, path)?,
-            ImageFormat::Npz => channels_first(read_npz(path, self.array.as_deref())?, path)?,
-            ImageFormat::Idx => read_idx_images(path)?,
-            ImageFormat::Cifar10 => read_cifar10(path)?,
-            ImageFormat::PngDir => read_png_dir(path)?,
+        let (raw, own_labels) = match self.format {
+            ImageFormat::Npy => (channels_first(read_npy(path)?, path)?, None),
+            ImageFormat::Npz => (
+                channels_first(read_npz(path, self.array.as_deref())?, path)?,
+                None,
+            ),
+            ImageFormat::Idx => (read_idx_images(path)?, None),
+            ImageFormat::Cifar10 => {
+                let (images, labels) = read_cifar10(path)?;
+                (images, Some(labels))
+            }
+            ImageFormat::PngDir => (read_png_dir(path)?, None),
         };
         let source_shape = raw.dims().to_vec();
+        let mut labels = match (&self.labels, own_labels) {
+            (Some(file), None) => {
+                let labels = read_labels(file)?;
+                check_label_count(&labels, source_shape[0], file)?;
+                Some(labels)
+            }
+            (Some(file), Some(_)) => {
+                return Err(Error::format(
+                    file,
+                    "CIFAR-10 records carry their own labels; give no label file",
+                ))
+            }
+            (None, own) => own,
+        };
         let raw = match self.limit {
             Some(0) => return Err(Error::invalid("limit", 0, "keep at least one image")),
-            Some(limit) => raw.narrow(0, 0, limit.min(source_shape[0]))?,
+            Some(limit) => {
+                let kept = limit.min(source_shape[0]);
+                if let Some(labels) = labels.as_mut() {
+                    labels.truncate(kept);
+                }
+                raw.narrow(0, 0, kept)?
+            }
             None => raw,
         };
         let mut pixels = to_unit_range(&raw, path)?;
@@ -83,12 +116,14 @@ impl ImageImport {
         Ok(Images {
             pixels,
             source_shape,
+            labels,
         })
     }
 }
 
 /// Writes `images` as the tool's data folder: `dir/data.npy` (f32 [N, C, H, W]
-/// in [-1, 1], what [`super::load_examples`] reads) and `dir/source.toml`.
+/// in [-1, 1], what [`super::load_examples`] reads), `dir/labels.npy` when
+/// the images have labels, and `dir/source.toml`.
 pub fn write_dataset(
     dir: &Path,
     images: &Images,
@@ -111,6 +146,9 @@ pub fn write_dataset(
     let text = toml::to_string(&record).map_err(|e| Error::format(dir, e.to_string()))?;
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     write_npy(&dir.join("data.npy"), &images.pixels, DType::F32)?;
+    if let Some(labels) = &images.labels {
+        write_labels(&dir.join("labels.npy"), labels)?;
+    }
     write_atomic(&dir.join(SOURCE_FILE), text.as_bytes())
 }
 

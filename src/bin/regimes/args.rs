@@ -268,6 +268,10 @@ pub(crate) enum DataKind {
         /// The array to read from an .npz holding several.
         #[arg(long)]
         array: Option<String>,
+        /// Class labels, one per source image (MNIST IDX1, gzipped or not,
+        /// or .npy integers), written as labels.npy; CIFAR-10 brings its own.
+        #[arg(long)]
+        labels: Option<PathBuf>,
         #[arg(long)]
         out: PathBuf,
     },

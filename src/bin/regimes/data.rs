@@ -62,6 +62,7 @@ pub(crate) fn make_data(kind: DataKind) -> Result<()> {
             grayscale,
             limit,
             array,
+            labels,
             out,
         } => {
             let import = ImageImport {
@@ -70,6 +71,7 @@ pub(crate) fn make_data(kind: DataKind) -> Result<()> {
                 grayscale,
                 limit,
                 array,
+                labels,
             };
             return import_images(&path, &import, &out);
         }
