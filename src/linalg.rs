@@ -41,6 +41,17 @@ pub fn symmetric_eigen(m: &Mat<f64>) -> Result<(Vec<f64>, Mat<f64>)> {
     Ok((values, evd.U().to_owned()))
 }
 
+/// U diag(values) U^T for the orthonormal columns U of `basis`: a symmetric
+/// matrix from its eigendecomposition (with 1 / values, its inverse).
+pub fn spectral(basis: &Mat<f64>, values: &[f64]) -> Mat<f64> {
+    let n = basis.nrows();
+    Mat::from_fn(n, n, |i, j| {
+        (0..values.len())
+            .map(|k| basis[(i, k)] * values[k] * basis[(j, k)])
+            .sum()
+    })
+}
+
 /// A Haar-distributed random orthogonal `n x n` matrix: QR of a Gaussian
 /// matrix with the signs of R's diagonal folded into Q.
 pub fn random_orthogonal(n: usize, rng: &mut ChaCha20Rng) -> Mat<f64> {

@@ -4,7 +4,7 @@ use candle_core::{DType, Device, Tensor};
 use faer::Mat;
 
 use super::{check_input, Denoiser};
-use crate::linalg::{symmetric_eigen, to_mat, to_tensor};
+use crate::linalg::{spectral, symmetric_eigen, to_mat, to_tensor};
 use crate::{Error, Result};
 
 /// The posterior mean for data N(mu, Sigma), Sigma = U diag(lambda) U^T:
@@ -91,11 +91,7 @@ impl GaussianDenoiser {
 
     /// The covariance U diag(lambda) U^T.
     pub fn covariance(&self) -> Result<Mat<f64>> {
-        let u = to_mat(&self.basis)?;
-        let l = &self.eigenvalues;
-        Ok(Mat::from_fn(l.len(), l.len(), |i, j| {
-            (0..l.len()).map(|k| u[(i, k)] * l[k] * u[(j, k)]).sum()
-        }))
+        Ok(spectral(&to_mat(&self.basis)?, &self.eigenvalues))
     }
 
     /// The covariance eigenvalues, ascending.

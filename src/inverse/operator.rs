@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use crate::data::npy::read_npy;
 use crate::data::permutation;
-use crate::linalg::{symmetric_eigen, to_mat, to_tensor};
+use crate::linalg::{spectral, symmetric_eigen, to_mat, to_tensor};
 use crate::rng::{standard_normal, stream, Purpose};
 use crate::{Error, Result};
 
@@ -181,11 +181,8 @@ impl Operator {
                 "A must have full row rank",
             ));
         }
-        let inverse = Mat::from_fn(a.nrows(), a.nrows(), |i, j| {
-            (0..values.len())
-                .map(|k| basis[(i, k)] * basis[(j, k)] / values[k])
-                .sum::<f64>()
-        });
+        let reciprocals: Vec<f64> = values.iter().map(|v| v.recip()).collect();
+        let inverse = spectral(&basis, &reciprocals);
         Ok(Self {
             matrix: to_tensor(a)?,
             pseudo_inverse: to_tensor(&(a.transpose() * inverse))?,

@@ -11,7 +11,7 @@ use super::Operator;
 use crate::denoise::{
     check_input, softmax_rows, training_rows, Denoiser, DenoiserSpec, GaussianDenoiser,
 };
-use crate::linalg::{symmetric_eigen, to_mat, to_tensor};
+use crate::linalg::{spectral, symmetric_eigen, to_mat, to_tensor};
 use crate::{Error, Result};
 
 /// The posterior of the empirical distribution of N training points: weights
@@ -100,11 +100,8 @@ impl GaussianPosterior {
             g[(i, i)] += noise_y * noise_y;
         }
         let (values, basis) = symmetric_eigen(&g)?;
-        let g_inverse = Mat::from_fn(g.nrows(), g.nrows(), |i, j| {
-            (0..values.len())
-                .map(|k| basis[(i, k)] * basis[(j, k)] / values[k])
-                .sum::<f64>()
-        });
+        let reciprocals: Vec<f64> = values.iter().map(|v| v.recip()).collect();
+        let g_inverse = spectral(&basis, &reciprocals);
         let gain = &s * matrix.transpose() * &g_inverse;
         let y = to_mat(&measurements.to_dtype(DType::F64)?.to_device(&Device::Cpu)?)?;
         let means = Mat::from_fn(y.nrows(), mu.len(), |b, i| {
