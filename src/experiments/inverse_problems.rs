@@ -8,17 +8,17 @@
 
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::{csv_cell, Experiment, RunOptions};
 use crate::denoise::Denoiser;
 use crate::experiment::{Estimate, Model, Sweep, SweepConfig};
-use crate::inverse::{solve, EmpiricalPosterior, Operator, OperatorSpec, Solver};
+use crate::inverse::{solve, EmpiricalPosterior, Operator, OperatorSpec, Problems, Solver};
 use crate::io::{write_atomic, write_json};
 use crate::metrics::{ratio_memorization, reproducibility, Bootstrap};
 use crate::plot::{save_figure, Axis, LineChart, Scale, Series};
-use crate::sample::{initial_noise, sample, Method};
+use crate::sample::{sample, Method};
 use crate::{Error, Result};
 
 #[derive(Clone, Debug, Deserialize)]
@@ -180,16 +180,11 @@ fn score_at(c: &InverseConfig, sweep: &Sweep, a: &Operator, n: usize) -> Result<
         .flatten_from(1)?
         .to_dtype(DType::F64)?;
     let seed = c.sweep.sampling.seed;
-    let rows: Vec<u64> = (0..count as u64).collect();
-    let measured = a.measure(&clean, c.noise_y, seed, &rows)?;
-    let per_seed: Vec<u32> = (0..count * c.seeds as usize)
-        .map(|r| (r / c.seeds as usize) as u32)
-        .collect();
-    let y = measured.index_select(&Tensor::new(per_seed.as_slice(), &Device::Cpu)?, 0)?;
     let indices: Vec<u64> = (0..c.seeds).collect();
-    let (z, _) = initial_noise(seed, &indices, a.dim(), DType::F64, &Device::Cpu)?;
-    let sigmas = c.sweep.sampling.schedule.sigmas()?;
-    let x = (Tensor::cat(&vec![z; count], 0)? * c.sweep.sampling.schedule.sigma_max)?;
+    let schedule = &c.sweep.sampling.schedule;
+    let Problems { y, x, .. } =
+        Problems::new(a, &clean, c.noise_y, seed, &indices, schedule.sigma_max)?;
+    let sigmas = schedule.sigmas()?;
     let dps = Solver::Dps { zeta: c.zeta };
     let reconstruct = |d: &dyn Denoiser, dtype: DType| -> Result<Tensor> {
         let out = solve(d, a, &y.to_dtype(dtype)?, dps, &x.to_dtype(dtype)?, &sigmas)?;

@@ -28,4 +28,4 @@ mod solver;
 
 pub use operator::{Operator, OperatorSpec};
 pub use posterior::{exact_posterior, EmpiricalPosterior, GaussianPosterior};
-pub use solver::{solve, Solver};
+pub use solver::{solve, Problems, Solver};

@@ -9,7 +9,7 @@ use candle_core::Tensor;
 
 use super::Operator;
 use crate::denoise::Denoiser;
-use crate::sample::{sample, Method};
+use crate::sample::{initial_noise, sample, Method};
 use crate::{Error, Result};
 
 /// How the measurement steers the reverse process.
@@ -49,6 +49,39 @@ impl FromStr for Solver {
                 format!("use {}", Solver::NAMES.join(" or ")),
             )),
         }
+    }
+}
+
+/// Clean rows measured, each paired with every initial noise: the inputs of
+/// [`solve`] for K clean rows and S noise indices.
+pub struct Problems {
+    /// A x_k + noise_y e_k, [K, m], e_k from stream (seed, Measurement, k).
+    pub measurements: Tensor,
+    /// Row k S + j: measurement k, [K S, m].
+    pub y: Tensor,
+    /// Row k S + j: sigma_max z_j, z_j sample j's noise of `seed`, [K S, n].
+    pub x: Tensor,
+}
+
+impl Problems {
+    /// `clean` [K, n] measured by `a`, in the dtype of `clean`.
+    pub fn new(
+        a: &Operator,
+        clean: &Tensor,
+        noise_y: f64,
+        seed: u64,
+        indices: &[u64],
+        sigma_max: f64,
+    ) -> Result<Self> {
+        let count = clean.dim(0)?;
+        let rows: Vec<u64> = (0..count as u64).collect();
+        let measurements = a.measure(clean, noise_y, seed, &rows)?;
+        let s = indices.len();
+        let picks: Vec<u32> = (0..count * s).map(|r| (r / s) as u32).collect();
+        let y = measurements.index_select(&Tensor::new(picks.as_slice(), clean.device())?, 0)?;
+        let (z, _) = initial_noise(seed, indices, a.dim(), clean.dtype(), clean.device())?;
+        let x = (Tensor::cat(&vec![z; count], 0)? * sigma_max)?;
+        Ok(Self { measurements, y, x })
     }
 }
 

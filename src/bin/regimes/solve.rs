@@ -3,14 +3,13 @@
 
 use std::path::PathBuf;
 
-use candle_core::{Device, Tensor};
 use clap::Args;
 
 use diffusion_regimes::data::npy::{read_npy, write_npy};
 use diffusion_regimes::inverse::{
-    exact_posterior, solve as solve_with, Operator, OperatorSpec, Solver,
+    exact_posterior, solve as solve_with, Operator, OperatorSpec, Problems, Solver,
 };
-use diffusion_regimes::sample::{initial_noise, sample, Method};
+use diffusion_regimes::sample::{sample, Method};
 use diffusion_regimes::{Error, Result};
 
 use crate::args::DenoiserArgs;
@@ -69,22 +68,19 @@ pub(crate) fn solve(args: SolveArgs) -> Result<()> {
     };
     let a = Operator::new(&args.operator, &sample_shape)?;
     let clean = clean.reshape((count, a.dim()))?.to_dtype(dtype)?;
-    let rows: Vec<u64> = (0..count as u64).collect();
-    let measurements = a.measure(&clean, args.noise_y, args.seed, &rows)?;
-    // Row k S + j: clean row k's measurement, seed j's noise.
-    let per_seed = |t: &Tensor| -> Result<Tensor> {
-        let s = indices.len();
-        let picks: Vec<u32> = (0..count * s).map(|r| (r / s) as u32).collect();
-        Ok(t.index_select(&Tensor::new(picks.as_slice(), &Device::Cpu)?, 0)?)
-    };
-    let y = per_seed(&measurements)?;
-    let (z, _) = initial_noise(args.seed, &indices, a.dim(), dtype, &Device::Cpu)?;
-    let z = Tensor::cat(&vec![z; count], 0)?;
-    let x = (z * args.schedule.sigma_max)?;
+    let problems = Problems::new(
+        &a,
+        &clean,
+        args.noise_y,
+        args.seed,
+        &indices,
+        args.schedule.sigma_max,
+    )?;
+    let (y, x) = (&problems.y, &problems.x);
     let reconstructions = match args.solver.as_str() {
         "posterior" => {
             let prior = args.denoiser.spec()?;
-            let posterior = exact_posterior(&prior, dtype, &a, &y, args.noise_y)?;
+            let posterior = exact_posterior(&prior, dtype, &a, y, args.noise_y)?;
             sample(
                 posterior.as_ref(),
                 &x,
@@ -117,13 +113,13 @@ pub(crate) fn solve(args: SolveArgs) -> Result<()> {
                     ),
                 ));
             }
-            solve_with(d.as_ref(), &a, &y, solver, &x, &sigmas)?
+            solve_with(d.as_ref(), &a, y, solver, x, &sigmas)?
         }
     };
     let mut shape = vec![count * indices.len()];
     shape.extend(&sample_shape);
     let beside = args.out.with_extension("measurements.npy");
-    write_npy(&beside, &measurements, dtype)?;
+    write_npy(&beside, &problems.measurements, dtype)?;
     // Both files or neither.
     write_npy(&args.out, &reconstructions.reshape(shape)?, dtype).inspect_err(|_| {
         let _ = std::fs::remove_file(&beside);
