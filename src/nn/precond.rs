@@ -81,10 +81,11 @@ impl Precond {
     }
 }
 
-impl Denoiser for Precond {
-    /// Computes in the network's dtype (f32) on its device, and returns the
-    /// dtype and device of `x`.
-    fn denoise(&self, x: &Tensor, sigma: f64) -> Result<Tensor> {
+impl Precond {
+    /// D(x; sigma) at one noise level for every row of `x`, all rows given
+    /// `class` (None: no class), computed in the network's dtype (f32) on its
+    /// device and returned in the dtype and device of `x`.
+    fn denoise_as(&self, x: &Tensor, sigma: f64, class: Option<u32>) -> Result<Tensor> {
         check_sigma(sigma)?;
         let b = x.dims().first().copied().unwrap_or(0);
         if x.rank() < 2 || x.elem_count() != b * self.dim() {
@@ -95,12 +96,20 @@ impl Denoiser for Precond {
             ));
         }
         let sigmas = Tensor::full(sigma as f32, b, &self.device)?;
-        let d = self.forward(
-            &x.to_device(&self.device)?.to_dtype(DType::F32)?,
-            &sigmas,
-            None,
-        )?;
+        let labels = class
+            .map(|c| Tensor::full(c, b, &self.device))
+            .transpose()?;
+        let xs = x.to_device(&self.device)?.to_dtype(DType::F32)?;
+        let d = self.forward(&xs, &sigmas, labels.as_ref())?;
         Ok(d.to_device(x.device())?.to_dtype(x.dtype())?)
+    }
+}
+
+impl Denoiser for Precond {
+    /// Computes in the network's dtype (f32) on its device, and returns the
+    /// dtype and device of `x`.
+    fn denoise(&self, x: &Tensor, sigma: f64) -> Result<Tensor> {
+        self.denoise_as(x, sigma, None)
     }
 
     fn dim(&self) -> usize {
@@ -170,14 +179,7 @@ impl ClassModel {
 
 impl Denoiser for ClassModel {
     fn denoise(&self, x: &Tensor, sigma: f64) -> Result<Tensor> {
-        check_sigma(sigma)?;
-        let b = x.dims().first().copied().unwrap_or(0);
-        let device = &self.model.device;
-        let sigmas = Tensor::full(sigma as f32, b, device)?;
-        let labels = Tensor::full(self.class, b, device)?;
-        let xs = x.to_device(device)?.to_dtype(DType::F32)?;
-        let d = self.model.forward(&xs, &sigmas, Some(&labels))?;
-        Ok(d.to_device(x.device())?.to_dtype(x.dtype())?)
+        self.model.denoise_as(x, sigma, Some(self.class))
     }
 
     fn dim(&self) -> usize {
