@@ -13,7 +13,7 @@ use diffusion_regimes::denoise::{Denoiser, EmpiricalDenoiser};
 use diffusion_regimes::metrics::denoiser_gap;
 use diffusion_regimes::nn::checkpoint::{load_model, read_checkpoint, Weights};
 use diffusion_regimes::nn::optim::AdamWConfig;
-use diffusion_regimes::nn::train::{Sampling, TrainConfig, Trainer};
+use diffusion_regimes::nn::train::{Batch, Sampling, TrainConfig, Trainer};
 use diffusion_regimes::nn::{Arch, MlpConfig};
 
 /// A run started in `dir` with `config` (checked) on `train`, on the CPU.
@@ -101,7 +101,7 @@ fn held_out_loss(trainer: &Trainer, d: &dyn Denoiser) -> f64 {
     let sd2 = 0.25;
     let mut total = Vec::new();
     for k in 10_000..10_020 {
-        let (y, sigma, z) = trainer.batch(k).unwrap();
+        let Batch { y, sigma, z, .. } = trainer.batch(k).unwrap();
         let (y, z) = (
             y.to_dtype(DType::F64).unwrap(),
             z.to_dtype(DType::F64).unwrap(),
@@ -308,7 +308,7 @@ fn one_epoch_of_batches_visits_every_training_example_once() {
     let train = train_set(32, 3);
     let trainer = start(&dir, cfg, &train);
     let mut seen: Vec<Vec<u32>> = (0..4)
-        .flat_map(|k| trainer.batch(k).unwrap().0.to_vec2::<f32>().unwrap())
+        .flat_map(|k| trainer.batch(k).unwrap().y.to_vec2::<f32>().unwrap())
         .map(|row| row.iter().map(|v| v.to_bits()).collect())
         .collect();
     let mut all: Vec<Vec<u32>> = train

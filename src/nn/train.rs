@@ -49,6 +49,15 @@ pub struct Progress {
     pub seconds: f64,
 }
 
+/// One training step's draws ([`Trainer::batch`]).
+pub struct Batch {
+    pub y: Tensor,
+    pub sigma: Tensor,
+    pub z: Tensor,
+    /// The examples' labels (some dropped), for a class-conditional run.
+    pub labels: Option<Tensor>,
+}
+
 /// A training run in progress: the model, its EMA, the optimizer and the run folder.
 pub struct Trainer {
     pub config: CheckedTrainConfig,
@@ -234,28 +243,11 @@ impl Trainer {
         (rows, rng)
     }
 
-    /// The labels of step `step`'s batch for a class-conditional run, each
-    /// dropped to "no class" (the class count) with probability p_uncond by
-    /// stream (seed, LabelDropout, step), apart from the batch's own draws.
-    pub fn batch_labels(&self, step: u64) -> Result<Option<Tensor>> {
-        let (Some(conditioning), Some(labels)) = (&self.config.labels, &self.labels) else {
-            return Ok(None);
-        };
-        let mut dropout = stream(self.config.seed, Purpose::LabelDropout, step);
-        let batch: Vec<u32> = self
-            .batch_rows(step)
-            .0
-            .into_iter()
-            .map(|row| match dropout.gen::<f64>() < conditioning.p_uncond {
-                true => conditioning.classes as u32,
-                false => labels[row as usize],
-            })
-            .collect();
-        Ok(Some(Tensor::new(batch.as_slice(), self.train.device())?))
-    }
-
-    /// Clean examples y, noise levels sigma and noise z of step `step`.
-    pub fn batch(&self, step: u64) -> Result<(Tensor, Tensor, Tensor)> {
+    /// Step `step`'s batch: clean examples y, noise levels sigma, noise z
+    /// and, for a class-conditional run, the examples' labels, each dropped
+    /// to "no class" (the class count) with probability p_uncond by stream
+    /// (seed, LabelDropout, step), apart from the batch's own draws.
+    pub fn batch(&self, step: u64) -> Result<Batch> {
         let c = &self.config;
         let b = c.batch;
         let (rows, mut rng) = self.batch_rows(step);
@@ -268,16 +260,37 @@ impl Trainer {
             .map(|_| (c.p_mean as f32 + c.p_std as f32 * normal(&mut rng)).exp())
             .collect();
         let z: Vec<f32> = (0..y.elem_count()).map(|_| normal(&mut rng)).collect();
-        let sigma = Tensor::from_vec(sigma, b, device)?;
-        let z = Tensor::from_vec(z, y.shape(), device)?;
-        Ok((y, sigma, z))
+        let labels = match (&c.labels, &self.labels) {
+            (Some(conditioning), Some(labels)) => {
+                let mut dropout = stream(c.seed, Purpose::LabelDropout, step);
+                let batch: Vec<u32> = rows
+                    .iter()
+                    .map(|&row| match dropout.gen::<f64>() < conditioning.p_uncond {
+                        true => conditioning.classes as u32,
+                        false => labels[row as usize],
+                    })
+                    .collect();
+                Some(Tensor::new(batch.as_slice(), device)?)
+            }
+            _ => None,
+        };
+        Ok(Batch {
+            sigma: Tensor::from_vec(sigma, b, device)?,
+            z: Tensor::from_vec(z, y.shape(), device)?,
+            y,
+            labels,
+        })
     }
 
     /// One optimizer step on batch `self.step`, without logging or
     /// checkpointing; returns (loss, lr, grad norm).
     pub fn train_step(&mut self) -> Result<(f64, f64, f64)> {
-        let (y, sigma, z) = self.batch(self.step)?;
-        let labels = self.batch_labels(self.step)?;
+        let Batch {
+            y,
+            sigma,
+            z,
+            labels,
+        } = self.batch(self.step)?;
         let loss = edm_loss(&self.model, &y, &sigma, &z, labels.as_ref())?;
         let loss_value = loss.to_scalar::<f32>()? as f64;
         if !loss_value.is_finite() {
