@@ -1,6 +1,6 @@
 //! Training examples: loading them from a file, and nested subsets of size N.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Tensor};
 use rand::Rng;
@@ -15,14 +15,23 @@ use crate::{Error, Result};
 /// a rank-3 array `[N, H, W]` is read as grayscale images `[N, 1, H, W]`, as
 /// `regimes data import` reads it (an MLP flattens either to the same rows).
 pub fn load_examples(path: &Path) -> Result<Tensor> {
-    let file = match path.is_dir() {
+    let file = data_file(path);
+    examples_from(read_npy(&file)?, &file)
+}
+
+/// `path` itself, or the data.npy of a `regimes data` folder.
+pub fn data_file(path: &Path) -> PathBuf {
+    match path.is_dir() {
         true => path.join("data.npy"),
         false => path.to_path_buf(),
-    };
-    let t = read_npy(&file)?;
+    }
+}
+
+/// The array `t` read from `file` as examples, as [`load_examples`] returns them.
+pub fn examples_from(t: Tensor, file: &Path) -> Result<Tensor> {
     if t.rank() < 2 || t.dim(0)? == 0 {
         return Err(Error::format(
-            &file,
+            file,
             format!(
                 "expected examples [N, n] or [N, C, H, W] with N >= 1, got shape {:?}",
                 t.dims()

@@ -18,8 +18,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{Denoiser, EmpiricalDenoiser, GaussianDenoiser};
 use crate::data::load_distribution;
-use crate::data::load_examples;
 use crate::data::npy::read_npy;
+use crate::data::{data_file, examples_from};
 use crate::nn::checkpoint::{load_model, Weights};
 use crate::{Error, Result};
 
@@ -96,14 +96,11 @@ pub const DENOISERS: &[DenoiserKind] = &[
 /// [N, n] in its own dtype, or examples as training reads them (images, u8
 /// mapped to [-1, 1]) flattened to [N, C H W].
 pub fn training_rows(path: &Path) -> Result<Tensor> {
-    let file = match path.is_dir() {
-        true => path.join("data.npy"),
-        false => path.to_path_buf(),
-    };
+    let file = data_file(path);
     let t = read_npy(&file)?;
     match t.rank() == 2 && t.dtype() != DType::U8 {
         true => Ok(t),
-        false => Ok(load_examples(&file)?.flatten_from(1)?),
+        false => Ok(examples_from(t, &file)?.flatten_from(1)?),
     }
 }
 
