@@ -120,7 +120,7 @@ pub fn solve(
             if !(zeta.is_finite() && zeta >= 0.0) {
                 return Err(Error::invalid("zeta", zeta, "must be finite and >= 0"));
             }
-            let guided = Guided {
+            let guided = DpsGuided {
                 denoiser,
                 a,
                 y,
@@ -134,14 +134,14 @@ pub fn solve(
 /// DPS's likelihood score, -zeta grad_x ||y - A D(x; sigma)||, added to the
 /// prior's by Tweedie's formula: D(x; sigma) - zeta sigma^2 J^T v with
 /// v = A^T (A D - y) / ||A D - y||, the gradient through the denoiser.
-struct Guided<'a> {
+struct DpsGuided<'a> {
     denoiser: &'a dyn Denoiser,
     a: &'a Operator,
     y: &'a Tensor,
     zeta: f64,
 }
 
-impl Denoiser for Guided<'_> {
+impl Denoiser for DpsGuided<'_> {
     fn denoise(&self, x: &Tensor, sigma: f64) -> Result<Tensor> {
         let d = self.denoiser.denoise(x, sigma)?;
         if self.zeta == 0.0 {
