@@ -83,7 +83,7 @@ pub(crate) fn solve(args: SolveArgs) -> Result<()> {
             let posterior = exact_posterior(&prior, dtype, &a, y, args.noise_y)?;
             sample(
                 posterior.as_ref(),
-                &x,
+                x,
                 &sigmas,
                 &Method::Euler,
                 &mut [],
