@@ -84,6 +84,15 @@ pub fn training_set(examples: &Tensor, n: usize, seed: u64) -> Result<Tensor> {
     Ok(examples.index_select(&index, 0)?)
 }
 
+/// The labels of the training set of size `n`, in its row order: `labels`
+/// holds one per example, as [`training_set`] picks its rows.
+pub fn training_labels(labels: &[u32], n: usize, seed: u64) -> Result<Vec<u32>> {
+    Ok(nested_subset(labels.len(), n, seed)?
+        .into_iter()
+        .map(|i| labels[i])
+        .collect())
+}
+
 /// The per-coordinate standard deviation of `examples`, pooled over
 /// coordinates: sqrt(mean_i Var[y_i]); EDM's sigma_data (THEORY §3).
 pub fn sigma_data(examples: &Tensor) -> Result<f64> {

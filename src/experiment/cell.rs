@@ -287,7 +287,17 @@ pub fn train_model(
             let mut config = train_config(sweep, train, arch, seed)?;
             config.steps = until;
             config.checkpoint_every = checkpoint_every.unwrap_or(config.checkpoint_every);
-            Trainer::start(run, config.check()?, train, &sweep.device)?
+            let labels = match config.labels {
+                Some(_) => sweep.training_labels(train.dim(0)?)?,
+                None => None,
+            };
+            Trainer::start_labelled(
+                run,
+                config.check()?,
+                train,
+                labels.as_deref(),
+                &sweep.device,
+            )?
         }
     };
     if trainer.step() > until {
@@ -337,7 +347,7 @@ pub fn train_config(sweep: &Sweep, train: &Tensor, arch: &Arch, seed: u64) -> Re
         seed,
         checkpoint_every: (s.steps / 4).max(1),
         log_every: (s.steps / 100).max(1),
-        labels: None,
+        labels: sweep.conditioning(),
     })
 }
 

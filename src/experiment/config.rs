@@ -24,6 +24,11 @@ pub struct DataSource {
     pub file: Option<PathBuf>,
     /// How to read `file` as images, e.g. `{ format = "idx", size = [8, 8] }`.
     pub import: Option<ImageImport>,
+    /// The examples' class labels (THEORY §10) for `file` data, when neither
+    /// `import` reads them nor `file` is a folder holding labels.npy;
+    /// synthetic draws carry their component as the label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<PathBuf>,
     /// Seed of the synthetic distribution and of its draws.
     #[serde(default)]
     pub seed: u64,
@@ -63,6 +68,11 @@ pub struct TrainSettings {
     /// budget with the verdict. Empty: no check.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub budgets: Vec<u64>,
+    /// Class-conditional training (THEORY §10): every model learns the
+    /// data's labels, each dropped with this probability, so one network
+    /// is both conditional and unconditional. Omitted: unconditional.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p_uncond: Option<f64>,
 }
 
 /// How every model and the references are sampled.
@@ -132,6 +142,7 @@ impl Default for TrainSettings {
             p_std: 1.2,
             sigma_data: None,
             budgets: Vec::new(),
+            p_uncond: None,
         }
     }
 }
@@ -205,6 +216,18 @@ impl SweepConfig {
                 "without data.file",
                 "import says how to read data.file; give the file",
             ));
+        }
+        if self.data.labels.is_some() && self.data.file.is_none() {
+            return Err(Error::invalid(
+                "data.labels",
+                "without data.file",
+                "synthetic data carries its components as labels",
+            ));
+        }
+        if let Some(p) = self.train.p_uncond {
+            if !(0.0..=1.0).contains(&p) {
+                return Err(Error::invalid("train.p_uncond", p, "must lie in [0, 1]"));
+            }
         }
         if self.ns.is_empty() || self.ns.contains(&0) {
             return Err(Error::invalid(

@@ -15,8 +15,12 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::cell::{run_cell, Cell, Model, CELL_FILE};
 use super::config::SweepConfig;
-use crate::data::{load_examples, nested_subset, training_set, Synthetic};
+use crate::data::{
+    check_label_count, load_examples, nested_subset, read_labels, training_labels, training_set,
+    Synthetic,
+};
 use crate::io::write_atomic;
+use crate::nn::train::LabelConditioning;
 use crate::{Error, Result};
 
 /// Which cells a process runs: cell k (in grid order) belongs to shard k mod count.
@@ -56,6 +60,9 @@ pub struct Sweep {
     pub root: PathBuf,
     pub data_origin: String,
     examples: Tensor,
+    /// One class label per example (THEORY §10), when the data has them:
+    /// a synthetic draw's component, or the labels of the data file.
+    labels: Option<Vec<u32>>,
     pub truth: Option<Synthetic>,
     /// Clean points for the gaps: fresh draws (rows from 2^40 on) of a
     /// synthetic distribution, or the rows of a data file outside the largest
@@ -93,7 +100,7 @@ impl Sweep {
     pub fn open(config: SweepConfig, root: &Path) -> Result<Self> {
         let gap_points = config.metrics.gap_points;
         let largest = config.ns.iter().copied().max().unwrap_or(1);
-        let (examples, truth, fresh, data_origin) = match (
+        let (examples, labels, truth, fresh, data_origin) = match (
             &config.data.synthetic,
             &config.data.file,
         ) {
@@ -112,15 +119,30 @@ impl Sweep {
                     examples = examples.reshape([&[rows][..], shape].concat())?;
                 }
                 let fresh = dist.sample_fresh(gap_points)?;
+                let labels = dist.labels(0, examples.dim(0)?);
                 let origin = format!("synthetic {} seed {}", spec_name(spec), config.data.seed);
-                (examples, Some(dist), fresh, origin)
+                (examples, Some(labels), Some(dist), fresh, origin)
             }
             (None, Some(path)) => {
-                let examples = match &config.data.import {
-                    Some(import) => import.read(path)?.pixels,
-                    None => load_examples(path)?,
+                let (examples, labels) = match &config.data.import {
+                    Some(import) => {
+                        let images = import.read(path)?;
+                        (images.pixels, images.labels)
+                    }
+                    None => (load_examples(path)?, None),
                 };
                 let total = examples.dim(0)?;
+                let labels = match (&config.data.labels, labels) {
+                    (Some(file), _) => Some(read_labels_of(file, total)?),
+                    (None, Some(labels)) => Some(labels),
+                    (None, None) => {
+                        let beside = path.join("labels.npy");
+                        match path.is_dir() && beside.exists() {
+                            true => Some(read_labels_of(&beside, total)?),
+                            false => None,
+                        }
+                    }
+                };
                 let order = nested_subset(total, total, config.subset_seed)?;
                 let held_out: Vec<u32> = order[largest.min(total)..]
                     .iter()
@@ -136,10 +158,17 @@ impl Sweep {
                 }
                 let index = Tensor::new(held_out.as_slice(), examples.device())?;
                 let fresh = examples.index_select(&index, 0)?.flatten_from(1)?;
-                (examples, None, fresh, path.display().to_string())
+                (examples, labels, None, fresh, path.display().to_string())
             }
             (None, None) => unreachable!("validated: one data source"),
         };
+        if config.train.p_uncond.is_some() && labels.is_none() {
+            return Err(Error::invalid(
+                "train.p_uncond",
+                "without labels",
+                "class-conditional training needs data.labels, an import with labels, or a data folder with labels.npy",
+            ));
+        }
         if largest > examples.dim(0)? {
             return Err(Error::invalid(
                 "ns",
@@ -152,6 +181,7 @@ impl Sweep {
             root: root.to_path_buf(),
             data_origin,
             examples,
+            labels,
             truth,
             fresh: fresh.to_dtype(DType::F64)?,
             device: Device::Cpu,
@@ -161,6 +191,23 @@ impl Sweep {
     /// The nested training set of size `n`, [n, ...] as the examples are shaped.
     pub fn training_set(&self, n: usize) -> Result<Tensor> {
         training_set(&self.examples, n, self.config.subset_seed)
+    }
+
+    /// The labels of the nested training set of size `n`, row for row, when
+    /// the data has labels.
+    pub fn training_labels(&self, n: usize) -> Result<Option<Vec<u32>>> {
+        self.labels
+            .as_deref()
+            .map(|all| training_labels(all, n, self.config.subset_seed))
+            .transpose()
+    }
+
+    /// How the trained models learn the labels: `Some` when the sweep is
+    /// class-conditional, with the classes of the whole data set.
+    pub fn conditioning(&self) -> Option<LabelConditioning> {
+        let p_uncond = self.config.train.p_uncond?;
+        let labels = self.labels.as_deref()?;
+        Some(LabelConditioning::for_labels(labels, p_uncond))
     }
 
     /// Every cell of `config`'s grid, in a fixed order: per N, the empirical
@@ -207,6 +254,12 @@ impl Sweep {
         })?;
         Ok(pending.len())
     }
+}
+
+fn read_labels_of(file: &Path, count: usize) -> Result<Vec<u32>> {
+    let labels = read_labels(file)?;
+    check_label_count(&labels, count, file)?;
+    Ok(labels)
 }
 
 /// Whether two configs give the same cells: equal up to the RP criterion.

@@ -11,13 +11,13 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::{csv_cell, Experiment, RunOptions};
+use super::scored::{csv_rows, curves_chart, score_outputs, References, ScoredPoint};
+use super::{Experiment, RunOptions};
 use crate::denoise::Denoiser;
-use crate::experiment::{Estimate, Model, Sweep, SweepConfig};
+use crate::experiment::{Model, Sweep, SweepConfig};
 use crate::inverse::{solve, EmpiricalPosterior, Operator, OperatorSpec, Problems, Solver};
 use crate::io::{write_atomic, write_json};
-use crate::metrics::{ratio_memorization, reproducibility, Bootstrap};
-use crate::plot::{save_figure, Axis, LineChart, Scale, Series};
+use crate::plot::save_figure;
 use crate::sample::{sample, Method};
 use crate::{Error, Result};
 
@@ -37,27 +37,10 @@ pub struct InverseConfig {
     pub sweep: SweepConfig,
 }
 
-/// One model's scores at one N and operator.
-#[derive(Clone, Debug, Serialize)]
-pub struct ModelScores {
-    pub model: String,
-    pub rp_vs_memorizing: Estimate,
-    pub rp_vs_truth: Option<Estimate>,
-    pub generalization: Estimate,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct InversePoint {
-    pub n: usize,
-    /// RP between the first two models' reconstructions.
-    pub rp_between_models: Estimate,
-    pub models: Vec<ModelScores>,
-}
-
 #[derive(Clone, Debug, Serialize)]
 pub struct OperatorCurves {
     pub operator: String,
-    pub points: Vec<InversePoint>,
+    pub points: Vec<ScoredPoint>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -143,23 +126,14 @@ impl Experiment for InverseProblems {
             "operator,n,model,rp_between_models,rp_vs_memorizing,rp_vs_truth,generalization\n",
         );
         for (k, curves) in report.operators.iter().enumerate() {
-            for p in &curves.points {
-                for m in &p.models {
-                    // Quoted: operators such as project:8,0 hold a comma.
-                    csv.push_str(&format!(
-                        "\"{}\",{},{},{},{},{},{}\n",
-                        curves.operator,
-                        p.n,
-                        m.model,
-                        p.rp_between_models.value,
-                        m.rp_vs_memorizing.value,
-                        csv_cell(m.rp_vs_truth.map(|e| e.value)),
-                        m.generalization.value
-                    ));
-                }
-            }
-            let name = format!("inverse_problems_{k}");
-            save_figure(&dir.join(name), &chart(report, curves))?;
+            csv.push_str(&csv_rows(&curves.operator, &curves.points));
+            let title = format!(
+                "DPS reconstructions, {} ({} > {})",
+                curves.operator, report.similarity, report.threshold
+            );
+            let references = ("memorizing posterior", "DPS with the true denoiser");
+            let chart = curves_chart(title, &curves.points, references);
+            save_figure(&dir.join(format!("inverse_problems_{k}")), &chart)?;
         }
         write_atomic(&dir.join("inverse_problems.csv"), csv.as_bytes())?;
         eprintln!(
@@ -172,7 +146,7 @@ impl Experiment for InverseProblems {
 
 /// Every trained model's DPS reconstructions at N, against each other and
 /// against the exact memorizing posterior and the true denoiser's DPS.
-fn score_at(c: &InverseConfig, sweep: &Sweep, a: &Operator, n: usize) -> Result<InversePoint> {
+fn score_at(c: &InverseConfig, sweep: &Sweep, a: &Operator, n: usize) -> Result<ScoredPoint> {
     let count = c.measurements.min(sweep.fresh.dim(0)?);
     let clean = sweep
         .fresh
@@ -200,96 +174,18 @@ fn score_at(c: &InverseConfig, sweep: &Sweep, a: &Operator, n: usize) -> Result<
         Some(t) => Some(reconstruct(&t.mixture, DType::F64)?),
         None => None,
     };
-    let metrics = &c.sweep.metrics;
-    let bootstrap = Bootstrap {
-        resamples: metrics.resamples,
-        seed,
+    let outputs = Sweep::grid(&c.sweep)
+        .into_iter()
+        .filter(|cell| cell.n == n && cell.model != Model::Empirical)
+        .map(|cell| {
+            let (d, dtype) = cell.denoiser(sweep)?;
+            Ok((cell.model.label(), reconstruct(&*d, dtype)?))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let references = References {
+        memorizing: &memorizing,
+        truth: truth.as_ref(),
+        train: &train,
     };
-    let rp = |p: &Tensor, q: &Tensor| -> Result<Estimate> {
-        let s = reproducibility(
-            p,
-            q,
-            metrics.rp_similarity,
-            metrics.rp_threshold,
-            "raw",
-            bootstrap,
-        )?;
-        Ok(Estimate::from(&s))
-    };
-    let mut reconstructions = Vec::new();
-    let mut models = Vec::new();
-    for cell in Sweep::grid(&c.sweep).into_iter().filter(|c| c.n == n) {
-        if cell.model == Model::Empirical {
-            continue;
-        }
-        let (d, dtype) = cell.denoiser(sweep)?;
-        let r = reconstruct(&*d, dtype)?;
-        let memorized = ratio_memorization(&r, &train, "raw", bootstrap)?;
-        models.push(ModelScores {
-            model: cell.model.label(),
-            rp_vs_memorizing: rp(&r, &memorizing)?,
-            rp_vs_truth: truth.as_ref().map(|t| rp(&r, t)).transpose()?,
-            generalization: Estimate::from(&memorized.complement("generalization")),
-        });
-        reconstructions.push(r);
-    }
-    Ok(InversePoint {
-        n,
-        rp_between_models: rp(&reconstructions[0], &reconstructions[1])?,
-        models,
-    })
-}
-
-fn chart(report: &InverseReport, curves: &OperatorCurves) -> LineChart {
-    let along = |f: &dyn Fn(&InversePoint) -> Option<Estimate>| -> Vec<(f64, f64)> {
-        curves
-            .points
-            .iter()
-            .filter_map(|p| f(p).map(|e| (p.n as f64, e.value)))
-            .collect()
-    };
-    let mut series = vec![Series {
-        label: "RP between models".into(),
-        points: along(&|p| Some(p.rp_between_models)),
-        color: 0,
-        ..Series::default()
-    }];
-    let labels: Vec<String> = curves.points[0]
-        .models
-        .iter()
-        .map(|m| m.model.clone())
-        .collect();
-    for (k, label) in labels.iter().enumerate() {
-        let model = |p: &InversePoint| p.models[k].clone();
-        series.push(Series {
-            label: format!("{label}: RP vs memorizing posterior"),
-            points: along(&|p| Some(model(p).rp_vs_memorizing)),
-            dashed: true,
-            color: 1 + k,
-            ..Series::default()
-        });
-        series.push(Series {
-            label: format!("{label}: RP vs DPS with the true denoiser"),
-            points: along(&|p| model(p).rp_vs_truth),
-            color: 1 + k,
-            ..Series::default()
-        });
-        series.push(Series {
-            label: format!("{label}: GL"),
-            points: along(&|p| Some(model(p).generalization)),
-            dashed: true,
-            color: 3 + labels.len() + k,
-            ..Series::default()
-        });
-    }
-    LineChart {
-        title: format!(
-            "DPS reconstructions, {} ({} > {})",
-            curves.operator, report.similarity, report.threshold
-        ),
-        x: Axis::new("training-set size N", Scale::Log2),
-        y: Axis::fixed("score", Scale::Linear, (0.0, 1.0)),
-        series,
-        shades: Vec::new(),
-    }
+    score_outputs(n, &outputs, &references, &c.sweep.metrics, seed)
 }

@@ -18,6 +18,7 @@ mod collapse;
 mod inverse_problems;
 mod jacobian_rank;
 mod molrg_threshold;
+mod scored;
 mod sweeps;
 mod training_time;
 
@@ -29,11 +30,10 @@ use serde::Serialize;
 
 pub use boundaries::{gap_crossing, Boundaries, BoundaryConfig, BoundaryReport};
 pub use collapse::{Collapse, CollapseConfig, CollapseReport};
-pub use inverse_problems::{
-    InverseConfig, InversePoint, InverseProblems, InverseReport, ModelScores, OperatorCurves,
-};
+pub use inverse_problems::{InverseConfig, InverseProblems, InverseReport, OperatorCurves};
 pub use jacobian_rank::{rank_curve, JacobianRank, RankConfig, RankReport};
 pub use molrg_threshold::{MolrgThreshold, ThresholdConfig, ThresholdReport};
+pub use scored::{ModelScores, ScoredPoint};
 pub use sweeps::{CrossArchitecture, OptimalDenoiser, RegimesSweep};
 pub use training_time::{TimeConfig, TimePoint, TimeReport, TrainingTime};
 

@@ -79,6 +79,7 @@ impl ThresholdConfig {
                 }),
                 file: None,
                 import: None,
+                labels: None,
                 seed: 0,
                 rows: None,
                 shape: None,

@@ -114,3 +114,34 @@ pub fn ratio_memorization(
         bootstrap,
     ))
 }
+
+/// Fraction of samples whose nearest training point carries the class they
+/// were drawn for: `wanted[j]` for sample j, `labels` one per training row.
+/// How well a conditional denoiser obeys its class (THEORY §10).
+pub fn class_agreement(
+    samples: &Tensor,
+    train: &Tensor,
+    labels: &[u32],
+    wanted: &[u32],
+    bootstrap: Bootstrap,
+) -> Result<Score> {
+    if labels.len() != train.dim(0)? || wanted.len() != samples.dim(0)? {
+        return Err(Error::shape(
+            "class agreement: one label per training row and per sample",
+            format!("{} and {}", train.dim(0)?, samples.dim(0)?),
+            format!("{} and {}", labels.len(), wanted.len()),
+        ));
+    }
+    let nearest = nearest_two(samples, train, DEFAULT_CHUNK)?.nearest;
+    let flags: Vec<bool> = nearest
+        .iter()
+        .zip(wanted)
+        .map(|(&i, &class)| labels[i] == class)
+        .collect();
+    Ok(score(
+        "class agreement (nearest training point)",
+        &flags,
+        "raw",
+        bootstrap,
+    ))
+}

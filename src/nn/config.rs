@@ -59,6 +59,17 @@ pub struct LabelConditioning {
     pub p_uncond: f64,
 }
 
+impl LabelConditioning {
+    /// Classes 0..=max of every label of the data set (not only the training
+    /// subset's, so all the N of a sweep build the same network).
+    pub fn for_labels(labels: &[u32], p_uncond: f64) -> Self {
+        Self {
+            classes: labels.iter().max().map_or(1, |&m| m as usize + 1),
+            p_uncond,
+        }
+    }
+}
+
 /// A [`TrainConfig`] whose every value has been checked, the only kind the
 /// trainer accepts ([`TrainConfig::check`]; after linfa's checked parameters).
 #[derive(Clone, Debug, PartialEq)]

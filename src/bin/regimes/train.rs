@@ -7,7 +7,7 @@ use candle_core::Tensor;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use diffusion_regimes::data::{
-    check_label_count, load_examples, nested_subset, read_labels, sigma_data, training_set,
+    check_label_count, load_examples, read_labels, sigma_data, training_labels, training_set,
 };
 use diffusion_regimes::device::device;
 use diffusion_regimes::nn::optim::AdamWConfig;
@@ -51,12 +51,8 @@ pub(crate) fn train(args: TrainArgs, explicit: &[String]) -> Result<()> {
                 Some(path) => {
                     let all = read_labels(path)?;
                     check_label_count(&all, examples.dim(0)?, path)?;
-                    config.labels = Some(LabelConditioning {
-                        classes: all.iter().max().map_or(1, |&m| m as usize + 1),
-                        p_uncond: args.p_uncond,
-                    });
-                    let rows = nested_subset(all.len(), n, args.subset_seed)?;
-                    Some(rows.into_iter().map(|i| all[i]).collect::<Vec<u32>>())
+                    config.labels = Some(LabelConditioning::for_labels(&all, args.p_uncond));
+                    Some(training_labels(&all, n, args.subset_seed)?)
                 }
                 None => None,
             };
