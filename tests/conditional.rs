@@ -5,7 +5,7 @@ mod common;
 use std::io::Write;
 
 use candle_core::{DType, Device, Tensor};
-use common::{gaussian, max_abs_diff, regimes, rows, s};
+use common::{gaussian, max_abs_diff, regimes, rows, s, subspace_residual};
 use diffusion_regimes::data::npy::{read_npy, write_npy};
 use diffusion_regimes::data::{read_labels, write_labels, Synthetic, SyntheticSpec};
 use diffusion_regimes::denoise::conditional::{component_alone, rows_of_class, Guided};
@@ -85,23 +85,7 @@ fn molrg_labels_name_the_component_each_row_lies_in() {
     let labels = dist.labels(5, 40);
     assert!(labels.contains(&0) && labels.contains(&1));
     let components = dist.mixture.components();
-    let residual = |y: &[f64], k: usize| {
-        let c = &components[k];
-        let centred: Vec<f64> = y.iter().zip(&c.mean).map(|(a, m)| a - m).collect();
-        let coords: Vec<f64> = (0..c.basis.ncols())
-            .map(|j| (0..10).map(|i| c.basis[(i, j)] * centred[i]).sum())
-            .collect();
-        (0..10)
-            .map(|i| {
-                centred[i]
-                    - (0..coords.len())
-                        .map(|j| c.basis[(i, j)] * coords[j])
-                        .sum::<f64>()
-            })
-            .map(|r| r * r)
-            .sum::<f64>()
-            .sqrt()
-    };
+    let residual = |y: &[f64], k: usize| subspace_residual(&components[k], y);
     for (y, &k) in data.iter().zip(&labels) {
         assert!(
             residual(y, k as usize) < 1e-9,

@@ -582,3 +582,52 @@ fn imports_keep_their_labels() {
     fails_with(&run, &["three-idx1-ubyte", "3 labels for 12 examples"]);
     assert!(!refused.exists());
 }
+
+/// A PNG folder of class subfolders reads subfolder after subfolder in name
+/// order, each image labelled with its subfolder's position, the pixels those
+/// of each subfolder read alone; `data import` keeps the labels.
+#[test]
+fn png_class_subfolders_are_the_labels() {
+    let dir = temp_dir("png-classes");
+    let mut pngs: Vec<PathBuf> = std::fs::read_dir(fixture("png"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    pngs.sort();
+    assert_eq!(pngs.len(), 3);
+    let classes = dir.join("classes");
+    // "b-dog" holds two images, "a-cat" one: the order is the names', not the sizes'.
+    for (class, picks) in [("b-dog", &pngs[..2]), ("a-cat", &pngs[2..])] {
+        let sub = classes.join(class);
+        std::fs::create_dir_all(&sub).unwrap();
+        for p in picks {
+            std::fs::copy(p, sub.join(p.file_name().unwrap())).unwrap();
+        }
+    }
+    let images = plain(ImageFormat::PngDir).read(&classes).unwrap();
+    assert_eq!(images.labels.as_deref(), Some(&[0, 1, 1][..]));
+    let alone = |class: &str| {
+        plain(ImageFormat::PngDir)
+            .read(&classes.join(class))
+            .unwrap()
+            .pixels
+    };
+    let want = Tensor::cat(&[alone("a-cat"), alone("b-dog")], 0).unwrap();
+    assert_close(&images.pixels, &want, 0.0);
+    let out = dir.join("imported");
+    succeeds(&regimes(&[
+        "data",
+        "import",
+        s(&classes),
+        "--format",
+        "png-dir",
+        "--out",
+        s(&out),
+    ]));
+    let written = diffusion_regimes::data::read_labels(&out.join("labels.npy")).unwrap();
+    assert_eq!(written, [0, 1, 1]);
+    let empty = dir.join("empty");
+    std::fs::create_dir_all(empty.join("a")).unwrap();
+    let refused = plain(ImageFormat::PngDir).read(&empty).err().unwrap();
+    assert!(refused.to_string().contains("nor subfolders"), "{refused}");
+}

@@ -48,7 +48,7 @@ pub struct ImageImport {
     /// The array to read from an .npz holding several.
     pub array: Option<String>,
     /// A label file (MNIST IDX1 or .npy integers), one label per source
-    /// image; CIFAR-10 records carry their own.
+    /// image; CIFAR-10 records and PNG class folders carry their own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub labels: Option<PathBuf>,
 }
@@ -78,7 +78,7 @@ impl ImageImport {
                 let (images, labels) = read_cifar10(path)?;
                 (images, Some(labels))
             }
-            ImageFormat::PngDir => (read_png_dir(path)?, None),
+            ImageFormat::PngDir => read_png_dir(path)?,
         };
         let source_shape = raw.dims().to_vec();
         let mut labels = match (&self.labels, own_labels) {
@@ -90,7 +90,7 @@ impl ImageImport {
             (Some(file), Some(_)) => {
                 return Err(Error::format(
                     file,
-                    "CIFAR-10 records carry their own labels; give no label file",
+                    "these images carry their own labels (CIFAR-10 records, PNG class folders); give no label file",
                 ))
             }
             (None, own) => own,

@@ -10,20 +10,55 @@ use crate::io::{read, write_atomic};
 use crate::{Error, Result};
 
 /// The images of every `*.png` in `dir` as u8 [N, C, H, W]: C = 1 when all are
-/// grayscale, else 3 (grayscale ones repeated into red, green and blue).
-pub fn read_png_dir(dir: &Path) -> Result<Tensor> {
+/// grayscale, else 3 (grayscale ones repeated into red, green and blue). A
+/// folder with no PNG of its own but one subfolder of PNGs per class is
+/// read subfolder after subfolder (in name order), and each image gets its
+/// subfolder's position in that order as its label (torchvision's
+/// ImageFolder convention; THEORY §10).
+pub fn read_png_dir(dir: &Path) -> Result<(Tensor, Option<Vec<u32>>)> {
     if !dir.is_dir() {
         return Err(Error::format(dir, "is not a folder of PNG images"));
     }
+    let files = png_files(dir)?;
+    if !files.is_empty() {
+        return Ok((stack(&files)?, None));
+    }
+    let mut classes: Vec<PathBuf> = entries(dir)?.into_iter().filter(|p| p.is_dir()).collect();
+    classes.sort();
+    let mut files = Vec::new();
+    let mut labels = Vec::new();
+    for (label, class) in classes.iter().enumerate() {
+        let of_class = png_files(class)?;
+        labels.extend(std::iter::repeat(label as u32).take(of_class.len()));
+        files.extend(of_class);
+    }
+    match files.is_empty() {
+        true => Err(Error::format(
+            dir,
+            "holds no *.png files, nor subfolders of them (one per class)",
+        )),
+        false => Ok((stack(&files)?, Some(labels))),
+    }
+}
+
+fn entries(dir: &Path) -> Result<Vec<PathBuf>> {
     let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x.eq_ignore_ascii_case("png")))
+    Ok(entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
+}
+
+/// The `*.png` files directly in `dir`, in name order.
+fn png_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = entries(dir)?
+        .into_iter()
+        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x.eq_ignore_ascii_case("png")))
         .collect();
     files.sort();
-    let Some(first) = files.first() else {
-        return Err(Error::format(dir, "holds no *.png files"));
-    };
+    Ok(files)
+}
+
+/// The images of `files` (at least one), of one size, stacked.
+fn stack(files: &[PathBuf]) -> Result<Tensor> {
+    let first = &files[0];
     let images: Vec<Decoded> = files.iter().map(|f| decode(f)).collect::<Result<_>>()?;
     let (width, height) = (images[0].width, images[0].height);
     if let Some((file, image)) = files

@@ -15,6 +15,7 @@
 
 mod boundaries;
 mod collapse;
+mod conditional;
 mod inverse_problems;
 mod jacobian_rank;
 mod molrg_threshold;
@@ -30,6 +31,9 @@ use serde::Serialize;
 
 pub use boundaries::{gap_crossing, Boundaries, BoundaryConfig, BoundaryReport};
 pub use collapse::{Collapse, CollapseConfig, CollapseReport};
+pub use conditional::{
+    Agreement, Conditional, ConditionalConfig, ConditionalReport, GuidanceCurves,
+};
 pub use inverse_problems::{InverseConfig, InverseProblems, InverseReport, OperatorCurves};
 pub use jacobian_rank::{rank_curve, JacobianRank, RankConfig, RankReport};
 pub use molrg_threshold::{MolrgThreshold, ThresholdConfig, ThresholdReport};
@@ -216,6 +220,7 @@ pub const EXPERIMENTS: &[Entry] = &[
     Entry::of::<JacobianRank>(),
     Entry::of::<TrainingTime>(),
     Entry::of::<InverseProblems>(),
+    Entry::of::<Conditional>(),
 ];
 
 /// The experiment called `name`.

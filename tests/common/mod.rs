@@ -90,3 +90,22 @@ pub fn fails_with(o: &std::process::Output, words: &[&str]) {
 pub fn s(p: &std::path::Path) -> &str {
     p.to_str().unwrap()
 }
+
+/// Distance from `y` to the affine subspace mean + span(basis) of a
+/// low-rank mixture component: how far a point lies off it.
+pub fn subspace_residual(c: &diffusion_regimes::denoise::Component, y: &[f64]) -> f64 {
+    let centred: Vec<f64> = y.iter().zip(&c.mean).map(|(a, m)| a - m).collect();
+    let coords: Vec<f64> = (0..c.basis.ncols())
+        .map(|j| (0..y.len()).map(|i| c.basis[(i, j)] * centred[i]).sum())
+        .collect();
+    (0..y.len())
+        .map(|i| {
+            centred[i]
+                - (0..coords.len())
+                    .map(|j| c.basis[(i, j)] * coords[j])
+                    .sum::<f64>()
+        })
+        .map(|r| r * r)
+        .sum::<f64>()
+        .sqrt()
+}
