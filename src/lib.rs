@@ -37,8 +37,8 @@
 //! | §7 | RP, GL, distance ratio, denoiser gap, Jacobian rank, bootstrap | [`metrics`], [`experiment`] (`criteria`, `results`) |
 //! | §8 | regime predictions: paper's results, speciation, collapse, MoLRG threshold, training time | [`theory`], [`experiments`] |
 //! | §9 | other training frameworks (VP, VE, flow matching) as adapters | not yet implemented (frameworks issue) |
-//! | §10 | class labels, class-conditional exact denoisers, classifier-free guidance, class-conditional networks | [`data`] (labels), [`denoise`] (`conditional`), [`nn`] (`embedding`, `train`) |
-//! | §11 | inverse problems: operators, exact posteriors, DPS and projection solvers | [`inverse`] |
+//! | §10 | class labels, class-conditional exact denoisers, classifier-free guidance, class-conditional networks | [`data`] (labels), [`denoise`] (`conditional`), [`nn`] (`embedding`, `train`), [`experiments`] (`conditional`) |
+//! | §11 | inverse problems: operators, exact posteriors, DPS and projection solvers | [`inverse`], [`experiments`] (`inverse_problems`) |
 //! | §12 | patch-based closed forms, kernel-smoothed empirical denoiser | not yet implemented (patch issue) |
 //! | §13 | budget convergence of a boundary | [`experiment`] (`analysis`, `budget`) |
 

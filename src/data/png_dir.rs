@@ -29,7 +29,7 @@ pub fn read_png_dir(dir: &Path) -> Result<(Tensor, Option<Vec<u32>>)> {
     let mut labels = Vec::new();
     for (label, class) in classes.iter().enumerate() {
         let of_class = png_files(class)?;
-        labels.extend(std::iter::repeat(label as u32).take(of_class.len()));
+        labels.extend(std::iter::repeat_n(label as u32, of_class.len()));
         files.extend(of_class);
     }
     match files.is_empty() {

@@ -193,6 +193,11 @@ impl Sweep {
         training_set(&self.examples, n, self.config.subset_seed)
     }
 
+    /// The shape of one example: [n] for rows, [C, H, W] for images.
+    pub fn sample_shape(&self) -> &[usize] {
+        &self.examples.dims()[1..]
+    }
+
     /// The labels of the nested training set of size `n`, row for row, when
     /// the data has labels.
     pub fn training_labels(&self, n: usize) -> Result<Option<Vec<u32>>> {

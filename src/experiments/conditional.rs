@@ -23,7 +23,7 @@ use crate::io::{write_atomic, write_json};
 use crate::metrics::{class_agreement, Bootstrap};
 use crate::nn::checkpoint::{load_model, Weights};
 use crate::nn::ClassModel;
-use crate::plot::{save_figure, Series};
+use crate::plot::save_figure;
 use crate::sample::{generate, Method};
 use crate::{Error, Result};
 
@@ -234,7 +234,7 @@ fn score_at(
         .collect::<Result<Vec<_>>>()?;
     let wanted: Vec<u32> = present
         .iter()
-        .flat_map(|&class| std::iter::repeat(class).take(c.samples))
+        .flat_map(|&class| std::iter::repeat_n(class, c.samples))
         .collect();
     let seed = c.sweep.sampling.seed;
     let bootstrap = Bootstrap {
@@ -292,6 +292,8 @@ fn draw(c: &ConditionalConfig, (denoiser, dtype): (Guided, DType)) -> Result<Ten
     Ok(x.to_dtype(DType::F64)?)
 }
 
+/// The scores against N (class agreement, near 1 for most points, is
+/// left to class_agreement.csv: its lines would hide the GL curves).
 fn chart(report: &ConditionalReport, curves: &GuidanceCurves) -> crate::plot::LineChart {
     let title = format!(
         "class-conditional samples, guidance w = {} ({} > {})",
@@ -301,19 +303,5 @@ fn chart(report: &ConditionalReport, curves: &GuidanceCurves) -> crate::plot::Li
         "memorizing class-conditional denoiser",
         "true class-conditional denoiser",
     );
-    let mut chart = curves_chart(title, &curves.points, references);
-    let models = &curves.points[0].models;
-    for (k, m) in models.iter().enumerate() {
-        chart.series.push(Series {
-            label: format!("{}: class agreement", m.model),
-            points: curves
-                .class_agreement
-                .iter()
-                .map(|a| (a.n as f64, a.models[k].value))
-                .collect(),
-            color: 3 + 2 * models.len() + k,
-            ..Series::default()
-        });
-    }
-    chart
+    curves_chart(title, &curves.points, references)
 }

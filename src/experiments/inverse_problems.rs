@@ -79,8 +79,7 @@ impl Experiment for InverseProblems {
             .operators
             .iter()
             .map(|spec| {
-                let shape = &sweep.fresh.dims()[1..];
-                let a = Operator::new(spec, shape)?;
+                let a = Operator::new(spec, sweep.sample_shape())?;
                 let points = c
                     .sweep
                     .ns
