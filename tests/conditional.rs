@@ -3,6 +3,7 @@
 mod common;
 
 use std::io::Write;
+use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 use common::{gaussian, max_abs_diff, regimes, rows, s, subspace_residual};
@@ -34,6 +35,17 @@ fn labels_read_from_idx_and_npy_and_bad_ones_are_named() {
     let npy = dir.join("labels.npy");
     write_labels(&npy, &[4, 4, 9]).unwrap();
     assert_eq!(read_labels(&npy).unwrap(), [4, 4, 9]);
+    // .npz: the array named labels beside others (np.savez), or the only one
+    // (np.savez_compressed); an archive of images is refused by its shape.
+    let fixture = |name: &str| {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/images")
+            .join(name)
+    };
+    assert_eq!(read_labels(&fixture("labels.npz")).unwrap(), [3, 1, 2]);
+    assert_eq!(read_labels(&fixture("labels_only.npz")).unwrap(), [0, 5]);
+    let images = read_labels(&fixture("rgb.npz")).unwrap_err().to_string();
+    assert!(images.contains("one integer per example"), "{images}");
     let floats = dir.join("floats.npy");
     write_npy(
         &floats,

@@ -116,6 +116,7 @@ fn inverse_problems_scores_every_operator_n_and_model() {
 measurements = 3
 seeds = 2
 noise_y = 0.01
+solvers = ["dps", "projection"]
 zeta = 10.0
 [sweep]
 name = "tiny"
@@ -163,11 +164,24 @@ resamples = 10
     )
     .unwrap();
     let operators = report["operators"].as_array().unwrap();
-    let names: Vec<&str> = operators
+    let names: Vec<(&str, &str)> = operators
         .iter()
-        .map(|o| o["operator"].as_str().unwrap())
+        .map(|o| {
+            (
+                o["operator"].as_str().unwrap(),
+                o["solver"].as_str().unwrap(),
+            )
+        })
         .collect();
-    assert_eq!(names, ["inpaint-random:4,0", "project:3,1"]);
+    assert_eq!(
+        names,
+        [
+            ("inpaint-random:4,0", "dps"),
+            ("inpaint-random:4,0", "projection"),
+            ("project:3,1", "dps"),
+            ("project:3,1", "projection")
+        ]
+    );
     let fraction = |v: &serde_json::Value| (0.0..=1.0).contains(&v["value"].as_f64().unwrap());
     for operator in operators {
         let points = operator["points"].as_array().unwrap();
@@ -185,11 +199,14 @@ resamples = 10
         }
     }
     let csv = std::fs::read_to_string(dir.join("figures/inverse_problems.csv")).unwrap();
-    assert_eq!(csv.lines().count(), 1 + 2 * 2 * 2, "{csv}");
-    assert!(csv.contains("\"project:3,1\",8,mlp-w32-d1-s0,"), "{csv}");
+    assert_eq!(csv.lines().count(), 1 + 4 * 2 * 2, "{csv}");
+    assert!(
+        csv.contains("\"project:3,1\",\"projection\",8,mlp-w32-d1-s0,"),
+        "{csv}"
+    );
     for figure in [
         "inverse_problems_0.png",
-        "inverse_problems_1.svg",
+        "inverse_problems_3.svg",
         "inverse_problems.json",
     ] {
         assert!(dir.join("figures").join(figure).exists(), "{figure}");

@@ -1,6 +1,7 @@
 //! Class labels beside a data set (THEORY §10): one non-negative integer per
-//! example, from an MNIST IDX1 label file (gzipped or not) or an .npy array
-//! of integers (or of integral floats).
+//! example, from an MNIST IDX1 label file (gzipped or not), an .npy array
+//! of integers (or of integral floats), or such an array in an .npz (named
+//! `labels`, or the archive's only array).
 
 use std::path::Path;
 
@@ -8,6 +9,7 @@ use candle_core::{DType, Device, Tensor};
 
 use super::idx::gunzip_if_gzipped;
 use super::npy::{parse_npy, write_npy};
+use super::npz::read_npz;
 use crate::io::read;
 use crate::{Error, Result};
 
@@ -31,7 +33,12 @@ pub fn read_labels(path: &Path) -> Result<Vec<u32>> {
         }
         return Ok(data.iter().map(|&b| u32::from(b)).collect());
     }
-    let array = parse_npy(&bytes, path)?;
+    let array = match bytes.starts_with(b"PK\x03\x04") {
+        // An .npz: its array `labels`, or its only array.
+        true => read_npz(path, Some("labels"))
+            .or_else(|named| read_npz(path, None).map_err(|_| named))?,
+        false => parse_npy(&bytes, path)?,
+    };
     let values = match array.dims() {
         [_] | [_, 1] => array
             .flatten_all()?

@@ -157,7 +157,7 @@ impl Experiment for Conditional {
         let mut agreement = String::from("guidance,n,model,class_agreement\n");
         for (k, curves) in report.guidance.iter().enumerate() {
             let weight = curves.weight.to_string();
-            csv.push_str(&csv_rows(&weight, &curves.points));
+            csv.push_str(&csv_rows(&[&weight], &curves.points));
             for (a, p) in curves.class_agreement.iter().zip(&curves.points) {
                 for (e, m) in a.models.iter().zip(&p.models) {
                     agreement.push_str(&format!("{weight},{},{},{}\n", a.n, m.model, e.value));

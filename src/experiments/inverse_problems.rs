@@ -1,9 +1,10 @@
 //! Reproducibility of inverse-problem solutions across N (THEORY §11): the
 //! sweep's trained models each reconstruct the same measurements of fresh
-//! points from the same noise with DPS; at each N the experiment scores RP
-//! between the models, RP of each against the exact memorizing solution
-//! (the empirical prior's posterior sampled from the same noise) and against
-//! DPS with the true denoiser, and GL of each (1 - the d1/d2 < 1/3
+//! points from the same noise with each solver (DPS, range-null
+//! projection); at each N the experiment scores RP between the models, RP
+//! of each against the exact memorizing solution (the empirical prior's
+//! posterior sampled from the same noise) and against the same solver
+//! around the true denoiser, and GL of each (1 - the d1/d2 < 1/3
 //! memorized fraction, as the sweep scores samples).
 
 use std::path::{Path, PathBuf};
@@ -31,15 +32,20 @@ pub struct InverseConfig {
     /// Noises per measurement: z_0 .. z_(seeds - 1) of the sampling seed.
     pub seeds: u64,
     pub noise_y: f64,
+    /// The solvers, as `regimes solve --solver` names them (default: dps).
+    #[serde(default = "dps_only")]
+    pub solvers: Vec<String>,
     /// DPS's step for the trained models and the true denoiser.
     pub zeta: f64,
     /// The sweep that trains the models (at least two per N for RP between them).
     pub sweep: SweepConfig,
 }
 
+/// One operator and solver: the scores at every N.
 #[derive(Clone, Debug, Serialize)]
 pub struct OperatorCurves {
     pub operator: String,
+    pub solver: String,
     pub points: Vec<ScoredPoint>,
 }
 
@@ -55,7 +61,7 @@ pub struct InverseProblems;
 impl Experiment for InverseProblems {
     const NAME: &'static str = "inverse_problems";
     const ABOUT: &'static str =
-        "RP of DPS reconstructions between models, against the memorizing posterior, vs N";
+        "RP of DPS and projection reconstructions between models, against the memorizing posterior, vs N";
     type Config = InverseConfig;
     type Report = InverseReport;
 
@@ -68,6 +74,10 @@ impl Experiment for InverseProblems {
                 "needs at least two trained models per N, one measurement and one seed",
             ));
         }
+        for name in &config.solvers {
+            name.parse::<Solver>()
+                .map_err(|e| Error::format(path, e.to_string()))?;
+        }
         Ok(config)
     }
 
@@ -75,28 +85,33 @@ impl Experiment for InverseProblems {
         let sweep = options.prepare(c.sweep.clone())?;
         sweep.run(options.shard, options.jobs)?;
         let metrics = &c.sweep.metrics;
-        let operators = c
-            .operators
-            .iter()
-            .map(|spec| {
-                let a = Operator::new(spec, sweep.sample_shape())?;
+        let mut operators = Vec::new();
+        for spec in &c.operators {
+            let a = Operator::new(spec, sweep.sample_shape())?;
+            for name in &c.solvers {
+                let solver = match name.parse()? {
+                    Solver::Dps { .. } => Solver::Dps { zeta: c.zeta },
+                    other => other,
+                };
                 let points = c
                     .sweep
                     .ns
                     .iter()
-                    .map(|&n| score_at(c, &sweep, &a, n))
+                    .map(|&n| score_at(c, &sweep, &a, solver, n))
                     .collect::<Result<_>>()?;
-                Ok(OperatorCurves {
+                operators.push(OperatorCurves {
                     operator: spec.to_string(),
+                    solver: name.clone(),
                     points,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
+                });
+            }
+        }
         for curves in &operators {
             for p in &curves.points {
                 println!(
-                    "{} N = {}: RP between models {:.3}, vs memorizing {}",
+                    "{} {} N = {}: RP between models {:.3}, vs memorizing {}",
                     curves.operator,
+                    curves.solver,
                     p.n,
                     p.rp_between_models.value,
                     p.models
@@ -122,15 +137,19 @@ impl Experiment for InverseProblems {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         write_json(&dir.join("inverse_problems.json"), report)?;
         let mut csv = String::from(
-            "operator,n,model,rp_between_models,rp_vs_memorizing,rp_vs_truth,generalization\n",
+            "operator,solver,n,model,rp_between_models,rp_vs_memorizing,rp_vs_truth,generalization\n",
         );
         for (k, curves) in report.operators.iter().enumerate() {
-            csv.push_str(&csv_rows(&curves.operator, &curves.points));
+            csv.push_str(&csv_rows(
+                &[&curves.operator, &curves.solver],
+                &curves.points,
+            ));
             let title = format!(
-                "DPS reconstructions, {} ({} > {})",
-                curves.operator, report.similarity, report.threshold
+                "{} reconstructions, {} ({} > {})",
+                curves.solver, curves.operator, report.similarity, report.threshold
             );
-            let references = ("memorizing posterior", "DPS with the true denoiser");
+            let truth = format!("{} with the true denoiser", curves.solver);
+            let references = ("memorizing posterior", truth.as_str());
             let chart = curves_chart(title, &curves.points, references);
             save_figure(&dir.join(format!("inverse_problems_{k}")), &chart)?;
         }
@@ -143,9 +162,15 @@ impl Experiment for InverseProblems {
     }
 }
 
-/// Every trained model's DPS reconstructions at N, against each other and
-/// against the exact memorizing posterior and the true denoiser's DPS.
-fn score_at(c: &InverseConfig, sweep: &Sweep, a: &Operator, n: usize) -> Result<ScoredPoint> {
+/// Every trained model's reconstructions by `solver` at N, against each
+/// other and against the exact memorizing posterior and the true denoiser's.
+fn score_at(
+    c: &InverseConfig,
+    sweep: &Sweep,
+    a: &Operator,
+    solver: Solver,
+    n: usize,
+) -> Result<ScoredPoint> {
     let count = c.measurements.min(sweep.fresh.dim(0)?);
     let clean = sweep
         .fresh
@@ -158,9 +183,15 @@ fn score_at(c: &InverseConfig, sweep: &Sweep, a: &Operator, n: usize) -> Result<
     let Problems { y, x, .. } =
         Problems::new(a, &clean, c.noise_y, seed, &indices, schedule.sigma_max)?;
     let sigmas = schedule.sigmas()?;
-    let dps = Solver::Dps { zeta: c.zeta };
     let reconstruct = |d: &dyn Denoiser, dtype: DType| -> Result<Tensor> {
-        let out = solve(d, a, &y.to_dtype(dtype)?, dps, &x.to_dtype(dtype)?, &sigmas)?;
+        let out = solve(
+            d,
+            a,
+            &y.to_dtype(dtype)?,
+            solver,
+            &x.to_dtype(dtype)?,
+            &sigmas,
+        )?;
         Ok(out.to_dtype(DType::F64)?)
     };
     let train = sweep
@@ -187,4 +218,8 @@ fn score_at(c: &InverseConfig, sweep: &Sweep, a: &Operator, n: usize) -> Result<
         train: &train,
     };
     score_outputs(n, &outputs, &references, &c.sweep.metrics, seed)
+}
+
+fn dps_only() -> Vec<String> {
+    vec!["dps".into()]
 }

@@ -84,14 +84,15 @@ pub fn score_outputs(
     })
 }
 
-/// CSV rows `"curve",n,model,rp_between_models,rp_vs_memorizing,rp_vs_truth,generalization`
-/// of one curve (the curve's name quoted: operators such as project:8,0 hold a comma).
-pub fn csv_rows(curve: &str, points: &[ScoredPoint]) -> String {
+/// CSV rows `"key",...,n,model,rp_between_models,rp_vs_memorizing,rp_vs_truth,generalization`
+/// of one curve, its keys quoted (operators such as project:8,0 hold a comma).
+pub fn csv_rows(keys: &[&str], points: &[ScoredPoint]) -> String {
+    let keys: String = keys.iter().map(|k| format!("\"{k}\",")).collect();
     let mut csv = String::new();
     for p in points {
         for m in &p.models {
             csv.push_str(&format!(
-                "\"{curve}\",{},{},{},{},{},{}\n",
+                "{keys}{},{},{},{},{},{}\n",
                 p.n,
                 m.model,
                 p.rp_between_models.value,
