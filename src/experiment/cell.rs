@@ -5,7 +5,7 @@
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::budget::budget_file;
@@ -19,7 +19,6 @@ use crate::nn::checkpoint::{load_model, read_state, Weights, STATE_FILE};
 use crate::nn::optim::AdamWConfig;
 use crate::nn::train::{Sampling, TrainConfig, Trainer};
 use crate::nn::Arch;
-use crate::sample::{generate, Method};
 use crate::{Error, Result};
 
 pub const CELL_FILE: &str = "cell.json";
@@ -237,17 +236,7 @@ pub fn measure(
     what: &str,
 ) -> Result<Measured> {
     let sampling = &sweep.config.sampling;
-    let indices: Vec<u64> = (0..sampling.samples as u64).collect();
-    let samples = generate(
-        denoiser,
-        sampling.seed,
-        &indices,
-        dtype,
-        &Device::Cpu,
-        &sampling.schedule,
-        &Method::Heun,
-        None,
-    )?;
+    let samples = sampling.draw(denoiser, sampling.samples, dtype)?;
     check_finite(&samples, what)?;
     let bootstrap = Bootstrap {
         resamples: sweep.config.metrics.resamples,
@@ -377,7 +366,7 @@ fn final_loss(run: &Path, steps: u64) -> Result<f64> {
 }
 
 /// Refuses to write samples holding NaN or infinity (a diverged model).
-fn check_finite(samples: &Tensor, what: &str) -> Result<()> {
+pub fn check_finite(samples: &Tensor, what: &str) -> Result<()> {
     let total = samples
         .to_dtype(DType::F64)?
         .abs()?

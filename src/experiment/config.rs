@@ -3,14 +3,16 @@
 
 use std::path::{Path, PathBuf};
 
+use candle_core::{DType, Device, Tensor};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::data::{ImageImport, SyntheticSpec};
+use crate::denoise::Denoiser;
 use crate::io::read;
 use crate::metrics::Similarity;
 use crate::nn::Arch;
-use crate::sample::Schedule;
+use crate::sample::{generate, Method, Schedule};
 use crate::{Error, Result};
 
 /// Where the examples come from.
@@ -85,6 +87,24 @@ pub struct SamplingSettings {
     pub seed: u64,
     #[serde(default)]
     pub schedule: Schedule,
+}
+
+impl SamplingSettings {
+    /// Samples z_0 .. z_(count - 1) of this seed through `denoiser`: Heun on
+    /// this schedule, in `dtype`, the noise drawn on the CPU.
+    pub fn draw(&self, denoiser: &dyn Denoiser, count: usize, dtype: DType) -> Result<Tensor> {
+        let indices: Vec<u64> = (0..count as u64).collect();
+        generate(
+            denoiser,
+            self.seed,
+            &indices,
+            dtype,
+            &Device::Cpu,
+            &self.schedule,
+            &Method::Heun,
+            None,
+        )
+    }
 }
 
 /// How samples and denoisers are scored (defaults: [`super::criteria`]).

@@ -25,7 +25,8 @@ mod sweep;
 pub use analysis::{crossing, least_squares, quantile, sign_change, BudgetVerdict};
 pub use budget::{budget_file, BudgetCheck};
 pub use cell::{
-    measure, run_cell, train_config, train_model, Cell, CellResult, Estimate, Measured, Model,
+    check_finite, measure, run_cell, train_config, train_model, Cell, CellResult, Estimate,
+    Measured, Model,
 };
 pub use config::{
     load_toml, DataSource, MetricSettings, SamplingSettings, SweepConfig, TrainSettings,

@@ -11,20 +11,19 @@
 
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::scored::{csv_rows, curves_chart, score_outputs, References, ScoredPoint};
 use super::{csv_cell, Experiment, RunOptions};
 use crate::denoise::conditional::{component_alone, rows_of_class, Guided};
 use crate::denoise::{EmpiricalDenoiser, Mixture};
-use crate::experiment::{Cell, Estimate, Model, Sweep, SweepConfig};
+use crate::experiment::{check_finite, Cell, Estimate, Model, Sweep, SweepConfig};
 use crate::io::{write_atomic, write_json};
 use crate::metrics::{class_agreement, Bootstrap};
 use crate::nn::checkpoint::{load_model, Weights};
 use crate::nn::ClassModel;
 use crate::plot::save_figure;
-use crate::sample::{generate, Method};
 use crate::{Error, Result};
 
 #[derive(Clone, Debug, Deserialize)]
@@ -275,20 +274,10 @@ fn guided_network(sweep: &Sweep, cell: &Cell, class: u32, weight: f64) -> Result
 }
 
 /// Samples z_0 .. z_(M-1) of the sweep's sampling seed through `denoiser`
-/// (Heun, the sweep's schedule), as f64 rows.
+/// (Heun, the sweep's schedule), as f64 rows; a diverged model is an error.
 fn draw(c: &ConditionalConfig, (denoiser, dtype): (Guided, DType)) -> Result<Tensor> {
-    let sampling = &c.sweep.sampling;
-    let indices: Vec<u64> = (0..c.samples as u64).collect();
-    let x = generate(
-        &denoiser,
-        sampling.seed,
-        &indices,
-        dtype,
-        &Device::Cpu,
-        &sampling.schedule,
-        &Method::Heun,
-        None,
-    )?;
+    let x = c.sweep.sampling.draw(&denoiser, c.samples, dtype)?;
+    check_finite(&x, "guided samples")?;
     Ok(x.to_dtype(DType::F64)?)
 }
 
