@@ -183,8 +183,11 @@ resamples = 10
         ]
     );
     let fraction = |v: &serde_json::Value| (0.0..=1.0).contains(&v["value"].as_f64().unwrap());
-    for operator in operators {
-        let points = operator["points"].as_array().unwrap();
+    for part in operators
+        .iter()
+        .flat_map(|o| [&o["points"], &o["unmeasured"]])
+    {
+        let points = part.as_array().unwrap();
         let ns: Vec<u64> = points.iter().map(|p| p["n"].as_u64().unwrap()).collect();
         assert_eq!(ns, [2, 8]);
         for point in points {
@@ -199,9 +202,10 @@ resamples = 10
         }
     }
     let csv = std::fs::read_to_string(dir.join("figures/inverse_problems.csv")).unwrap();
-    assert_eq!(csv.lines().count(), 1 + 4 * 2 * 2, "{csv}");
+    // Per operator and solver, per N and model: the whole and the unmeasured part.
+    assert_eq!(csv.lines().count(), 1 + 4 * 2 * 2 * 2, "{csv}");
     assert!(
-        csv.contains("\"project:3,1\",\"projection\",8,mlp-w32-d1-s0,"),
+        csv.contains("\"project:3,1\",\"projection\",\"unmeasured\",8,mlp-w32-d1-s0,"),
         "{csv}"
     );
     for figure in [

@@ -5,7 +5,7 @@
 mod common;
 
 use candle_core::{DType, Device, Tensor};
-use common::{gaussian, max_abs_diff, rows};
+use common::{gaussian, max_abs, max_abs_diff, rows};
 use diffusion_regimes::denoise::jacobian::jacobian_finite_difference;
 use diffusion_regimes::denoise::{
     Component, Denoiser, EmpiricalDenoiser, GaussianDenoiser, Mixture,
@@ -23,7 +23,7 @@ fn operator(spec: &str, shape: &[usize]) -> Operator {
     Operator::new(&spec.parse().unwrap(), shape).unwrap()
 }
 
-/// A A^+ = I and A^+ A a projection, for every kind of operator.
+/// A A^+ = I and A^+ A an orthogonal projection, for every kind of operator.
 #[test]
 fn every_operator_has_a_right_inverse() {
     for (spec, shape, m) in [
@@ -42,6 +42,25 @@ fn every_operator_has_a_right_inverse() {
         let y = gaussian(1, 0, 5, m);
         let back = a.apply(&a.pseudo_inverse(&y).unwrap()).unwrap();
         assert!(max_abs_diff(&back, &y) < 1e-12, "{spec}: A A^+ y != y");
+        // The unmeasured part: invisible to A, and orthogonal to the measured
+        // part A^+ A x, so the two add up to x with ||x||^2 split between them.
+        let x = gaussian(2, 0, 5, a.dim());
+        let hidden = a.unmeasured(&x).unwrap();
+        let seen = (&x - &hidden).unwrap();
+        assert!(
+            max_abs(&a.apply(&hidden).unwrap()) < 1e-12,
+            "{spec}: A (I - A^+ A) x != 0"
+        );
+        let cross = (&hidden * &seen)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap();
+        assert!(
+            cross.abs() < 1e-10,
+            "{spec}: parts not orthogonal ({cross})"
+        );
     }
 }
 

@@ -18,7 +18,7 @@ use crate::denoise::Denoiser;
 use crate::experiment::{Model, Sweep, SweepConfig};
 use crate::inverse::{solve, EmpiricalPosterior, Operator, OperatorSpec, Problems, Solver};
 use crate::io::{write_atomic, write_json};
-use crate::plot::save_figure;
+use crate::plot::{save_figure, Series};
 use crate::sample::{sample, Method};
 use crate::{Error, Result};
 
@@ -46,7 +46,13 @@ pub struct InverseConfig {
 pub struct OperatorCurves {
     pub operator: String,
     pub solver: String,
+    /// Scores of the whole reconstructions.
     pub points: Vec<ScoredPoint>,
+    /// The same scores of their unmeasured parts (I - A^+ A) x, against the
+    /// references' and the training points' unmeasured parts: what the
+    /// measurement leaves to the prior, where a solver that keeps the
+    /// measurement (projection) can still differ.
+    pub unmeasured: Vec<ScoredPoint>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -93,16 +99,19 @@ impl Experiment for InverseProblems {
                     Solver::Dps { .. } => Solver::Dps { zeta: c.zeta },
                     other => other,
                 };
-                let points = c
+                let (points, unmeasured) = c
                     .sweep
                     .ns
                     .iter()
                     .map(|&n| score_at(c, &sweep, &a, solver, n))
-                    .collect::<Result<_>>()?;
+                    .collect::<Result<Vec<_>>>()?
+                    .into_iter()
+                    .unzip();
                 operators.push(OperatorCurves {
                     operator: spec.to_string(),
                     solver: name.clone(),
                     points,
+                    unmeasured,
                 });
             }
         }
@@ -137,20 +146,31 @@ impl Experiment for InverseProblems {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         write_json(&dir.join("inverse_problems.json"), report)?;
         let mut csv = String::from(
-            "operator,solver,n,model,rp_between_models,rp_vs_memorizing,rp_vs_truth,generalization\n",
+            "operator,solver,part,n,model,rp_between_models,rp_vs_memorizing,rp_vs_truth,generalization\n",
         );
         for (k, curves) in report.operators.iter().enumerate() {
-            csv.push_str(&csv_rows(
-                &[&curves.operator, &curves.solver],
-                &curves.points,
-            ));
+            let (operator, solver) = (curves.operator.as_str(), curves.solver.as_str());
+            csv.push_str(&csv_rows(&[operator, solver, "whole"], &curves.points));
+            let unmeasured = &curves.unmeasured;
+            csv.push_str(&csv_rows(&[operator, solver, "unmeasured"], unmeasured));
             let title = format!(
                 "{} reconstructions, {} ({} > {})",
                 curves.solver, curves.operator, report.similarity, report.threshold
             );
             let truth = format!("{} with the true denoiser", curves.solver);
             let references = ("memorizing posterior", truth.as_str());
-            let chart = curves_chart(title, &curves.points, references);
+            let mut chart = curves_chart(title, &curves.points, references);
+            chart.series.push(Series {
+                label: "RP between models, unmeasured part (I - A^+ A) x".into(),
+                points: curves
+                    .unmeasured
+                    .iter()
+                    .map(|p| (p.n as f64, p.rp_between_models.value))
+                    .collect(),
+                dashed: true,
+                color: 0,
+                ..Series::default()
+            });
             save_figure(&dir.join(format!("inverse_problems_{k}")), &chart)?;
         }
         write_atomic(&dir.join("inverse_problems.csv"), csv.as_bytes())?;
@@ -163,14 +183,15 @@ impl Experiment for InverseProblems {
 }
 
 /// Every trained model's reconstructions by `solver` at N, against each
-/// other and against the exact memorizing posterior and the true denoiser's.
+/// other and against the exact memorizing posterior and the true denoiser's:
+/// the whole reconstructions, and their unmeasured parts.
 fn score_at(
     c: &InverseConfig,
     sweep: &Sweep,
     a: &Operator,
     solver: Solver,
     n: usize,
-) -> Result<ScoredPoint> {
+) -> Result<(ScoredPoint, ScoredPoint)> {
     let count = c.measurements.min(sweep.fresh.dim(0)?);
     let clean = sweep
         .fresh
@@ -217,7 +238,21 @@ fn score_at(
         truth: truth.as_ref(),
         train: &train,
     };
-    score_outputs(n, &outputs, &references, &c.sweep.metrics, seed)
+    let whole = score_outputs(n, &outputs, &references, &c.sweep.metrics, seed)?;
+    let hidden = |x: &Tensor| a.unmeasured(x);
+    let outputs = outputs
+        .iter()
+        .map(|(label, x)| Ok((label.clone(), hidden(x)?)))
+        .collect::<Result<Vec<_>>>()?;
+    let (memorizing, train) = (hidden(&memorizing)?, hidden(&train)?);
+    let truth = truth.as_ref().map(hidden).transpose()?;
+    let references = References {
+        memorizing: &memorizing,
+        truth: truth.as_ref(),
+        train: &train,
+    };
+    let unmeasured = score_outputs(n, &outputs, &references, &c.sweep.metrics, seed)?;
+    Ok((whole, unmeasured))
 }
 
 fn dps_only() -> Vec<String> {

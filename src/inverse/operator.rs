@@ -224,6 +224,12 @@ impl Operator {
         )
     }
 
+    /// (I - A^+ A) x for every row of `x` [B, n]: the part the measurement
+    /// does not see (its null-space component, THEORY §11).
+    pub fn unmeasured(&self, x: &Tensor) -> Result<Tensor> {
+        Ok((x - self.pseudo_inverse(&self.apply(x)?)?)?)
+    }
+
     /// y = A x + noise_y e, e standard normal, row k's from stream (seed, Measurement, indices[k]).
     pub fn measure(&self, x: &Tensor, noise_y: f64, seed: u64, indices: &[u64]) -> Result<Tensor> {
         if !(noise_y.is_finite() && noise_y >= 0.0) {
