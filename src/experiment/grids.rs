@@ -17,8 +17,8 @@ use crate::Result;
 
 /// Samples per row of a grid.
 pub const GRID_COLUMNS: usize = 16;
-/// Each image pixel is drawn as a ZOOM x ZOOM block.
-const ZOOM: usize = 4;
+/// Each image pixel is drawn as a GRID_ZOOM x GRID_ZOOM block.
+pub const GRID_ZOOM: usize = 4;
 /// The label of a row of nearest training images.
 pub const NEAREST_LABEL: &str = "nearest training";
 
@@ -51,7 +51,7 @@ pub fn sample_grids(root: &Path, results: &Results, dir: &Path) -> Result<Vec<Pa
             ]);
         }
         let path = dir.join(format!("samples_n{n:05}.png"));
-        write_image_grid(&path, &rows, ZOOM)?;
+        write_image_grid(&path, &rows, GRID_ZOOM)?;
         written.push(path);
     }
     Ok(written)

@@ -32,7 +32,7 @@ pub use config::{
     load_toml, DataSource, MetricSettings, SamplingSettings, SweepConfig, TrainSettings,
 };
 pub use figures::{gap_vs_sigma_figures, regime_figures, rp_heatmaps};
-pub use grids::{nearest_images, sample_grids, GRID_COLUMNS, NEAREST_LABEL};
+pub use grids::{nearest_images, sample_grids, GRID_COLUMNS, GRID_ZOOM, NEAREST_LABEL};
 pub use results::{Crossing, Pair, Regimes, Results, REGIME_MARGIN};
 pub use run::{collect, finished, run_sweep, write_sweep, FigureFn, SweepReport};
 pub use sweep::{progress_bar, run_parallel, tensor_threads, Shard, Sweep};

@@ -11,19 +11,22 @@
 
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Tensor};
+use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::scored::{csv_rows, curves_chart, score_outputs, References, ScoredPoint};
 use super::{csv_cell, Experiment, RunOptions};
 use crate::denoise::conditional::{component_alone, rows_of_class, Guided};
 use crate::denoise::{EmpiricalDenoiser, Mixture};
-use crate::experiment::{check_finite, Cell, Estimate, Model, Sweep, SweepConfig};
+use crate::experiment::{
+    check_finite, nearest_images, Cell, Estimate, Model, Sweep, SweepConfig, GRID_ZOOM,
+    NEAREST_LABEL,
+};
 use crate::io::{write_atomic, write_json};
 use crate::metrics::{class_agreement, Bootstrap};
 use crate::nn::checkpoint::{load_model, Weights};
 use crate::nn::ClassModel;
-use crate::plot::save_figure;
+use crate::plot::{save_figure, write_image_grid, GridRow};
 use crate::{Error, Result};
 
 #[derive(Clone, Debug, Deserialize)]
@@ -51,14 +54,19 @@ pub struct Agreement {
     pub truth: Option<Estimate>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Serialize)]
 pub struct GuidanceCurves {
     pub weight: f64,
     pub points: Vec<ScoredPoint>,
     pub class_agreement: Vec<Agreement>,
+    /// For image data, per N: the first noises' samples of every class,
+    /// by the memorizing solution and each model (each over its nearest
+    /// training images); drawn as samples_w<k>_nNNNNN.png.
+    #[serde(skip)]
+    pub grids: Vec<(usize, Vec<GridRow>)>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Serialize)]
 pub struct ConditionalReport {
     pub similarity: String,
     pub threshold: f64,
@@ -113,8 +121,10 @@ impl Experiment for Conditional {
             .map(|&weight| {
                 let mut points = Vec::new();
                 let mut class_agreement = Vec::new();
+                let mut grids = Vec::new();
                 for &n in &c.sweep.ns {
-                    let (point, agreement) = score_at(c, &sweep, weight, n)?;
+                    let (point, agreement, grid) = score_at(c, &sweep, weight, n)?;
+                    grids.extend(grid.map(|rows| (n, rows)));
                     println!(
                         "w = {weight} N = {n}: RP between models {:.3}, vs memorizing {}",
                         point.rp_between_models.value,
@@ -132,6 +142,7 @@ impl Experiment for Conditional {
                     weight,
                     points,
                     class_agreement,
+                    grids,
                 })
             })
             .collect::<Result<_>>()?;
@@ -168,6 +179,10 @@ impl Experiment for Conditional {
                 &dir.join(format!("conditional_{k}")),
                 &chart(report, curves),
             )?;
+            for (n, rows) in &curves.grids {
+                let path = dir.join(format!("samples_w{k}_n{n:05}.png"));
+                write_image_grid(&path, rows, GRID_ZOOM)?;
+            }
         }
         write_atomic(&dir.join("conditional.csv"), csv.as_bytes())?;
         write_atomic(&dir.join("class_agreement.csv"), agreement.as_bytes())?;
@@ -186,7 +201,7 @@ fn score_at(
     sweep: &Sweep,
     weight: f64,
     n: usize,
-) -> Result<(ScoredPoint, Agreement)> {
+) -> Result<(ScoredPoint, Agreement, Option<Vec<GridRow>>)> {
     let train = sweep
         .training_set(n)?
         .flatten_from(1)?
@@ -260,7 +275,52 @@ fn score_at(
         train: &train,
     };
     let point = score_outputs(n, &outputs, &references, &c.sweep.metrics, seed)?;
-    Ok((point, agreement))
+    let grid = match sweep.sample_shape() {
+        [1 | 3, _, _] => Some(grid_rows(
+            c,
+            sweep,
+            n,
+            present.len(),
+            &memorizing,
+            &outputs,
+        )?),
+        _ => None,
+    };
+    Ok((point, agreement, grid))
+}
+
+/// Noises per class shown in a sample grid.
+const GRID_NOISES: usize = 2;
+
+/// The grid of image samples at N: the first noises of every class (class
+/// after class), by the memorizing solution and then each model, each over
+/// the nearest training images.
+fn grid_rows(
+    c: &ConditionalConfig,
+    sweep: &Sweep,
+    n: usize,
+    classes: usize,
+    memorizing: &Tensor,
+    outputs: &[(String, Tensor)],
+) -> Result<Vec<GridRow>> {
+    let train = sweep.training_set(n)?;
+    let shown: Vec<u32> = (0..classes)
+        .flat_map(|k| (0..GRID_NOISES.min(c.samples)).map(move |j| (k * c.samples + j) as u32))
+        .collect();
+    let index = Tensor::new(shown.as_slice(), &Device::Cpu)?;
+    let mut rows = Vec::new();
+    let labelled = std::iter::once(("memorizing", memorizing))
+        .chain(outputs.iter().map(|(label, x)| (label.as_str(), x)));
+    for (label, x) in labelled {
+        let images = x
+            .index_select(&index, 0)?
+            .to_dtype(DType::F32)?
+            .reshape([&[shown.len()][..], sweep.sample_shape()].concat())?;
+        let nearest = nearest_images(&images, &train)?;
+        rows.push(GridRow::new(label, images));
+        rows.push(GridRow::new(NEAREST_LABEL, nearest));
+    }
+    Ok(rows)
 }
 
 /// A trained cell's network guided toward `class`: its class-conditional

@@ -168,7 +168,23 @@ pub fn sample(
     };
     method
         .integrator()
-        .integrate(denoiser, x, sigmas, streams, &mut observe)
+        .integrate(&Detached(denoiser), x, sigmas, streams, &mut observe)
+}
+
+/// The denoiser as the integrators see it: each output detached from any
+/// autodiff graph (a trained network's weights are variables), so every
+/// step's activations are freed with it instead of being chained into the
+/// whole trajectory's graph. The values are the same bits.
+struct Detached<'a>(&'a dyn Denoiser);
+
+impl Denoiser for Detached<'_> {
+    fn denoise(&self, x: &Tensor, sigma: f64) -> Result<Tensor> {
+        Ok(self.0.denoise(x, sigma)?.detach())
+    }
+
+    fn dim(&self) -> usize {
+        self.0.dim()
+    }
 }
 
 fn check_sigmas(sigmas: &[f64]) -> Result<()> {
