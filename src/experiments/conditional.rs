@@ -246,28 +246,18 @@ fn score_at(
             Ok((cell.model.label(), x))
         })
         .collect::<Result<Vec<_>>>()?;
-    let wanted: Vec<u32> = present
-        .iter()
-        .flat_map(|&class| std::iter::repeat_n(class, c.samples))
-        .collect();
     let seed = c.sweep.sampling.seed;
-    let bootstrap = Bootstrap {
-        resamples: c.sweep.metrics.resamples,
-        seed,
-    };
-    let agree = |x: &Tensor| -> Result<Estimate> {
-        Ok(Estimate::from(&class_agreement(
-            x, &train, &labels, &wanted, bootstrap,
-        )?))
-    };
     let agreement = Agreement {
         n,
         classes: present.clone(),
         models: outputs
             .iter()
-            .map(|(_, x)| agree(x))
+            .map(|(_, x)| agreement_of(c, x, &train, &labels, &present))
             .collect::<Result<_>>()?,
-        truth: truth.as_ref().map(agree).transpose()?,
+        truth: truth
+            .as_ref()
+            .map(|x| agreement_of(c, x, &train, &labels, &present))
+            .transpose()?,
     };
     let references = References {
         memorizing: &memorizing,
@@ -275,18 +265,31 @@ fn score_at(
         train: &train,
     };
     let point = score_outputs(n, &outputs, &references, &c.sweep.metrics, seed)?;
-    let grid = match sweep.sample_shape() {
-        [1 | 3, _, _] => Some(grid_rows(
-            c,
-            sweep,
-            n,
-            present.len(),
-            &memorizing,
-            &outputs,
-        )?),
-        _ => None,
-    };
+    let grid = matches!(sweep.sample_shape(), [1 | 3, _, _])
+        .then(|| grid_rows(c, sweep, n, present.len(), &memorizing, &outputs))
+        .transpose()?;
     Ok((point, agreement, grid))
+}
+
+/// Class agreement of pooled samples `x` (`c.samples` per class of
+/// `classes`, class after class) against the training set and its labels.
+fn agreement_of(
+    c: &ConditionalConfig,
+    x: &Tensor,
+    train: &Tensor,
+    labels: &[u32],
+    classes: &[u32],
+) -> Result<Estimate> {
+    let wanted: Vec<u32> = classes
+        .iter()
+        .flat_map(|&class| std::iter::repeat_n(class, c.samples))
+        .collect();
+    let bootstrap = Bootstrap {
+        resamples: c.sweep.metrics.resamples,
+        seed: c.sweep.sampling.seed,
+    };
+    let score = class_agreement(x, train, labels, &wanted, bootstrap)?;
+    Ok(Estimate::from(&score))
 }
 
 /// Noises per class shown in a sample grid.
