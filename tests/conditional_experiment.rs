@@ -186,3 +186,32 @@ fn the_conditional_experiment_scores_every_weight_n_and_model() {
         assert!(figures.join(figure).exists(), "{figure}");
     }
 }
+
+/// The sweep inside an experiment's config is checked as a sweep file is:
+/// a label dropout outside [0, 1] is refused before anything trains.
+#[test]
+fn a_conditional_experiment_checks_its_sweep() {
+    let dir = temp_dir("conditional-bad-sweep");
+    let config = dir.join("bad.toml");
+    let sweep = TINY
+        .replace("p_uncond = 0.1", "p_uncond = 1.5")
+        .replace("[data]", "[sweep.data]")
+        .replace("[[models]]", "[[sweep.models]]")
+        .replace("[train]", "[sweep.train]")
+        .replace("[sampling]", "[sweep.sampling]")
+        .replace("[metrics]", "[sweep.metrics]");
+    std::fs::write(
+        &config,
+        format!("guidance = [0.0]\nsamples = 3\n[sweep]\n{sweep}"),
+    )
+    .unwrap();
+    let entry = diffusion_regimes::experiments::find("conditional").unwrap();
+    let e = entry
+        .check(&config, &diffusion_regimes::experiments::RunOptions::new())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("train.p_uncond") && e.contains("bad.toml"),
+        "{e}"
+    );
+}

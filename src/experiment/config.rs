@@ -216,7 +216,9 @@ impl SweepConfig {
         Self::checked(parse_toml(text, origin)?, origin)
     }
 
-    fn checked(self, origin: &Path) -> Result<Self> {
+    /// `self` validated (what [`Self::load`] and [`Self::parse`] apply), for a
+    /// sweep read as part of another config; errors name `origin`.
+    pub fn checked(self, origin: &Path) -> Result<Self> {
         self.validate()
             .map_err(|e| Error::format(origin, e.to_string()))?;
         Ok(self)

@@ -85,11 +85,8 @@ impl Experiment for Conditional {
     type Report = ConditionalReport;
 
     fn load(path: &Path, options: &RunOptions) -> Result<ConditionalConfig> {
-        let config: ConditionalConfig = super::load_toml(path)?;
-        let config = ConditionalConfig {
-            sweep: options.with_data(config.sweep, path)?,
-            ..config
-        };
+        let mut config: ConditionalConfig = super::load_toml(path)?;
+        config.sweep = options.with_data(config.sweep, path)?;
         let trained = config.sweep.models.len() * config.sweep.seeds.len();
         let problem = if trained < 2 {
             Some("needs at least two trained models per N")

@@ -72,7 +72,8 @@ impl Experiment for InverseProblems {
     type Report = InverseReport;
 
     fn load(path: &Path, options: &RunOptions) -> Result<InverseConfig> {
-        let config: InverseConfig = super::load_without_data(Self::NAME, path, options)?;
+        let mut config: InverseConfig = super::load_toml(path)?;
+        config.sweep = options.with_data(config.sweep, path)?;
         let trained = config.sweep.models.len() * config.sweep.seeds.len();
         if trained < 2 || config.measurements == 0 || config.seeds == 0 {
             return Err(Error::format(

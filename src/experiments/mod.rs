@@ -95,7 +95,9 @@ impl RunOptions {
         Ok(sweep)
     }
 
-    /// `config` with `--data` in place of its data file, if given.
+    /// `config` with `--data` in place of its data file, if given, and
+    /// checked as a sweep file is (a sweep inside an experiment's config is
+    /// read with the rest of it, unchecked).
     pub fn with_data(&self, mut config: SweepConfig, origin: &Path) -> Result<SweepConfig> {
         if let Some(data) = &self.data {
             if config.data.file.is_none() {
@@ -106,7 +108,7 @@ impl RunOptions {
             }
             config.data.file = Some(data.clone());
         }
-        Ok(config)
+        config.checked(origin)
     }
 }
 
