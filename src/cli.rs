@@ -5,9 +5,11 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Args, Parser};
 
+use crate::experiment::lock::DEFAULT_STALE_AFTER;
 use crate::experiment::{tensor_threads, Shard};
 use crate::experiments::{find, RunOptions};
 use crate::Result;
@@ -34,6 +36,11 @@ pub struct SweepArgs {
     /// `--features cuda`). Noise, references and scores stay on the CPU.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// Take over a cell's lock when its holder's heartbeat (every quarter of
+    /// this) stopped this many seconds ago: a worker on another host that
+    /// died. A dead process on this host is noticed at once.
+    #[arg(long, default_value_t = DEFAULT_STALE_AFTER.as_secs())]
+    pub lock_stale_after: u64,
 }
 
 impl SweepArgs {
@@ -51,6 +58,7 @@ impl SweepArgs {
             jobs: self.jobs(),
             device: crate::device::device(&self.device)?,
             data: None,
+            lock_stale_after: Duration::from_secs(self.lock_stale_after),
         })
     }
 }

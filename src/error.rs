@@ -29,6 +29,10 @@ pub enum Error {
     Candle(#[from] candle_core::Error),
     #[error("linear algebra failed: {0}")]
     Linalg(String),
+    /// Training produced a non-finite loss, gradient norm or weight; the
+    /// run's last checkpoint is from before it.
+    #[error("training diverged at step {step}: {what} = {value}; the last checkpoint before it is kept; lower the learning rate or the clipping norm")]
+    Diverged { step: u64, what: String, value: f64 },
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

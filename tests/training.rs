@@ -11,7 +11,7 @@ use candle_core::{DType, Device, Tensor};
 use common::{gaussian, max_abs_diff, temp_dir};
 use diffusion_regimes::denoise::{Denoiser, EmpiricalDenoiser};
 use diffusion_regimes::metrics::denoiser_gap;
-use diffusion_regimes::nn::checkpoint::{load_model, read_checkpoint, Weights};
+use diffusion_regimes::nn::checkpoint::{load_model, read_checkpoint, read_state, Weights};
 use diffusion_regimes::nn::optim::AdamWConfig;
 use diffusion_regimes::nn::train::{Batch, Sampling, TrainConfig, Trainer};
 use diffusion_regimes::nn::{Arch, MlpConfig};
@@ -331,4 +331,37 @@ fn invalid_configs_name_the_bad_value() {
     let mut cfg = config(8, 4, 10);
     cfg.ema_decay = 1.0;
     assert!(cfg.check().err().unwrap().to_string().contains("ema_decay"));
+}
+
+/// A weight turned NaN after the step-10 checkpoint (as a blow-up would):
+/// the next step stops with a divergence error naming that step, before any
+/// update, and the run's latest checkpoint stays step 10's, finite; saving
+/// the broken weights is refused the same way.
+#[test]
+fn a_diverged_run_stops_naming_the_step_and_keeps_its_last_good_checkpoint() {
+    let dir = temp_dir("diverged");
+    let train = train_set(8, 4);
+    let mut trainer = start(&dir, config(8, 4, 10), &train);
+    losses(&mut trainer);
+    let mut resumed = Trainer::resume(&dir, Some(20), &Device::Cpu).unwrap();
+    let (_, first) = resumed.params().named().into_iter().next().unwrap();
+    first.set(&(first.as_tensor() * f64::NAN).unwrap()).unwrap();
+    let e = resumed
+        .run(&mut |_| ControlFlow::Continue(()))
+        .err()
+        .unwrap();
+    assert!(
+        matches!(e, diffusion_regimes::Error::Diverged { step: 10, ref what, .. } if what == "loss"),
+        "{e}"
+    );
+    assert!(e.to_string().contains("step 10"), "{e}");
+    assert_eq!(read_state(&dir).unwrap().step, 10);
+    let kept = checkpoint_tensors(&dir, 10);
+    assert!(kept.iter().all(|(_, v)| v.iter().all(|x| x.is_finite())));
+    let refused = resumed.save(&[]).err().unwrap();
+    assert!(
+        matches!(refused, diffusion_regimes::Error::Diverged { ref what, .. } if what == "weight norm"),
+        "{refused}"
+    );
+    assert_eq!(read_state(&dir).unwrap().step, 10);
 }

@@ -14,7 +14,7 @@ use super::labels::{check_label_count, read_labels, write_labels};
 use super::npy::{read_npy, write_npy};
 use super::npz::read_npz;
 use super::png_dir::read_png_dir;
-use crate::io::write_atomic;
+use crate::io::{write_atomic, write_folder};
 use crate::{Error, Result};
 
 /// The file formats images are imported from.
@@ -144,12 +144,13 @@ pub fn write_dataset(
         import,
     };
     let text = toml::to_string(&record).map_err(|e| Error::format(dir, e.to_string()))?;
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    write_npy(&dir.join("data.npy"), &images.pixels, DType::F32)?;
-    if let Some(labels) = &images.labels {
-        write_labels(&dir.join("labels.npy"), labels)?;
-    }
-    write_atomic(&dir.join(SOURCE_FILE), text.as_bytes())
+    write_folder(dir, |dir| {
+        write_npy(&dir.join("data.npy"), &images.pixels, DType::F32)?;
+        if let Some(labels) = &images.labels {
+            write_labels(&dir.join("labels.npy"), labels)?;
+        }
+        write_atomic(&dir.join(SOURCE_FILE), text.as_bytes())
+    })
 }
 
 /// [N, H, W] -> [N, 1, H, W]; [N, C, H, W] with C in {1, 3} kept; [N, H, W, C]

@@ -9,6 +9,7 @@ use candle_core::{DType, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::budget::budget_file;
+use super::lock;
 use super::sweep::Sweep;
 use crate::data::npy::write_npy;
 use crate::data::sigma_data;
@@ -298,11 +299,20 @@ pub fn train_model(
             ),
         ));
     }
-    on_step(trainer.step().saturating_sub(from));
+    let start = trainer.step();
+    on_step(start.saturating_sub(from));
     trainer.run(&mut |_| {
         on_step(1);
         ControlFlow::Continue(())
-    })
+    })?;
+    // The run folder sits in its cell's folder, whose log records the segment.
+    match run.parent() {
+        Some(cell) => {
+            let me = lock::Holder::me().name();
+            lock::log(cell, &format!("{me} trained steps {start}..{until}"))
+        }
+        None => Ok(()),
+    }
 }
 
 /// The training config of a cell: the sweep's settings, `arch` and `seed`,

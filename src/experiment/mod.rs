@@ -16,8 +16,10 @@ mod budget;
 mod cell;
 mod config;
 pub mod criteria;
+mod failed;
 mod figures;
 mod grids;
+pub mod lock;
 mod results;
 mod run;
 mod sweep;
@@ -31,6 +33,7 @@ pub use cell::{
 pub use config::{
     load_toml, DataSource, MetricSettings, SamplingSettings, SweepConfig, TrainSettings,
 };
+pub use failed::{FailedCell, FAILED_FILE};
 pub use figures::{gap_vs_sigma_figures, regime_figures, rp_heatmaps};
 pub use grids::{nearest_images, sample_grids, GRID_COLUMNS, GRID_ZOOM, NEAREST_LABEL};
 pub use results::{Crossing, Pair, Regimes, Results, REGIME_MARGIN};

@@ -11,11 +11,12 @@ use super::analysis::crossing;
 use super::budget::{budget_checks, BudgetCheck};
 use super::cell::{CellResult, Estimate, Model, CELL_FILE, SAMPLES_FILE};
 use super::config::SweepConfig;
+use super::failed::{FailedCell, FAILED_FILE};
 use super::sweep::Sweep;
 use crate::data::npy::read_npy;
 use crate::io::{write_atomic, write_json};
 use crate::metrics::{reproducibility, Bootstrap};
-use crate::Result;
+use crate::{Error, Result};
 
 /// A generalization score at most this puts a cell in the memorization
 /// regime, and at least 1 minus it in the generalization regime.
@@ -66,6 +67,9 @@ pub struct Results {
     /// lists budgets.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub budget_checks: Vec<BudgetCheck>,
+    /// Cells whose training diverged: no scores, listed apart.
+    #[serde(default)]
+    pub failed: Vec<FailedCell>,
     /// Cells of the grid with no result yet (unfinished shards).
     pub missing: Vec<String>,
 }
@@ -77,12 +81,15 @@ impl Results {
         let config = SweepConfig::load(&root.join("sweep.toml"))?;
         let grid = Sweep::grid(&config);
         let mut cells = Vec::new();
-        let mut missing = Vec::new();
+        let (mut failed, mut missing) = (Vec::new(), Vec::new());
         for cell in &grid {
             let dir = cell.dir(root);
-            match dir.join(CELL_FILE).exists() {
-                true => cells.push(CellResult::read(&dir)?),
-                false => missing.push(dir.display().to_string()),
+            if dir.join(CELL_FILE).exists() {
+                cells.push(CellResult::read(&dir)?);
+            } else if dir.join(FAILED_FILE).exists() {
+                failed.push(FailedCell::read(&dir)?);
+            } else {
+                missing.push(dir.display().to_string());
             }
         }
         let pairs = pairs(root, &config, &cells)?;
@@ -102,8 +109,29 @@ impl Results {
             regimes,
             crossings,
             budget_checks,
+            failed,
             missing,
         })
+    }
+
+    /// An error listing the failed cells (diverged training), if any.
+    pub fn check_failed(&self) -> Result<()> {
+        if self.failed.is_empty() {
+            return Ok(());
+        }
+        let cells: Vec<String> = self
+            .failed
+            .iter()
+            .map(|f| format!("{} at N = {} (step {})", f.label, f.cell.n, f.step))
+            .collect();
+        Err(Error::invalid(
+            "sweep",
+            format!("{} failed cells", cells.len()),
+            format!(
+                "training diverged for {}; results and figures leave them out (see each cell's {FAILED_FILE}; `regimes collect --allow-failed` accepts them)",
+                cells.join(", ")
+            ),
+        ))
     }
 
     /// `(N, value)` of one model, in N order.
@@ -199,6 +227,12 @@ impl Results {
                 b.verdict_text()
             ));
         }
+        for f in &self.failed {
+            text.push_str(&format!(
+                "{} at N = {} failed: {}\n",
+                f.label, f.cell.n, f.error
+            ));
+        }
         text.push_str(&format!(
             "memorization regime (every model GL <= {REGIME_MARGIN}): N in {:?}; generalization regime (GL >= {}): N in {:?}\n",
             self.regimes.memorization,
@@ -246,6 +280,10 @@ impl Results {
         }
         for p in &self.pairs {
             row(p.n, &p.a, &p.b, "reproducibility", None, p.rp);
+        }
+        // A failed cell's row holds the step its training diverged at.
+        for f in &self.failed {
+            row(f.cell.n, &f.label, "", "failed", None, bare(f.step as f64));
         }
         let csv_path = dir.join("results.csv");
         write_atomic(&csv_path, csv.replace("NaN", "").as_bytes())?;

@@ -57,8 +57,14 @@ pub fn finished(root: &Path) -> Result<Option<SweepReport>> {
 }
 
 /// Writes a finished sweep's results, regime figures, sample grids and
-/// `extra` figures into `dir`, and prints its summary.
+/// `extra` figures into `dir`, and prints its summary; then an error naming
+/// the cells whose training diverged, if any (their scores are absent).
 pub fn write_sweep(report: &SweepReport, dir: &Path, extra: &[FigureFn]) -> Result<()> {
+    write_sweep_files(report, dir, extra)?;
+    report.results.check_failed()
+}
+
+fn write_sweep_files(report: &SweepReport, dir: &Path, extra: &[FigureFn]) -> Result<()> {
     let results = &report.results;
     std::fs::create_dir_all(dir).map_err(|e| crate::Error::io(dir, e))?;
     let mut written = results.write(dir)?.to_vec();
@@ -73,11 +79,15 @@ pub fn write_sweep(report: &SweepReport, dir: &Path, extra: &[FigureFn]) -> Resu
 }
 
 /// `regimes collect`: writes the sweep in `root` into `dir` once it is
-/// finished. Reads the cells, writes nothing into `root`.
-pub fn collect(root: &Path, dir: &Path) -> Result<Option<SweepReport>> {
+/// finished. Reads the cells, writes nothing into `root`. Failed cells are
+/// an error (after writing) unless `allow_failed`.
+pub fn collect(root: &Path, dir: &Path, allow_failed: bool) -> Result<Option<SweepReport>> {
     let report = finished(root)?;
     if let Some(report) = &report {
-        write_sweep(report, dir, &[])?;
+        match allow_failed {
+            true => write_sweep_files(report, dir, &[])?,
+            false => write_sweep(report, dir, &[])?,
+        }
     }
     Ok(report)
 }

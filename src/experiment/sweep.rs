@@ -9,12 +9,15 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use candle_core::{DType, Device, Tensor};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::cell::{run_cell, Cell, Model, CELL_FILE};
 use super::config::SweepConfig;
+use super::failed::{FailedCell, FAILED_FILE};
+use super::lock::{CellLock, DEFAULT_STALE_AFTER, LOCK_FILE};
 use crate::data::{
     check_label_count, load_examples, nested_subset, read_labels, training_labels, training_set,
     Synthetic,
@@ -72,6 +75,8 @@ pub struct Sweep {
     /// sampling noise, references and scores stay on the CPU, so a GPU run
     /// starts every sample from the same noise as a CPU run.
     pub device: Device,
+    /// A cell lock whose heartbeat stopped this long ago is taken over.
+    pub lock_stale_after: Duration,
 }
 
 impl Sweep {
@@ -185,6 +190,7 @@ impl Sweep {
             truth,
             fresh: fresh.to_dtype(DType::F64)?,
             device: Device::Cpu,
+            lock_stale_after: DEFAULT_STALE_AFTER,
         })
     }
 
@@ -241,23 +247,50 @@ impl Sweep {
 
     /// Runs this shard's unfinished cells on `jobs` worker threads
     /// ([`run_parallel`]), showing a progress bar over their training steps.
-    /// Returns the number of cells run.
+    /// Each cell is run under its lock (`lock`), skipped while another
+    /// worker holds it; a cell whose training diverges is recorded as failed
+    /// (`failed`) and the others go on. Returns the number of cells run.
     pub fn run(&self, shard: Shard, jobs: usize) -> Result<usize> {
         let pending: Vec<Cell> = Sweep::grid(&self.config)
             .into_iter()
             .enumerate()
             .filter(|(k, _)| shard.owns(*k))
             .map(|(_, c)| c)
-            .filter(|c| !c.dir(&self.root).join(CELL_FILE).exists())
+            .filter(|c| !self.ended(c))
             .collect();
         let total_steps: u64 = pending.iter().map(|c| c.steps(self)).sum();
         let bar = progress_bar(total_steps, "steps");
+        let ran = AtomicUsize::new(0);
         run_parallel(&pending, jobs, &bar, |cell| {
-            run_cell(self, cell, &|steps| bar.inc(steps))
-                .map(|_| ())
-                .map_err(|e| Error::format(&cell.dir(&self.root), e.to_string()))
+            let dir = cell.dir(&self.root);
+            let Some(_lock) = CellLock::acquire(&dir, self.lock_stale_after)? else {
+                bar.println(format!(
+                    "{}: another worker holds its lock ({LOCK_FILE}), skipped",
+                    dir.display()
+                ));
+                bar.inc(cell.steps(self));
+                return Ok(());
+            };
+            // Another worker may have finished it before we took the lock.
+            if self.ended(cell) {
+                bar.inc(cell.steps(self));
+                return Ok(());
+            }
+            ran.fetch_add(1, Ordering::SeqCst);
+            match run_cell(self, cell, &|steps| bar.inc(steps)) {
+                Ok(_) => Ok(()),
+                Err(e) => FailedCell::record(cell, &dir, e)
+                    .map(|_| ())
+                    .map_err(|e| Error::format(&dir, e.to_string())),
+            }
         })?;
-        Ok(pending.len())
+        Ok(ran.into_inner())
+    }
+
+    /// Whether `cell` has ended: scored (`cell.json`) or failed (`failed.json`).
+    pub fn ended(&self, cell: &Cell) -> bool {
+        let dir = cell.dir(&self.root);
+        dir.join(CELL_FILE).exists() || dir.join(FAILED_FILE).exists()
     }
 }
 

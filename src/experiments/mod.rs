@@ -24,6 +24,7 @@ mod sweeps;
 mod training_time;
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use candle_core::Device;
 use serde::de::DeserializeOwned;
@@ -41,6 +42,7 @@ pub use scored::{ModelScores, ScoredPoint};
 pub use sweeps::{CrossArchitecture, OptimalDenoiser, RegimesSweep};
 pub use training_time::{TimeConfig, TimePoint, TimeReport, TrainingTime};
 
+use crate::experiment::lock::DEFAULT_STALE_AFTER;
 use crate::experiment::{load_toml, Shard, Sweep, SweepConfig};
 use crate::io::{write_atomic, write_json};
 use crate::plot::{save_figure, Figure};
@@ -61,6 +63,8 @@ pub struct RunOptions {
     pub device: Device,
     /// Examples read from this file instead of the config's `data.file`.
     pub data: Option<PathBuf>,
+    /// A cell lock whose heartbeat stopped this long ago is taken over.
+    pub lock_stale_after: Duration,
 }
 
 impl RunOptions {
@@ -73,6 +77,7 @@ impl RunOptions {
             jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
             device: Device::Cpu,
             data: None,
+            lock_stale_after: DEFAULT_STALE_AFTER,
         }
     }
 
@@ -92,6 +97,7 @@ impl RunOptions {
     pub fn prepare(&self, config: SweepConfig) -> Result<Sweep> {
         let mut sweep = Sweep::prepare(config.clone(), &self.sweep_root(&config))?;
         sweep.device = self.device.clone();
+        sweep.lock_stale_after = self.lock_stale_after;
         Ok(sweep)
     }
 

@@ -293,16 +293,7 @@ impl Trainer {
         } = self.batch(self.step)?;
         let loss = edm_loss(&self.model, &y, &sigma, &z, labels.as_ref())?;
         let loss_value = loss.to_scalar::<f32>()? as f64;
-        if !loss_value.is_finite() {
-            return Err(Error::invalid(
-                "loss",
-                loss_value,
-                format!(
-                    "became non-finite at step {}; lower --lr or --clip",
-                    self.step
-                ),
-            ));
-        }
+        self.check_finite("loss", loss_value)?;
         let grads = loss.backward()?;
         let weights = vars(&self.params);
         let grads = weights
@@ -313,6 +304,7 @@ impl Trainer {
             })
             .collect::<Result<Vec<_>>>()?;
         let (norm, scale) = clip_scale(&grads, self.config.clip)?;
+        self.check_finite("gradient norm", norm)?;
         let lr = self.config.lr_at(self.step);
         self.optimizer.step(&grads, lr, scale)?;
         let t = self.optimizer.t as f64;
@@ -320,6 +312,18 @@ impl Trainer {
         update_ema(&vars(&self.ema), &weights, decay)?;
         self.step += 1;
         Ok((loss_value, lr, norm))
+    }
+
+    /// A divergence error at the current step unless `value` is finite.
+    fn check_finite(&self, what: &str, value: f64) -> Result<()> {
+        match value.is_finite() {
+            true => Ok(()),
+            false => Err(Error::Diverged {
+                step: self.step,
+                what: what.into(),
+                value,
+            }),
+        }
     }
 
     /// Trains until `config.steps` with the run folder's files kept by
@@ -359,9 +363,16 @@ impl Trainer {
         Ok(())
     }
 
-    /// Writes the checkpoint of the current step, metrics.csv (`metrics`:
+    /// Writes the checkpoint of the current step (a divergence error instead
+    /// when a weight is not finite), metrics.csv (`metrics`:
     /// its rows), then state.json.
     pub fn save(&self, metrics: &[String]) -> Result<()> {
+        // A checkpoint of broken weights would become the run's latest.
+        let weights: Vec<Tensor> = vars(&self.params)
+            .iter()
+            .map(|v| v.as_tensor().clone())
+            .collect();
+        self.check_finite("weight norm", clip_scale(&weights, f64::INFINITY)?.0)?;
         let state = RunState::new(self.step, self.elapsed, (*self.config).clone());
         let names: Vec<String> = self.params.named().into_iter().map(|(k, _)| k).collect();
         let by_name = |vars: Vec<Var>| {

@@ -109,3 +109,65 @@ pub fn subspace_residual(c: &diffusion_regimes::denoise::Component, y: &[f64]) -
         .sum::<f64>()
         .sqrt()
 }
+
+/// Asserts that two sweep folders hold the same cells: every cell.json equal
+/// but for its wall time (train_seconds), every samples.npy byte for byte,
+/// and the same set of cells.
+pub fn assert_same_cells(a: &std::path::Path, b: &std::path::Path) {
+    use diffusion_regimes::experiment::CellResult;
+    let files = |root: &std::path::Path| {
+        let mut found = Vec::new();
+        let mut todo = vec![root.join("cells")];
+        while let Some(dir) = todo.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                match path.is_dir() {
+                    true => todo.push(path),
+                    false => found.push(path.strip_prefix(root).unwrap().to_path_buf()),
+                }
+            }
+        }
+        found.retain(|p| p.ends_with("cell.json") || p.ends_with("samples.npy"));
+        found.sort();
+        found
+    };
+    let listed = files(a);
+    assert!(!listed.is_empty(), "no cells in {}", a.display());
+    assert_eq!(
+        listed,
+        files(b),
+        "{} and {} hold different cells",
+        a.display(),
+        b.display()
+    );
+    for file in &listed {
+        if file.ends_with("cell.json") {
+            let read = |root: &std::path::Path| {
+                let mut cell = CellResult::read(root.join(file).parent().unwrap()).unwrap();
+                cell.train_seconds = None;
+                cell
+            };
+            assert_eq!(read(a), read(b), "{}", file.display());
+        } else {
+            let bytes = |root: &std::path::Path| std::fs::read(root.join(file)).unwrap();
+            assert!(bytes(a) == bytes(b), "{} differs", file.display());
+        }
+    }
+}
+
+/// The training segments a cell's cell.log records, as (worker, from, until):
+/// its lines "UNIX_SECONDS HOST:PID trained steps FROM..UNTIL".
+pub fn trained_segments(cell: &std::path::Path) -> Vec<(String, u64, u64)> {
+    let log = std::fs::read_to_string(cell.join("cell.log")).unwrap_or_default();
+    log.lines()
+        .filter_map(
+            |line| match line.split_whitespace().collect::<Vec<_>>()[..] {
+                [_, worker, "trained", "steps", range] => {
+                    let (from, until) = range.split_once("..")?;
+                    Some((worker.to_string(), from.parse().ok()?, until.parse().ok()?))
+                }
+                _ => None,
+            },
+        )
+        .collect()
+}

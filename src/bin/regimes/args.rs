@@ -59,6 +59,10 @@ pub(crate) enum Command {
         /// Where results and figures go (default: OUT).
         #[arg(long)]
         figures: Option<PathBuf>,
+        /// Exit 0 although some cells failed (their training diverged); they
+        /// are listed and left out of the results either way.
+        #[arg(long)]
+        allow_failed: bool,
     },
     /// Samples as a PNG grid in seed order, each row labelled with its sample
     /// indices and optionally above the nearest training image of each sample.

@@ -8,6 +8,7 @@ use diffusion_regimes::data::images::write_dataset;
 use diffusion_regimes::data::npy::write_npy;
 use diffusion_regimes::data::write_labels;
 use diffusion_regimes::data::{ImageImport, Spectrum, Synthetic, SyntheticSpec};
+use diffusion_regimes::io::write_folder;
 use diffusion_regimes::{Error, Result};
 
 use crate::args::DataKind;
@@ -81,9 +82,11 @@ pub(crate) fn make_data(kind: DataKind) -> Result<()> {
     }
     let dist = Synthetic::new(spec, common.seed)?;
     let data = dist.sample(common.n)?;
-    write_npy(&common.out.join("data.npy"), &data, DType::F32)?;
-    write_labels(&common.out.join("labels.npy"), &dist.labels(0, common.n))?;
-    dist.save(&common.out)?;
+    write_folder(&common.out, |dir| {
+        write_npy(&dir.join("data.npy"), &data, DType::F32)?;
+        write_labels(&dir.join("labels.npy"), &dist.labels(0, common.n))?;
+        dist.save(dir)
+    })?;
     eprintln!(
         "wrote {} rows to {}",
         common.n,

@@ -109,9 +109,11 @@ fn run(cli: Cli, explicit: &[String]) -> Result<()> {
             Ok(())
         }
         Command::Run { name, args } => run_experiment(&name, &args),
-        Command::Collect { out, figures } => {
-            collect(&out, figures.as_deref().unwrap_or(&out)).map(|_| ())
-        }
+        Command::Collect {
+            out,
+            figures,
+            allow_failed,
+        } => collect(&out, figures.as_deref().unwrap_or(&out), allow_failed).map(|_| ()),
         Command::Grid {
             samples,
             train,
