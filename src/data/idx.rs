@@ -48,10 +48,12 @@ pub fn read_idx_images(path: &Path) -> Result<Tensor> {
         return Err(bad(format!("shape {dims:?} has a zero dimension")));
     }
     let data = &bytes[header..];
-    let expected: usize = dims.iter().product();
-    if data.len() != expected {
+    // A corrupt header's shape can overflow the byte count.
+    let expected = dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+    if expected != Some(data.len()) {
+        let needs = expected.map_or("more than 2^64".into(), |e| e.to_string());
         return Err(bad(format!(
-            "data is {} bytes but shape {dims:?} needs {expected}: truncated or corrupt",
+            "data is {} bytes but shape {dims:?} needs {needs}: truncated or corrupt",
             data.len()
         )));
     }

@@ -80,14 +80,15 @@ pub fn parse_npy(bytes: &[u8], path: &Path) -> Result<Tensor> {
         "<i4" => 4,
         _ => dtype.size_in_bytes(),
     };
-    let count: usize = shape.iter().product();
     let data = &bytes[start + header_len..];
-    let expected = count * stored;
-    if data.len() != expected {
+    // A corrupt header's shape can overflow the byte count.
+    let expected = shape.iter().try_fold(stored, |n, &d| n.checked_mul(d));
+    if expected != Some(data.len()) {
+        let needs = expected.map_or("more than 2^64".into(), |e| e.to_string());
         return Err(Error::format(
             path,
             format!(
-                "data is {} bytes but shape {shape:?} needs {expected}: the file is truncated or corrupt",
+                "data is {} bytes but shape {shape:?} needs {needs}: the file is truncated or corrupt",
                 data.len()
             ),
         ));

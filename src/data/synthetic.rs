@@ -81,6 +81,10 @@ struct SpecFile {
     note: String,
 }
 
+/// The largest ambient dimension a synthetic distribution takes: its n x n
+/// orthogonal basis is then 2 GiB of f64.
+pub const MAX_AMBIENT: usize = 16384;
+
 fn positive(name: &str, value: f64) -> Result<f64> {
     if value.is_finite() && value > 0.0 {
         Ok(value)
@@ -90,16 +94,27 @@ fn positive(name: &str, value: f64) -> Result<f64> {
 }
 
 impl SyntheticSpec {
-    /// Builds the mixture; parameters are drawn from stream (seed, Params).
-    fn build(&self, seed: u64) -> Result<Mixture> {
-        let mut rng = stream(seed, Purpose::Params, 0);
-        let ambient = match self {
+    /// The dimension n of its samples.
+    pub fn ambient(&self) -> usize {
+        match self {
             Self::Gaussian { ambient, .. }
             | Self::Gmm { ambient, .. }
             | Self::Molrg { ambient, .. } => *ambient,
-        };
-        if ambient == 0 {
-            return Err(Error::invalid("ambient", 0, "must be at least 1"));
+        }
+    }
+
+    /// Builds the mixture; parameters are drawn from stream (seed, Params).
+    fn build(&self, seed: u64) -> Result<Mixture> {
+        let mut rng = stream(seed, Purpose::Params, 0);
+        let ambient = self.ambient();
+        if !(1..=MAX_AMBIENT).contains(&ambient) {
+            return Err(Error::invalid(
+                "ambient",
+                ambient,
+                format!(
+                    "must lie in 1..={MAX_AMBIENT} (the distributions build dense n x n bases)"
+                ),
+            ));
         }
         let components = match self {
             Self::Gaussian {
@@ -269,6 +284,19 @@ impl Synthetic {
     /// (so it can draw fresh rows: use indices past the saved data set's).
     pub fn load(dir: &Path) -> Result<Self> {
         let spec = read_spec(dir)?;
+        // The saved parameters bound what the spec may claim (a corrupt spec
+        // must not make the rebuild allocate or compute without end).
+        let saved = load_distribution(dir)?;
+        let dims: Vec<usize> = saved.components().iter().map(|c| c.mean.len()).collect();
+        if dims.iter().any(|&d| d != spec.spec.ambient()) {
+            return Err(Error::format(
+                &dir.join(SPEC_FILE),
+                format!(
+                    "claims ambient dimension {} but {PARAMS_FILE} holds components of dimension {dims:?}",
+                    spec.spec.ambient()
+                ),
+            ));
+        }
         Synthetic::new(spec.spec, spec.seed)
     }
 }
@@ -321,8 +349,12 @@ fn gmm_components(
     std: f64,
     rng: &mut ChaCha20Rng,
 ) -> Result<Vec<Component>> {
-    if components == 0 {
-        return Err(Error::invalid("components", 0, "must be at least 1"));
+    if !(1..=MAX_AMBIENT).contains(&components) {
+        return Err(Error::invalid(
+            "components",
+            components,
+            format!("must lie in 1..={MAX_AMBIENT}"),
+        ));
     }
     let floor = positive("std", std)?.powi(2);
     Ok((0..components)

@@ -264,10 +264,12 @@ impl Sweep {
         run_parallel(&pending, jobs, &bar, |cell| {
             let dir = cell.dir(&self.root);
             let Some(_lock) = CellLock::acquire(&dir, self.lock_stale_after)? else {
-                bar.println(format!(
-                    "{}: another worker holds its lock ({LOCK_FILE}), skipped",
-                    dir.display()
-                ));
+                bar.suspend(|| {
+                    eprintln!(
+                        "{}: another worker holds its lock ({LOCK_FILE}), skipped",
+                        dir.display()
+                    )
+                });
                 bar.inc(cell.steps(self));
                 return Ok(());
             };

@@ -159,14 +159,22 @@ pub fn load_model(dir: &Path, weights: Weights, device: &Device) -> Result<Preco
         Weights::Ema => "ema",
         Weights::Model => "model",
     };
-    let (model, params) = build_model(&state.config, device)?;
-    params.assign(group(&groups, name, &path)?, &path.display().to_string())?;
+    // Built from the checkpoint's tensors, never larger than they are.
+    let values = group(&groups, name, &path)?.clone();
+    let params = Params::preloaded(values, &path.display().to_string());
+    let model = build_with(&state.config, &params, device)?;
+    params.check_complete()?;
     Ok(model)
 }
 
 /// The network of `config` with parameters initialised from its seed.
 pub fn build_model(config: &TrainConfig, device: &Device) -> Result<(Precond, Params)> {
     let params = Params::new(config.seed);
+    Ok((build_with(config, &params, device)?, params))
+}
+
+/// The network of `config` with its parameters from `params`.
+fn build_with(config: &TrainConfig, params: &Params, device: &Device) -> Result<Precond> {
     let classes = config.labels.as_ref().map(|l| l.classes);
     let net = config.arch.build(
         &config.sample_shape,
@@ -174,6 +182,5 @@ pub fn build_model(config: &TrainConfig, device: &Device) -> Result<(Precond, Pa
         params.var_builder(DType::F32, device),
     )?;
     let shape = config.arch.input_shape(&config.sample_shape)?;
-    let model = Precond::new(net, config.sigma_data, shape, device).with_classes(classes);
-    Ok((model, params))
+    Ok(Precond::new(net, config.sigma_data, shape, device).with_classes(classes))
 }

@@ -23,6 +23,10 @@ use crate::{Error, Result};
 pub struct Params {
     seed: u64,
     vars: Arc<Mutex<BTreeMap<String, Var>>>,
+    /// Values a build takes instead of drawing them (a checkpoint's, and the
+    /// file they came from), so that a corrupt config cannot make it
+    /// allocate more than the checkpoint holds.
+    preloaded: Option<Arc<(BTreeMap<String, Tensor>, String)>>,
 }
 
 impl Params {
@@ -31,6 +35,29 @@ impl Params {
         Params {
             seed,
             vars: Arc::new(Mutex::new(BTreeMap::new())),
+            preloaded: None,
+        }
+    }
+
+    /// An empty store whose tensors will be `values` (read from `source`):
+    /// a build asking for a name or shape they lack fails, naming it.
+    /// [`Params::check_complete`] then checks that it used them all.
+    pub fn preloaded(values: BTreeMap<String, Tensor>, source: &str) -> Self {
+        Params {
+            preloaded: Some(Arc::new((values, source.to_string()))),
+            ..Params::new(0)
+        }
+    }
+
+    /// For a preloaded store: an error unless the build took every value.
+    pub fn check_complete(&self) -> Result<()> {
+        match &self.preloaded {
+            Some(pre) if pre.0.len() != self.named().len() => Err(Error::shape(
+                format!("tensors in {}", pre.1),
+                format!("{} tensors", self.named().len()),
+                format!("{} tensors", pre.0.len()),
+            )),
+            _ => Ok(()),
         }
     }
 
@@ -66,6 +93,7 @@ impl Params {
         Ok(Params {
             seed: self.seed,
             vars: Arc::new(Mutex::new(vars)),
+            preloaded: None,
         })
     }
 }
@@ -163,10 +191,26 @@ impl candle_nn::var_builder::SimpleBackend for Params {
             }
             return Ok(var.as_tensor().clone());
         }
-        let values = initial_values(init, &shape, self.seed, name);
-        let tensor = Tensor::from_vec(values, shape, &Device::Cpu)?
-            .to_dtype(dtype)?
-            .to_device(device)?;
+        let tensor = match &self.preloaded {
+            Some(pre) => {
+                let (values, source) = &**pre;
+                match values.get(name) {
+                    Some(value) if value.dims() == shape.dims() => value.clone(),
+                    Some(value) => candle_core::bail!(
+                        "tensor {name} in {source}: expected shape {:?}, got {:?}",
+                        shape.dims(),
+                        value.dims()
+                    ),
+                    None => candle_core::bail!("{source} has no tensor {name}"),
+                }
+            }
+            None => {
+                let values = initial_values(init, &shape, self.seed, name);
+                Tensor::from_vec(values, shape, &Device::Cpu)?
+            }
+        }
+        .to_dtype(dtype)?
+        .to_device(device)?;
         let var = Var::from_tensor(&tensor)?;
         vars.insert(name.to_string(), var.clone());
         Ok(var.as_tensor().clone())

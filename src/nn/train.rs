@@ -32,7 +32,7 @@ use super::params::assign_named;
 use super::{edm_loss, Params, Precond};
 use crate::data::npy::{read_npy, write_npy};
 use crate::data::{permutation, read_labels, write_labels};
-use crate::io::write_atomic;
+use crate::io::{write_atomic, write_folder};
 use crate::rng::{stream, Purpose};
 use crate::{Error, Result};
 
@@ -113,13 +113,16 @@ impl Trainer {
             ));
         }
         config.check_labels(labels)?;
-        write_npy(&dir.join(checkpoint::TRAIN_FILE), train, DType::F32)?;
-        if let Some(labels) = labels {
-            write_labels(&dir.join(checkpoint::TRAIN_LABELS_FILE), labels)?;
-        }
         let toml =
             toml::to_string(&*config).map_err(|e| Error::invalid("config", "", e.to_string()))?;
-        write_atomic(&dir.join(checkpoint::CONFIG_FILE), toml.as_bytes())?;
+        // All or nothing: a failed start leaves no half-made run folder.
+        write_folder(dir, |dir| {
+            write_npy(&dir.join(checkpoint::TRAIN_FILE), train, DType::F32)?;
+            if let Some(labels) = labels {
+                write_labels(&dir.join(checkpoint::TRAIN_LABELS_FILE), labels)?;
+            }
+            write_atomic(&dir.join(checkpoint::CONFIG_FILE), toml.as_bytes())
+        })?;
         let labels = labels.map(<[u32]>::to_vec);
         Self::build(dir, config, train.to_device(device)?, labels, device)
     }
