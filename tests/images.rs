@@ -489,6 +489,14 @@ fn the_image_sweep_configs_parse_and_the_gpu_one_is_the_papers_setting() {
         assert_eq!(c.ns, (4..=11).map(|k| 1 << k).collect::<Vec<_>>(), "{name}");
         assert_eq!(c.data.import.as_ref().unwrap().size, Some([8, 8]), "{name}");
     }
+    let mnist16 = load("images_mnist16_cpu.toml");
+    assert_eq!(mnist16.data.import.as_ref().unwrap().size, Some([16, 16]));
+    let unets = mnist16
+        .models
+        .iter()
+        .filter(|m| m.label().starts_with("unet"));
+    assert_eq!(unets.count(), 2, "two U-Net widths");
+    assert_eq!(mnist16.train.budgets, [750, 1500, 3000]);
     let gpu = load("images_cifar10_gpu.toml");
     assert_eq!(gpu.ns, (6..=15).map(|k| 1 << k).collect::<Vec<_>>());
     let widths: Vec<String> = gpu.models.iter().map(|m| m.label()).collect();

@@ -111,15 +111,19 @@ fn members<'a>(bytes: &'a [u8], path: &Path) -> Result<Vec<Member<'a>>> {
         if flags & 8 != 0 {
             return Err(bad("streamed zip members (data descriptors) are not supported; save with np.savez to a file"));
         }
+        // A corrupt zip64 size can overflow the end offset.
+        let end = start
+            .checked_add(size)
+            .ok_or_else(|| bad("member size beyond any file"))?;
         let data = bytes
-            .get(start..start + size)
+            .get(start..end)
             .ok_or_else(|| bad("truncated archive"))?;
         found.push(Member {
             name: name.strip_suffix(".npy").unwrap_or(&name).to_string(),
             method,
             data,
         });
-        at = start + size;
+        at = end;
     }
     if found.is_empty() {
         return Err(bad("not an .npz archive: no zip member at the start"));

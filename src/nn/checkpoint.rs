@@ -174,7 +174,11 @@ pub fn build_model(config: &TrainConfig, device: &Device) -> Result<(Precond, Pa
 }
 
 /// The network of `config` with its parameters from `params`.
-fn build_with(config: &TrainConfig, params: &Params, device: &Device) -> Result<Precond> {
+pub(crate) fn build_with(
+    config: &TrainConfig,
+    params: &Params,
+    device: &Device,
+) -> Result<Precond> {
     let classes = config.labels.as_ref().map(|l| l.classes);
     let net = config.arch.build(
         &config.sample_shape,

@@ -23,7 +23,7 @@ use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 
 use super::checkpoint::{
-    self, build_model, read_checkpoint, read_state, write_checkpoint, write_state, Groups, RunState,
+    self, build_with, read_checkpoint, read_state, write_checkpoint, write_state, Groups, RunState,
 };
 pub use super::config::{CheckedTrainConfig, LabelConditioning, Sampling, TrainConfig};
 pub use super::observer::{Observer, RunFiles};
@@ -73,6 +73,18 @@ pub struct Trainer {
     elapsed: f64,
 }
 
+/// An error unless `train` is [config.n, ...config.sample_shape].
+fn check_training_set(config: &TrainConfig, train: &Tensor) -> Result<()> {
+    match train.dim(0)? == config.n && train.dims()[1..] == config.sample_shape[..] {
+        true => Ok(()),
+        false => Err(Error::shape(
+            "training set",
+            format!("[{}, {:?}]", config.n, config.sample_shape),
+            format!("{:?}", train.dims()),
+        )),
+    }
+}
+
 fn vars(params: &Params) -> Vec<Var> {
     params.named().into_iter().map(|(_, v)| v).collect()
 }
@@ -105,13 +117,7 @@ impl Trainer {
                 "already holds a training run; pass --resume to continue it or choose another folder",
             ));
         }
-        if train.dim(0)? != config.n || train.dims()[1..] != config.sample_shape[..] {
-            return Err(Error::shape(
-                "training set",
-                format!("[{}, {:?}]", config.n, config.sample_shape),
-                format!("{:?}", train.dims()),
-            ));
-        }
+        check_training_set(&config, train)?;
         config.check_labels(labels)?;
         let toml =
             toml::to_string(&*config).map_err(|e| Error::invalid("config", "", e.to_string()))?;
@@ -124,7 +130,15 @@ impl Trainer {
             write_atomic(&dir.join(checkpoint::CONFIG_FILE), toml.as_bytes())
         })?;
         let labels = labels.map(<[u32]>::to_vec);
-        Self::build(dir, config, train.to_device(device)?, labels, device)
+        let params = Params::new(config.seed);
+        Self::build(
+            dir,
+            config,
+            train.to_device(device)?,
+            labels,
+            params,
+            device,
+        )
     }
 
     /// Continues the run in `dir` from its latest checkpoint, optionally
@@ -142,13 +156,22 @@ impl Trainer {
             None => None,
         };
         config.check_labels(labels.as_deref())?;
-        let mut trainer = Self::build(dir, config, train.to_device(device)?, labels, device)?;
+        check_training_set(&config, &train)?;
         let path = dir.join(&state.checkpoint);
         let groups = read_checkpoint(&path)?;
         let source = path.display().to_string();
-        trainer
-            .params
-            .assign(checkpoint::group(&groups, "model", &path)?, &source)?;
+        // The network is built from the checkpoint's weights, so a corrupt
+        // state.json cannot make it larger than they are.
+        let weights =
+            Params::preloaded(checkpoint::group(&groups, "model", &path)?.clone(), &source);
+        let mut trainer = Self::build(
+            dir,
+            config,
+            train.to_device(device)?,
+            labels,
+            weights,
+            device,
+        )?;
         trainer
             .ema
             .assign(checkpoint::group(&groups, "ema", &path)?, &source)?;
@@ -171,14 +194,18 @@ impl Trainer {
         Ok(trainer)
     }
 
+    /// The trainer of `config` at step 0, its network's parameters taken
+    /// from `params` (drawn from the seed, or preloaded).
     fn build(
         dir: &Path,
         config: CheckedTrainConfig,
         train: Tensor,
         labels: Option<Vec<u32>>,
+        params: Params,
         device: &Device,
     ) -> Result<Self> {
-        let (model, params) = build_model(&config, device)?;
+        let model = build_with(&config, &params, device)?;
+        params.check_complete()?;
         // The EMA starts equal to the initial weights.
         let ema = params.copy()?;
         let optimizer = AdamW::new(vars(&params), config.adam.clone())?;
