@@ -20,9 +20,10 @@ pub struct BudgetCheck {
     /// N* after each budget (None: GL never reaches 0.5 on the grid).
     pub n_star: Vec<Option<f64>>,
     pub verdict: BudgetVerdict,
-    /// N* after the last budget is the grid's smallest N: GL already reaches
-    /// 0.5 there, so the boundary lies below the grid and a "converged"
-    /// verdict only says it stayed there.
+    /// N* after one of the last two budgets is the grid's smallest N: GL
+    /// already reaches 0.5 there, so that boundary lies somewhere below the
+    /// grid, the crossing is clamped to its edge, and a "converged" verdict
+    /// only says it stayed below.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub below_grid: bool,
 }
@@ -83,7 +84,7 @@ pub fn budget_checks(
             Ok(BudgetCheck {
                 model,
                 budgets: budgets.clone(),
-                below_grid: smallest.is_some() && n_star.last().copied().flatten() == smallest,
+                below_grid: smallest.is_some() && last_two.iter().any(|n| *n == smallest),
                 n_star,
                 verdict,
             })
