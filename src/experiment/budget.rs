@@ -84,7 +84,7 @@ pub fn budget_checks(
             Ok(BudgetCheck {
                 model,
                 budgets: budgets.clone(),
-                below_grid: smallest.is_some() && last_two.iter().any(|n| *n == smallest),
+                below_grid: smallest.is_some() && last_two.contains(&smallest),
                 n_star,
                 verdict,
             })
