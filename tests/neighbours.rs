@@ -51,3 +51,21 @@ fn training_points_are_memorized_and_fresh_points_are_not() {
             < 0.05
     );
 }
+
+/// The f32 search (gemm called directly, row blocks scanned in parallel)
+/// finds what the f64 tensor-op search finds on the same f32 values: the
+/// same two winners and, recomputed in f64 from the same inputs, the same
+/// distances. M = 150 spans several row blocks; the chunk sizes split the
+/// training set unevenly or not at all.
+#[test]
+fn the_f32_search_agrees_with_the_f64_search() {
+    use candle_core::DType;
+    let train = gaussian(3, 0, 300, 70).to_dtype(DType::F32).unwrap();
+    let samples = gaussian(3, 1, 150, 70).to_dtype(DType::F32).unwrap();
+    let wide = |t: &candle_core::Tensor| t.to_dtype(DType::F64).unwrap();
+    for chunk in [7, 128, 4096] {
+        let single = nearest_two(&samples, &train, chunk).unwrap();
+        let double = nearest_two(&wide(&samples), &wide(&train), chunk).unwrap();
+        assert_eq!(single, double, "chunk {chunk}");
+    }
+}

@@ -10,13 +10,17 @@
 //! which points win.
 
 use candle_core::{DType, Device, Tensor, D};
+use rayon::prelude::*;
 
+use crate::nn::ops::{matmul, values, Split};
 use crate::{Error, Result};
 
 /// Training points per GEMM chunk by default.
 pub const DEFAULT_CHUNK: usize = 4096;
 /// Samples per block: a block x chunk f32 distance matrix is 16 MB at the defaults.
 const SAMPLE_BLOCK: usize = 1024;
+/// Samples per task of the f32 search (its product buffer: 4 MB at the default chunk).
+const SEARCH_ROWS: usize = 256;
 
 /// For each sample: the nearest and second-nearest training points and their distances.
 #[derive(Clone, Debug, PartialEq)]
@@ -69,6 +73,11 @@ pub fn nearest_two(samples: &Tensor, train: &Tensor, chunk: usize) -> Result<Nei
         _ => DType::F64,
     };
     let chunk = chunk.max(1);
+    let on_cpu = samples.device().is_cpu() && train.device().is_cpu();
+    if dtype == DType::F32 && on_cpu {
+        let best = search_f32(samples, train, chunk)?;
+        return exact_distances(samples, train, &best);
+    }
     let chunks: Vec<(usize, Tensor, Vec<f64>)> = (0..count)
         .step_by(chunk)
         .map(|start| {
@@ -97,6 +106,52 @@ pub fn nearest_two(samples: &Tensor, train: &Tensor, chunk: usize) -> Result<Nei
         }
     }
     exact_distances(samples, train, &best)
+}
+
+/// The f32 search on the CPU without tensor ops: the samples are split into
+/// one row block per task, and each task computes its block's dot products
+/// with one training chunk at a time (gemm called directly, into a buffer
+/// it reuses) and scans them at once. No product is allocated or copied,
+/// and every core both multiplies and scans.
+fn search_f32(samples: &Tensor, train: &Tensor, chunk: usize) -> Result<Vec<[(f64, usize); 2]>> {
+    let (m, n) = samples.dims2()?;
+    let count = train.dim(0)?;
+    let (x, y) = (values(samples)?, values(train)?);
+    let squares = |rows: &[f32]| -> Vec<f64> {
+        rows.chunks(n)
+            .map(|r| r.iter().map(|&v| f64::from(v) * f64::from(v)).sum())
+            .collect()
+    };
+    let (x_sq, y_sq) = (squares(&x), squares(&y));
+    // Row blocks fixed by the shape, not the thread count, so the products'
+    // rounding (and any near-tie they decide) does not depend on it; each
+    // training chunk gemm packs then serves 256 samples.
+    let rows = SEARCH_ROWS;
+    let mut best = vec![[(f64::INFINITY, 0usize); 2]; m];
+    best.par_chunks_mut(rows)
+        .enumerate()
+        .for_each(|(block, best)| {
+            let first = block * rows;
+            let lhs = &x[first * n..(first + best.len()) * n];
+            let mut dot = vec![0f32; best.len() * chunk.min(count)];
+            for start in (0..count).step_by(chunk) {
+                let columns = chunk.min(count - start);
+                let dot = &mut dot[..best.len() * columns];
+                // dot[r, j] = x[first + r] . y[start + j]: y's rows read as columns.
+                let rhs = &y[start * n..(start + columns) * n];
+                matmul(
+                    (best.len(), columns, n),
+                    dot,
+                    (lhs, n, 1),
+                    (rhs, 1, n),
+                    false,
+                    Split::Single,
+                );
+                let x_sq = &x_sq[first..first + best.len()];
+                scan(dot, x_sq, &y_sq[start..start + columns], start, best);
+            }
+        });
+    Ok(best)
 }
 
 /// Updates each sample's two best candidates with one chunk's squared

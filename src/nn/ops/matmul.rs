@@ -8,7 +8,7 @@ use rayon::prelude::*;
 
 /// How a product is split among threads.
 #[derive(Clone, Copy)]
-pub(super) enum Split {
+pub(crate) enum Split {
     /// Column panels whose width depends on the shape alone, taken by
     /// rayon's threads, each a single-threaded gemm. On the 2-core machine
     /// of BENCHMARKS.md this runs at 2.6x the rate of gemm's own threading,
@@ -30,7 +30,7 @@ pub(super) enum Split {
 
 /// dst[m, n] (+)= lhs[m, k] rhs[k, n] (added to dst when `accumulate`), each
 /// operand given as (data, row stride, column stride).
-pub(super) fn matmul(
+pub(crate) fn matmul(
     (m, n, k): (usize, usize, usize),
     dst: &mut [f32],
     lhs: (&[f32], usize, usize),

@@ -7,6 +7,7 @@ mod conv;
 mod group_norm;
 mod linear;
 mod matmul;
+pub(crate) use matmul::{matmul, Split};
 mod resample;
 mod silu;
 
@@ -45,14 +46,14 @@ fn with_bias(
 }
 
 /// A tensor's f32 values in row-major order, as the backward passes read
-/// them: in place when the tensor is a contiguous f32 tensor on the CPU,
+/// them (and the neighbour search): in place when the tensor is a contiguous f32 tensor on the CPU,
 /// else a copy.
-enum Values<'a> {
+pub(crate) enum Values<'a> {
     InPlace(StorageRef<'a>, Range<usize>),
     Copied(Vec<f32>),
 }
 
-fn values(t: &Tensor) -> candle_core::Result<Values<'_>> {
+pub(crate) fn values(t: &Tensor) -> candle_core::Result<Values<'_>> {
     let (storage, layout) = t.storage_and_layout();
     match (&*storage, layout.contiguous_offsets()) {
         (Storage::Cpu(CpuStorage::F32(_)), Some((start, end))) => {
