@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{assert_same_cells, succeeds, temp_dir, trained_segments};
+use common::{assert_same_cells, comparable, succeeds, temp_dir, trained_segments};
 use diffusion_regimes::experiment::{Model, Results, Sweep, SweepConfig};
 
 /// Quickstart-shaped, small: 3 N x (empirical + 2 MLPs) = 9 cells, the wider
@@ -169,11 +169,7 @@ fn an_array_job_gives_one_process_cells_even_with_a_task_cancelled_and_resubmitt
     collect(&array);
     assert_same_cells(&single, &array);
     trained_once(&array);
-    let results = |root: &Path| {
-        let mut r = Results::collect(root).unwrap();
-        r.cells.iter_mut().for_each(|c| c.train_seconds = None);
-        serde_json::to_string(&r).unwrap()
-    };
+    let results = |root: &Path| comparable(&Results::collect(root).unwrap());
     assert_eq!(results(&single), results(&array));
 
     // Cancel the task owning the slow cell once it holds a checkpoint there.

@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use common::temp_dir;
+use common::{comparable, temp_dir};
 use diffusion_regimes::data::npy::write_npy;
 use diffusion_regimes::experiment::{crossing, Results, Shard, Sweep, SweepConfig};
 
@@ -39,13 +39,6 @@ resamples = 20
 
 fn tiny() -> SweepConfig {
     SweepConfig::parse(TINY, Path::new("tiny.toml")).unwrap()
-}
-
-/// The results without wall-clock times, which differ between runs.
-fn comparable(results: &Results) -> String {
-    let mut r = results.clone();
-    r.cells.iter_mut().for_each(|c| c.train_seconds = None);
-    serde_json::to_string(&r).unwrap()
 }
 
 #[test]

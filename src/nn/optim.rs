@@ -130,20 +130,25 @@ impl AdamW {
     }
 }
 
-/// The factor min(1, max_norm / ||g||) that clips the global gradient norm
-/// to `max_norm`, and ||g|| itself; no clipping when `max_norm` is infinite.
-pub fn clip_scale(grads: &[Tensor], max_norm: f64) -> Result<(f64, f64)> {
-    let squares = grads
+/// sqrt of the sum of squares of every element of `tensors`, in f64 (0 for none).
+pub fn global_norm(tensors: &[Tensor]) -> Result<f64> {
+    let squares = tensors
         .iter()
         .map(|g| g.sqr()?.sum_all()?.to_dtype(DType::F64))
         .collect::<candle_core::Result<Vec<_>>>()?;
-    let norm = match squares.is_empty() {
+    Ok(match squares.is_empty() {
         true => 0.0,
         false => Tensor::stack(&squares, 0)?
             .sum_all()?
             .to_scalar::<f64>()?
             .sqrt(),
-    };
+    })
+}
+
+/// The factor min(1, max_norm / ||g||) that clips the global gradient norm
+/// to `max_norm`, and ||g|| itself; no clipping when `max_norm` is infinite.
+pub fn clip_scale(grads: &[Tensor], max_norm: f64) -> Result<(f64, f64)> {
+    let norm = global_norm(grads)?;
     let scale = match norm > max_norm {
         true => max_norm / norm,
         false => 1.0,

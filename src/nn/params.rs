@@ -52,12 +52,8 @@ impl Params {
     /// For a preloaded store: an error unless the build took every value.
     pub fn check_complete(&self) -> Result<()> {
         match &self.preloaded {
-            Some(pre) if pre.0.len() != self.named().len() => Err(Error::shape(
-                format!("tensors in {}", pre.1),
-                format!("{} tensors", self.named().len()),
-                format!("{} tensors", pre.0.len()),
-            )),
-            _ => Ok(()),
+            Some(pre) => check_count(self.named().len(), pre.0.len(), &pre.1),
+            None => Ok(()),
         }
     }
 
@@ -106,13 +102,7 @@ pub fn assign_named(
     values: &BTreeMap<String, Tensor>,
     source: &str,
 ) -> Result<()> {
-    if values.len() != named.len() {
-        return Err(Error::shape(
-            format!("tensors in {source}"),
-            format!("{} tensors", named.len()),
-            format!("{} tensors", values.len()),
-        ));
-    }
+    check_count(named.len(), values.len(), source)?;
     for (name, var) in named {
         let value = values
             .get(name)
@@ -127,6 +117,18 @@ pub fn assign_named(
         var.set(&value.to_dtype(var.dtype())?.to_device(var.device())?)?;
     }
     Ok(())
+}
+
+/// An error unless `source` holds as many tensors as the network has.
+fn check_count(expected: usize, found: usize, source: &str) -> Result<()> {
+    match expected == found {
+        true => Ok(()),
+        false => Err(Error::shape(
+            format!("tensors in {source}"),
+            format!("{expected} tensors"),
+            format!("{found} tensors"),
+        )),
+    }
 }
 
 /// FNV-1a hash of a parameter name: its stream index.

@@ -27,7 +27,7 @@ use super::checkpoint::{
 };
 pub use super::config::{CheckedTrainConfig, LabelConditioning, Sampling, TrainConfig};
 pub use super::observer::{Observer, RunFiles};
-use super::optim::{clip_scale, update_ema, AdamW};
+use super::optim::{clip_scale, global_norm, update_ema, AdamW};
 use super::params::assign_named;
 use super::{edm_loss, Params, Precond};
 use crate::data::npy::{read_npy, write_npy};
@@ -402,7 +402,7 @@ impl Trainer {
             .iter()
             .map(|v| v.as_tensor().clone())
             .collect();
-        self.check_finite("weight norm", clip_scale(&weights, f64::INFINITY)?.0)?;
+        self.check_finite("weight norm", global_norm(&weights)?)?;
         let state = RunState::new(self.step, self.elapsed, (*self.config).clone());
         let names: Vec<String> = self.params.named().into_iter().map(|(k, _)| k).collect();
         let by_name = |vars: Vec<Var>| {

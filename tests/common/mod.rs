@@ -171,3 +171,10 @@ pub fn trained_segments(cell: &std::path::Path) -> Vec<(String, u64, u64)> {
         )
         .collect()
 }
+
+/// A sweep's results without wall-clock times, which differ between runs.
+pub fn comparable(results: &diffusion_regimes::experiment::Results) -> String {
+    let mut r = results.clone();
+    r.cells.iter_mut().for_each(|c| c.train_seconds = None);
+    serde_json::to_string(&r).unwrap()
+}
