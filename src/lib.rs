@@ -36,7 +36,7 @@
 //! | §6 | Gaussian mixtures, MoLRG | [`denoise`] (`mixture`), [`data`] (`synthetic`) |
 //! | §7 | RP, GL, distance ratio, denoiser gap, Jacobian rank, bootstrap | [`metrics`], [`experiment`] (`criteria`, `results`) |
 //! | §8 | regime predictions: paper's results, speciation, collapse, MoLRG threshold, training time | [`theory`], [`experiments`] |
-//! | §9 | other training frameworks (VP, VE, flow matching) as adapters | not yet implemented (frameworks issue) |
+//! | §9 | training frameworks (EDM, DDPM eps, VP, VE, flow matching) as adapters, their native samplers | [`framework`], [`sample`] (`time_euler`), [`nn`] (`precond`) |
 //! | §10 | class labels, class-conditional exact denoisers, classifier-free guidance, class-conditional networks | [`data`] (labels), [`denoise`] (`conditional`), [`nn`] (`embedding`, `train`), [`experiments`] (`conditional`) |
 //! | §11 | inverse problems: operators, exact posteriors, DPS and projection solvers | [`inverse`], [`experiments`] (`inverse_problems`) |
 //! | §12 | patch-based closed forms, kernel-smoothed empirical denoiser | not yet implemented (patch issue) |
@@ -50,6 +50,7 @@ pub mod device;
 pub mod error;
 pub mod experiment;
 pub mod experiments;
+pub mod framework;
 pub mod inverse;
 pub mod io;
 pub mod linalg;

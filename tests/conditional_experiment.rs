@@ -51,8 +51,8 @@ fn sweep_labels_follow_the_nested_training_sets() {
     let sweep = Sweep::prepare(tiny(), &temp_dir("conditional-sweep-labels")).unwrap();
     let truth = sweep.truth.as_ref().unwrap();
     let components = truth.mixture.components();
-    let big = sweep.training_labels(16).unwrap().unwrap();
-    let small = sweep.training_labels(4).unwrap().unwrap();
+    let big = sweep.training_labels(16, 0).unwrap().unwrap();
+    let small = sweep.training_labels(4, 0).unwrap().unwrap();
     assert_eq!(small, big[..4]);
     assert!(big.contains(&0) && big.contains(&1));
     let train = rows(&sweep.training_set(16).unwrap());
@@ -157,7 +157,7 @@ fn the_conditional_experiment_scores_every_weight_n_and_model() {
             .zip(curves["class_agreement"].as_array().unwrap())
         {
             let n = point["n"].as_u64().unwrap() as usize;
-            let mut present = sweep.training_labels(n).unwrap().unwrap();
+            let mut present = sweep.training_labels(n, 0).unwrap().unwrap();
             present.sort_unstable();
             present.dedup();
             let classes: Vec<u32> = serde_json::from_value(agreement["classes"].clone()).unwrap();
@@ -174,7 +174,7 @@ fn the_conditional_experiment_scores_every_weight_n_and_model() {
         let kept =
             read_labels(&run.join(format!("cells/n{n:05}/mlp-w16-d1-s0/run/train_labels.npy")))
                 .unwrap();
-        assert_eq!(kept, sweep.training_labels(n).unwrap().unwrap());
+        assert_eq!(kept, sweep.training_labels(n, 0).unwrap().unwrap());
     }
     let csv = std::fs::read_to_string(figures.join("conditional.csv")).unwrap();
     assert_eq!(csv.lines().count(), 1 + 2 * 2 * 2, "{csv}");

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use candle_core::{DType, Device, Tensor, Var};
 use common::gaussian;
 use diffusion_regimes::nn::ops::{avg_pool2x, conv2d_same, dense, silu, upsample2x, GroupNorm};
-use diffusion_regimes::nn::{edm_loss, Arch, Params, Precond, UnetConfig};
+use diffusion_regimes::nn::{denoising_loss, Arch, Params, Precond, UnetConfig};
 use proptest::prelude::*;
 
 fn normal(seed: u64, dims: &[usize]) -> Tensor {
@@ -384,11 +384,11 @@ fn unet_gradient_with_the_fast_kernels_matches_candles_ops_in_f64() {
     let z = normal(6, &[3, 64]);
     let sigma = Tensor::new(&[0.05f32, 0.7, 6.0], &Device::Cpu).unwrap();
     let as64 = |t: &Tensor| t.to_dtype(DType::F64).unwrap();
-    let g32 = edm_loss(&m32, &y, &sigma, &z, None)
+    let g32 = denoising_loss(&m32, &y, &sigma, &z, None)
         .unwrap()
         .backward()
         .unwrap();
-    let g64 = edm_loss(&m64, &as64(&y), &as64(&sigma), &as64(&z), None)
+    let g64 = denoising_loss(&m64, &as64(&y), &as64(&sigma), &as64(&z), None)
         .unwrap()
         .backward()
         .unwrap();

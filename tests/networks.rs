@@ -9,7 +9,7 @@ use common::{gaussian, max_abs, max_abs_diff};
 use diffusion_regimes::data::{nested_subset, sigma_data};
 use diffusion_regimes::denoise::Denoiser;
 use diffusion_regimes::nn::optim::{clip_scale, AdamW, AdamWConfig, Kernel};
-use diffusion_regimes::nn::{edm_loss, Arch, MlpConfig, Params, Precond, UnetConfig};
+use diffusion_regimes::nn::{denoising_loss, Arch, MlpConfig, Params, Precond, UnetConfig};
 use proptest::prelude::*;
 
 fn f32_gaussian(seed: u64, rows: usize, cols: usize) -> Tensor {
@@ -33,7 +33,7 @@ fn unet_forward_backward(shape: [usize; 3], config: UnetConfig) {
     assert_eq!(out.dims(), x.dims());
     let model = Precond::new(net, 0.5, shape.to_vec(), &Device::Cpu);
     let sigma = Tensor::new(&[0.3f32, 2.0], &Device::Cpu).unwrap();
-    let l = edm_loss(&model, &x, &sigma, &x, None).unwrap();
+    let l = denoising_loss(&model, &x, &sigma, &x, None).unwrap();
     let grads = l.backward().unwrap();
     for (name, var) in params.named() {
         let g = grads
@@ -132,7 +132,7 @@ fn preconditioning_and_loss_match_a_hand_computation() {
     let z = f32_gaussian(2, 4, 3);
     let sigmas = [0.01f32, 0.3, 1.0, 20.0];
     let sigma = Tensor::new(&sigmas, &Device::Cpu).unwrap();
-    let loss = edm_loss(&model, &y, &sigma, &z, None)
+    let loss = denoising_loss(&model, &y, &sigma, &z, None)
         .unwrap()
         .to_scalar::<f32>()
         .unwrap() as f64;

@@ -124,7 +124,7 @@ fn held_out_loss(trainer: &Trainer, d: &dyn Denoiser) -> f64 {
 }
 
 #[test]
-fn edm_loss_decreases_toward_the_memorizing_optimum_during_training() {
+fn denoising_loss_decreases_toward_the_memorizing_optimum_during_training() {
     let dir = temp_dir("loss");
     let train = train_set(64, 8);
     let mut trainer = start(&dir, config(64, 8, 1000), &train);

@@ -62,21 +62,40 @@ pub fn permutation(n: usize, rng: &mut ChaCha20Rng) -> Vec<usize> {
 /// permutation does not depend on `n`, so the sets are nested: the N = 64 set
 /// lies inside the N = 128 set.
 pub fn nested_subset(total: usize, n: usize, seed: u64) -> Result<Vec<usize>> {
-    if n == 0 || n > total {
+    disjoint_subset(total, n, 0, seed)
+}
+
+/// Training set `part` of size `n` among disjoint ones (Kadkhodaie et al.):
+/// entries part n .. (part + 1) n of the permutation of [`nested_subset`],
+/// so part 0 is the nested set and no two parts share an example.
+pub fn disjoint_subset(total: usize, n: usize, part: usize, seed: u64) -> Result<Vec<usize>> {
+    let end = n.checked_mul(part + 1).filter(|&end| n > 0 && end <= total);
+    let Some(end) = end else {
         return Err(Error::invalid(
             "training-set size N",
             n,
-            format!("must be between 1 and the {total} examples available"),
+            match part {
+                0 => format!("must be between 1 and the {total} examples available"),
+                _ => format!(
+                    "must be at least 1, and {} disjoint sets of it must fit in the {total} examples available",
+                    part + 1
+                ),
+            },
         ));
-    }
+    };
     let mut p = permutation(total, &mut stream(seed, Purpose::Subset, 0));
-    p.truncate(n);
-    Ok(p)
+    p.truncate(end);
+    Ok(p.split_off(end - n))
 }
 
 /// The nested training set of size `n` (see [`nested_subset`]) as rows of `examples`.
 pub fn training_set(examples: &Tensor, n: usize, seed: u64) -> Result<Tensor> {
-    let rows: Vec<u32> = nested_subset(examples.dim(0)?, n, seed)?
+    training_part(examples, n, 0, seed)
+}
+
+/// Disjoint training set `part` of size `n` (see [`disjoint_subset`]) as rows of `examples`.
+pub fn training_part(examples: &Tensor, n: usize, part: usize, seed: u64) -> Result<Tensor> {
+    let rows: Vec<u32> = disjoint_subset(examples.dim(0)?, n, part, seed)?
         .into_iter()
         .map(|i| i as u32)
         .collect();
@@ -84,10 +103,10 @@ pub fn training_set(examples: &Tensor, n: usize, seed: u64) -> Result<Tensor> {
     Ok(examples.index_select(&index, 0)?)
 }
 
-/// The labels of the training set of size `n`, in its row order: `labels`
-/// holds one per example, as [`training_set`] picks its rows.
-pub fn training_labels(labels: &[u32], n: usize, seed: u64) -> Result<Vec<u32>> {
-    Ok(nested_subset(labels.len(), n, seed)?
+/// The labels of training set `part` of size `n`, in its row order: `labels`
+/// holds one per example, as [`training_part`] picks its rows.
+pub fn training_labels(labels: &[u32], n: usize, part: usize, seed: u64) -> Result<Vec<u32>> {
+    Ok(disjoint_subset(labels.len(), n, part, seed)?
         .into_iter()
         .map(|i| labels[i])
         .collect())

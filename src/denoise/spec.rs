@@ -20,7 +20,8 @@ use super::{Denoiser, EmpiricalDenoiser, GaussianDenoiser};
 use crate::data::load_distribution;
 use crate::data::npy::read_npy;
 use crate::data::{data_file, examples_from};
-use crate::nn::checkpoint::{load_model, Weights};
+use crate::framework::Framework;
+use crate::nn::checkpoint::{load_model, read_state, Weights};
 use crate::{Error, Result};
 
 /// What a kind of denoiser is built from.
@@ -153,6 +154,15 @@ impl DenoiserSpec {
     /// The file or folder the denoiser is built from.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The training framework of a trained model (THEORY §9), from its run
+    /// folder; None for an analytic denoiser, which has none.
+    pub fn framework(&self) -> Result<Option<Framework>> {
+        match self.kind.source {
+            Source::Run => Ok(Some(read_state(&self.path)?.config.framework)),
+            _ => Ok(None),
+        }
     }
 }
 

@@ -9,11 +9,13 @@ use candle_core::{DType, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::budget::budget_file;
+use super::config::Split;
 use super::lock;
 use super::sweep::Sweep;
 use crate::data::npy::write_npy;
 use crate::data::sigma_data;
 use crate::denoise::{Denoiser, EmpiricalDenoiser};
+use crate::framework::Framework;
 use crate::io::{read, read_json, write_json};
 use crate::metrics::{denoiser_gap, ratio_memorization, Bootstrap, Score};
 use crate::nn::checkpoint::{load_model, read_state, Weights, STATE_FILE};
@@ -30,15 +32,40 @@ pub const SAMPLES_FILE: &str = "samples.npy";
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Model {
     Empirical,
-    Trained { arch: Arch, seed: u64 },
+    Trained {
+        arch: Arch,
+        /// The training framework (THEORY §9); absent: EDM.
+        #[serde(default, skip_serializing_if = "Framework::is_edm")]
+        framework: Framework,
+        seed: u64,
+    },
 }
 
 impl Model {
-    /// `empirical`, or the architecture's label with the seed: `mlp-w64-d4-s0`.
+    /// `empirical`, or the architecture's label with the seed, after the
+    /// framework unless it is EDM: `mlp-w64-d4-s0`, `flow-mlp-w64-d4-s0`.
     pub fn label(&self) -> String {
         match self {
             Model::Empirical => "empirical".into(),
-            Model::Trained { arch, seed } => format!("{}-s{seed}", arch.label()),
+            Model::Trained {
+                arch,
+                framework: Framework::Edm,
+                seed,
+            } => format!("{}-s{seed}", arch.label()),
+            Model::Trained {
+                arch,
+                framework,
+                seed,
+            } => format!("{framework}-{}-s{seed}", arch.label()),
+        }
+    }
+
+    /// The framework the model trains with (EDM for the empirical denoiser,
+    /// which is sampled as EDM samples).
+    pub fn framework(&self) -> Framework {
+        match self {
+            Model::Empirical => Framework::Edm,
+            Model::Trained { framework, .. } => *framework,
         }
     }
 }
@@ -73,6 +100,26 @@ impl Cell {
                 (Box::new(model), DType::F32)
             }
         })
+    }
+
+    /// Which of the disjoint training sets of size N this cell learns
+    /// (`split = "disjoint"`: the seed's position in `seeds`); 0, the nested
+    /// set, otherwise and for the empirical denoiser.
+    pub fn part(&self, sweep: &Sweep) -> usize {
+        match (&self.model, sweep.config.split) {
+            (Model::Trained { seed, .. }, Split::Disjoint) => sweep
+                .config
+                .seeds
+                .iter()
+                .position(|s| s == seed)
+                .unwrap_or(0),
+            _ => 0,
+        }
+    }
+
+    /// The cell's training set (THEORY §4's N examples).
+    pub fn training_set(&self, sweep: &Sweep) -> Result<Tensor> {
+        sweep.training_part(self.n, self.part(sweep))
     }
 
     /// Training steps this cell needs (0 for the empirical denoiser).
@@ -130,12 +177,11 @@ impl CellResult {
 /// model is scored at each into `budgets/step-XXXXXXXX.json`.
 pub fn run_cell(sweep: &Sweep, cell: &Cell, on_step: &(dyn Fn(u64) + Sync)) -> Result<CellResult> {
     let dir = cell.dir(&sweep.root);
-    let train = sweep.training_set(cell.n)?;
-    let rows = train.flatten_from(1)?;
+    let rows = cell.training_set(sweep)?.flatten_from(1)?;
     let empirical = EmpiricalDenoiser::new(&rows.to_dtype(DType::F64)?)?;
     let steps = sweep.config.train.steps;
     let mut trained = None;
-    if let Model::Trained { arch, seed } = &cell.model {
+    if let Model::Trained { .. } = &cell.model {
         let run = dir.join("run");
         let mut from = 0;
         for &budget in sweep.config.train.budgets.iter().filter(|&&b| b < steps) {
@@ -144,30 +190,14 @@ pub fn run_cell(sweep: &Sweep, cell: &Cell, on_step: &(dyn Fn(u64) + Sync)) -> R
                 // Scored by an earlier process, whose run may be past it.
                 true => on_step(budget - from),
                 false => {
-                    train_model(
-                        sweep,
-                        &run,
-                        &train,
-                        (arch, *seed),
-                        (from, budget),
-                        None,
-                        on_step,
-                    )?;
+                    train_model(sweep, &run, cell, (from, budget), None, on_step)?;
                     let (result, _) = score(sweep, cell, &empirical, Some((&run, budget)))?;
                     write_json(&file, &result)?;
                 }
             }
             from = budget;
         }
-        train_model(
-            sweep,
-            &run,
-            &train,
-            (arch, *seed),
-            (from, steps),
-            None,
-            on_step,
-        )?;
+        train_model(sweep, &run, cell, (from, steps), None, on_step)?;
         trained = Some((run, steps));
     }
     let run = trained.as_ref().map(|(run, steps)| (run.as_path(), *steps));
@@ -194,7 +224,7 @@ fn score(
             (&*network.0, network.1)
         }
     };
-    let measured = measure(sweep, denoiser, dtype, empirical, &cell.model.label())?;
+    let measured = measure(sweep, denoiser, dtype, empirical, &cell.model)?;
     let (final_loss, train_seconds) = match run {
         Some((run, steps)) => (
             Some(final_loss(run, steps)?),
@@ -225,20 +255,21 @@ pub struct Measured {
     pub gap_to_truth: Option<Vec<f64>>,
 }
 
-/// Samples `denoiser` as the sweep says (Heun, samples 0..M of the sampling
-/// seed, in `dtype`) and scores it against `empirical`, the memorizing
-/// denoiser of its training set: memorized fraction and the gaps to it and
-/// to the true denoiser on the sweep's fresh points. `what` names it in errors.
+/// Samples `denoiser`, the cell's `model`, as the sweep says (samples 0..M
+/// of the sampling seed, in `dtype`, by Heun or the model's native sampler)
+/// and scores it against `empirical`, the memorizing denoiser of its
+/// training set: memorized fraction and the gaps to it and to the true
+/// denoiser on the sweep's fresh points.
 pub fn measure(
     sweep: &Sweep,
     denoiser: &dyn Denoiser,
     dtype: DType,
     empirical: &EmpiricalDenoiser,
-    what: &str,
+    model: &Model,
 ) -> Result<Measured> {
     let sampling = &sweep.config.sampling;
-    let samples = sampling.draw(denoiser, sampling.samples, dtype)?;
-    check_finite(&samples, what)?;
+    let samples = sampling.draw_as(denoiser, model.framework(), sampling.samples, dtype)?;
+    check_finite(&samples, &model.label())?;
     let bootstrap = Bootstrap {
         resamples: sweep.config.metrics.resamples,
         seed: sampling.seed,
@@ -258,15 +289,14 @@ pub fn measure(
     })
 }
 
-/// Trains the network of a cell in `run` from step `from` to `until`
+/// Trains the network of a trained cell in `run` from step `from` to `until`
 /// (resuming where a previous process stopped), crediting `on_step` with
 /// each step. A fresh run checkpoints every `checkpoint_every` steps (default:
 /// a quarter of the sweep's steps) and always at `until`.
 pub fn train_model(
     sweep: &Sweep,
     run: &Path,
-    train: &Tensor,
-    (arch, seed): (&Arch, u64),
+    cell: &Cell,
     (from, until): (u64, u64),
     checkpoint_every: Option<u64>,
     on_step: &(dyn Fn(u64) + Sync),
@@ -274,17 +304,18 @@ pub fn train_model(
     let mut trainer = match run.join(STATE_FILE).exists() {
         true => Trainer::resume(run, Some(until), &sweep.device)?,
         false => {
-            let mut config = train_config(sweep, train, arch, seed)?;
+            let train = cell.training_set(sweep)?;
+            let mut config = train_config(sweep, &train, &cell.model)?;
             config.steps = until;
             config.checkpoint_every = checkpoint_every.unwrap_or(config.checkpoint_every);
             let labels = match config.labels {
-                Some(_) => sweep.training_labels(train.dim(0)?)?,
+                Some(_) => sweep.training_labels(cell.n, cell.part(sweep))?,
                 None => None,
             };
             Trainer::start_labelled(
                 run,
                 config.check()?,
-                train,
+                &train,
                 labels.as_deref(),
                 &sweep.device,
             )?
@@ -315,10 +346,23 @@ pub fn train_model(
     }
 }
 
-/// The training config of a cell: the sweep's settings, `arch` and `seed`,
-/// on the training set `train`; sigma_data is the subset's own unless set.
-/// Checkpoints every quarter of the steps.
-pub fn train_config(sweep: &Sweep, train: &Tensor, arch: &Arch, seed: u64) -> Result<TrainConfig> {
+/// The training config of a trained cell's `model`: the sweep's settings,
+/// its architecture, framework and seed, on the training set `train`;
+/// sigma_data is the subset's own unless set. Checkpoints every quarter of
+/// the steps.
+pub fn train_config(sweep: &Sweep, train: &Tensor, model: &Model) -> Result<TrainConfig> {
+    let Model::Trained {
+        arch,
+        framework,
+        seed,
+    } = model
+    else {
+        return Err(Error::invalid(
+            "model",
+            model.label(),
+            "the empirical denoiser is not trained",
+        ));
+    };
     let s = &sweep.config.train;
     Ok(TrainConfig {
         data: sweep.data_origin.clone(),
@@ -326,6 +370,7 @@ pub fn train_config(sweep: &Sweep, train: &Tensor, arch: &Arch, seed: u64) -> Re
         subset_seed: sweep.config.subset_seed,
         sample_shape: train.dims()[1..].to_vec(),
         arch: arch.clone(),
+        framework: *framework,
         sigma_data: match s.sigma_data {
             Some(v) => v,
             None => sigma_data(train)?.max(1e-3),
@@ -343,7 +388,7 @@ pub fn train_config(sweep: &Sweep, train: &Tensor, arch: &Arch, seed: u64) -> Re
         },
         clip: s.clip,
         ema_decay: s.ema_decay,
-        seed,
+        seed: *seed,
         checkpoint_every: (s.steps / 4).max(1),
         log_every: (s.steps / 100).max(1),
         labels: sweep.conditioning(),

@@ -9,10 +9,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{ImageImport, SyntheticSpec};
 use crate::denoise::Denoiser;
+use crate::framework::Framework;
 use crate::io::read;
 use crate::metrics::Similarity;
 use crate::nn::Arch;
-use crate::sample::{generate, Method, Schedule};
+use crate::sample::{generate, generate_native, Method, Schedule};
 use crate::{Error, Result};
 
 /// Where the examples come from.
@@ -87,13 +88,49 @@ pub struct SamplingSettings {
     pub seed: u64,
     #[serde(default)]
     pub schedule: Schedule,
+    /// `heun` (on `schedule`, for every model) or `native`: each trained
+    /// model by its framework's own sampler on `schedule.steps` levels
+    /// (THEORY §9); the empirical denoiser and EDM models use Heun either way.
+    #[serde(default, skip_serializing_if = "SamplerChoice::is_heun")]
+    pub sampler: SamplerChoice,
+}
+
+/// Which sampler a sweep's models use ([`SamplingSettings::sampler`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SamplerChoice {
+    #[default]
+    Heun,
+    Native,
+}
+
+impl SamplerChoice {
+    pub fn is_heun(&self) -> bool {
+        *self == SamplerChoice::Heun
+    }
 }
 
 impl SamplingSettings {
     /// Samples z_0 .. z_(count - 1) of this seed through `denoiser`: Heun on
     /// this schedule, in `dtype`, the noise drawn on the CPU.
     pub fn draw(&self, denoiser: &dyn Denoiser, count: usize, dtype: DType) -> Result<Tensor> {
+        self.draw_as(denoiser, Framework::Edm, count, dtype)
+    }
+
+    /// As [`Self::draw`] for a model of `framework`: its native sampler when
+    /// `sampler = "native"` and it is not EDM.
+    pub fn draw_as(
+        &self,
+        denoiser: &dyn Denoiser,
+        framework: Framework,
+        count: usize,
+        dtype: DType,
+    ) -> Result<Tensor> {
         let indices: Vec<u64> = (0..count as u64).collect();
+        if self.sampler == SamplerChoice::Native && !framework.is_edm() {
+            let native = framework.native(self.schedule.steps)?;
+            return generate_native(denoiser, self.seed, &indices, dtype, &Device::Cpu, &native);
+        }
         generate(
             denoiser,
             self.seed,
@@ -125,6 +162,41 @@ pub struct MetricSettings {
     pub resamples: usize,
 }
 
+/// One model of a sweep: the architecture's fields (`kind = "mlp"`, ...)
+/// and, optionally, `framework = "vp-eps"` (THEORY §9; default EDM).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelSpec {
+    #[serde(default, skip_serializing_if = "Framework::is_edm")]
+    pub framework: Framework,
+    #[serde(flatten)]
+    pub arch: Arch,
+}
+
+impl From<Arch> for ModelSpec {
+    /// The architecture trained with EDM.
+    fn from(arch: Arch) -> Self {
+        ModelSpec {
+            framework: Framework::Edm,
+            arch,
+        }
+    }
+}
+
+/// How a sweep's training sets of one size relate ([`SweepConfig::split`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Split {
+    #[default]
+    Nested,
+    Disjoint,
+}
+
+impl Split {
+    pub fn is_nested(&self) -> bool {
+        *self == Split::Nested
+    }
+}
+
 /// A whole sweep: every (N, model, seed) cell of the grid.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -135,8 +207,14 @@ pub struct SweepConfig {
     pub ns: Vec<usize>,
     #[serde(default)]
     pub subset_seed: u64,
-    /// Architectures; each is trained at every N with every seed.
-    pub models: Vec<Arch>,
+    /// Models (an architecture and its training framework); each is trained
+    /// at every N with every seed.
+    pub models: Vec<ModelSpec>,
+    /// How the training sets of one N relate: `nested` (every model learns
+    /// the same first N of one permutation) or `disjoint` (the seed at
+    /// position k of `seeds` learns the permutation's k-th block of N).
+    #[serde(default, skip_serializing_if = "Split::is_nested")]
+    pub split: Split,
     /// Seeds of the weights and batches.
     #[serde(default = "default_seeds")]
     pub seeds: Vec<u64>,

@@ -31,7 +31,8 @@ pub use cell::{
     Measured, Model,
 };
 pub use config::{
-    load_toml, DataSource, MetricSettings, SamplingSettings, SweepConfig, TrainSettings,
+    load_toml, DataSource, MetricSettings, ModelSpec, SamplerChoice, SamplingSettings, Split,
+    SweepConfig, TrainSettings,
 };
 pub use failed::{FailedCell, FAILED_FILE};
 pub use figures::{gap_vs_sigma_figures, regime_figures, rp_heatmaps};

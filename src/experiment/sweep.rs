@@ -19,7 +19,7 @@ use super::config::SweepConfig;
 use super::failed::{FailedCell, FAILED_FILE};
 use super::lock::{CellLock, DEFAULT_STALE_AFTER, LOCK_FILE};
 use crate::data::{
-    check_label_count, load_examples, nested_subset, read_labels, training_labels, training_set,
+    check_label_count, load_examples, nested_subset, read_labels, training_labels, training_part,
     Synthetic,
 };
 use crate::io::write_atomic;
@@ -196,7 +196,12 @@ impl Sweep {
 
     /// The nested training set of size `n`, [n, ...] as the examples are shaped.
     pub fn training_set(&self, n: usize) -> Result<Tensor> {
-        training_set(&self.examples, n, self.config.subset_seed)
+        self.training_part(n, 0)
+    }
+
+    /// Disjoint training set `part` of size `n` (part 0: the nested set).
+    pub fn training_part(&self, n: usize, part: usize) -> Result<Tensor> {
+        training_part(&self.examples, n, part, self.config.subset_seed)
     }
 
     /// The shape of one example: [n] for rows, [C, H, W] for images.
@@ -204,12 +209,12 @@ impl Sweep {
         &self.examples.dims()[1..]
     }
 
-    /// The labels of the nested training set of size `n`, row for row, when
-    /// the data has labels.
-    pub fn training_labels(&self, n: usize) -> Result<Option<Vec<u32>>> {
+    /// The labels of training set `part` of size `n` (part 0: the nested
+    /// set), row for row, when the data has labels.
+    pub fn training_labels(&self, n: usize, part: usize) -> Result<Option<Vec<u32>>> {
         self.labels
             .as_deref()
-            .map(|all| training_labels(all, n, self.config.subset_seed))
+            .map(|all| training_labels(all, n, part, self.config.subset_seed))
             .transpose()
     }
 
@@ -230,12 +235,13 @@ impl Sweep {
                 n,
                 model: Model::Empirical,
             });
-            for arch in &c.models {
+            for model in &c.models {
                 for &seed in &c.seeds {
                     cells.push(Cell {
                         n,
                         model: Model::Trained {
-                            arch: arch.clone(),
+                            arch: model.arch.clone(),
+                            framework: model.framework,
                             seed,
                         },
                     });

@@ -204,7 +204,7 @@ fn score_at(
         .flatten_from(1)?
         .to_dtype(DType::F64)?;
     let labels = sweep
-        .training_labels(n)?
+        .training_labels(n, 0)?
         .expect("a conditional sweep has labels");
     let mut present = labels.clone();
     present.sort_unstable();

@@ -11,7 +11,7 @@ use super::{write_outputs, Experiment, RunOptions};
 use crate::data::SyntheticSpec;
 use crate::experiment::{
     crossing, run_sweep, write_sweep, DataSource, Estimate, MetricSettings, SamplingSettings,
-    SweepConfig, TrainSettings,
+    Split, SweepConfig, TrainSettings,
 };
 use crate::nn::Arch;
 use crate::plot::{Axis, LineChart, Scale, Series};
@@ -86,7 +86,8 @@ impl ThresholdConfig {
             },
             ns,
             subset_seed: 0,
-            models: vec![self.model.clone()],
+            models: vec![self.model.clone().into()],
+            split: Split::Nested,
             seeds: vec![0],
             train: self.train.clone(),
             sampling: self.sampling.clone(),

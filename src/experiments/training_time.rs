@@ -57,12 +57,12 @@ fn run_cell(
     checkpoints: &[u64],
     on_step: &(dyn Fn(u64) + Sync),
 ) -> Result<Vec<TimePoint>> {
-    let Model::Trained { arch, seed } = &cell.model else {
+    let Model::Trained { .. } = &cell.model else {
         return Ok(Vec::new());
     };
     let dir = cell.dir(&sweep.root);
     let run = dir.join("run");
-    let train = sweep.training_set(cell.n)?;
+    let train = cell.training_set(sweep)?;
     let empirical = EmpiricalDenoiser::new(&train.flatten_from(1)?.to_dtype(DType::F64)?)?;
     let mut points = Vec::new();
     for &step in checkpoints {
@@ -74,9 +74,9 @@ fn run_cell(
         // Checkpoints only where segments end (each run saves its last step).
         let every = checkpoints.last().copied();
         let segment = (points.last().map_or(0, |p: &TimePoint| p.step), step);
-        train_model(sweep, &run, &train, (arch, *seed), segment, every, on_step)?;
+        train_model(sweep, &run, cell, segment, every, on_step)?;
         let model = load_model(&run, Weights::Ema, &sweep.device)?;
-        let m = measure(sweep, &model, DType::F32, &empirical, &cell.model.label())?;
+        let m = measure(sweep, &model, DType::F32, &empirical, &cell.model)?;
         let point = TimePoint {
             n: cell.n,
             model: cell.model.label(),

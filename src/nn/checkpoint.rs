@@ -186,5 +186,5 @@ pub(crate) fn build_with(
         params.var_builder(DType::F32, device),
     )?;
     let shape = config.arch.input_shape(&config.sample_shape)?;
-    Ok(Precond::new(net, config.sigma_data, shape, device).with_classes(classes))
+    Ok(Precond::new(net, config.parameterisation(), shape, device).with_classes(classes))
 }

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::optim::AdamWConfig;
 use super::Arch;
+use crate::framework::{Framework, Parameterisation};
 use crate::{Error, Result};
 
 /// How the examples of a batch are chosen (see the module docs).
@@ -25,6 +26,9 @@ pub struct TrainConfig {
     /// Shape of one example: [n] or [C, H, W].
     pub sample_shape: Vec<usize>,
     pub arch: Arch,
+    /// The training framework (THEORY §9); absent in a config: EDM.
+    #[serde(default, skip_serializing_if = "Framework::is_edm")]
+    pub framework: Framework,
     /// EDM's sigma_data and log-normal noise-level distribution (THEORY §3).
     pub sigma_data: f64,
     pub p_mean: f64,
@@ -171,6 +175,12 @@ impl TrainConfig {
                 }
             }
         }
+    }
+
+    /// The framework's adapter to the VE denoiser, with this run's EDM settings.
+    pub fn parameterisation(&self) -> std::sync::Arc<dyn Parameterisation> {
+        self.framework
+            .parameterisation(self.sigma_data, self.p_mean, self.p_std)
     }
 
     /// Learning rate of the update after `step` steps: linear warm-up, then constant.

@@ -1,14 +1,17 @@
-//! Neural denoisers: candle networks wrapped by EDM preconditioning into a
-//! [`Denoiser`](crate::denoise::Denoiser), trained with the EDM loss.
+//! Neural denoisers (MLP, U-Net, DiT): candle networks wrapped by their
+//! framework's preconditioning (EDM's by default) into a
+//! [`Denoiser`](crate::denoise::Denoiser), trained with its loss.
 //!
 //! ```
 //! use candle_core::{DType, Device, Tensor};
 //! use diffusion_regimes::denoise::Denoiser;
+//! use diffusion_regimes::framework::Framework;
 //! use diffusion_regimes::nn::{Arch, MlpConfig, Params, Precond};
 //! let params = Params::new(0); // weights drawn from seed 0
 //! let arch = Arch::Mlp(MlpConfig { width: 32, depth: 2 });
 //! let net = arch.build(&[8], None, params.var_builder(DType::F32, &Device::Cpu)).unwrap();
-//! let d = Precond::new(net, 0.5, vec![8], &Device::Cpu);
+//! let edm = Framework::Edm.parameterisation(0.5, -1.2, 1.2);
+//! let d = Precond::new(net, edm, vec![8], &Device::Cpu);
 //! let x = Tensor::ones((3, 8), DType::F32, &Device::Cpu).unwrap();
 //! // The output layer starts at zero, so an untrained model denoises as c_skip x.
 //! let y = d.denoise(&x, 1.0).unwrap();
@@ -24,6 +27,7 @@ use crate::{Error, Result};
 
 pub mod checkpoint;
 mod config;
+mod dit;
 mod embedding;
 mod mlp;
 mod observer;
@@ -34,9 +38,10 @@ mod precond;
 pub mod train;
 mod unet;
 
+pub use dit::{Dit, DitConfig};
 pub use mlp::{Mlp, MlpConfig};
 pub use params::Params;
-pub use precond::{edm_loss, ClassModel, Precond};
+pub use precond::{denoising_loss, ClassModel, Precond};
 pub use unet::{Unet, UnetConfig};
 
 /// The raw network F(c_in x, c_noise) of EDM (THEORY §3).
@@ -53,13 +58,15 @@ pub trait Network: Send + Sync {
 pub enum Arch {
     Mlp(MlpConfig),
     Unet(UnetConfig),
+    Dit(DitConfig),
 }
 
 impl Arch {
-    /// The network of kind `mlp` or `unet` (the names configs use): hidden
-    /// width or base channels `width`, `depth` residual blocks (per
-    /// resolution, for the U-Net; default 4 for the MLP, 1 for the U-Net),
-    /// and for the U-Net its channel multipliers and self-attention.
+    /// The network of kind `mlp`, `unet` or `dit` (the names configs use):
+    /// hidden width, base channels or token width `width`, `depth` blocks
+    /// (per resolution, for the U-Net; default 4 for the MLP and the DiT, 1
+    /// for the U-Net), and for the U-Net its channel multipliers and
+    /// self-attention. The DiT gets 4 heads and patches of 2 (see [`DitConfig`]).
     pub fn of_kind(
         kind: &str,
         width: usize,
@@ -78,15 +85,23 @@ impl Arch {
                 blocks: depth.unwrap_or(1),
                 attention,
             })),
-            _ => Err(Error::invalid("architecture", kind, "use mlp or unet")),
+            "dit" => Ok(Arch::Dit(DitConfig {
+                width,
+                depth: depth.unwrap_or(4),
+                heads: 4,
+                patch: 2,
+            })),
+            _ => Err(Error::invalid("architecture", kind, "use mlp, unet or dit")),
         }
     }
 
     /// The shape one example has inside the network: the MLP sees flat
-    /// vectors (images are flattened), the U-Net sees `[C, H, W]`.
+    /// vectors (images are flattened), the U-Net sees `[C, H, W]`, the DiT
+    /// either.
     pub fn input_shape(&self, sample_shape: &[usize]) -> Result<Vec<usize>> {
         match self {
             Arch::Mlp(_) => Ok(vec![sample_shape.iter().product()]),
+            Arch::Dit(_) => Ok(sample_shape.to_vec()),
             Arch::Unet(_) if sample_shape.len() == 3 => Ok(sample_shape.to_vec()),
             Arch::Unet(_) => Err(Error::shape(
                 "U-Net training data",
@@ -105,6 +120,7 @@ impl Arch {
                 let attention = if c.attention { "-attn" } else { "" };
                 format!("unet-b{}-m{}-r{}{attention}", c.base, m.join("x"), c.blocks)
             }
+            Arch::Dit(c) => format!("dit-w{}-d{}-h{}-p{}", c.width, c.depth, c.heads, c.patch),
         }
     }
 
@@ -120,6 +136,7 @@ impl Arch {
         Ok(match self {
             Arch::Mlp(config) => Box::new(Mlp::new(shape[0], config, classes, vb)?),
             Arch::Unet(config) => Box::new(Unet::new(&shape, config, classes, vb)?),
+            Arch::Dit(config) => Box::new(Dit::new(&shape, config, classes, vb)?),
         })
     }
 }

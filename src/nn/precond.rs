@@ -1,5 +1,8 @@
-//! EDM preconditioning (THEORY §3): any network becomes a denoiser
-//! D(x; sigma) = c_skip x + c_out F(c_in x, c_noise), and the EDM loss.
+//! Preconditioning (THEORY §3, §9): any network becomes a denoiser
+//! D(x; sigma) = c_skip x + c_out F(c_in x, c_noise), with the scalings of
+//! its training framework, and the framework's weighted denoising loss.
+
+use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor};
 
@@ -7,12 +10,13 @@ use super::Network;
 use crate::denoise::jacobian::jacobian_autodiff;
 use crate::denoise::Denoiser;
 use crate::error::check_sigma;
+use crate::framework::Parameterisation;
 use crate::{Error, Result};
 
-/// A network with EDM's input/output scalings; implements [`Denoiser`].
+/// A network with its framework's input/output scalings; implements [`Denoiser`].
 pub struct Precond {
     net: Box<dyn Network>,
-    sigma_data: f64,
+    framework: Arc<dyn Parameterisation>,
     input_shape: Vec<usize>,
     /// Where the weights live; [`Denoiser`] calls move their input here and back.
     device: Device,
@@ -25,13 +29,13 @@ impl Precond {
     /// [`super::Arch::input_shape`]) and whose weights are on `device`.
     pub fn new(
         net: Box<dyn Network>,
-        sigma_data: f64,
+        framework: Arc<dyn Parameterisation>,
         input_shape: Vec<usize>,
         device: &Device,
     ) -> Self {
         Precond {
             net,
-            sigma_data,
+            framework,
             input_shape,
             device: device.clone(),
             classes: None,
@@ -48,31 +52,30 @@ impl Precond {
         self.classes
     }
 
-    pub fn sigma_data(&self) -> f64 {
-        self.sigma_data
+    /// The training framework whose scalings it applies (THEORY §9).
+    pub fn framework(&self) -> &dyn Parameterisation {
+        self.framework.as_ref()
     }
 
     /// D(x; sigma_b) for each example b of `x` `[B, ...]` (any shape with B rows
-    /// of `dim()` values) at its own noise level `sigma` `[B]`; THEORY §3:
-    /// c_skip = sd^2/(sigma^2+sd^2), c_out = sigma sd/sqrt(sigma^2+sd^2),
-    /// c_in = 1/sqrt(sigma^2+sd^2), c_noise = ln(sigma)/4. `labels` [B]
+    /// of `dim()` values) at its own noise level `sigma` `[B]`, with the
+    /// framework's c_skip, c_out, c_in, c_noise (THEORY §3, §9). `labels` [B]
     /// condition a class-conditional network (THEORY §10).
     pub fn forward(&self, x: &Tensor, sigma: &Tensor, labels: Option<&Tensor>) -> Result<Tensor> {
         let b = x.dim(0)?;
         let mut shape = vec![b];
         shape.extend(&self.input_shape);
         let xs = x.reshape(shape.as_slice())?;
-        let sd = self.sigma_data;
-        let total = (sigma.sqr()? + sd * sd)?;
+        let scalings = self.framework.scalings(sigma)?;
         let column = |t: Tensor| -> Result<Tensor> {
             let mut dims = vec![b];
             dims.resize(shape.len(), 1);
             Ok(t.reshape(dims)?)
         };
-        let c_skip = column((total.recip()? * (sd * sd))?)?;
-        let c_out = column(((sigma * sd)? / total.sqrt()?)?)?;
-        let c_in = column(total.sqrt()?.recip()?)?;
-        let c_noise = (sigma.log()? / 4.0)?;
+        let c_skip = column(scalings.c_skip)?;
+        let c_out = column(scalings.c_out)?;
+        let c_in = column(scalings.c_in)?;
+        let c_noise = scalings.c_noise;
         let f = self
             .net
             .forward(&xs.broadcast_mul(&c_in)?, &c_noise, labels)?;
@@ -128,12 +131,13 @@ impl Denoiser for Precond {
     }
 }
 
-/// The EDM loss (THEORY §3) on clean examples `y` `[B, ...]` with noise
-/// levels `sigma` `[B]` and standard-normal `z` shaped like `y`:
+/// The denoising loss (THEORY §3, §9) on clean examples `y` `[B, ...]` with
+/// noise levels `sigma` `[B]` and standard-normal `z` shaped like `y`:
 /// mean_b lambda(sigma_b) mean_i (D(y_b + sigma_b z_b; sigma_b) - y_b)_i^2,
-/// lambda(sigma) = (sigma^2 + sd^2) / (sigma sd)^2. Averaging over the
-/// coordinates i (as EDM does) keeps the loss scale independent of n.
-pub fn edm_loss(
+/// lambda the framework's weight (EDM's (sigma^2 + sd^2) / (sigma sd)^2).
+/// Averaging over the coordinates i (as EDM does) keeps the loss scale
+/// independent of n.
+pub fn denoising_loss(
     model: &Precond,
     y: &Tensor,
     sigma: &Tensor,
@@ -146,8 +150,7 @@ pub fn edm_loss(
     let s = sigma.reshape((b, 1))?;
     let x = (&y + z.broadcast_mul(&s)?)?;
     let d = model.forward(&x, sigma, labels)?;
-    let sd = model.sigma_data();
-    let lambda = ((sigma.sqr()? + sd * sd)? / (sigma * sd)?.sqr()?)?;
+    let lambda = model.framework.loss_weight(sigma)?;
     let err = (d - &y)?.sqr()?.mean(1)?;
     Ok((err * lambda)?.mean_all()?)
 }

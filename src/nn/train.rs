@@ -1,7 +1,8 @@
-//! Training a neural denoiser with the EDM loss on exactly N examples.
+//! Training a neural denoiser with its framework's loss (EDM's by default,
+//! THEORY §3, §9) on exactly N examples.
 //!
 //! Step k draws everything it needs from stream (seed, Batch, k): which
-//! examples, their log-normal noise levels and the noise itself. The weights
+//! examples, their noise levels (the framework's draw) and the noise itself. The weights
 //! start from stream (seed, Weights, name). So a run is a pure function of its
 //! config, and a run resumed from a checkpoint at step k continues exactly as
 //! the uninterrupted run would: on the CPU, bit for bit.
@@ -29,7 +30,7 @@ pub use super::config::{CheckedTrainConfig, LabelConditioning, Sampling, TrainCo
 pub use super::observer::{Observer, RunFiles};
 use super::optim::{clip_scale, global_norm, update_ema, AdamW};
 use super::params::assign_named;
-use super::{edm_loss, Params, Precond};
+use super::{denoising_loss, Params, Precond};
 use crate::data::npy::{read_npy, write_npy};
 use crate::data::{permutation, read_labels, write_labels};
 use crate::io::{write_atomic, write_folder};
@@ -286,9 +287,8 @@ impl Trainer {
             .train
             .index_select(&Tensor::new(rows.as_slice(), device)?, 0)?;
         let normal = |rng: &mut rand_chacha::ChaCha20Rng| -> f32 { StandardNormal.sample(rng) };
-        let sigma: Vec<f32> = (0..b)
-            .map(|_| (c.p_mean as f32 + c.p_std as f32 * normal(&mut rng)).exp())
-            .collect();
+        let framework = self.model.framework();
+        let sigma: Vec<f32> = (0..b).map(|_| framework.draw_sigma(&mut rng)).collect();
         let z: Vec<f32> = (0..y.elem_count()).map(|_| normal(&mut rng)).collect();
         let labels = match (&c.labels, &self.labels) {
             (Some(conditioning), Some(labels)) => {
@@ -321,7 +321,7 @@ impl Trainer {
             z,
             labels,
         } = self.batch(self.step)?;
-        let loss = edm_loss(&self.model, &y, &sigma, &z, labels.as_ref())?;
+        let loss = denoising_loss(&self.model, &y, &sigma, &z, labels.as_ref())?;
         let loss_value = loss.to_scalar::<f32>()? as f64;
         self.check_finite("loss", loss_value)?;
         let grads = loss.backward()?;

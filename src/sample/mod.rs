@@ -18,11 +18,16 @@ mod euler;
 mod heun;
 mod sampler;
 mod schedule;
+mod time_euler;
 
 pub use ancestral::Ancestral;
 pub use ddim::Ddim;
 pub use edm_stochastic::Churn;
 pub use euler::Euler;
 pub use heun::Heun;
-pub use sampler::{generate, initial_noise, sample, Integrator, Method, Observe, Observer, Step};
+pub use sampler::{
+    generate, generate_native, initial_noise, sample, sample_with, Integrator, Method, Observe,
+    Observer, Step,
+};
 pub use schedule::Schedule;
+pub use time_euler::{TimeEuler, TimeMap};

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Ancestral, Churn, Ddim, Euler, Heun, Schedule};
 use crate::denoise::Denoiser;
+use crate::framework::Native;
 use crate::rng::{normal_rows, sample_streams};
 use crate::{Error, Result};
 
@@ -92,6 +93,21 @@ samplers! {
     }
 }
 
+/// A method is its integrator, so it can stand wherever one is taken.
+impl Integrator for Method {
+    fn integrate(
+        &self,
+        denoiser: &dyn Denoiser,
+        x: &Tensor,
+        sigmas: &[f64],
+        streams: &mut [ChaCha20Rng],
+        observe: Observe<'_>,
+    ) -> Result<Tensor> {
+        self.integrator()
+            .integrate(denoiser, x, sigmas, streams, observe)
+    }
+}
+
 /// What an observer sees at each step: the state x at noise level `sigma`
 /// (s_hat for the stochastic sampler) and D(x; sigma).
 pub struct Step<'a> {
@@ -153,6 +169,19 @@ pub fn sample(
     sigmas: &[f64],
     method: &Method,
     streams: &mut [ChaCha20Rng],
+    observer: Option<Observer<'_>>,
+) -> Result<Tensor> {
+    sample_with(denoiser, x, sigmas, method, streams, observer)
+}
+
+/// [`sample`] with any integrator, e.g. a framework's native one
+/// ([`crate::framework::Native`]).
+pub fn sample_with(
+    denoiser: &dyn Denoiser,
+    x: &Tensor,
+    sigmas: &[f64],
+    integrator: &dyn Integrator,
+    streams: &mut [ChaCha20Rng],
     mut observer: Option<Observer<'_>>,
 ) -> Result<Tensor> {
     check_sigmas(sigmas)?;
@@ -166,9 +195,29 @@ pub fn sample(
             });
         }
     };
-    method
-        .integrator()
-        .integrate(&Detached(denoiser), x, sigmas, streams, &mut observe)
+    integrator.integrate(&Detached(denoiser), x, sigmas, streams, &mut observe)
+}
+
+/// Samples `indices` of run `seed` with a framework's own sampler: sample j
+/// starts at x_VE = native.sigmas[0] z_j, z_j the same noise [`generate`]
+/// uses (THEORY §9).
+pub fn generate_native(
+    denoiser: &dyn Denoiser,
+    seed: u64,
+    indices: &[u64],
+    dtype: DType,
+    device: &Device,
+    native: &Native,
+) -> Result<Tensor> {
+    let (z, mut streams) = initial_noise(seed, indices, denoiser.dim(), dtype, device)?;
+    sample_with(
+        denoiser,
+        &(z * native.sigmas[0])?,
+        &native.sigmas,
+        native.integrator.as_ref(),
+        &mut streams,
+        None,
+    )
 }
 
 /// The denoiser as the integrators see it: each output detached from any

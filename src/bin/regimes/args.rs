@@ -10,6 +10,7 @@ use diffusion_regimes::data::ImageFormat;
 use diffusion_regimes::denoise::{Denoiser, DenoiserKind, DenoiserSpec, Source};
 use diffusion_regimes::error::parse_variant;
 use diffusion_regimes::experiment::{TrainSettings, GRID_COLUMNS};
+use diffusion_regimes::framework::Framework;
 use diffusion_regimes::nn::checkpoint::Weights;
 use diffusion_regimes::nn::train::Sampling;
 use diffusion_regimes::{Error, Result};
@@ -163,6 +164,10 @@ pub(crate) struct TrainArgs {
     /// U-Net without self-attention at the lowest resolution.
     #[arg(long)]
     pub(crate) no_attention: bool,
+    /// Training framework (THEORY §9): edm, vp-eps (DDPM epsilon-prediction),
+    /// vp, ve, flow (rectified flow, logit-normal t) or flow-uniform.
+    #[arg(long, default_value = "edm")]
+    pub(crate) framework: Framework,
     #[arg(long, default_value_t = TrainSettings::default().steps)]
     pub(crate) steps: u64,
     #[arg(long, default_value_t = TrainSettings::default().batch)]

@@ -11,8 +11,9 @@ use diffusion_regimes::denoise::conditional::{class_denoiser, Guided};
 use diffusion_regimes::denoise::Denoiser;
 use diffusion_regimes::error::check_sigma;
 use diffusion_regimes::experiment::{nearest_images, NEAREST_LABEL};
+use diffusion_regimes::framework::{Framework, Native};
 use diffusion_regimes::plot::{write_image_grid, GridRow};
-use diffusion_regimes::sample::{initial_noise, sample as sample_from, Method, Schedule};
+use diffusion_regimes::sample::{initial_noise, sample_with, Method, Schedule};
 use diffusion_regimes::{Error, Result};
 
 use crate::args::DenoiserArgs;
@@ -41,9 +42,15 @@ pub(crate) struct SampleArgs {
     /// The run's seed.
     #[arg(long, default_value_t = 0)]
     pub(crate) seed: u64,
-    /// euler, heun, ddim, edm-stochastic (EDM's churn defaults) or ancestral.
+    /// euler, heun, ddim, edm-stochastic (EDM's churn defaults), ancestral,
+    /// or native: the framework's own sampler on --steps levels (a model's
+    /// framework, or --framework's), started at its own sigma_max.
     #[arg(long, default_value = "heun")]
-    pub(crate) sampler: Method,
+    pub(crate) sampler: String,
+    /// The framework whose native sampler runs an analytic denoiser (edm,
+    /// vp-eps, vp, ve, flow); a model's own otherwise.
+    #[arg(long)]
+    pub(crate) framework: Option<Framework>,
     #[command(flatten)]
     pub(crate) schedule: ScheduleArgs,
     /// Standard-normal initial noise, one row per seed (scaled by sigma-max here).
@@ -100,7 +107,14 @@ pub(crate) fn denoise(args: DenoiseArgs) -> Result<()> {
 /// `regimes sample`.
 pub(crate) fn sample(args: SampleArgs) -> Result<()> {
     let indices = parse_seeds(&args.seeds)?;
-    let sigmas = args.schedule.schedule().sigmas()?;
+    // Where sample j starts (sigmas[0] z_j) and how it moves.
+    let plan = match args.sampler.as_str() {
+        "native" => native_sampler(&args)?,
+        name => Native {
+            sigmas: args.schedule.schedule().sigmas()?,
+            integrator: Box::new(name.parse::<Method>()?),
+        },
+    };
     let dtype = args.denoiser.dtype;
     let d: Box<dyn Denoiser> = match args.class {
         None if args.labels.is_some() || args.guidance != 0.0 => {
@@ -134,15 +148,38 @@ pub(crate) fn sample(args: SampleArgs) -> Result<()> {
             ));
         }
     }
-    let x = sample_from(
+    let x = sample_with(
         d.as_ref(),
-        &(z * args.schedule.sigma_max)?,
-        &sigmas,
-        &args.sampler,
+        &(z * plan.sigmas[0])?,
+        &plan.sigmas,
+        plan.integrator.as_ref(),
         &mut streams,
         None,
     )?;
     write_npy(&args.out, &x, dtype)
+}
+
+/// `--sampler native`: the native sampler of --framework, or of the model's
+/// own framework (the two must agree when both are given).
+fn native_sampler(args: &SampleArgs) -> Result<Native> {
+    let own = args.denoiser.spec()?.framework()?;
+    let framework =
+        match (args.framework, own) {
+            (Some(given), Some(own)) if given != own => {
+                return Err(Error::invalid(
+                    "--framework",
+                    given,
+                    format!("the model was trained with {own}"),
+                ))
+            }
+            (Some(f), _) | (None, Some(f)) => f,
+            (None, None) => return Err(Error::invalid(
+                "--framework",
+                "missing",
+                "--sampler native on an analytic denoiser needs one (edm, vp-eps, vp, ve, flow)",
+            )),
+        };
+    framework.native(args.schedule.steps)
 }
 
 /// Rows of `path` whose width must equal the denoiser's dimension.

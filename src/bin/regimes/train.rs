@@ -52,7 +52,7 @@ pub(crate) fn train(args: TrainArgs, explicit: &[String]) -> Result<()> {
                     let all = read_labels(path)?;
                     check_label_count(&all, examples.dim(0)?, path)?;
                     config.labels = Some(LabelConditioning::for_labels(&all, args.p_uncond));
-                    Some(training_labels(&all, n, args.subset_seed)?)
+                    Some(training_labels(&all, n, 0, args.subset_seed)?)
                 }
                 None => None,
             };
@@ -111,6 +111,7 @@ fn new_config(args: &TrainArgs, train: &Tensor) -> Result<TrainConfig> {
         subset_seed: args.subset_seed,
         sample_shape: train.dims()[1..].to_vec(),
         arch,
+        framework: args.framework,
         sigma_data,
         p_mean: args.p_mean,
         p_std: args.p_std,

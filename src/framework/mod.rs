@@ -1,0 +1,194 @@
+//! Training frameworks as adapters to the one VE denoiser (THEORY §9, EDM
+//! Table 1): each is a preconditioning D(x; sigma) = c_skip x + c_out
+//! F(c_in x, c_noise), a training distribution of sigma, a loss weight
+//! lambda(sigma) on ||D - y||^2, and a native sampler. One file per framework;
+//! a new one is its file plus one line in [`Framework`].
+//!
+//! ```
+//! use diffusion_regimes::framework::Framework;
+//! let vp_eps: Framework = "vp-eps".parse().unwrap();
+//! let native = vp_eps.native(10).unwrap();
+//! // DDIM on the model's own timesteps t = 1000 ... 1, then sigma = 0.
+//! assert!((native.sigmas[0] - 157.4).abs() < 0.1 && native.sigmas.len() == 11);
+//! ```
+
+use std::sync::Arc;
+
+use candle_core::Tensor;
+use rand_chacha::ChaCha20Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::sample::Integrator;
+use crate::{Error, Result};
+
+mod edm;
+mod flow;
+mod ve;
+mod vp;
+mod vp_eps;
+
+pub use edm::Edm;
+pub use flow::{Flow, FlowTime};
+pub use ve::Ve;
+pub use vp::Vp;
+pub use vp_eps::VpEps;
+
+/// Per-row scalings of EDM Table 1, each `[B]` like sigma.
+pub struct Scalings {
+    pub c_skip: Tensor,
+    pub c_out: Tensor,
+    pub c_in: Tensor,
+    pub c_noise: Tensor,
+}
+
+/// A framework's sampler: the VE noise levels it visits (decreasing, ending
+/// at 0) and how it steps between them. Sample j starts at
+/// x_VE = sigmas[0] z_j (THEORY §9: "the same noise").
+pub struct Native {
+    pub sigmas: Vec<f64>,
+    pub integrator: Box<dyn Integrator>,
+}
+
+/// One training framework, seen through the VE denoiser (THEORY §9).
+pub trait Parameterisation: Send + Sync {
+    /// c_skip, c_out, c_in and c_noise of every row's noise level `sigma` [B].
+    fn scalings(&self, sigma: &Tensor) -> Result<Scalings>;
+    /// lambda(sigma) [B], the weight of mean_i (D - y)_i^2 in the loss.
+    fn loss_weight(&self, sigma: &Tensor) -> Result<Tensor>;
+    /// One training noise level, from the step's stream.
+    fn draw_sigma(&self, rng: &mut ChaCha20Rng) -> f32;
+}
+
+/// The framework names configs and flags use.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Framework {
+    /// EDM (Karras et al. 2022): today's default.
+    #[default]
+    Edm,
+    /// DDPM's epsilon-prediction on the discrete linear betas, T = 1000.
+    VpEps,
+    /// The continuous VP schedule (EDM's VPPrecond / VPLoss).
+    Vp,
+    /// Score-SDE VE (EDM's VEPrecond / VELoss).
+    Ve,
+    /// Rectified flow, t logit-normal.
+    Flow,
+    /// Rectified flow, t uniform.
+    FlowUniform,
+}
+
+impl Framework {
+    pub const ALL: [Framework; 6] = [
+        Framework::Edm,
+        Framework::VpEps,
+        Framework::Vp,
+        Framework::Ve,
+        Framework::Flow,
+        Framework::FlowUniform,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Framework::Edm => "edm",
+            Framework::VpEps => "vp-eps",
+            Framework::Vp => "vp",
+            Framework::Ve => "ve",
+            Framework::Flow => "flow",
+            Framework::FlowUniform => "flow-uniform",
+        }
+    }
+
+    pub fn is_edm(&self) -> bool {
+        *self == Framework::Edm
+    }
+
+    /// The framework's adapter; EDM's takes the run's sigma_data and its
+    /// log-normal P_mean, P_std (THEORY §3), the others their papers' constants.
+    pub fn parameterisation(
+        self,
+        sigma_data: f64,
+        p_mean: f64,
+        p_std: f64,
+    ) -> Arc<dyn Parameterisation> {
+        match self {
+            Framework::Edm => Arc::new(Edm {
+                sigma_data,
+                p_mean,
+                p_std,
+            }),
+            Framework::VpEps => Arc::new(VpEps::ddpm()),
+            Framework::Vp => Arc::new(Vp::default()),
+            Framework::Ve => Arc::new(Ve::default()),
+            Framework::Flow => Arc::new(Flow::new(FlowTime::LogitNormal)),
+            Framework::FlowUniform => Arc::new(Flow::new(FlowTime::Uniform)),
+        }
+    }
+}
+
+impl Framework {
+    /// The framework's own sampler on `steps` noise levels (then sigma = 0):
+    /// Heun for EDM (about 2 `steps` evaluations), one evaluation per step
+    /// for the others.
+    pub fn native(self, steps: usize) -> Result<Native> {
+        match self {
+            Framework::Edm => Edm::native(steps),
+            Framework::VpEps => VpEps::ddpm().native(steps),
+            Framework::Vp => Vp::default().native(steps),
+            Framework::Ve => Ve::default().native(steps),
+            Framework::Flow => Flow::new(FlowTime::LogitNormal).native(steps),
+            Framework::FlowUniform => Flow::new(FlowTime::Uniform).native(steps),
+        }
+    }
+}
+
+impl std::fmt::Display for Framework {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Framework {
+    type Err = Error;
+
+    fn from_str(name: &str) -> Result<Self> {
+        Framework::ALL
+            .into_iter()
+            .find(|f| f.name() == name)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Framework::ALL.iter().map(|f| f.name()).collect();
+                Error::invalid("framework", name, format!("use {}", names.join(", ")))
+            })
+    }
+}
+
+/// sigma [B] mapped row by row through `f` (for the scalings that are not
+/// one tensor expression), in sigma's dtype and device.
+pub(crate) fn per_row(sigma: &Tensor, f: impl Fn(f64) -> f64) -> Result<Tensor> {
+    let values: Vec<f64> = sigma
+        .to_dtype(candle_core::DType::F64)?
+        .to_vec1::<f64>()?
+        .into_iter()
+        .map(f)
+        .collect();
+    let n = values.len();
+    Ok(Tensor::from_vec(values, n, &candle_core::Device::Cpu)?
+        .to_dtype(sigma.dtype())?
+        .to_device(sigma.device())?)
+}
+
+/// An error unless a native sampler has at least 2 steps.
+fn check_steps(steps: usize) -> Result<()> {
+    match steps >= 2 {
+        true => Ok(()),
+        false => Err(Error::invalid("steps", steps, "need at least 2")),
+    }
+}
+
+/// `steps` values from `from` to `to`, evenly spaced.
+fn linspace(from: f64, to: f64, steps: usize) -> Vec<f64> {
+    let last = (steps - 1) as f64;
+    (0..steps)
+        .map(|i| from + (to - from) * i as f64 / last)
+        .collect()
+}
