@@ -312,6 +312,7 @@ fn tiny_run(dir: &Path) -> (PathBuf, PathBuf) {
         subset_seed: 0,
         sample_shape: vec![3],
         arch: Arch::Mlp(MlpConfig { width: 8, depth: 1 }),
+        framework: Default::default(),
         sigma_data: 0.5,
         p_mean: -1.2,
         p_std: 1.2,

@@ -395,6 +395,7 @@ mod trained {
                 width: 32,
                 depth: 2,
             }),
+            framework: Default::default(),
             sigma_data: 0.5,
             p_mean: -1.2,
             p_std: 1.2,

@@ -494,12 +494,12 @@ fn the_image_sweep_configs_parse_and_the_gpu_one_is_the_papers_setting() {
     let unets = mnist16
         .models
         .iter()
-        .filter(|m| m.label().starts_with("unet"));
+        .filter(|m| m.arch.label().starts_with("unet"));
     assert_eq!(unets.count(), 2, "two U-Net widths");
     assert_eq!(mnist16.train.budgets, [750, 1500, 3000]);
     let gpu = load("images_cifar10_gpu.toml");
     assert_eq!(gpu.ns, (6..=15).map(|k| 1 << k).collect::<Vec<_>>());
-    let widths: Vec<String> = gpu.models.iter().map(|m| m.label()).collect();
+    let widths: Vec<String> = gpu.models.iter().map(|m| m.arch.label()).collect();
     for base in ["b64", "b128", "b256"] {
         assert!(widths.iter().any(|w| w.contains(base)), "{widths:?}");
     }

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use candle_core::{DType, Device, Tensor, Var};
 use common::gaussian;
+use diffusion_regimes::framework::Framework;
 use diffusion_regimes::nn::ops::{avg_pool2x, conv2d_same, dense, silu, upsample2x, GroupNorm};
 use diffusion_regimes::nn::{denoising_loss, Arch, Params, Precond, UnetConfig};
 use proptest::prelude::*;
@@ -362,7 +363,12 @@ fn perturbed_unet(dtype: DType, shape: &[usize], config: &UnetConfig) -> (Params
         })
         .collect();
     params.assign(&values, "perturbation").unwrap();
-    let model = Precond::new(net, 0.5, shape.to_vec(), &Device::Cpu);
+    let model = Precond::new(
+        net,
+        Framework::Edm.parameterisation(0.5, -1.2, 1.2),
+        shape.to_vec(),
+        &Device::Cpu,
+    );
     (params, model)
 }
 

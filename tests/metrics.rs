@@ -6,6 +6,7 @@ use candle_core::{DType, Device, Tensor};
 use common::{gaussian, max_abs_diff};
 use diffusion_regimes::denoise::jacobian::jacobian_finite_difference;
 use diffusion_regimes::denoise::{Denoiser, EmpiricalDenoiser, GaussianDenoiser};
+use diffusion_regimes::framework::Framework;
 use diffusion_regimes::metrics::{
     denoiser_gap, effective_rank, generalization, ratio_memorization, reproducibility,
     singular_values, Bootstrap, Similarity,
@@ -204,7 +205,12 @@ fn model_jacobian_by_autodiff_matches_finite_differences() {
             .unwrap();
         }
     }
-    let model = Precond::new(net, 0.5, vec![4], &Device::Cpu);
+    let model = Precond::new(
+        net,
+        Framework::Edm.parameterisation(0.5, -1.2, 1.2),
+        vec![4],
+        &Device::Cpu,
+    );
     let x = gaussian(8, 0, 2, 4).to_dtype(DType::F32).unwrap();
     let auto = model.jacobian(&x, 0.7).unwrap();
     assert_eq!(model.jacobian_method(), "autodiff");

@@ -8,6 +8,7 @@ use candle_nn::Optimizer;
 use common::{gaussian, max_abs, max_abs_diff};
 use diffusion_regimes::data::{nested_subset, sigma_data};
 use diffusion_regimes::denoise::Denoiser;
+use diffusion_regimes::framework::Framework;
 use diffusion_regimes::nn::optim::{clip_scale, AdamW, AdamWConfig, Kernel};
 use diffusion_regimes::nn::{denoising_loss, Arch, MlpConfig, Params, Precond, UnetConfig};
 use proptest::prelude::*;
@@ -31,7 +32,12 @@ fn unet_forward_backward(shape: [usize; 3], config: UnetConfig) {
     let c_noise = Tensor::new(&[-0.5f32, 0.7], &Device::Cpu).unwrap();
     let out = net.forward(&x, &c_noise, None).unwrap();
     assert_eq!(out.dims(), x.dims());
-    let model = Precond::new(net, 0.5, shape.to_vec(), &Device::Cpu);
+    let model = Precond::new(
+        net,
+        Framework::Edm.parameterisation(0.5, -1.2, 1.2),
+        shape.to_vec(),
+        &Device::Cpu,
+    );
     let sigma = Tensor::new(&[0.3f32, 2.0], &Device::Cpu).unwrap();
     let l = denoising_loss(&model, &x, &sigma, &x, None).unwrap();
     let grads = l.backward().unwrap();
@@ -127,7 +133,12 @@ fn preconditioning_and_loss_match_a_hand_computation() {
         .build(&[3], None, p.var_builder(DType::F32, &Device::Cpu))
         .unwrap();
     let sd = 0.7;
-    let model = Precond::new(net, sd, vec![3], &Device::Cpu);
+    let model = Precond::new(
+        net,
+        Framework::Edm.parameterisation(sd, -1.2, 1.2),
+        vec![3],
+        &Device::Cpu,
+    );
     let y = f32_gaussian(1, 4, 3);
     let z = f32_gaussian(2, 4, 3);
     let sigmas = [0.01f32, 0.3, 1.0, 20.0];

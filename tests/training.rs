@@ -31,6 +31,7 @@ fn config(n: usize, dim: usize, steps: u64) -> TrainConfig {
             width: 64,
             depth: 2,
         }),
+        framework: Default::default(),
         sigma_data: 0.5,
         p_mean: -1.2,
         p_std: 1.2,

@@ -28,7 +28,7 @@ pub use analysis::{crossing, least_squares, quantile, sign_change, BudgetVerdict
 pub use budget::{budget_file, BudgetCheck};
 pub use cell::{
     check_finite, measure, run_cell, train_config, train_model, Cell, CellResult, Estimate,
-    Measured, Model,
+    Measured, Model, SAMPLES_FILE,
 };
 pub use config::{
     load_toml, DataSource, MetricSettings, ModelSpec, SamplerChoice, SamplingSettings, Split,

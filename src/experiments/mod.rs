@@ -16,6 +16,7 @@
 mod boundaries;
 mod collapse;
 mod conditional;
+mod frameworks;
 mod inverse_problems;
 mod jacobian_rank;
 mod molrg_threshold;
@@ -34,6 +35,9 @@ pub use boundaries::{gap_crossing, Boundaries, BoundaryConfig, BoundaryReport};
 pub use collapse::{Collapse, CollapseConfig, CollapseReport};
 pub use conditional::{
     Agreement, Conditional, ConditionalConfig, ConditionalReport, GuidanceCurves,
+};
+pub use frameworks::{
+    DisjointPoint, FrameworkPoint, Frameworks, FrameworksConfig, FrameworksReport, ModelPoint,
 };
 pub use inverse_problems::{InverseConfig, InverseProblems, InverseReport, OperatorCurves};
 pub use jacobian_rank::{rank_curve, JacobianRank, RankConfig, RankReport};
@@ -95,7 +99,13 @@ impl RunOptions {
 
     /// The sweep of `config` in [`Self::sweep_root`], its networks on `device`.
     pub fn prepare(&self, config: SweepConfig) -> Result<Sweep> {
-        let mut sweep = Sweep::prepare(config.clone(), &self.sweep_root(&config))?;
+        let root = self.sweep_root(&config);
+        self.prepare_in(config, &root)
+    }
+
+    /// The sweep of `config` in `root`, its networks on `device`.
+    pub fn prepare_in(&self, config: SweepConfig, root: &Path) -> Result<Sweep> {
+        let mut sweep = Sweep::prepare(config, root)?;
         sweep.device = self.device.clone();
         sweep.lock_stale_after = self.lock_stale_after;
         Ok(sweep)
@@ -229,6 +239,7 @@ pub const EXPERIMENTS: &[Entry] = &[
     Entry::of::<TrainingTime>(),
     Entry::of::<InverseProblems>(),
     Entry::of::<Conditional>(),
+    Entry::of::<Frameworks>(),
 ];
 
 /// The experiment called `name`.
