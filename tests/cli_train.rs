@@ -209,3 +209,98 @@ fn bad_training_requests_are_clear_errors() {
         &["--checkpoint"],
     );
 }
+
+#[test]
+fn every_framework_trains_and_samples_natively_through_the_cli() {
+    let d = common::temp_dir("cli-frameworks");
+    let data = d.join("data.npy");
+    write_npy(&data, &common::gaussian(2, 0, 16, 8), DType::F32).unwrap();
+    for (framework, arch) in [
+        ("vp-eps", "dit"),
+        ("vp", "mlp"),
+        ("ve", "mlp"),
+        ("flow", "dit"),
+    ] {
+        let run = d.join(format!("{framework}-{arch}"));
+        succeeds(&regimes(&[
+            "train",
+            "--data",
+            s(&data),
+            "--n",
+            "8",
+            "--framework",
+            framework,
+            "--arch",
+            arch,
+            "--width",
+            "16",
+            "--depth",
+            "1",
+            "--steps",
+            "5",
+            "--batch",
+            "4",
+            "--out",
+            s(&run),
+        ]));
+        let config = std::fs::read_to_string(run.join("config.toml")).unwrap();
+        assert!(
+            config.contains(&format!("framework = \"{framework}\"")),
+            "{config}"
+        );
+        let out = d.join(format!("{framework}-{arch}.npy"));
+        let sample = |extra: &[&str]| {
+            let mut args = vec![
+                "sample",
+                "--denoiser",
+                "model",
+                "--checkpoint",
+                s(&run),
+                "--seeds",
+                "0-2",
+                "--sampler",
+                "native",
+                "--steps",
+                "6",
+                "--out",
+                s(&out),
+            ];
+            args.extend(extra);
+            regimes(&args)
+        };
+        succeeds(&sample(&[]));
+        assert_eq!(read_npy(&out).unwrap().dims(), [3, 8]);
+        fails_with(
+            &sample(&["--framework", "edm"]),
+            &["--framework", framework],
+        );
+    }
+    // An analytic denoiser has no framework of its own.
+    let out = d.join("empirical.npy");
+    let empirical = |extra: &[&str]| {
+        let mut args = vec![
+            "sample",
+            "--denoiser",
+            "empirical",
+            "--train",
+            s(&data),
+            "--seeds",
+            "0-2",
+            "--sampler",
+            "native",
+            "--out",
+            s(&out),
+        ];
+        args.extend(extra);
+        regimes(&args)
+    };
+    fails_with(&empirical(&[]), &["--framework", "analytic"]);
+    succeeds(&empirical(&["--framework", "vp-eps"]));
+    // A bad name is a usage error (clap's exit code 2) that lists the names.
+    let bad = empirical(&["--framework", "ddpm"]);
+    let message = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        !bad.status.success() && message.contains("ddpm") && message.contains("vp-eps"),
+        "{message}"
+    );
+}
