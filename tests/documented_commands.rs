@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 
-const BINARIES: [(&str, &str); 11] = [
+const BINARIES: [(&str, &str); 12] = [
     ("regimes", env!("CARGO_BIN_EXE_regimes")),
     ("regimes_sweep", env!("CARGO_BIN_EXE_regimes_sweep")),
     ("optimal_denoiser", env!("CARGO_BIN_EXE_optimal_denoiser")),
@@ -21,6 +21,7 @@ const BINARIES: [(&str, &str); 11] = [
     ("jacobian_rank", env!("CARGO_BIN_EXE_jacobian_rank")),
     ("inverse_problems", env!("CARGO_BIN_EXE_inverse_problems")),
     ("conditional", env!("CARGO_BIN_EXE_conditional")),
+    ("frameworks", env!("CARGO_BIN_EXE_frameworks")),
 ];
 
 /// One documented command: the binary and the words passed to it.
