@@ -46,6 +46,7 @@ fn trainer(
         subset_seed: 0,
         sample_shape,
         arch,
+        framework: Default::default(),
         sigma_data: 0.5,
         p_mean: -1.2,
         p_std: 1.2,

@@ -155,8 +155,11 @@ impl Experiment for Frameworks {
     }
 }
 
+/// A trained cell's framework and architecture label.
+type Parts = (String, String);
+
 /// (framework, architecture) of a trained cell.
-fn parts(cell: &CellResult) -> Option<(String, String)> {
+fn parts(cell: &CellResult) -> Option<Parts> {
     match &cell.cell.model {
         Model::Trained {
             arch, framework, ..
@@ -186,7 +189,7 @@ fn points(
                     .find(|p| p.n == n && ((p.a == a && p.b == b) || (p.a == b && p.b == a)))
                     .map(|p| p.rp)
             };
-            let mean_of = |keep: &dyn Fn(&(String, String), &(String, String)) -> bool| {
+            let mean_of = |keep: &dyn Fn(&Parts, &Parts) -> bool| {
                 let mut values = Vec::new();
                 for (i, a) in trained.iter().enumerate() {
                     for b in &trained[i + 1..] {

@@ -41,7 +41,7 @@ enum Tokens {
 
 impl Tokens {
     fn of(shape: &[usize], p: usize) -> Result<Self> {
-        let fits = |side: usize| p > 0 && side % p == 0;
+        let fits = |side: usize| p > 0 && side.is_multiple_of(p);
         match *shape {
             [c, h, w] if fits(h) && fits(w) => Ok(Tokens::Image { c, h, w, p }),
             [n] if fits(n) => Ok(Tokens::Vector { n, p }),
@@ -190,7 +190,7 @@ impl Dit {
             heads,
             patch,
         } = *config;
-        if width == 0 || depth == 0 || heads == 0 || width % heads != 0 {
+        if width == 0 || depth == 0 || heads == 0 || !width.is_multiple_of(heads) {
             return Err(Error::invalid(
                 "DiT size",
                 format!("width {width}, depth {depth}, heads {heads}"),
