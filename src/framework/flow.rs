@@ -35,6 +35,19 @@ impl Flow {
     pub fn new(time: FlowTime) -> Self {
         Flow { time, t_max: 0.999 }
     }
+
+    /// Euler in t on `steps` equal steps from t_max to 0.
+    pub fn native(&self, steps: usize) -> Result<Native> {
+        check_steps(steps)?;
+        let sigmas = linspace(self.t_max, 0.0, steps + 1)
+            .into_iter()
+            .map(|t| FlowMap.sigma(t))
+            .collect();
+        Ok(Native {
+            sigmas,
+            integrator: Box::new(TimeEuler(Box::new(FlowMap))),
+        })
+    }
 }
 
 /// t = sigma / (1 + sigma), s = 1 - t.
@@ -89,20 +102,5 @@ impl Parameterisation for Flow {
             FlowTime::Uniform => rng.gen::<f64>(),
         };
         FlowMap.sigma(t.clamp(T_MIN, 1.0 - T_MIN)) as f32
-    }
-}
-
-impl Flow {
-    /// Euler in t on `steps` equal steps from t_max to 0.
-    pub fn native(&self, steps: usize) -> Result<Native> {
-        check_steps(steps)?;
-        let sigmas = linspace(self.t_max, 0.0, steps + 1)
-            .into_iter()
-            .map(|t| FlowMap.sigma(t))
-            .collect();
-        Ok(Native {
-            sigmas,
-            integrator: Box::new(TimeEuler(Box::new(FlowMap))),
-        })
     }
 }

@@ -55,6 +55,23 @@ impl VpEps {
         let (above, below) = (table[after - 1], table[after]);
         (after - 1) as f64 + (above - target) / (above - below)
     }
+
+    /// DDIM on `steps` timesteps T = t_0 > ... > t_(S-1) = 1 evenly spaced
+    /// (rounded to integers), then sigma = 0.
+    pub fn native(&self, steps: usize) -> Result<Native> {
+        check_steps(steps)?;
+        let last = self.steps() as f64;
+        let mut timesteps: Vec<usize> = (0..steps)
+            .map(|k| (last - (last - 1.0) * k as f64 / (steps - 1) as f64).round() as usize)
+            .collect();
+        timesteps.dedup();
+        let mut sigmas: Vec<f64> = timesteps.into_iter().map(|t| self.sigma(t)).collect();
+        sigmas.push(0.0);
+        Ok(Native {
+            sigmas,
+            integrator: Box::new(Ddim),
+        })
+    }
 }
 
 impl Parameterisation for VpEps {
@@ -77,24 +94,5 @@ impl Parameterisation for VpEps {
     /// t uniform on 1..=T.
     fn draw_sigma(&self, rng: &mut ChaCha20Rng) -> f32 {
         self.sigma(rng.gen_range(1..=self.steps())) as f32
-    }
-}
-
-impl VpEps {
-    /// DDIM on `steps` timesteps T = t_0 > ... > t_(S-1) = 1 evenly spaced
-    /// (rounded to integers), then sigma = 0.
-    pub fn native(&self, steps: usize) -> Result<Native> {
-        check_steps(steps)?;
-        let last = self.steps() as f64;
-        let mut timesteps: Vec<usize> = (0..steps)
-            .map(|k| (last - (last - 1.0) * k as f64 / (steps - 1) as f64).round() as usize)
-            .collect();
-        timesteps.dedup();
-        let mut sigmas: Vec<f64> = timesteps.into_iter().map(|t| self.sigma(t)).collect();
-        sigmas.push(0.0);
-        Ok(Native {
-            sigmas,
-            integrator: Box::new(Ddim),
-        })
     }
 }
