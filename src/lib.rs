@@ -18,7 +18,7 @@
 //!
 //! Each pluggable family has one registry: denoisers
 //! ([`denoise::DENOISERS`], named by [`denoise::DenoiserSpec`]), samplers
-//! ([`sample::Method`]), experiments ([`experiments::EXPERIMENTS`], also
+//! ([`sample::Method`]), training frameworks ([`framework::Framework`]), experiments ([`experiments::EXPERIMENTS`], also
 //! `regimes run NAME`). The binaries' command lines live behind the `cli`
 //! feature (on by default); the library itself sets no process state.
 //!
