@@ -18,8 +18,8 @@
 //!
 //! Each pluggable family has one registry: denoisers
 //! ([`denoise::DENOISERS`], named by [`denoise::DenoiserSpec`]), samplers
-//! ([`sample::Method`]), training frameworks ([`framework::Framework`]), experiments ([`experiments::EXPERIMENTS`], also
-//! `regimes run NAME`). The binaries' command lines live behind the `cli`
+//! ([`sample::Method`]), training frameworks ([`framework::Framework`]),
+//! experiments ([`experiments::EXPERIMENTS`], also `regimes run NAME`). The binaries' command lines live behind the `cli`
 //! feature (on by default); the library itself sets no process state.
 //!
 //! Formulas follow the theory notes in `docs/THEORY.md`; each function that
