@@ -90,7 +90,7 @@ impl Cell {
     pub fn denoiser(&self, sweep: &Sweep) -> Result<(Box<dyn Denoiser>, DType)> {
         Ok(match self.model {
             Model::Empirical => {
-                let rows = sweep.training_set(self.n)?.flatten_from(1)?;
+                let rows = self.training_set(sweep)?.flatten_from(1)?;
                 let empirical = EmpiricalDenoiser::new(&rows.to_dtype(DType::F64)?)?;
                 (Box::new(empirical), DType::F64)
             }

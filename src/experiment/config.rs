@@ -7,11 +7,12 @@ use candle_core::{DType, Device, Tensor};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use super::cell::Estimate;
 use crate::data::{ImageImport, SyntheticSpec};
 use crate::denoise::Denoiser;
 use crate::framework::Framework;
 use crate::io::read;
-use crate::metrics::Similarity;
+use crate::metrics::{reproducibility, Bootstrap, Similarity};
 use crate::nn::Arch;
 use crate::sample::{generate, generate_native, Method, Schedule};
 use crate::{Error, Result};
@@ -194,6 +195,27 @@ pub enum Split {
 impl Split {
     pub fn is_nested(&self) -> bool {
         *self == Split::Nested
+    }
+}
+
+impl MetricSettings {
+    /// RP of samples `a` against `b` (rows paired by noise) by this
+    /// criterion on raw features, with its bootstrap interval from `seed`
+    /// (THEORY §7).
+    pub fn rp(&self, a: &Tensor, b: &Tensor, seed: u64) -> Result<Estimate> {
+        let bootstrap = Bootstrap {
+            resamples: self.resamples,
+            seed,
+        };
+        let score = reproducibility(
+            a,
+            b,
+            self.rp_similarity,
+            self.rp_threshold,
+            "raw",
+            bootstrap,
+        )?;
+        Ok(Estimate::from(&score))
     }
 }
 

@@ -297,13 +297,7 @@ pub fn rp_heatmaps(results: &Results, dir: &Path) -> Result<Vec<PathBuf>> {
             .map(|c| c.label.clone())
             .collect();
         labels.dedup();
-        let rp = |a: &String, b: &String| {
-            results
-                .pairs
-                .iter()
-                .find(|p| p.n == n && ((&p.a, &p.b) == (a, b) || (&p.a, &p.b) == (b, a)))
-                .map_or(f64::NAN, |p| p.rp.value)
-        };
+        let rp = |a: &String, b: &String| results.rp(n, a, b).map_or(f64::NAN, |e| e.value);
         let values = labels
             .iter()
             .map(|a| {

@@ -15,7 +15,6 @@ use super::failed::{FailedCell, FAILED_FILE};
 use super::sweep::Sweep;
 use crate::data::npy::read_npy;
 use crate::io::{write_atomic, write_json};
-use crate::metrics::{reproducibility, Bootstrap};
 use crate::{Error, Result};
 
 /// A generalization score at most this puts a cell in the memorization
@@ -165,6 +164,14 @@ impl Results {
             }
         }
         violations
+    }
+
+    /// RP between the models labelled `a` and `b` at `n`, in either order.
+    pub fn rp(&self, n: usize, a: &str, b: &str) -> Option<Estimate> {
+        self.pairs
+            .iter()
+            .find(|p| p.n == n && ((p.a == a && p.b == b) || (p.a == b && p.b == a)))
+            .map(|p| p.rp)
     }
 
     /// A plain-text table: generalization score per N and model, RP of each
@@ -339,10 +346,6 @@ fn regimes(ns: &[usize], cells: &[CellResult]) -> Regimes {
 
 /// RP of every pair of models at each N, the empirical denoiser included.
 fn pairs(root: &Path, config: &SweepConfig, cells: &[CellResult]) -> Result<Vec<Pair>> {
-    let bootstrap = Bootstrap {
-        resamples: config.metrics.resamples,
-        seed: config.sampling.seed,
-    };
     let samples =
         |c: &CellResult| -> Result<Tensor> { read_npy(&c.cell.dir(root).join(SAMPLES_FILE)) };
     let mut out = Vec::new();
@@ -351,19 +354,13 @@ fn pairs(root: &Path, config: &SweepConfig, cells: &[CellResult]) -> Result<Vec<
             if a.cell.n != b.cell.n {
                 continue;
             }
-            let score = reproducibility(
-                &samples(a)?,
-                &samples(b)?,
-                config.metrics.rp_similarity,
-                config.metrics.rp_threshold,
-                "raw",
-                bootstrap,
-            )?;
             out.push(Pair {
                 n: a.cell.n,
                 a: a.label.clone(),
                 b: b.label.clone(),
-                rp: Estimate::from(&score),
+                rp: config
+                    .metrics
+                    .rp(&samples(a)?, &samples(b)?, config.sampling.seed)?,
             });
         }
     }

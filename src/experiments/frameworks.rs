@@ -19,7 +19,6 @@ use crate::experiment::{
     Sweep, SweepConfig, SweepReport, SAMPLES_FILE,
 };
 use crate::io::write_atomic;
-use crate::metrics::{reproducibility, Bootstrap};
 use crate::plot::{save_figure, Axis, LineChart, Scale, Series};
 use crate::{Error, Result};
 
@@ -177,24 +176,18 @@ fn points(
     ns.sort_unstable();
     ns.into_iter()
         .map(|n| {
-            let trained: Vec<&CellResult> = nested
+            let trained: Vec<(&CellResult, Parts)> = nested
                 .cells
                 .iter()
-                .filter(|c| c.cell.n == n && parts(c).is_some())
+                .filter(|c| c.cell.n == n)
+                .filter_map(|c| parts(c).map(|p| (c, p)))
                 .collect();
-            let pair = |a: &str, b: &str| {
-                nested
-                    .pairs
-                    .iter()
-                    .find(|p| p.n == n && ((p.a == a && p.b == b) || (p.a == b && p.b == a)))
-                    .map(|p| p.rp)
-            };
+            let pair = |a: &str, b: &str| nested.rp(n, a, b);
             let mean_of = |keep: &dyn Fn(&Parts, &Parts) -> bool| {
                 let mut values = Vec::new();
-                for (i, a) in trained.iter().enumerate() {
-                    for b in &trained[i + 1..] {
-                        let (pa, pb) = (parts(a).unwrap_or_default(), parts(b).unwrap_or_default());
-                        if keep(&pa, &pb) {
+                for (i, (a, pa)) in trained.iter().enumerate() {
+                    for (b, pb) in &trained[i + 1..] {
+                        if keep(pa, pb) {
                             values.extend(pair(&a.label, &b.label).map(|e| e.value));
                         }
                     }
@@ -203,15 +196,14 @@ fn points(
             };
             let models = trained
                 .iter()
-                .map(|c| {
-                    let (framework, arch) = parts(c).unwrap_or_default();
+                .map(|(c, (framework, arch))| {
                     let missing = || {
                         Error::invalid("pair", &c.label, "has no RP against the empirical denoiser")
                     };
                     Ok(ModelPoint {
                         model: c.label.clone(),
-                        framework,
-                        arch,
+                        framework: framework.clone(),
+                        arch: arch.clone(),
                         generalization: c.generalization,
                         rp_vs_empirical: pair(&c.label, "empirical").ok_or_else(missing)?,
                     })
@@ -243,21 +235,7 @@ fn disjoint_point(
     n: usize,
 ) -> Result<(Option<Estimate>, Vec<DisjointPoint>)> {
     let c = &sweep.config;
-    let bootstrap = Bootstrap {
-        resamples: c.metrics.resamples,
-        seed: c.sampling.seed,
-    };
-    let rp = |a: &candle_core::Tensor, b: &candle_core::Tensor| -> Result<Estimate> {
-        let score = reproducibility(
-            a,
-            b,
-            c.metrics.rp_similarity,
-            c.metrics.rp_threshold,
-            "raw",
-            bootstrap,
-        )?;
-        Ok(Estimate::from(&score))
-    };
+    let rp = |a: &candle_core::Tensor, b: &candle_core::Tensor| c.metrics.rp(a, b, c.sampling.seed);
     let empirical_cell = results
         .cells
         .iter()
@@ -293,14 +271,12 @@ fn disjoint_point(
         let (Some(a), Some(b)) = (copy(0), copy(1)) else {
             continue;
         };
-        let pair = results
-            .pairs
-            .iter()
-            .find(|p| p.n == n && p.a == a.label && p.b == b.label)
+        let rp_between_sets = results
+            .rp(n, &a.label, &b.label)
             .ok_or_else(|| Error::invalid("disjoint pair", &a.label, "has no RP"))?;
         points.push(DisjointPoint {
             model: a.label.trim_end_matches("-s0").to_string(),
-            rp_between_sets: pair.rp,
+            rp_between_sets,
             generalization: [a.generalization, b.generalization],
         });
     }

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::csv_cell;
 use crate::experiment::{Estimate, MetricSettings};
-use crate::metrics::{ratio_memorization, reproducibility, Bootstrap};
+use crate::metrics::{ratio_memorization, Bootstrap};
 use crate::plot::{Axis, LineChart, Scale, Series};
 use crate::Result;
 
@@ -54,17 +54,7 @@ pub fn score_outputs(
         resamples: metrics.resamples,
         seed,
     };
-    let rp = |p: &Tensor, q: &Tensor| -> Result<Estimate> {
-        let s = reproducibility(
-            p,
-            q,
-            metrics.rp_similarity,
-            metrics.rp_threshold,
-            "raw",
-            bootstrap,
-        )?;
-        Ok(Estimate::from(&s))
-    };
+    let rp = |p: &Tensor, q: &Tensor| metrics.rp(p, q, seed);
     let models = outputs
         .iter()
         .map(|(label, x)| {

@@ -124,9 +124,7 @@ impl Framework {
             Framework::FlowUniform => Arc::new(Flow::new(FlowTime::Uniform)),
         }
     }
-}
 
-impl Framework {
     /// The framework's own sampler on `steps` noise levels (then sigma = 0):
     /// Heun for EDM (about 2 `steps` evaluations), one evaluation per step
     /// for the others.
@@ -160,6 +158,24 @@ impl std::str::FromStr for Framework {
                 Error::invalid("framework", name, format!("use {}", names.join(", ")))
             })
     }
+}
+
+/// An epsilon-predictor's scalings (THEORY §9: D = x_VE - sigma eps(x_VP,
+/// t), x_VP = x_VE / sqrt(1 + sigma^2)): c_skip = 1, c_out = -sigma, c_in =
+/// 1 / sqrt(1 + sigma^2), with the framework's time input `c_noise`.
+fn epsilon_scalings(sigma: &Tensor, c_noise: Tensor) -> Result<Scalings> {
+    Ok(Scalings {
+        c_skip: sigma.ones_like()?,
+        c_out: sigma.neg()?,
+        c_in: (sigma.sqr()? + 1.0)?.sqrt()?.recip()?,
+        c_noise,
+    })
+}
+
+/// 1 / sigma^2: the loss weight that makes ||D - y||^2 the squared error of
+/// an epsilon-prediction (VP) or of F = -z (VE).
+fn inverse_square(sigma: &Tensor) -> Result<Tensor> {
+    Ok(sigma.sqr()?.recip()?)
 }
 
 /// sigma [B] mapped row by row through `f` (for the scalings that are not

@@ -6,7 +6,7 @@ use candle_core::Tensor;
 use rand::Rng;
 use rand_chacha::ChaCha20Rng;
 
-use super::{check_steps, linspace, Native, Parameterisation, Scalings};
+use super::{check_steps, inverse_square, linspace, Native, Parameterisation, Scalings};
 use crate::sample::Euler;
 use crate::Result;
 
@@ -37,7 +37,7 @@ impl Parameterisation for Ve {
 
     /// 1 / sigma^2: the loss is ||F + z||^2, F's target is -z.
     fn loss_weight(&self, sigma: &Tensor) -> Result<Tensor> {
-        Ok(sigma.sqr()?.recip()?)
+        inverse_square(sigma)
     }
 
     /// ln sigma uniform in [ln sigma_min, ln sigma_max].

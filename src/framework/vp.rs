@@ -8,7 +8,9 @@ use candle_core::Tensor;
 use rand::Rng;
 use rand_chacha::ChaCha20Rng;
 
-use super::{check_steps, linspace, Native, Parameterisation, Scalings};
+use super::{
+    check_steps, epsilon_scalings, inverse_square, linspace, Native, Parameterisation, Scalings,
+};
 use crate::sample::{TimeEuler, TimeMap};
 use crate::Result;
 
@@ -73,17 +75,12 @@ impl Parameterisation for Vp {
         let (b, m) = (self.beta_d, self.beta_min);
         let log_total = (sigma.sqr()? + 1.0)?.log()?;
         let t = ((((log_total * (2.0 * b))? + m * m)?.sqrt()? - m)? / b)?;
-        Ok(Scalings {
-            c_skip: sigma.ones_like()?,
-            c_out: sigma.neg()?,
-            c_in: (sigma.sqr()? + 1.0)?.sqrt()?.recip()?,
-            c_noise: t,
-        })
+        epsilon_scalings(sigma, t)
     }
 
     /// 1 / sigma^2: the epsilon-prediction loss ||eps_theta - z||^2.
     fn loss_weight(&self, sigma: &Tensor) -> Result<Tensor> {
-        Ok(sigma.sqr()?.recip()?)
+        inverse_square(sigma)
     }
 
     /// t uniform in [epsilon_t, 1].

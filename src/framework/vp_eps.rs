@@ -8,7 +8,9 @@ use candle_core::Tensor;
 use rand::Rng;
 use rand_chacha::ChaCha20Rng;
 
-use super::{check_steps, per_row, Native, Parameterisation, Scalings};
+use super::{
+    check_steps, epsilon_scalings, inverse_square, per_row, Native, Parameterisation, Scalings,
+};
 use crate::sample::Ddim;
 use crate::Result;
 
@@ -78,17 +80,12 @@ impl Parameterisation for VpEps {
     /// c_skip = 1, c_out = -sigma, c_in = 1/sqrt(1 + sigma^2), c_noise = t / T.
     fn scalings(&self, sigma: &Tensor) -> Result<Scalings> {
         let steps = self.steps() as f64;
-        Ok(Scalings {
-            c_skip: sigma.ones_like()?,
-            c_out: sigma.neg()?,
-            c_in: (sigma.sqr()? + 1.0)?.sqrt()?.recip()?,
-            c_noise: per_row(sigma, |s| self.time(s) / steps)?,
-        })
+        epsilon_scalings(sigma, per_row(sigma, |s| self.time(s) / steps)?)
     }
 
     /// 1 / sigma^2: DDPM's simple loss ||eps_theta - z||^2.
     fn loss_weight(&self, sigma: &Tensor) -> Result<Tensor> {
-        Ok(sigma.sqr()?.recip()?)
+        inverse_square(sigma)
     }
 
     /// t uniform on 1..=T.

@@ -160,23 +160,35 @@ pub fn generate(
     )
 }
 
-/// Runs `method` from `x` at sigmas[0] through every level in `sigmas`
-/// (decreasing; may end at 0). `streams` (one per row) supply the stochastic
-/// sampler's noise and are untouched by the deterministic ones.
-pub fn sample(
+/// Samples `indices` of run `seed` with a framework's own sampler: sample j
+/// starts at x_VE = native.sigmas[0] z_j, z_j the same noise [`generate`]
+/// uses (THEORY §9).
+pub fn generate_native(
     denoiser: &dyn Denoiser,
-    x: &Tensor,
-    sigmas: &[f64],
-    method: &Method,
-    streams: &mut [ChaCha20Rng],
-    observer: Option<Observer<'_>>,
+    seed: u64,
+    indices: &[u64],
+    dtype: DType,
+    device: &Device,
+    native: &Native,
 ) -> Result<Tensor> {
-    sample_with(denoiser, x, sigmas, method, streams, observer)
+    let (z, mut streams) = initial_noise(seed, indices, denoiser.dim(), dtype, device)?;
+    let sigmas = &native.sigmas;
+    let integrator = native.integrator.as_ref();
+    sample(
+        denoiser,
+        &(z * sigmas[0])?,
+        sigmas,
+        integrator,
+        &mut streams,
+        None,
+    )
 }
 
-/// [`sample`] with any integrator, e.g. a framework's native one
-/// ([`crate::framework::Native`]).
-pub fn sample_with(
+/// Runs `integrator` (a [`Method`], or a framework's native one) from `x` at
+/// sigmas[0] through every level in `sigmas` (decreasing; may end at 0).
+/// `streams` (one per row) supply the stochastic sampler's noise and are
+/// untouched by the deterministic ones.
+pub fn sample(
     denoiser: &dyn Denoiser,
     x: &Tensor,
     sigmas: &[f64],
@@ -196,28 +208,6 @@ pub fn sample_with(
         }
     };
     integrator.integrate(&Detached(denoiser), x, sigmas, streams, &mut observe)
-}
-
-/// Samples `indices` of run `seed` with a framework's own sampler: sample j
-/// starts at x_VE = native.sigmas[0] z_j, z_j the same noise [`generate`]
-/// uses (THEORY §9).
-pub fn generate_native(
-    denoiser: &dyn Denoiser,
-    seed: u64,
-    indices: &[u64],
-    dtype: DType,
-    device: &Device,
-    native: &Native,
-) -> Result<Tensor> {
-    let (z, mut streams) = initial_noise(seed, indices, denoiser.dim(), dtype, device)?;
-    sample_with(
-        denoiser,
-        &(z * native.sigmas[0])?,
-        &native.sigmas,
-        native.integrator.as_ref(),
-        &mut streams,
-        None,
-    )
 }
 
 /// The denoiser as the integrators see it: each output detached from any

@@ -13,7 +13,7 @@ use diffusion_regimes::error::check_sigma;
 use diffusion_regimes::experiment::{nearest_images, NEAREST_LABEL};
 use diffusion_regimes::framework::{Framework, Native};
 use diffusion_regimes::plot::{write_image_grid, GridRow};
-use diffusion_regimes::sample::{initial_noise, sample_with, Method, Schedule};
+use diffusion_regimes::sample::{initial_noise, sample as sample_from, Method, Schedule};
 use diffusion_regimes::{Error, Result};
 
 use crate::args::DenoiserArgs;
@@ -148,7 +148,7 @@ pub(crate) fn sample(args: SampleArgs) -> Result<()> {
             ));
         }
     }
-    let x = sample_with(
+    let x = sample_from(
         d.as_ref(),
         &(z * plan.sigmas[0])?,
         &plan.sigmas,
