@@ -1,42 +1,29 @@
 //! The empirical optimal (memorizing) denoiser of a training set (THEORY §4).
 
-use candle_core::{DType, Device, Tensor, D};
+use candle_core::{DType, Device, Tensor};
 
+use super::softmax_mean::SoftmaxMean;
 use super::{check_input, softmax_rows, Denoiser};
 use crate::{Error, Result};
 
 /// The exact posterior mean for the empirical distribution of N training
 /// points, p_sigma = (1/N) sum_i N(y_i, sigma^2 I) (THEORY §4).
 ///
-/// Computation runs in the dtype of the training tensor, streaming over chunks
-/// of training points with a running log-sum-exp, so memory is O(B x chunk),
+/// Computation runs in the dtype of the training tensor, streaming over blocks
+/// of training points with a running log-sum-exp, so memory is O(B x block),
 /// never O(B x N).
 #[derive(Debug)]
 pub struct EmpiricalDenoiser {
-    chunks: Vec<Chunk>,
+    /// The training points are both the keys and the values.
+    points: SoftmaxMean,
     count: usize,
     dim: usize,
 }
 
-/// One block of training points with their precomputed ||y_i||^2 / 2.
-#[derive(Debug)]
-struct Chunk {
-    y: Tensor,
-    half_sq_norm: Tensor,
-}
-
-/// Softmax sums over the training set, kept relative to a running maximum
-/// logit `max` ([B, 1]) so no raw logit is ever exponentiated.
-struct Accumulated {
-    max: Tensor,
-    /// sum_i exp(l_i - max), [B, 1].
-    total: Tensor,
-}
-
 impl EmpiricalDenoiser {
-    /// Training points per chunk: large enough that both GEMMs run near peak
+    /// Training points per block: large enough that both GEMMs run near peak
     /// (2048 kept 0.71-0.83 of bare-GEMM throughput at N = 50k, n = 3072, f32;
-    /// 8192 keeps 0.94), small enough that B x chunk logits stay at 16 MB for B = 256 in f64.
+    /// 8192 keeps 0.94), small enough that B x block logits stay at 16 MB for B = 256 in f64.
     pub const DEFAULT_CHUNK: usize = 8192;
 
     /// The denoiser of the rows of `train` ([N, n]), computed in its dtype.
@@ -44,7 +31,7 @@ impl EmpiricalDenoiser {
         Self::with_chunk(train, Self::DEFAULT_CHUNK)
     }
 
-    /// As [`EmpiricalDenoiser::new`] with `chunk` training points per block.
+    /// As [`EmpiricalDenoiser::new`] with at most `chunk` training points per block.
     pub fn with_chunk(train: &Tensor, chunk: usize) -> Result<Self> {
         let (count, dim) = match train.dims() {
             [count, dim] if *count > 0 && *dim > 0 => (*count, *dim),
@@ -60,15 +47,8 @@ impl EmpiricalDenoiser {
             return Err(Error::invalid("chunk", chunk, "must be at least 1"));
         }
         let train = train.contiguous()?;
-        let mut chunks = Vec::with_capacity(count.div_ceil(chunk));
-        for start in (0..count).step_by(chunk) {
-            let y = train
-                .narrow(0, start, chunk.min(count - start))?
-                .contiguous()?;
-            let half_sq_norm = (y.sqr()?.sum(1)? * 0.5)?.unsqueeze(0)?;
-            chunks.push(Chunk { y, half_sq_norm });
-        }
-        Ok(Self { chunks, count, dim })
+        let points = SoftmaxMean::new(train.clone(), train, chunk)?;
+        Ok(Self { points, count, dim })
     }
 
     /// Number of training points N.
@@ -77,57 +57,16 @@ impl EmpiricalDenoiser {
     }
 
     fn dtype(&self) -> DType {
-        self.chunks[0].y.dtype()
+        self.points.keys().dtype()
     }
 
     fn device(&self) -> &Device {
-        self.chunks[0].y.device()
+        self.points.keys().device()
     }
 
     /// The training set, [N, n].
     pub fn train(&self) -> Result<Tensor> {
-        let parts: Vec<&Tensor> = self.chunks.iter().map(|c| &c.y).collect();
-        Ok(Tensor::cat(&parts, 0)?)
-    }
-
-    /// Logits l_i = (x . y_i - ||y_i||^2 / 2) / sigma^2 of one chunk (THEORY §4), [B, c].
-    fn logits(chunk: &Chunk, x: &Tensor, sigma: f64) -> Result<Tensor> {
-        let dot = x.matmul(&chunk.y.t()?)?;
-        Ok((dot.broadcast_sub(&chunk.half_sq_norm)? / (sigma * sigma))?)
-    }
-
-    /// Streams over the chunks with a running max. For each chunk, `add` gets
-    /// the chunk, p = exp(l - max) ([B, c]) and the factor ([B, 1]) by which
-    /// every earlier sum must be rescaled, or `None` for the first chunk.
-    fn stream(
-        &self,
-        x: &Tensor,
-        sigma: f64,
-        mut add: impl FnMut(&Chunk, &Tensor, Option<&Tensor>) -> Result<()>,
-    ) -> Result<Accumulated> {
-        let mut acc: Option<Accumulated> = None;
-        for chunk in &self.chunks {
-            let logits = Self::logits(chunk, x, sigma)?;
-            // The shift is a constant of the softmax: no gradient flows through it.
-            let chunk_max = logits.max_keepdim(D::Minus1)?.detach();
-            let (max, rescale) = match &acc {
-                None => (chunk_max, None),
-                Some(a) => {
-                    let max = a.max.maximum(&chunk_max)?;
-                    let rescale = (&a.max - &max)?.exp()?;
-                    (max, Some(rescale))
-                }
-            };
-            let p = logits.broadcast_sub(&max)?.exp()?;
-            add(chunk, &p, rescale.as_ref())?;
-            let chunk_total = p.sum_keepdim(D::Minus1)?;
-            let total = match (&acc, &rescale) {
-                (Some(a), Some(r)) => ((&a.total * r)? + chunk_total)?,
-                _ => chunk_total,
-            };
-            acc = Some(Accumulated { max, total });
-        }
-        Ok(acc.expect("a training set has at least one chunk"))
+        Ok(self.points.keys().clone())
     }
 
     fn prepare(&self, x: &Tensor, sigma: f64) -> Result<Tensor> {
@@ -139,10 +78,8 @@ impl EmpiricalDenoiser {
     /// Memory O(B x N): the slow, direct path, for analysis and as a reference.
     pub fn weights(&self, x: &Tensor, sigma: f64) -> Result<Tensor> {
         let x = self.prepare(x, sigma)?;
-        let logits: Vec<Tensor> = self
-            .chunks
-            .iter()
-            .map(|c| Self::logits(c, &x, sigma))
+        let logits: Vec<Tensor> = (self.points.blocks(&x)?.iter())
+            .map(|block| SoftmaxMean::logits(block, &x, sigma))
             .collect::<Result<_>>()?;
         softmax_rows(&Tensor::cat(&logits, 1)?)
     }
@@ -151,7 +88,7 @@ impl EmpiricalDenoiser {
     /// LSE_i(-||x - y_i||^2 / (2 sigma^2)) - ln N - (n/2) ln(2 pi sigma^2).
     pub fn log_density(&self, x: &Tensor, sigma: f64) -> Result<Tensor> {
         let xs = self.prepare(x, sigma)?;
-        let acc = self.stream(&xs, sigma, |_, _, _| Ok(()))?;
+        let acc = self.points.stream(&xs, sigma, |_, _, _| Ok(()))?;
         let lse = (acc.max + acc.total.log()?)?.squeeze(1)?;
         let x_term = (xs.sqr()?.sum(1)? * (-0.5 / (sigma * sigma)))?;
         let n = self.dim as f64;
@@ -166,14 +103,14 @@ impl EmpiricalDenoiser {
         let xs = self.prepare(x, sigma)?;
         let mut mean: Option<Tensor> = None;
         let mut second: Option<Tensor> = None;
-        let acc = self.stream(&xs, sigma, |chunk, p, rescale| {
-            let py = p.matmul(&chunk.y)?;
+        let acc = self.points.stream(&xs, sigma, |block, p, rescale| {
+            let py = p.matmul(&block.keys)?;
             // sum_i p_bi y_i y_i^T for each row b: (p_b * Y)^T Y.
-            let weighted = p.unsqueeze(2)?.broadcast_mul(&chunk.y.unsqueeze(0)?)?;
+            let weighted = p.unsqueeze(2)?.broadcast_mul(&block.keys.unsqueeze(0)?)?;
             let pyy = weighted
                 .transpose(1, 2)?
                 .contiguous()?
-                .broadcast_matmul(&chunk.y)?;
+                .broadcast_matmul(&block.keys)?;
             let (m, s) = match (mean.take(), second.take(), rescale) {
                 (Some(m), Some(s), Some(r)) => (
                     (m.broadcast_mul(r)? + py)?,
@@ -186,10 +123,10 @@ impl EmpiricalDenoiser {
             Ok(())
         })?;
         let mean = mean
-            .expect("streamed at least one chunk")
+            .expect("streamed at least one block")
             .broadcast_div(&acc.total)?;
         let second = second
-            .expect("streamed at least one chunk")
+            .expect("streamed at least one block")
             .broadcast_div(&acc.total.unsqueeze(2)?)?;
         let outer = mean.unsqueeze(2)?.broadcast_mul(&mean.unsqueeze(1)?)?;
         Ok(((second - outer)? / (sigma * sigma))?.to_dtype(x.dtype())?)
@@ -213,18 +150,7 @@ impl Denoiser for EmpiricalDenoiser {
     /// D_N(x; sigma) = sum_i w_i(x) y_i, w = softmax_i(l_i) (THEORY §4).
     fn denoise(&self, x: &Tensor, sigma: f64) -> Result<Tensor> {
         let xs = self.prepare(x, sigma)?;
-        let mut sum: Option<Tensor> = None;
-        let acc = self.stream(&xs, sigma, |chunk, p, rescale| {
-            let py = p.matmul(&chunk.y)?;
-            sum = Some(match (sum.take(), rescale) {
-                (Some(s), Some(r)) => (s.broadcast_mul(r)? + py)?,
-                _ => py,
-            });
-            Ok(())
-        })?;
-        let d = sum
-            .expect("streamed at least one chunk")
-            .broadcast_div(&acc.total)?;
+        let d = self.points.mean(&xs, sigma)?;
         Ok(d.to_dtype(x.dtype())?.to_device(x.device())?)
     }
 

@@ -20,13 +20,24 @@ pub mod conditional;
 mod empirical;
 mod gaussian;
 pub mod jacobian;
+mod kde;
 mod mixture;
+mod patch_denoiser;
+mod patch_size;
+pub mod patches;
+mod softmax_mean;
 mod spec;
 
 pub use empirical::EmpiricalDenoiser;
 pub use gaussian::GaussianDenoiser;
+pub use kde::KdeDenoiser;
 pub use mixture::{Component, Mixture};
-pub use spec::{spec_forms, training_rows, DenoiserKind, DenoiserSpec, Source, DENOISERS};
+pub use patch_denoiser::PatchDenoiser;
+pub use patch_size::PatchSize;
+pub use patches::{ImageShape, PatchKind};
+pub use spec::{
+    spec_forms, training_images, training_rows, DenoiserKind, DenoiserSpec, Source, DENOISERS,
+};
 
 /// An x0-estimate D(x; sigma) = E[y | x] in the variance-exploding convention
 /// (THEORY §1). `x` is a batch of rows `[B, n]`; the result has the dtype and

@@ -1,5 +1,6 @@
-//! `DenoiserSpec`: the one way to name a denoiser (`kind:path`, in the CLI
-//! and in configs) and the one factory that builds it. A new denoiser kind
+//! `DenoiserSpec`: the one way to name a denoiser (`kind:path`, or
+//! `kind:path:param` for the kinds with a parameter, in the CLI and in
+//! configs) and the one factory that builds it. A new denoiser kind
 //! is a new file implementing [`Denoiser`] plus one line in [`DENOISERS`].
 //!
 //! ```
@@ -16,7 +17,9 @@ use std::str::FromStr;
 use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::{Denoiser, EmpiricalDenoiser, GaussianDenoiser};
+use super::{
+    Denoiser, EmpiricalDenoiser, GaussianDenoiser, KdeDenoiser, PatchDenoiser, PatchKind, PatchSize,
+};
 use crate::data::load_distribution;
 use crate::data::npy::read_npy;
 use crate::data::{data_file, examples_from};
@@ -51,9 +54,27 @@ impl Source {
 pub struct DenoiserKind {
     pub name: &'static str,
     pub source: Source,
-    /// Builds it from a path; analytic ones compute in the dtype given (a
-    /// network keeps its own), networks run on the device given.
-    build: fn(&Path, DType, &Device) -> Result<Box<dyn Denoiser>>,
+    /// The placeholder of the parameter after the path (`K`, `S`), for the
+    /// kinds that take one.
+    pub param: Option<&'static str>,
+    /// Builds it from a path and the parameter (empty if none); analytic
+    /// ones compute in the dtype given (a network keeps its own), networks
+    /// run on the device given.
+    build: Build,
+}
+
+/// How a kind is built: (path, parameter, dtype, device).
+type Build = fn(&Path, &str, DType, &Device) -> Result<Box<dyn Denoiser>>;
+
+/// A patch denoiser of kind `kind` (THEORY §12) over the images at `train`
+/// with patch size `k` (an odd number or a schedule file).
+fn patches(kind: PatchKind, train: &Path, k: &str, dtype: DType) -> Result<Box<dyn Denoiser>> {
+    let images = training_images(train)?.to_dtype(dtype)?;
+    Ok(Box::new(PatchDenoiser::new(
+        kind,
+        &images,
+        PatchSize::parse(k)?,
+    )?))
 }
 
 /// Every kind of denoiser a spec can name.
@@ -62,7 +83,8 @@ pub const DENOISERS: &[DenoiserKind] = &[
     DenoiserKind {
         name: "empirical",
         source: Source::TrainingRows,
-        build: |train, dtype, _| {
+        param: None,
+        build: |train, _, dtype, _| {
             let rows = training_rows(train)?.to_dtype(dtype)?;
             Ok(Box::new(EmpiricalDenoiser::new(&rows)?))
         },
@@ -71,25 +93,67 @@ pub const DENOISERS: &[DenoiserKind] = &[
     DenoiserKind {
         name: "gaussian",
         source: Source::TrainingRows,
-        build: |train, _, _| Ok(Box::new(GaussianDenoiser::fit(&training_rows(train)?)?)),
+        param: None,
+        build: |train, _, _, _| Ok(Box::new(GaussianDenoiser::fit(&training_rows(train)?)?)),
     },
     // The exact denoiser of a saved distribution (THEORY §6).
     DenoiserKind {
         name: "truth",
         source: Source::Distribution,
-        build: |dir, _, _| Ok(Box::new(load_distribution(dir)?)),
+        param: None,
+        build: |dir, _, _, _| Ok(Box::new(load_distribution(dir)?)),
     },
     // A trained network at its latest checkpoint: the EMA weights...
     DenoiserKind {
         name: "model",
         source: Source::Run,
-        build: |run, _, device| Ok(Box::new(load_model(run, Weights::Ema, device)?)),
+        param: None,
+        build: |run, _, _, device| Ok(Box::new(load_model(run, Weights::Ema, device)?)),
     },
     // ...or the optimizer's own.
     DenoiserKind {
         name: "model-raw",
         source: Source::Run,
-        build: |run, _, device| Ok(Box::new(load_model(run, Weights::Model, device)?)),
+        param: None,
+        build: |run, _, _, device| Ok(Box::new(load_model(run, Weights::Model, device)?)),
+    },
+    // The kernel-smoothed empirical denoiser, bandwidth S (THEORY §12).
+    DenoiserKind {
+        name: "kde",
+        source: Source::TrainingRows,
+        param: Some("S"),
+        build: |train, s, dtype, _| {
+            let bandwidth = s
+                .parse()
+                .map_err(|_| Error::invalid("kde bandwidth", s, "must be a number >= 0"))?;
+            let rows = training_rows(train)?.to_dtype(dtype)?;
+            Ok(Box::new(KdeDenoiser::new(&rows, bandwidth)?))
+        },
+    },
+    // The patch closed forms of images [N, C, H, W], patch size K (THEORY §12).
+    DenoiserKind {
+        name: "local",
+        source: Source::TrainingRows,
+        param: Some("K"),
+        build: |train, k, dtype, _| patches(PatchKind::Local, train, k, dtype),
+    },
+    DenoiserKind {
+        name: "els",
+        source: Source::TrainingRows,
+        param: Some("K"),
+        build: |train, k, dtype, _| patches(PatchKind::Equivariant, train, k, dtype),
+    },
+    DenoiserKind {
+        name: "els-boundary",
+        source: Source::TrainingRows,
+        param: Some("K"),
+        build: |train, k, dtype, _| patches(PatchKind::EquivariantBoundary, train, k, dtype),
+    },
+    DenoiserKind {
+        name: "window-mean",
+        source: Source::TrainingRows,
+        param: Some("K"),
+        build: |train, k, dtype, _| patches(PatchKind::WindowMean, train, k, dtype),
     },
 ];
 
@@ -105,11 +169,35 @@ pub fn training_rows(path: &Path) -> Result<Tensor> {
     }
 }
 
+/// Training images [N, C, H, W] (a float array in its own dtype, or
+/// examples as training reads them), for the patch denoisers.
+pub fn training_images(path: &Path) -> Result<Tensor> {
+    let file = data_file(path);
+    let t = read_npy(&file)?;
+    let images = match t.rank() == 4 && t.dtype() != DType::U8 {
+        true => t,
+        false => examples_from(t, &file)?,
+    };
+    match images.rank() {
+        4 => Ok(images),
+        _ => Err(Error::format(
+            &file,
+            format!(
+                "patch denoisers need images [N, C, H, W], got {:?}",
+                images.dims()
+            ),
+        )),
+    }
+}
+
 /// The accepted forms, for error messages: `empirical:T.npy, ..., model-raw:RUN_DIR`.
 pub fn spec_forms() -> String {
     let forms: Vec<String> = DENOISERS
         .iter()
-        .map(|k| format!("{}:{}", k.name, k.source.placeholder()))
+        .map(|k| match k.param {
+            Some(param) => format!("{}:{}:{param}", k.name, k.source.placeholder()),
+            None => format!("{}:{}", k.name, k.source.placeholder()),
+        })
         .collect();
     forms.join(", ")
 }
@@ -130,21 +218,47 @@ impl DenoiserKind {
 pub struct DenoiserSpec {
     kind: &'static DenoiserKind,
     path: PathBuf,
+    param: Option<String>,
 }
 
 impl DenoiserSpec {
     /// The denoiser of kind `kind` (a name in [`DENOISERS`]) built from `path`.
     pub fn new(kind: &str, path: PathBuf) -> Result<Self> {
-        Ok(Self {
-            kind: DenoiserKind::named(kind)?,
-            path,
-        })
+        Self::with_param(kind, path, None)
+    }
+
+    /// As [`DenoiserSpec::new`], with the parameter the kind takes (and only then).
+    pub fn with_param(kind: &str, path: PathBuf, param: Option<String>) -> Result<Self> {
+        let kind = DenoiserKind::named(kind)?;
+        match (kind.param, &param) {
+            (Some(_), Some(p)) if !p.is_empty() => {}
+            (None, None) => {}
+            _ => {
+                let form = spec_forms();
+                return Err(Error::invalid(
+                    "denoiser parameter",
+                    format!("{param:?}"),
+                    form,
+                ));
+            }
+        }
+        Ok(Self { kind, path, param })
     }
 
     /// Builds the denoiser; analytic ones compute in `dtype` (a network keeps
     /// its own), networks run on `device`.
     pub fn build(&self, dtype: DType, device: &Device) -> Result<Box<dyn Denoiser>> {
-        (self.kind.build)(&self.path, dtype, device)
+        (self.kind.build)(
+            &self.path,
+            self.param.as_deref().unwrap_or(""),
+            dtype,
+            device,
+        )
+    }
+
+    /// The parameter after the path, for the kinds that take one.
+    pub fn param(&self) -> Option<&str> {
+        self.param.as_deref()
     }
 
     pub fn kind(&self) -> &'static DenoiserKind {
@@ -168,7 +282,7 @@ impl DenoiserSpec {
 
 impl PartialEq for DenoiserSpec {
     fn eq(&self, other: &Self) -> bool {
-        self.kind.name == other.kind.name && self.path == other.path
+        self.kind.name == other.kind.name && self.path == other.path && self.param == other.param
     }
 }
 
@@ -185,17 +299,32 @@ impl FromStr for DenoiserSpec {
 
     fn from_str(text: &str) -> Result<Self> {
         let bad = || Error::invalid("denoiser", text, format!("use {}", spec_forms()));
-        let (kind, path) = text.split_once(':').ok_or_else(bad)?;
+        let (kind, rest) = text.split_once(':').ok_or_else(bad)?;
+        let takes_param = DenoiserKind::named(kind)
+            .map_err(|_| bad())?
+            .param
+            .is_some();
+        let (path, param) = match takes_param {
+            true => rest
+                .rsplit_once(':')
+                .map(|(p, k)| (p, Some(k.to_string())))
+                .ok_or_else(bad)?,
+            false => (rest, None),
+        };
         if path.is_empty() {
             return Err(bad());
         }
-        Self::new(kind, PathBuf::from(path)).map_err(|_| bad())
+        Self::with_param(kind, PathBuf::from(path), param).map_err(|_| bad())
     }
 }
 
 impl fmt::Display for DenoiserSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.kind.name, self.path.display())
+        write!(f, "{}:{}", self.kind.name, self.path.display())?;
+        match &self.param {
+            Some(param) => write!(f, ":{param}"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -224,6 +353,9 @@ mod tests {
             "truth:runs/dist",
             "model:runs/m",
             "model-raw:runs/m",
+            "kde:t.npy:0.5",
+            "els:t.npy:5",
+            "window-mean:runs/train.npy:runs/schedule.csv",
         ] {
             let spec: DenoiserSpec = text.parse().unwrap();
             assert_eq!(spec.to_string(), text);
@@ -234,7 +366,13 @@ mod tests {
 
     #[test]
     fn malformed_specs_name_the_accepted_forms() {
-        for text in ["empirical", "empirical:", "kde:t.npy"] {
+        for text in [
+            "empirical",
+            "empirical:",
+            "kde:t.npy",
+            "els:t.npy:",
+            "nearest:t.npy",
+        ] {
             let message = text.parse::<DenoiserSpec>().unwrap_err().to_string();
             assert!(
                 message.contains(text) && message.contains("truth:DIR"),

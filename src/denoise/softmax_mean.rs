@@ -1,0 +1,140 @@
+//! The streaming softmax-weighted mean every kernel denoiser is made of
+//! (THEORY §4, §12): for each query q, sum_i w_i v_i with
+//! w = softmax_i((q . k_i - ||k_i||^2 / 2) / sigma^2), i.e. the softmax of
+//! -||q - k_i||^2 / (2 sigma^2). Keys stream in blocks with a running
+//! maximum, so memory is O(queries x block), never O(queries x keys).
+
+use candle_core::{Tensor, D};
+
+use crate::Result;
+
+/// Keys `[.., M, F]` and the values `[.., M, V]` their softmax averages; any
+/// leading dimensions are independent groups (queries then are `[.., Q, F]`).
+#[derive(Debug)]
+pub(crate) struct SoftmaxMean {
+    keys: Tensor,
+    values: Tensor,
+    /// ||k_i||^2 / 2, `[.., 1, M]`.
+    half_sq_norm: Tensor,
+    /// The most keys per block.
+    block: usize,
+}
+
+/// One block of keys with their values, as [`SoftmaxMean::stream`] hands them out.
+pub(crate) struct Block {
+    pub keys: Tensor,
+    pub values: Tensor,
+    half_sq_norm: Tensor,
+}
+
+/// Softmax sums over all keys, kept relative to a running maximum logit
+/// `max` (`[.., Q, 1]`) so no raw logit is ever exponentiated.
+pub(crate) struct Accumulated {
+    pub max: Tensor,
+    /// sum_i exp(l_i - max), `[.., Q, 1]`.
+    pub total: Tensor,
+}
+
+/// Logits held at once, at most: 2^25 (128 MiB in f32) keeps every batch of
+/// up to 4096 rows at the full block against 8192 keys, and bounds the many
+/// query rows of the patch denoisers (B x H x W) by shrinking their blocks.
+const LOGIT_BUDGET: usize = 1 << 25;
+
+/// The fewest keys per block however many queries there are.
+const MIN_BLOCK: usize = 64;
+
+impl SoftmaxMean {
+    /// Keys `[.., M, F]` (M > 0) and values `[.., M, V]`, at most `block` keys per block.
+    pub fn new(keys: Tensor, values: Tensor, block: usize) -> Result<Self> {
+        let keys = keys.contiguous()?;
+        let half_sq_norm =
+            (keys.sqr()?.sum_keepdim(D::Minus1)? * 0.5)?.transpose(D::Minus1, D::Minus2)?;
+        Ok(Self {
+            keys,
+            values: values.contiguous()?,
+            half_sq_norm: half_sq_norm.contiguous()?,
+            block,
+        })
+    }
+
+    pub fn keys(&self) -> &Tensor {
+        &self.keys
+    }
+
+    fn len(&self) -> usize {
+        self.keys.dims()[self.keys.rank() - 2]
+    }
+
+    /// Logits l_i = (q . k_i - ||k_i||^2 / 2) / sigma^2 of one block, `[.., Q, c]`.
+    pub fn logits(block: &Block, queries: &Tensor, sigma: f64) -> Result<Tensor> {
+        let dot = queries.matmul(&block.keys.t()?)?;
+        Ok((dot.broadcast_sub(&block.half_sq_norm)? / (sigma * sigma))?)
+    }
+
+    /// The blocks of keys for `queries`: as large as the budget of logits allows.
+    pub fn blocks(&self, queries: &Tensor) -> Result<Vec<Block>> {
+        let rows = queries.elem_count() / queries.dim(D::Minus1)?.max(1);
+        let size = self.block.min((LOGIT_BUDGET / rows.max(1)).max(MIN_BLOCK));
+        let (len, axis) = (self.len(), self.keys.rank() - 2);
+        (0..len)
+            .step_by(size)
+            .map(|start| {
+                let take = size.min(len - start);
+                Ok(Block {
+                    keys: self.keys.narrow(axis, start, take)?.contiguous()?,
+                    values: self.values.narrow(axis, start, take)?.contiguous()?,
+                    half_sq_norm: self.half_sq_norm.narrow(axis + 1, start, take)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Streams over the blocks with a running max. For each block, `add` gets
+    /// the block, p = exp(l - max) (`[.., Q, c]`) and the factor (`[.., Q, 1]`)
+    /// by which every earlier sum must be rescaled, or `None` for the first block.
+    pub fn stream(
+        &self,
+        queries: &Tensor,
+        sigma: f64,
+        mut add: impl FnMut(&Block, &Tensor, Option<&Tensor>) -> Result<()>,
+    ) -> Result<Accumulated> {
+        let mut acc: Option<Accumulated> = None;
+        for block in self.blocks(queries)? {
+            let logits = Self::logits(&block, queries, sigma)?;
+            // The shift is a constant of the softmax: no gradient flows through it.
+            let block_max = logits.max_keepdim(D::Minus1)?.detach();
+            let (max, rescale) = match &acc {
+                None => (block_max, None),
+                Some(a) => {
+                    let max = a.max.maximum(&block_max)?;
+                    let rescale = (&a.max - &max)?.exp()?;
+                    (max, Some(rescale))
+                }
+            };
+            let p = logits.broadcast_sub(&max)?.exp()?;
+            add(&block, &p, rescale.as_ref())?;
+            let block_total = p.sum_keepdim(D::Minus1)?;
+            let total = match (&acc, &rescale) {
+                (Some(a), Some(r)) => ((&a.total * r)? + block_total)?,
+                _ => block_total,
+            };
+            acc = Some(Accumulated { max, total });
+        }
+        Ok(acc.expect("a softmax mean has at least one key"))
+    }
+
+    /// sum_i w_i v_i for every query, `[.., Q, V]`.
+    pub fn mean(&self, queries: &Tensor, sigma: f64) -> Result<Tensor> {
+        let mut sum: Option<Tensor> = None;
+        let acc = self.stream(queries, sigma, |block, p, rescale| {
+            let pv = p.matmul(&block.values)?;
+            sum = Some(match (sum.take(), rescale) {
+                (Some(s), Some(r)) => (s.broadcast_mul(r)? + pv)?,
+                _ => pv,
+            });
+            Ok(())
+        })?;
+        let sum = sum.expect("streamed at least one block");
+        Ok(sum.broadcast_div(&acc.total)?)
+    }
+}
