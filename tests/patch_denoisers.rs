@@ -372,7 +372,7 @@ fn patch_vjp_matches_finite_differences() {
 fn a_schedule_picks_the_nearest_sigma_and_the_denoiser_follows_it() {
     let dir = common::temp_dir("patch-schedule");
     let file = dir.join("schedule.csv");
-    PatchSize::write(&file, &[(0.1, 1, 0.9), (1.0, 3, 0.8), (10.0, 5, 0.7)]).unwrap();
+    std::fs::write(&file, "sigma,k,cosine\n0.1,1,0.9\n1.0,3,0.8\n10.0,5,0.7\n").unwrap();
     let size = PatchSize::parse(file.to_str().unwrap()).unwrap();
     for (sigma, k) in [
         (0.01, 1),

@@ -16,6 +16,7 @@ use candle_core::{Tensor, D};
 use crate::error::check_sigma;
 use crate::{Error, Result};
 
+mod calibration;
 pub mod conditional;
 mod empirical;
 mod gaussian;
@@ -28,6 +29,7 @@ pub mod patches;
 mod softmax_mean;
 mod spec;
 
+pub use calibration::{calibrate_patches, CalibratedStep, Calibration};
 pub use empirical::EmpiricalDenoiser;
 pub use gaussian::GaussianDenoiser;
 pub use kde::KdeDenoiser;

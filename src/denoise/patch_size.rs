@@ -6,7 +6,7 @@ use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::io::{read, write_atomic};
+use crate::io::read;
 use crate::{Error, Result};
 
 /// k as a function of the noise level.
@@ -98,15 +98,6 @@ impl PatchSize {
             ));
         }
         Ok(PatchSize::Table(table))
-    }
-
-    /// Writes `rows` (sigma, k, and the score that chose k) as a schedule file.
-    pub fn write(path: &Path, rows: &[(f64, usize, f64)]) -> Result<()> {
-        let mut text = String::from("sigma,k,score\n");
-        for (sigma, k, score) in rows {
-            text.push_str(&format!("{sigma},{k},{score}\n"));
-        }
-        write_atomic(path, text.as_bytes())
     }
 }
 

@@ -46,6 +46,38 @@ pub enum PatchKind {
     WindowMean,
 }
 
+impl PatchKind {
+    pub const ALL: [PatchKind; 4] = [
+        PatchKind::Local,
+        PatchKind::Equivariant,
+        PatchKind::EquivariantBoundary,
+        PatchKind::WindowMean,
+    ];
+
+    /// The kind's name in denoiser specs.
+    pub fn name(self) -> &'static str {
+        match self {
+            PatchKind::Local => "local",
+            PatchKind::Equivariant => "els",
+            PatchKind::EquivariantBoundary => "els-boundary",
+            PatchKind::WindowMean => "window-mean",
+        }
+    }
+}
+
+impl std::str::FromStr for PatchKind {
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<Self> {
+        let names: Vec<&str> = Self::ALL.iter().map(|k| k.name()).collect();
+        (Self::ALL.into_iter())
+            .find(|k| k.name() == text)
+            .ok_or_else(|| {
+                Error::invalid("patch denoiser", text, format!("use {}", names.join(", ")))
+            })
+    }
+}
+
 /// The sites of one kind at one patch size: what is cut where, which sites
 /// compete together, and how the softmax means become pixels.
 pub(crate) struct Layout {

@@ -24,6 +24,7 @@ fn parse_float_dtype(text: &str) -> Result<DType> {
     }
 }
 
+use crate::calibrate::CalibrateArgs;
 use crate::generate::{DenoiseArgs, SampleArgs};
 use crate::measure::{GapArgs, JacobianArgs, ScoreKind};
 use crate::solve::SolveArgs;
@@ -126,6 +127,9 @@ pub(crate) enum Command {
     /// super-resolution, projections) with DPS, range-null projection or the
     /// exact posterior, from per-seed noise.
     Solve(SolveArgs),
+    /// Fit a patch denoiser's size k(sigma) to a trained model: per step of
+    /// the model's own trajectory, the k whose score is most like the model's.
+    CalibratePatches(CalibrateArgs),
 }
 
 #[derive(Args)]

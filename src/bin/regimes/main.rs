@@ -19,6 +19,7 @@ use diffusion_regimes::theory;
 use diffusion_regimes::{Error, Result};
 
 mod args;
+mod calibrate;
 mod data;
 mod generate;
 mod measure;
@@ -135,6 +136,7 @@ fn run(cli: Cli, explicit: &[String]) -> Result<()> {
         Command::Denoise(args) => generate::denoise(args),
         Command::Sample(args) => generate::sample(args),
         Command::Solve(args) => solve::solve(args),
+        Command::CalibratePatches(args) => calibrate::calibrate(args),
     }
 }
 

@@ -134,7 +134,7 @@ fn new_config(args: &TrainArgs, train: &Tensor) -> Result<TrainConfig> {
 }
 
 /// "1,2,2" as numbers.
-fn parse_list(text: &str, flag: &str) -> Result<Vec<usize>> {
+pub(crate) fn parse_list(text: &str, flag: &str) -> Result<Vec<usize>> {
     text.split(',')
         .map(|s| s.trim().parse::<usize>())
         .collect::<std::result::Result<_, _>>()
