@@ -344,6 +344,46 @@ fn kde_is_the_isotropic_mixture_and_the_empirical_denoiser_at_zero_bandwidth() {
     assert!(KdeDenoiser::new(&train, -1.0).is_err());
 }
 
+/// The fitted bandwidth is the grid's best held-out mean log density, the
+/// density computed here as the isotropic mixture's own.
+#[test]
+fn kde_bandwidth_maximizes_the_held_out_mixture_density() {
+    let (train, held_out) = (gaussian(9, 0, 20, 3), gaussian(9, 1, 30, 3));
+    let grid = [0.05, 0.3, 0.8, 1.5, 4.0];
+    let mean_density = |s: f64| {
+        let components = rows(&train)
+            .into_iter()
+            .map(|mean| Component {
+                weight: 1.0 / 20.0,
+                mean,
+                basis: Mat::zeros(3, 0),
+                variances: vec![],
+                floor: s * s,
+            })
+            .collect();
+        // The mixture's noisy density at a vanishing sigma is its own.
+        let density = Mixture::new(components)
+            .unwrap()
+            .log_density(&held_out, 1e-9)
+            .unwrap();
+        density.mean_all().unwrap().to_scalar::<f64>().unwrap()
+    };
+    let best = grid
+        .iter()
+        .copied()
+        .max_by(|a, b| mean_density(*a).total_cmp(&mean_density(*b)))
+        .unwrap();
+    assert_eq!(
+        KdeDenoiser::fit_bandwidth(&train, &held_out, &grid).unwrap(),
+        best
+    );
+    assert!(
+        best > 0.05 && best < 4.0,
+        "an interior optimum makes the test sharp: {best}"
+    );
+    assert!(KdeDenoiser::fit_bandwidth(&train, &held_out, &[]).is_err());
+}
+
 /// Autodiff flows through the patch cuts: the vector-Jacobian product
 /// matches finite differences of D.
 #[test]

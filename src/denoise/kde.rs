@@ -33,6 +33,27 @@ impl KdeDenoiser {
         })
     }
 
+    /// The bandwidth of `grid` under which the KDE of `train` gives the
+    /// held-out rows `held_out` the highest mean log density: ln p(x) =
+    /// LSE_i(-||x - y_i||^2 / (2 s^2)) - ln N - (n/2) ln(2 pi s^2), the
+    /// empirical log density at noise level s (THEORY §4).
+    pub fn fit_bandwidth(train: &Tensor, held_out: &Tensor, grid: &[f64]) -> Result<f64> {
+        let empirical = EmpiricalDenoiser::new(train)?;
+        let mut best: Option<(f64, f64)> = None;
+        for &s in grid {
+            let density = empirical
+                .log_density(held_out, s)?
+                .to_dtype(candle_core::DType::F64)?;
+            let mean = density.mean_all()?.to_scalar::<f64>()?;
+            if best.is_none_or(|(_, top)| mean > top) {
+                best = Some((s, mean));
+            }
+        }
+        best.map(|(s, _)| s).ok_or_else(|| {
+            Error::invalid("kde bandwidth grid", "empty", "list at least one bandwidth")
+        })
+    }
+
     pub fn bandwidth(&self) -> f64 {
         self.bandwidth
     }

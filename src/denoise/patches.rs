@@ -31,8 +31,9 @@ impl ImageShape {
     }
 }
 
-/// The four patch-based closed forms of THEORY §12.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The four patch-based closed forms of THEORY §12, named in configs as in specs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(try_from = "String", into = "String")]
 pub enum PatchKind {
     /// LS: each pixel's window against the same window of every training image.
     Local,
@@ -75,6 +76,19 @@ impl std::str::FromStr for PatchKind {
             .ok_or_else(|| {
                 Error::invalid("patch denoiser", text, format!("use {}", names.join(", ")))
             })
+    }
+}
+
+impl TryFrom<String> for PatchKind {
+    type Error = Error;
+    fn try_from(text: String) -> Result<Self> {
+        text.parse()
+    }
+}
+
+impl From<PatchKind> for String {
+    fn from(kind: PatchKind) -> String {
+        kind.name().to_string()
     }
 }
 

@@ -21,7 +21,7 @@ fn unit_axis(label: &str) -> Axis {
 }
 
 /// Shaded N ranges of the two regimes, each N widened by half an octave.
-fn regime_shades(results: &Results) -> Vec<Shade> {
+pub(crate) fn regime_shades(results: &Results) -> Vec<Shade> {
     let ns = &results.config.ns;
     let (lo, hi) = (
         *ns.iter().min().unwrap_or(&1) as f64,

@@ -35,6 +35,7 @@ pub use config::{
     SweepConfig, TrainSettings,
 };
 pub use failed::{FailedCell, FAILED_FILE};
+pub(crate) use figures::regime_shades;
 pub use figures::{gap_vs_sigma_figures, regime_figures, rp_heatmaps};
 pub use grids::{nearest_images, sample_grids, GRID_COLUMNS, GRID_ZOOM, NEAREST_LABEL};
 pub use results::{Crossing, Pair, Regimes, Results, REGIME_MARGIN};

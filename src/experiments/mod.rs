@@ -14,6 +14,7 @@
 //! ```
 
 mod boundaries;
+mod closed_forms;
 mod collapse;
 mod conditional;
 mod frameworks;
@@ -32,6 +33,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 pub use boundaries::{gap_crossing, Boundaries, BoundaryConfig, BoundaryReport};
+pub use closed_forms::{
+    CandidateFit, CandidateSettings, ClosedForms, ClosedFormsConfig, ClosedFormsReport,
+};
 pub use collapse::{Collapse, CollapseConfig, CollapseReport};
 pub use conditional::{
     Agreement, Conditional, ConditionalConfig, ConditionalReport, GuidanceCurves,
@@ -240,6 +244,7 @@ pub const EXPERIMENTS: &[Entry] = &[
     Entry::of::<InverseProblems>(),
     Entry::of::<Conditional>(),
     Entry::of::<Frameworks>(),
+    Entry::of::<ClosedForms>(),
 ];
 
 /// The experiment called `name`.

@@ -13,5 +13,5 @@ pub use bootstrap::Bootstrap;
 pub use gap::denoiser_gap;
 pub use neighbours::{nearest_two, Neighbours, DEFAULT_CHUNK};
 pub use scores::{class_agreement, generalization, ratio_memorization, reproducibility, Score};
-pub use similarity::Similarity;
+pub use similarity::{r_squared, Similarity};
 pub use spectrum::{effective_rank, singular_values};

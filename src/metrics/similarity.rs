@@ -114,3 +114,35 @@ impl Similarity {
         Ok((nn, best))
     }
 }
+
+/// The coefficient of determination of each row of `other` as a prediction
+/// of the same row of `reference` (THEORY §12, Kamb and Ganguli's r^2):
+/// 1 - sum (o - r)^2 / sum (r - mean r)^2, the mean over the row's coordinates.
+pub fn r_squared(reference: &Tensor, other: &Tensor) -> Result<Vec<f64>> {
+    if reference.dims() != other.dims() || reference.rank() != 2 {
+        return Err(Error::shape(
+            "r^2 rows",
+            format!("{:?} twice", reference.dims()),
+            format!("{:?}", other.dims()),
+        ));
+    }
+    let (r, o) = (reference.to_dtype(DType::F64)?, other.to_dtype(DType::F64)?);
+    let residual = (&o - &r)?.sqr()?.sum(D::Minus1)?.to_vec1::<f64>()?;
+    let spread = r
+        .broadcast_sub(&r.mean_keepdim(D::Minus1)?)?
+        .sqr()?
+        .sum(D::Minus1)?;
+    let spread = spread.to_vec1::<f64>()?;
+    if let Some(k) = spread.iter().position(|&s| s == 0.0) {
+        return Err(Error::invalid(
+            format!("reference row {k}"),
+            "constant",
+            "r^2 is undefined for it",
+        ));
+    }
+    Ok(residual
+        .iter()
+        .zip(&spread)
+        .map(|(e, s)| 1.0 - e / s)
+        .collect())
+}
