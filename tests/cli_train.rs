@@ -8,7 +8,7 @@ use common::{fails_with, regimes, s, succeeds};
 use std::path::Path;
 use std::process::Output;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device};
 use diffusion_regimes::data::npy::{read_npy, write_npy};
 use diffusion_regimes::nn::checkpoint::{load_model, Weights};
 use diffusion_regimes::sample::{generate, Method, Schedule};
@@ -114,28 +114,7 @@ fn trained_model_samples_through_the_cli_like_the_library() {
 #[test]
 fn unet_trains_on_byte_images() {
     let d = common::temp_dir("cli-unet");
-    let pixels: Vec<u8> = (0..6 * 64).map(|i| (i * 37 % 256) as u8).collect();
-    let images = Tensor::from_vec(pixels, (6, 1, 8, 8), &Device::Cpu).unwrap();
-    let data = d.join("images.npy");
-    write_npy(&data, &images, DType::U8).unwrap();
-    let run = d.join("run");
-    succeeds(&regimes(&[
-        "train",
-        "--data",
-        s(&data),
-        "--n",
-        "4",
-        "--arch",
-        "unet",
-        "--width",
-        "8",
-        "--steps",
-        "3",
-        "--batch",
-        "2",
-        "--out",
-        s(&run),
-    ]));
+    let run = common::train_tiny_unet(&d, 6, 4, 37);
     let train = read_npy(&run.join("train.npy")).unwrap();
     assert_eq!(train.dims(), [4, 1, 8, 8]);
     let max = train

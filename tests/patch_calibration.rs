@@ -6,9 +6,8 @@ mod common;
 
 use std::sync::Arc;
 
-use candle_core::{DType, Device, Tensor};
 use common::{fails_with, gaussian, regimes, s, succeeds};
-use diffusion_regimes::data::npy::{read_npy, write_npy};
+use diffusion_regimes::data::npy::read_npy;
 use diffusion_regimes::denoise::{calibrate_patches, PatchDenoiser, PatchKind, PatchSize};
 use diffusion_regimes::metrics::Similarity;
 use diffusion_regimes::sample::{Method, Schedule};
@@ -68,28 +67,7 @@ fn calibration_recovers_the_sizes_of_a_patch_model() {
 #[test]
 fn calibrate_patches_writes_a_schedule_that_specs_name() {
     let d = common::temp_dir("cli-calibrate");
-    let pixels: Vec<u8> = (0..8 * 64).map(|i| (i * 53 % 256) as u8).collect();
-    let images = Tensor::from_vec(pixels, (8, 1, 8, 8), &Device::Cpu).unwrap();
-    let data = d.join("images.npy");
-    write_npy(&data, &images, DType::U8).unwrap();
-    let run = d.join("run");
-    succeeds(&regimes(&[
-        "train",
-        "--data",
-        s(&data),
-        "--n",
-        "6",
-        "--arch",
-        "unet",
-        "--width",
-        "8",
-        "--steps",
-        "3",
-        "--batch",
-        "2",
-        "--out",
-        s(&run),
-    ]));
+    let run = common::train_tiny_unet(&d, 8, 6, 53);
     let schedule = d.join("schedule.csv");
     let calibrate = |extra: &[&str]| {
         let mut args = vec![

@@ -178,3 +178,38 @@ pub fn comparable(results: &diffusion_regimes::experiment::Results) -> String {
     r.cells.iter_mut().for_each(|c| c.train_seconds = None);
     serde_json::to_string(&r).unwrap()
 }
+
+/// `count` byte images [count, 1, 8, 8] (pixel i is i * stride mod 256) in
+/// `dir/images.npy`, and a base-8 U-Net trained 3 steps on the first `n`
+/// through `regimes train`: its run folder.
+pub fn train_tiny_unet(
+    dir: &std::path::Path,
+    count: usize,
+    n: usize,
+    stride: usize,
+) -> std::path::PathBuf {
+    let pixels: Vec<u8> = (0..count * 64).map(|i| (i * stride % 256) as u8).collect();
+    let images = Tensor::from_vec(pixels, (count, 1, 8, 8), &Device::Cpu).unwrap();
+    let data = dir.join("images.npy");
+    diffusion_regimes::data::npy::write_npy(&data, &images, candle_core::DType::U8).unwrap();
+    let run = dir.join("run");
+    let n = n.to_string();
+    succeeds(&regimes(&[
+        "train",
+        "--data",
+        s(&data),
+        "--n",
+        &n,
+        "--arch",
+        "unet",
+        "--width",
+        "8",
+        "--steps",
+        "3",
+        "--batch",
+        "2",
+        "--out",
+        s(&run),
+    ]));
+    run
+}
