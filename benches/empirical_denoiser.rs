@@ -1,11 +1,19 @@
 //! Throughput of the empirical denoiser beside the bare matmuls its formula
-//! needs (THEORY §4): logits X Y^T ([B, n] x [n, N]) and the weighted sum
-//! P Y ([B, N] x [N, n]). The ratio bare / denoiser is the fraction of GEMM
-//! throughput the streaming log-sum-exp keeps.
+//! needs (THEORY §4), logits X Y^T ([B, n] x [n, N]) and the weighted sum
+//! P Y ([B, N] x [N, n]), and beside the numpy peer of the same streaming
+//! formula on the same shape (scripts/numpy_empirical_peer.py, run as a
+//! subprocess when python3 with numpy is present, skipped with a message
+//! otherwise). Each shape prints `peer ...` with the crate's and numpy's
+//! mean of 3 calls after a warm-up, timed the same way, and their ratio.
 //!
-//! Run: `cargo bench --bench empirical_denoiser` (BENCH_FULL=1 adds N = 50k,
-//! n = 3072). With `--features cuda` and BENCH_DEVICE=cuda both run on the
-//! GPU, so the bare GEMMs are cuBLAS's; each iteration waits for the GPU.
+//! Run: `cargo bench --bench empirical_denoiser` (n in {64, 784, 3072} by
+//! N in {1k, 10k, 50k}, f32 and f64, B = 256, sigma = 1; about 15 minutes
+//! on 2 cores). BENCH_SHAPES="N,n;N,n" picks shapes. With `--features cuda`
+//! and BENCH_DEVICE=cuda the crate runs on the GPU (cuBLAS GEMMs), each
+//! iteration waiting for it.
+
+use std::process::Command;
+use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
@@ -16,17 +24,19 @@ use diffusion_regimes::rng::{normal_rows, sample_streams};
 const BATCH: usize = 256;
 
 fn shapes() -> Vec<(usize, usize)> {
-    let mut shapes = vec![
-        (1_000, 64),
-        (10_000, 64),
-        (50_000, 64),
-        (1_000, 3072),
-        (10_000, 3072),
-    ];
-    if std::env::var("BENCH_FULL").is_ok() {
-        shapes.push((50_000, 3072));
+    match std::env::var("BENCH_SHAPES") {
+        Ok(list) => list
+            .split(';')
+            .map(|pair| {
+                let (count, dim) = pair.split_once(',').expect("BENCH_SHAPES is N,n;N,n");
+                (count.trim().parse().unwrap(), dim.trim().parse().unwrap())
+            })
+            .collect(),
+        Err(_) => [64, 784, 3072]
+            .into_iter()
+            .flat_map(|dim| [1_000, 10_000, 50_000].map(|count| (count, dim)))
+            .collect(),
     }
-    shapes
 }
 
 /// Seeded standard normals, [rows, cols], drawn on the CPU and moved to `device`.
@@ -34,6 +44,44 @@ fn normal(seed: u64, rows: usize, cols: usize, dtype: DType, device: &Device) ->
     let mut streams = sample_streams(seed, &(0..rows as u64).collect::<Vec<_>>());
     let t = normal_rows(&mut streams, cols, dtype, &Device::Cpu).unwrap();
     t.to_device(device).unwrap()
+}
+
+/// Mean seconds of 3 calls after a warm-up, as the peer times itself.
+fn mean_seconds(mut f: impl FnMut()) -> f64 {
+    f();
+    let start = Instant::now();
+    (0..3).for_each(|_| f());
+    start.elapsed().as_secs_f64() / 3.0
+}
+
+/// The peer's milliseconds for the denoiser at this shape, or why there are none.
+fn numpy_ms(count: usize, dim: usize, dtype: DType) -> Result<f64, String> {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scripts/numpy_empirical_peer.py"
+    );
+    let name = if dtype == DType::F32 { "f32" } else { "f64" };
+    let out = Command::new("python3")
+        .args([
+            script,
+            &BATCH.to_string(),
+            &count.to_string(),
+            &dim.to_string(),
+            name,
+        ])
+        .output()
+        .map_err(|e| format!("python3 not runnable: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace()
+        .find_map(|field| field.strip_prefix("numpy_ms="))
+        .and_then(|ms| ms.parse().ok())
+        .ok_or_else(|| {
+            let err = String::from_utf8_lossy(&out.stderr);
+            format!(
+                "no timing from the peer: {}",
+                err.lines().last().unwrap_or("")
+            )
+        })
 }
 
 fn bench(c: &mut Criterion) {
@@ -46,14 +94,13 @@ fn bench(c: &mut Criterion) {
             let x = normal(2, BATCH, dim, dtype, &device);
             let weights = normal(3, BATCH, count, dtype, &device);
             let denoiser = EmpiricalDenoiser::new(&train).unwrap();
+            let denoise = || {
+                let d = denoiser.denoise(&x, 1.0).unwrap();
+                device.synchronize().unwrap();
+                d
+            };
             let id = format!("N={count},n={dim},{dtype:?}");
-            group.bench_function(BenchmarkId::new("denoise", &id), |b| {
-                b.iter(|| {
-                    let d = denoiser.denoise(&x, 1.0).unwrap();
-                    device.synchronize().unwrap();
-                    d
-                })
-            });
+            group.bench_function(BenchmarkId::new("denoise", &id), |b| b.iter(denoise));
             let train_t = train.t().unwrap();
             group.bench_function(BenchmarkId::new("bare_two_gemms", &id), |b| {
                 b.iter(|| {
@@ -62,6 +109,14 @@ fn bench(c: &mut Criterion) {
                     products
                 })
             });
+            let crate_ms = 1e3 * mean_seconds(|| drop(denoise()));
+            match numpy_ms(count, dim, dtype) {
+                Ok(peer) => println!(
+                    "peer {id}: crate {crate_ms:.2} ms, numpy {peer:.2} ms, numpy / crate = {:.2}",
+                    peer / crate_ms
+                ),
+                Err(why) => println!("peer {id}: skipped ({why})"),
+            }
         }
     }
     group.finish();

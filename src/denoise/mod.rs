@@ -26,6 +26,7 @@ mod mixture;
 mod patch_denoiser;
 mod patch_size;
 pub mod patches;
+mod softmax_cpu;
 mod softmax_mean;
 mod spec;
 

@@ -6,6 +6,7 @@
 
 use candle_core::{Tensor, D};
 
+use super::softmax_cpu::{self, BlockWeights};
 use crate::Result;
 
 /// Keys `[.., M, F]` and the values `[.., M, V]` their softmax averages; any
@@ -83,7 +84,10 @@ impl SoftmaxMean {
                 Ok(Block {
                     keys: self.keys.narrow(axis, start, take)?.contiguous()?,
                     values: self.values.narrow(axis, start, take)?.contiguous()?,
-                    half_sq_norm: self.half_sq_norm.narrow(axis + 1, start, take)?,
+                    half_sq_norm: self
+                        .half_sq_norm
+                        .narrow(axis + 1, start, take)?
+                        .contiguous()?,
                 })
             })
             .collect()
@@ -100,34 +104,63 @@ impl SoftmaxMean {
     ) -> Result<Accumulated> {
         let mut acc: Option<Accumulated> = None;
         for block in self.blocks(queries)? {
-            let logits = Self::logits(&block, queries, sigma)?;
-            // The shift is a constant of the softmax: no gradient flows through it.
-            let block_max = logits.max_keepdim(D::Minus1)?.detach();
-            let (max, rescale) = match &acc {
-                None => (block_max, None),
-                Some(a) => {
-                    let max = a.max.maximum(&block_max)?;
-                    let rescale = (&a.max - &max)?.exp()?;
-                    (max, Some(rescale))
-                }
+            let weights = self.weights(&block, queries, sigma, acc.as_ref().map(|a| &a.max))?;
+            let rescale = match &acc {
+                Some(a) => Some((&a.max - &weights.max)?.exp()?),
+                None => None,
             };
-            let p = logits.broadcast_sub(&max)?.exp()?;
-            add(&block, &p, rescale.as_ref())?;
-            let block_total = p.sum_keepdim(D::Minus1)?;
+            add(&block, &weights.p, rescale.as_ref())?;
             let total = match (&acc, &rescale) {
-                (Some(a), Some(r)) => ((&a.total * r)? + block_total)?,
-                _ => block_total,
+                (Some(a), Some(r)) => ((&a.total * r)? + weights.total)?,
+                _ => weights.total,
             };
-            acc = Some(Accumulated { max, total });
+            acc = Some(Accumulated {
+                max: weights.max,
+                total,
+            });
         }
         Ok(acc.expect("a softmax mean has at least one key"))
+    }
+
+    /// One block's weights p = exp(l - max), with the running maximum over
+    /// this block and `previous`, and sum_j p_j: by the fused CPU pass where
+    /// it runs (`softmax_cpu`), else by candle's ops, which autodiff follows.
+    fn weights(
+        &self,
+        block: &Block,
+        queries: &Tensor,
+        sigma: f64,
+        previous: Option<&Tensor>,
+    ) -> Result<BlockWeights> {
+        if softmax_cpu::runs_here(queries) {
+            let dot = queries.matmul(&block.keys.t()?)?;
+            let cutoff = softmax_cpu::cutoff(self.len(), queries.dtype());
+            return softmax_cpu::block_weights(&dot, &block.half_sq_norm, sigma, previous, cutoff);
+        }
+        let logits = Self::logits(block, queries, sigma)?;
+        // The shift is a constant of the softmax: no gradient flows through it.
+        let block_max = logits.max_keepdim(D::Minus1)?.detach();
+        let max = match previous {
+            Some(m) => m.maximum(&block_max)?,
+            None => block_max,
+        };
+        let p = logits.broadcast_sub(&max)?.exp()?;
+        let total = p.sum_keepdim(D::Minus1)?;
+        Ok(BlockWeights { p, max, total })
     }
 
     /// sum_i w_i v_i for every query, `[.., Q, V]`.
     pub fn mean(&self, queries: &Tensor, sigma: f64) -> Result<Tensor> {
         let mut sum: Option<Tensor> = None;
         let acc = self.stream(queries, sigma, |block, p, rescale| {
-            let pv = p.matmul(&block.values)?;
+            let sparse = match softmax_cpu::runs_here(queries) {
+                true => softmax_cpu::sparse_matmul(p, &block.values)?,
+                false => None,
+            };
+            let pv = match sparse {
+                Some(pv) => pv,
+                None => p.matmul(&block.values)?,
+            };
             sum = Some(match (sum.take(), rescale) {
                 (Some(s), Some(r)) => (s.broadcast_mul(r)? + pv)?,
                 _ => pv,

@@ -1,0 +1,368 @@
+//! The CPU path of [`super::softmax_mean::SoftmaxMean`]'s block step, for
+//! f32 and f64 when no gradient is tracked (THEORY §4): one parallel pass
+//! turns the GEMM's dot products into logits, their running maximum,
+//! p = exp(l - max) by a vectorized exp, and the row sums, where candle
+//! would make five passes with a scalar exp. Weights below the cutoff are
+//! exactly 0, and the weighted sum then skips them (`sparse_matmul`).
+//!
+//! Why the skip is exact to rounding: a weight is dropped only when
+//! l - max < -(ln M + p ln 2), M the keys, p the dtype's mantissa bits, so
+//! the dropped weights sum to less than M e^{-cutoff} = 2^-p while the
+//! softmax total is at least 1 (the maximum's own weight): the result moves
+//! by less than one rounding unit of the largest value.
+
+use candle_core::{DType, Device, Storage, Tensor, WithDType};
+use rayon::prelude::*;
+
+use crate::Result;
+
+/// The float types the path runs for.
+pub(crate) trait Real: WithDType {
+    const MANTISSA_BITS: u32;
+    /// exp(x) for x in [-80, 0], within about 2 units of the last place.
+    fn exp_nonpositive(x: Self) -> Self;
+}
+
+/// x = k ln 2 + r with |r| <= ln 2 / 2, k rounded by adding `magic`, ln 2
+/// split in two (Cody and Waite) so k ln 2 is exact to the dtype; exp(r) by
+/// its Taylor series to the degree whose remainder is below half an ulp.
+/// Plain multiplies and adds (no fused multiply-add), so every instruction
+/// set rounds alike and the bits do not depend on the machine.
+macro_rules! exp_nonpositive {
+    ($x:ident, $t:ty, $bits:ty, $magic:expr, $ln2_hi:expr, $ln2_lo:expr, $bias:expr, $shift:expr, $coefficients:expr) => {{
+        let x = if $x < -80.0 { -80.0 } else { $x };
+        let k = (x * std::f64::consts::LOG2_E as $t + $magic) - $magic;
+        let r = (x - k * $ln2_hi) - k * $ln2_lo;
+        let mut poly: $t = 0.0;
+        for c in $coefficients {
+            poly = poly * r + c;
+        }
+        poly * <$t>::from_bits((((k as i32) + $bias) as $bits) << $shift)
+    }};
+}
+
+/// 1/j!, highest degree first.
+const F32_TAYLOR: [f32; 8] = [
+    1.0 / 5040.0,
+    1.0 / 720.0,
+    1.0 / 120.0,
+    1.0 / 24.0,
+    1.0 / 6.0,
+    0.5,
+    1.0,
+    1.0,
+];
+const F64_TAYLOR: [f64; 14] = [
+    1.0 / 6_227_020_800.0,
+    1.0 / 479_001_600.0,
+    1.0 / 39_916_800.0,
+    1.0 / 3_628_800.0,
+    1.0 / 362_880.0,
+    1.0 / 40_320.0,
+    1.0 / 5_040.0,
+    1.0 / 720.0,
+    1.0 / 120.0,
+    1.0 / 24.0,
+    1.0 / 6.0,
+    0.5,
+    1.0,
+    1.0,
+];
+
+impl Real for f32 {
+    const MANTISSA_BITS: u32 = f32::MANTISSA_DIGITS;
+    #[inline(always)]
+    fn exp_nonpositive(x: f32) -> f32 {
+        exp_nonpositive!(
+            x,
+            f32,
+            u32,
+            12_582_912.0f32,
+            0.693_359_4f32,
+            -2.121_944_4e-4f32,
+            127,
+            23,
+            F32_TAYLOR
+        )
+    }
+}
+
+impl Real for f64 {
+    const MANTISSA_BITS: u32 = f64::MANTISSA_DIGITS;
+    #[inline(always)]
+    fn exp_nonpositive(x: f64) -> f64 {
+        exp_nonpositive!(
+            x,
+            f64,
+            u64,
+            6_755_399_441_055_744.0f64,
+            6.931_471_803_691_238e-1f64,
+            1.908_214_929_270_587_7e-10f64,
+            1023,
+            52,
+            F64_TAYLOR
+        )
+    }
+}
+
+/// Whether a block step on these queries takes this path.
+pub(crate) fn runs_here(queries: &Tensor) -> bool {
+    matches!(queries.device(), Device::Cpu)
+        && matches!(queries.dtype(), DType::F32 | DType::F64)
+        && !queries.track_op()
+}
+
+/// The weights at or above exp(-cutoff) that [`sparse_matmul`] keeps for `keys` keys.
+pub(crate) fn cutoff(keys: usize, dtype: DType) -> f64 {
+    let bits = match dtype {
+        DType::F32 => f32::MANTISSA_BITS,
+        _ => f64::MANTISSA_BITS,
+    };
+    (keys.max(1) as f64).ln() + bits as f64 * std::f64::consts::LN_2
+}
+
+/// `f` on the contiguous values of a CPU tensor of `T`s.
+fn with_values<T: Real, R>(t: &Tensor, f: impl FnOnce(&[T]) -> R) -> Result<R> {
+    let t = t.contiguous()?;
+    let (storage, layout) = t.storage_and_layout();
+    let (start, end) = layout.contiguous_offsets().expect("made contiguous");
+    match &*storage {
+        Storage::Cpu(cpu) => Ok(f(&cpu.as_slice::<T>()?[start..end])),
+        _ => Err(crate::Error::invalid(
+            "device",
+            format!("{:?}", t.device()),
+            "the CPU softmax path needs CPU tensors",
+        )),
+    }
+}
+
+/// One block of the streaming softmax: p = exp(l - max) (`[.., Q, c]`, 0
+/// below the cutoff), the running maximum `max` and sum_j p_j (`[.., Q, 1]`).
+pub(crate) struct BlockWeights {
+    pub p: Tensor,
+    pub max: Tensor,
+    pub total: Tensor,
+}
+
+/// The block step from the GEMM's `dot` = q . k (`[.., Q, c]`): logits
+/// l = (dot - ||k||^2 / 2) / sigma^2 with `half_sq_norm` `[.., 1, c]`, the
+/// maximum over this block and `previous` (`[.., Q, 1]`), then the weights.
+pub(crate) fn block_weights(
+    dot: &Tensor,
+    half_sq_norm: &Tensor,
+    sigma: f64,
+    previous: Option<&Tensor>,
+    cutoff: f64,
+) -> Result<BlockWeights> {
+    match dot.dtype() {
+        DType::F32 => block_weights_in::<f32>(dot, half_sq_norm, sigma, previous, cutoff),
+        _ => block_weights_in::<f64>(dot, half_sq_norm, sigma, previous, cutoff),
+    }
+}
+
+fn block_weights_in<T: Real>(
+    dot: &Tensor,
+    half_sq_norm: &Tensor,
+    sigma: f64,
+    previous: Option<&Tensor>,
+    cutoff: f64,
+) -> Result<BlockWeights> {
+    let dims = dot.dims().to_vec();
+    let (queries, cols) = (dims[dims.len() - 2], dims[dims.len() - 1]);
+    let rows = dot.elem_count() / cols;
+    let h = half_sq_norm.flatten_all()?.to_vec1::<T>()?;
+    let previous = match previous {
+        Some(m) => m.flatten_all()?.to_vec1::<T>()?,
+        None => vec![T::from_f64(f64::NEG_INFINITY); rows],
+    };
+    let (inv_var, cutoff) = (T::from_f64(1.0 / (sigma * sigma)), T::from_f64(cutoff));
+    let mut p = vec![T::zero(); rows * cols];
+    let mut max = previous;
+    let mut total = vec![T::zero(); rows];
+    with_values::<T, _>(dot, |dot| {
+        (
+            p.par_chunks_mut(cols),
+            max.par_iter_mut(),
+            total.par_iter_mut(),
+        )
+            .into_par_iter()
+            .enumerate()
+            .for_each(|(r, (p, max, total))| {
+                let h = &h[(r / queries) * cols..][..cols];
+                (*max, *total) = row(&dot[r * cols..][..cols], h, inv_var, *max, cutoff, p);
+            })
+    })?;
+    let mut stat_dims = dims.clone();
+    *stat_dims.last_mut().expect("rank >= 2") = 1;
+    Ok(BlockWeights {
+        p: Tensor::from_vec(p, dims, &Device::Cpu)?,
+        max: Tensor::from_vec(max, stat_dims.clone(), &Device::Cpu)?,
+        total: Tensor::from_vec(total, stat_dims, &Device::Cpu)?,
+    })
+}
+
+/// Independent accumulators per row, so the loops vectorize while every
+/// machine adds in the same order.
+const LANES: usize = 8;
+
+/// One row's logits into `p`, their maximum with `previous`, then the
+/// weights in place of the logits; returns (max, sum of weights).
+fn row<T: Real>(dot: &[T], h: &[T], inv_var: T, previous: T, cutoff: T, p: &mut [T]) -> (T, T) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2, checked on the line above.
+        return unsafe { row_avx2(dot, h, inv_var, previous, cutoff, p) };
+    }
+    row_portable(dot, h, inv_var, previous, cutoff, p)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn row_avx2<T: Real>(
+    dot: &[T],
+    h: &[T],
+    inv_var: T,
+    previous: T,
+    cutoff: T,
+    p: &mut [T],
+) -> (T, T) {
+    row_portable(dot, h, inv_var, previous, cutoff, p)
+}
+
+#[inline(always)]
+fn row_portable<T: Real>(
+    dot: &[T],
+    h: &[T],
+    inv_var: T,
+    previous: T,
+    cutoff: T,
+    p: &mut [T],
+) -> (T, T) {
+    let mut lanes = [previous; LANES];
+    for (i, ((p, &d), &h)) in p.iter_mut().zip(dot).zip(h).enumerate() {
+        *p = (d - h) * inv_var;
+        let lane = &mut lanes[i % LANES];
+        if *p > *lane {
+            *lane = *p;
+        }
+    }
+    let max = lanes
+        .into_iter()
+        .fold(previous, |m, l| if l > m { l } else { m });
+    let floor = T::zero() - cutoff;
+    let mut sums = [T::zero(); LANES];
+    for (i, p) in p.iter_mut().enumerate() {
+        let x = *p - max;
+        let e = T::exp_nonpositive(x);
+        *p = if x >= floor { e } else { T::zero() };
+        sums[i % LANES] += *p;
+    }
+    (max, sums.into_iter().fold(T::zero(), |s, v| s + v))
+}
+
+/// A dense GEMM wins once more than this fraction of the weights is nonzero.
+const SPARSE_DENSITY: f64 = 1.0 / 16.0;
+
+/// Value widths below this leave the weighted sum too cheap to be worth a skip.
+const SPARSE_MIN_WIDTH: usize = 32;
+
+/// p `[.., Q, c]` times `values` `[.., c, V]`, visiting only the nonzero
+/// weights; `None` where the weights are too dense or the values too narrow
+/// for that to beat the GEMM.
+pub(crate) fn sparse_matmul(p: &Tensor, values: &Tensor) -> Result<Option<Tensor>> {
+    match p.dtype() {
+        DType::F32 => sparse_matmul_in::<f32>(p, values),
+        _ => sparse_matmul_in::<f64>(p, values),
+    }
+}
+
+fn sparse_matmul_in<T: Real>(p: &Tensor, values: &Tensor) -> Result<Option<Tensor>> {
+    let (dims, width) = (p.dims().to_vec(), values.dims()[values.rank() - 1]);
+    let (queries, cols) = (dims[dims.len() - 2], dims[dims.len() - 1]);
+    let rows = p.elem_count() / cols;
+    if width < SPARSE_MIN_WIDTH {
+        return Ok(None);
+    }
+    let product = with_values::<T, _>(p, |p| {
+        let nonzero = p.par_iter().filter(|&&w| w != T::zero()).count();
+        if nonzero as f64 > SPARSE_DENSITY * p.len() as f64 {
+            return Ok(None);
+        }
+        with_values::<T, _>(values, |values| {
+            let mut out = vec![T::zero(); rows * width];
+            out.par_chunks_mut(width).enumerate().for_each(|(r, out)| {
+                let group = &values[(r / queries) * cols * width..][..cols * width];
+                for (weight, value) in p[r * cols..][..cols].iter().zip(group.chunks(width)) {
+                    if *weight != T::zero() {
+                        out.iter_mut()
+                            .zip(value)
+                            .for_each(|(o, &v)| *o += *weight * v);
+                    }
+                }
+            });
+            out
+        })
+        .map(Some)
+    })??;
+    let mut out_dims = dims;
+    *out_dims.last_mut().expect("rank >= 2") = width;
+    product
+        .map(|out| Ok(Tensor::from_vec(out, out_dims, &Device::Cpu)?))
+        .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Relative error of exp_nonpositive against the f64 libm exp, in units
+    /// of the type's epsilon, over 200,001 points of [-80, 0].
+    fn worst_ulps<T: Real>(eps: f64) -> f64 {
+        (0..=200_000)
+            .map(|i| -80.0 * i as f64 / 200_000.0)
+            .map(|x| {
+                let x = T::from_f64(x);
+                let exact = x.to_f64().exp();
+                (T::exp_nonpositive(x).to_f64() - exact).abs() / exact / eps
+            })
+            .fold(0.0, f64::max)
+    }
+
+    #[test]
+    fn vectorized_exp_is_within_two_ulps() {
+        let (f32_ulps, f64_ulps) = (
+            worst_ulps::<f32>(f32::EPSILON as f64),
+            worst_ulps::<f64>(f64::EPSILON),
+        );
+        assert!(f32_ulps < 2.0, "f32 exp off by {f32_ulps} ulps");
+        assert!(f64_ulps < 2.0, "f64 exp off by {f64_ulps} ulps");
+    }
+
+    #[test]
+    fn sparse_matmul_equals_the_dense_product_and_declines_dense_weights() {
+        let (rows, cols, width) = (6, 64, 40);
+        let mut p = vec![0f64; rows * cols];
+        for r in 0..rows {
+            p[r * cols + (7 * r) % cols] = 0.5 + r as f64;
+            p[r * cols + (11 * r + 3) % cols] = 1.0;
+        }
+        let values: Vec<f64> = (0..2 * cols * width)
+            .map(|i| ((i * 37) % 101) as f64 - 50.0)
+            .collect();
+        // Two groups of three queries, each with its own values.
+        let p = Tensor::from_vec(p, (2, 3, cols), &Device::Cpu).unwrap();
+        let values = Tensor::from_vec(values, (2, cols, width), &Device::Cpu).unwrap();
+        let sparse = sparse_matmul(&p, &values)
+            .unwrap()
+            .expect("2 of 64 weights are nonzero");
+        let dense = p.matmul(&values).unwrap();
+        let gap = (sparse - dense).unwrap().abs().unwrap().max_all().unwrap();
+        assert_eq!(
+            gap.to_scalar::<f64>().unwrap(),
+            0.0,
+            "integer-valued sums are exact"
+        );
+        let full = (p + 1.0).unwrap();
+        assert!(sparse_matmul(&full, &values).unwrap().is_none());
+    }
+}
