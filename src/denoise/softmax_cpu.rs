@@ -5,7 +5,7 @@
 //! would make five passes with a scalar exp. Weights below the cutoff are
 //! exactly 0, and the weighted sum then skips them (`sparse_matmul`).
 //!
-//! Why the skip is exact to rounding: a weight is dropped only when
+//! Why the skip is exact to rounding (THEORY §4): a weight is dropped only when
 //! l - max < -(ln M + p ln 2), M the keys, p the dtype's mantissa bits, so
 //! the dropped weights sum to less than M e^{-cutoff} = 2^-p while the
 //! softmax total is at least 1 (the maximum's own weight): the result moves
@@ -23,21 +23,25 @@ pub(crate) trait Real: WithDType {
     fn exp_nonpositive(x: Self) -> Self;
 }
 
-/// x = k ln 2 + r with |r| <= ln 2 / 2, k rounded by adding `magic`, ln 2
-/// split in two (Cody and Waite) so k ln 2 is exact to the dtype; exp(r) by
-/// its Taylor series to the degree whose remainder is below half an ulp.
-/// Plain multiplies and adds (no fused multiply-add), so every instruction
-/// set rounds alike and the bits do not depend on the machine.
+/// x = k ln 2 + r with |r| <= ln 2 / 2, k rounded by adding `magic`
+/// (1.5 x 2^mantissa, whose low bits then hold k, so 2^k is integer
+/// arithmetic on them), ln 2 split in two (Cody and Waite) so k ln 2 is
+/// exact to the dtype; exp(r) by its Taylor series to the degree whose
+/// remainder is below half an ulp. Plain multiplies and adds (no fused
+/// multiply-add), so every instruction set rounds alike and the bits do not
+/// depend on the machine; no branch or float-to-int cast, so it vectorizes.
 macro_rules! exp_nonpositive {
-    ($x:ident, $t:ty, $bits:ty, $magic:expr, $ln2_hi:expr, $ln2_lo:expr, $bias:expr, $shift:expr, $coefficients:expr) => {{
+    ($x:ident, $t:ty, $magic:expr, $ln2_hi:expr, $ln2_lo:expr, $bias:expr, $shift:expr, $coefficients:expr) => {{
         let x = if $x < -80.0 { -80.0 } else { $x };
-        let k = (x * std::f64::consts::LOG2_E as $t + $magic) - $magic;
+        let shifted = x * std::f64::consts::LOG2_E as $t + $magic;
+        let k = shifted - $magic;
         let r = (x - k * $ln2_hi) - k * $ln2_lo;
         let mut poly: $t = 0.0;
         for c in $coefficients {
             poly = poly * r + c;
         }
-        poly * <$t>::from_bits((((k as i32) + $bias) as $bits) << $shift)
+        let biased = (shifted.to_bits().wrapping_sub(($magic as $t).to_bits())).wrapping_add($bias);
+        poly * <$t>::from_bits(biased << $shift)
     }};
 }
 
@@ -76,7 +80,6 @@ impl Real for f32 {
         exp_nonpositive!(
             x,
             f32,
-            u32,
             12_582_912.0f32,
             0.693_359_4f32,
             -2.121_944_4e-4f32,
@@ -94,7 +97,6 @@ impl Real for f64 {
         exp_nonpositive!(
             x,
             f64,
-            u64,
             6_755_399_441_055_744.0f64,
             6.931_471_803_691_238e-1f64,
             1.908_214_929_270_587_7e-10f64,
@@ -238,24 +240,42 @@ fn row_portable<T: Real>(
     cutoff: T,
     p: &mut [T],
 ) -> (T, T) {
+    let larger = |a: T, b: T| if b > a { b } else { a };
+    let tail = p.len() - p.len() % LANES;
     let mut lanes = [previous; LANES];
-    for (i, ((p, &d), &h)) in p.iter_mut().zip(dot).zip(h).enumerate() {
-        *p = (d - h) * inv_var;
-        let lane = &mut lanes[i % LANES];
-        if *p > *lane {
-            *lane = *p;
+    let chunks =
+        (p.chunks_exact_mut(LANES).zip(dot.chunks_exact(LANES))).zip(h.chunks_exact(LANES));
+    for ((p, d), h) in chunks {
+        for i in 0..LANES {
+            p[i] = (d[i] - h[i]) * inv_var;
+            lanes[i] = larger(lanes[i], p[i]);
         }
     }
-    let max = lanes
-        .into_iter()
-        .fold(previous, |m, l| if l > m { l } else { m });
+    for j in tail..p.len() {
+        p[j] = (dot[j] - h[j]) * inv_var;
+        lanes[0] = larger(lanes[0], p[j]);
+    }
+    let max = lanes.into_iter().fold(previous, larger);
     let floor = T::zero() - cutoff;
-    let mut sums = [T::zero(); LANES];
-    for (i, p) in p.iter_mut().enumerate() {
-        let x = *p - max;
+    let weight = |logit: T| {
+        let x = logit - max;
         let e = T::exp_nonpositive(x);
-        *p = if x >= floor { e } else { T::zero() };
-        sums[i % LANES] += *p;
+        if x >= floor {
+            e
+        } else {
+            T::zero()
+        }
+    };
+    let mut sums = [T::zero(); LANES];
+    for p in p.chunks_exact_mut(LANES) {
+        for i in 0..LANES {
+            p[i] = weight(p[i]);
+            sums[i] += p[i];
+        }
+    }
+    for j in tail..p.len() {
+        p[j] = weight(p[j]);
+        sums[0] += p[j];
     }
     (max, sums.into_iter().fold(T::zero(), |s, v| s + v))
 }
