@@ -85,6 +85,8 @@ fn numpy_ms(count: usize, dim: usize, dtype: DType) -> Result<f64, String> {
 }
 
 fn bench(c: &mut Criterion) {
+    // As the binaries run: rayon on every core, freed buffers kept on the heap.
+    diffusion_regimes::cli::set_tensor_threads(diffusion_regimes::experiment::tensor_threads(1));
     let device = device_from_env("BENCH_DEVICE").unwrap();
     let mut group = c.benchmark_group("empirical_denoiser");
     group.sample_size(10);

@@ -19,7 +19,8 @@ from numpy_empirical_peer import empirical  # noqa: E402
 def sigmas(steps=18, smin=0.002, smax=80.0, rho=7.0):
     i = np.arange(steps) / (steps - 1)
     s = (smax ** (1 / rho) + i * (smin ** (1 / rho) - smax ** (1 / rho))) ** rho
-    return list(s) + [0.0]
+    # Python floats: numpy float64 scalars would promote the f32 samples to f64.
+    return [float(v) for v in s] + [0.0]
 
 
 def main():
@@ -32,6 +33,7 @@ def main():
     for s, s_next in zip(levels[:-1], levels[1:]):
         d = (x - empirical(train, half_sq, x, s)) / s
         x = x + (s_next - s) * d
+    assert x.dtype == train.dtype, x.dtype
     print(f"numpy_sampling_s={time.perf_counter() - start:.2f}")
 
 

@@ -11,6 +11,8 @@
 //! softmax total is at least 1 (the maximum's own weight): the result moves
 //! by less than one rounding unit of the largest value.
 
+use std::mem::MaybeUninit;
+
 use candle_core::{DType, Device, Storage, Tensor, WithDType};
 use rayon::prelude::*;
 
@@ -178,12 +180,12 @@ fn block_weights_in<T: Real>(
         None => vec![T::from_f64(f64::NEG_INFINITY); rows],
     };
     let (inv_var, cutoff) = (T::from_f64(1.0 / (sigma * sigma)), T::from_f64(cutoff));
-    let mut p = vec![T::zero(); rows * cols];
+    let mut p: Vec<T> = Vec::with_capacity(rows * cols);
     let mut max = previous;
     let mut total = vec![T::zero(); rows];
     with_values::<T, _>(dot, |dot| {
         (
-            p.par_chunks_mut(cols),
+            p.spare_capacity_mut()[..rows * cols].par_chunks_mut(cols),
             max.par_iter_mut(),
             total.par_iter_mut(),
         )
@@ -194,6 +196,8 @@ fn block_weights_in<T: Real>(
                 (*max, *total) = row(&dot[r * cols..][..cols], h, inv_var, *max, cutoff, p);
             })
     })?;
+    // SAFETY: `row` wrote every element of every row of the spare capacity.
+    unsafe { p.set_len(rows * cols) };
     let mut stat_dims = dims.clone();
     *stat_dims.last_mut().expect("rank >= 2") = 1;
     Ok(BlockWeights {
@@ -207,14 +211,42 @@ fn block_weights_in<T: Real>(
 /// machine adds in the same order.
 const LANES: usize = 8;
 
-/// One row's logits into `p`, their maximum with `previous`, then the
-/// weights in place of the logits; returns (max, sum of weights).
-fn row<T: Real>(dot: &[T], h: &[T], inv_var: T, previous: T, cutoff: T, p: &mut [T]) -> (T, T) {
+/// One row: the maximum of its logits and `previous`, then the weights
+/// written to `p` (every element); returns (max, sum of weights). The
+/// logits are formed twice from `dot`, whose row is in cache the second
+/// time, rather than stored: `p` is written once and never zeroed first.
+fn row<T: Real>(
+    dot: &[T],
+    h: &[T],
+    inv_var: T,
+    previous: T,
+    cutoff: T,
+    p: &mut [MaybeUninit<T>],
+) -> (T, T) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2, checked on the line above.
-        return unsafe { row_avx2(dot, h, inv_var, previous, cutoff, p) };
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F, checked on the line above.
+            return unsafe { row_avx512(dot, h, inv_var, previous, cutoff, p) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2, checked on the line above.
+            return unsafe { row_avx2(dot, h, inv_var, previous, cutoff, p) };
+        }
     }
+    row_portable(dot, h, inv_var, previous, cutoff, p)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn row_avx512<T: Real>(
+    dot: &[T],
+    h: &[T],
+    inv_var: T,
+    previous: T,
+    cutoff: T,
+    p: &mut [MaybeUninit<T>],
+) -> (T, T) {
     row_portable(dot, h, inv_var, previous, cutoff, p)
 }
 
@@ -226,7 +258,7 @@ unsafe fn row_avx2<T: Real>(
     inv_var: T,
     previous: T,
     cutoff: T,
-    p: &mut [T],
+    p: &mut [MaybeUninit<T>],
 ) -> (T, T) {
     row_portable(dot, h, inv_var, previous, cutoff, p)
 }
@@ -238,27 +270,24 @@ fn row_portable<T: Real>(
     inv_var: T,
     previous: T,
     cutoff: T,
-    p: &mut [T],
+    p: &mut [MaybeUninit<T>],
 ) -> (T, T) {
     let larger = |a: T, b: T| if b > a { b } else { a };
-    let tail = p.len() - p.len() % LANES;
+    let logit = |d: T, h: T| (d - h) * inv_var;
+    let tail = dot.len() - dot.len() % LANES;
     let mut lanes = [previous; LANES];
-    let chunks =
-        (p.chunks_exact_mut(LANES).zip(dot.chunks_exact(LANES))).zip(h.chunks_exact(LANES));
-    for ((p, d), h) in chunks {
+    for (d, h) in dot.chunks_exact(LANES).zip(h.chunks_exact(LANES)) {
         for i in 0..LANES {
-            p[i] = (d[i] - h[i]) * inv_var;
-            lanes[i] = larger(lanes[i], p[i]);
+            lanes[i] = larger(lanes[i], logit(d[i], h[i]));
         }
     }
-    for j in tail..p.len() {
-        p[j] = (dot[j] - h[j]) * inv_var;
-        lanes[0] = larger(lanes[0], p[j]);
+    for j in tail..dot.len() {
+        lanes[0] = larger(lanes[0], logit(dot[j], h[j]));
     }
     let max = lanes.into_iter().fold(previous, larger);
     let floor = T::zero() - cutoff;
-    let weight = |logit: T| {
-        let x = logit - max;
+    let weight = |d: T, h: T| {
+        let x = logit(d, h) - max;
         let e = T::exp_nonpositive(x);
         if x >= floor {
             e
@@ -267,15 +296,19 @@ fn row_portable<T: Real>(
         }
     };
     let mut sums = [T::zero(); LANES];
-    for p in p.chunks_exact_mut(LANES) {
+    let chunks =
+        (p.chunks_exact_mut(LANES).zip(dot.chunks_exact(LANES))).zip(h.chunks_exact(LANES));
+    for ((p, d), h) in chunks {
         for i in 0..LANES {
-            p[i] = weight(p[i]);
-            sums[i] += p[i];
+            let w = weight(d[i], h[i]);
+            p[i].write(w);
+            sums[i] += w;
         }
     }
-    for j in tail..p.len() {
-        p[j] = weight(p[j]);
-        sums[0] += p[j];
+    for j in tail..dot.len() {
+        let w = weight(dot[j], h[j]);
+        p[j].write(w);
+        sums[0] += w;
     }
     (max, sums.into_iter().fold(T::zero(), |s, v| s + v))
 }

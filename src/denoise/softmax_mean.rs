@@ -36,10 +36,14 @@ pub(crate) struct Accumulated {
     pub total: Tensor,
 }
 
-/// Logits held at once, at most: 2^25 (128 MiB in f32) keeps every batch of
-/// up to 4096 rows at the full block against 8192 keys, and bounds the many
-/// query rows of the patch denoisers (B x H x W) by shrinking their blocks.
-const LOGIT_BUDGET: usize = 1 << 25;
+/// Logits held at once, at most: 2^22 (16 MiB in f32, 32 MiB in f64) keeps
+/// every batch of up to 512 rows at the full block of 8192 keys, and keeps
+/// the blocks of the patch denoisers' many query rows (B x H x W) within
+/// glibc's largest mmap threshold, so a binary that keeps freed memory
+/// (`cli::set_tensor_threads`) reuses them instead of faulting in fresh
+/// pages (ELS at 28x28: 1.13 s a call, 1.27 s with 134 MB blocks at 2^25;
+/// BENCHMARKS.md).
+const LOGIT_BUDGET: usize = 1 << 22;
 
 /// The fewest keys per block however many queries there are.
 const MIN_BLOCK: usize = 64;
