@@ -8,7 +8,9 @@
 //!
 //! Run: `cargo bench --bench empirical_denoiser` (n in {64, 784, 3072} by
 //! N in {1k, 10k, 50k}, f32 and f64, B = 256, sigma = 1; about 15 minutes
-//! on 2 cores). BENCH_SHAPES="N,n;N,n" picks shapes. With `--features cuda`
+//! on 2 cores). BENCH_SHAPES="N,n;N,n" picks shapes; BENCH_SIGMA another
+//! noise level (at sigma = 1 nearly every weight underflows for n >= 784,
+//! at 100 none does). With `--features cuda`
 //! and BENCH_DEVICE=cuda the crate runs on the GPU (cuBLAS GEMMs), each
 //! iteration waiting for it.
 
@@ -55,7 +57,7 @@ fn mean_seconds(mut f: impl FnMut()) -> f64 {
 }
 
 /// The peer's milliseconds for the denoiser at this shape, or why there are none.
-fn numpy_ms(count: usize, dim: usize, dtype: DType) -> Result<f64, String> {
+fn numpy_ms(count: usize, dim: usize, dtype: DType, sigma: f64) -> Result<f64, String> {
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/scripts/numpy_empirical_peer.py"
@@ -88,6 +90,8 @@ fn bench(c: &mut Criterion) {
     // As the binaries run: rayon on every core, freed buffers kept on the heap.
     diffusion_regimes::cli::set_tensor_threads(diffusion_regimes::experiment::tensor_threads(1));
     let device = device_from_env("BENCH_DEVICE").unwrap();
+    let sigma: f64 =
+        std::env::var("BENCH_SIGMA").map_or(1.0, |s| s.parse().expect("BENCH_SIGMA is a number"));
     let mut group = c.benchmark_group("empirical_denoiser");
     group.sample_size(10);
     for (count, dim) in shapes() {
@@ -97,11 +101,14 @@ fn bench(c: &mut Criterion) {
             let weights = normal(3, BATCH, count, dtype, &device);
             let denoiser = EmpiricalDenoiser::new(&train).unwrap();
             let denoise = || {
-                let d = denoiser.denoise(&x, 1.0).unwrap();
+                let d = denoiser.denoise(&x, sigma).unwrap();
                 device.synchronize().unwrap();
                 d
             };
-            let id = format!("N={count},n={dim},{dtype:?}");
+            let mut id = format!("N={count},n={dim},{dtype:?}");
+            if sigma != 1.0 {
+                id.push_str(&format!(",sigma={sigma}"));
+            }
             group.bench_function(BenchmarkId::new("denoise", &id), |b| b.iter(denoise));
             let train_t = train.t().unwrap();
             group.bench_function(BenchmarkId::new("bare_two_gemms", &id), |b| {
@@ -112,7 +119,7 @@ fn bench(c: &mut Criterion) {
                 })
             });
             let crate_ms = 1e3 * mean_seconds(|| drop(denoise()));
-            match numpy_ms(count, dim, dtype) {
+            match numpy_ms(count, dim, dtype, sigma) {
                 Ok(peer) => println!(
                     "peer {id}: crate {crate_ms:.2} ms, numpy {peer:.2} ms, numpy / crate = {:.2}",
                     peer / crate_ms

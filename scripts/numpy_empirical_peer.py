@@ -1,9 +1,9 @@
 """The empirical denoiser as a numpy user writes it (THEORY §4): GEMM logits,
 streaming over chunks of 8192 training points with a running maximum. The
 peer that benches/empirical_denoiser.rs runs beside the crate on the same
-shape; the data are numpy's own standard normals, sigma = 1 as in the bench.
+shape; the data are numpy's own standard normals.
 
-Usage: python3 scripts/numpy_empirical_peer.py B N n f32|f64
+Usage: python3 scripts/numpy_empirical_peer.py B N n f32|f64 [SIGMA, default 1]
 Prints one line: `numpy_ms=<mean of 3 calls after a warm-up> gemm_ms=<one bare GEMM>`.
 """
 import sys
@@ -39,11 +39,12 @@ def mean_seconds(f, reps=3):
 def main():
     batch, count, dim = (int(a) for a in sys.argv[1:4])
     dtype = {"f32": np.float32, "f64": np.float64}[sys.argv[4]]
+    sigma = float(sys.argv[5]) if len(sys.argv) > 5 else 1.0
     rng = np.random.default_rng(0)
     train = rng.standard_normal((count, dim)).astype(dtype)
     x = rng.standard_normal((batch, dim)).astype(dtype)
     half_sq = 0.5 * (train ** 2).sum(1)
-    denoise = mean_seconds(lambda: empirical(train, half_sq, x, 1.0))
+    denoise = mean_seconds(lambda: empirical(train, half_sq, x, sigma))
     gemm = mean_seconds(lambda: x @ train.T)
     print(f"numpy_ms={denoise * 1e3:.3f} gemm_ms={gemm * 1e3:.3f}")
 

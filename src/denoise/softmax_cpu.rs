@@ -237,31 +237,25 @@ fn row<T: Real>(
     row_portable(dot, h, inv_var, previous, cutoff, p)
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn row_avx512<T: Real>(
-    dot: &[T],
-    h: &[T],
-    inv_var: T,
-    previous: T,
-    cutoff: T,
-    p: &mut [MaybeUninit<T>],
-) -> (T, T) {
-    row_portable(dot, h, inv_var, previous, cutoff, p)
+/// `row_portable` compiled for an instruction set, for `row` to pick at run time.
+macro_rules! row_for {
+    ($name:ident, $feature:literal) => {
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = $feature)]
+        unsafe fn $name<T: Real>(
+            dot: &[T],
+            h: &[T],
+            inv_var: T,
+            previous: T,
+            cutoff: T,
+            p: &mut [MaybeUninit<T>],
+        ) -> (T, T) {
+            row_portable(dot, h, inv_var, previous, cutoff, p)
+        }
+    };
 }
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn row_avx2<T: Real>(
-    dot: &[T],
-    h: &[T],
-    inv_var: T,
-    previous: T,
-    cutoff: T,
-    p: &mut [MaybeUninit<T>],
-) -> (T, T) {
-    row_portable(dot, h, inv_var, previous, cutoff, p)
-}
+row_for!(row_avx512, "avx512f");
+row_for!(row_avx2, "avx2");
 
 #[inline(always)]
 fn row_portable<T: Real>(
