@@ -70,6 +70,7 @@ fn numpy_ms(count: usize, dim: usize, dtype: DType, sigma: f64) -> Result<f64, S
             &count.to_string(),
             &dim.to_string(),
             name,
+            &sigma.to_string(),
         ])
         .output()
         .map_err(|e| format!("python3 not runnable: {e}"))?;
