@@ -55,7 +55,7 @@ fn training_points_are_memorized_and_fresh_points_are_not() {
 /// The f32 search (gemm called directly, row blocks scanned in parallel)
 /// finds what the f64 tensor-op search finds on the same f32 values: the
 /// same two winners and, recomputed in f64 from the same inputs, the same
-/// distances. M = 150 spans several row blocks; the chunk sizes split the
+/// distances. The chunk sizes split the
 /// training set unevenly or not at all.
 #[test]
 fn the_f32_search_agrees_with_the_f64_search() {
@@ -67,5 +67,27 @@ fn the_f32_search_agrees_with_the_f64_search() {
         let single = nearest_two(&samples, &train, chunk).unwrap();
         let double = nearest_two(&wide(&samples), &wide(&train), chunk).unwrap();
         assert_eq!(single, double, "chunk {chunk}");
+    }
+}
+
+/// The f32 search sizes its row blocks by the thread count (two tasks per
+/// thread), so pools of 1, 2 and 3 threads cut M = 1100 samples into blocks
+/// of 550, 275 and 256 rows; the winners and their distances are the same.
+#[test]
+fn the_f32_search_gives_the_same_neighbours_on_any_thread_count() {
+    use candle_core::DType;
+    let train = gaussian(5, 0, 300, 70).to_dtype(DType::F32).unwrap();
+    let samples = gaussian(5, 1, 1100, 70).to_dtype(DType::F32).unwrap();
+    for chunk in [7, 4096] {
+        let on = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| nearest_two(&samples, &train, chunk).unwrap())
+        };
+        let one = on(1);
+        assert_eq!(one, on(2), "chunk {chunk}, 2 threads");
+        assert_eq!(one, on(3), "chunk {chunk}, 3 threads");
     }
 }

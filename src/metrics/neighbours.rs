@@ -19,8 +19,20 @@ use crate::{Error, Result};
 pub const DEFAULT_CHUNK: usize = 4096;
 /// Samples per block: a block x chunk f32 distance matrix is 16 MB at the defaults.
 const SAMPLE_BLOCK: usize = 1024;
-/// Samples per task of the f32 search (its product buffer: 4 MB at the default chunk).
+/// Samples per task of the f32 search, at least: its product buffer is 4 MB
+/// at the default chunk.
 const SEARCH_ROWS: usize = 256;
+/// Samples per task of the f32 search, at most (a 32 MB product buffer).
+const SEARCH_ROWS_MAX: usize = 2048;
+
+/// Samples per task of the f32 search for M samples: two tasks per thread
+/// where M allows, since every task packs the whole training set again for
+/// its GEMMs (at M = 10,000 on 2 threads, 40 packings of 600 MB at 256 rows,
+/// 8 at 1250). gemm blocks a dot product by its length alone at these
+/// shapes (`Split::Rows`), so the rows per task change no bits.
+fn search_rows(m: usize) -> usize {
+    (m.div_ceil(2 * rayon::current_num_threads())).clamp(SEARCH_ROWS, SEARCH_ROWS_MAX)
+}
 
 /// For each sample: the nearest and second-nearest training points and their distances.
 #[derive(Clone, Debug, PartialEq)]
@@ -123,10 +135,7 @@ fn search_f32(samples: &Tensor, train: &Tensor, chunk: usize) -> Result<Vec<[(f6
             .collect()
     };
     let (x_sq, y_sq) = (squares(&x), squares(&y));
-    // Row blocks fixed by the shape, not the thread count, so the products'
-    // rounding (and any near-tie they decide) does not depend on it; each
-    // training chunk gemm packs then serves 256 samples.
-    let rows = SEARCH_ROWS;
+    let rows = search_rows(m);
     let mut best = vec![[(f64::INFINITY, 0usize); 2]; m];
     best.par_chunks_mut(rows)
         .enumerate()
