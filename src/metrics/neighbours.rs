@@ -28,8 +28,9 @@ const SEARCH_ROWS_MAX: usize = 2048;
 /// Samples per task of the f32 search for M samples: two tasks per thread
 /// where M allows, since every task packs the whole training set again for
 /// its GEMMs (at M = 10,000 on 2 threads, 40 packings of 600 MB at 256 rows,
-/// 8 at 1250). gemm blocks a dot product by its length alone at these
-/// shapes (`Split::Rows`), so the rows per task change no bits.
+/// 8 at 1250). Where a chunk holds over 64 training points gemm blocks a
+/// dot product by its length alone (`Split::Rows`), so the rows per task
+/// change no bits; the reported distances are recomputed in f64 anyway.
 fn search_rows(m: usize) -> usize {
     (m.div_ceil(2 * rayon::current_num_threads())).clamp(SEARCH_ROWS, SEARCH_ROWS_MAX)
 }
