@@ -70,9 +70,9 @@ fn the_f32_search_agrees_with_the_f64_search() {
     }
 }
 
-/// The f32 search sizes its row blocks by the thread count (two tasks per
+/// The f32 search sizes its row blocks by the thread count (one task per
 /// thread), so pools of 1, 2 and 3 threads cut M = 1100 samples into blocks
-/// of 550, 275 and 256 rows; the winners and their distances are the same.
+/// of 1100, 550 and 367 rows; the winners and their distances are the same.
 #[test]
 fn the_f32_search_gives_the_same_neighbours_on_any_thread_count() {
     use candle_core::DType;

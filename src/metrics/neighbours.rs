@@ -22,17 +22,20 @@ const SAMPLE_BLOCK: usize = 1024;
 /// Samples per task of the f32 search, at least: its product buffer is 4 MB
 /// at the default chunk.
 const SEARCH_ROWS: usize = 256;
-/// Samples per task of the f32 search, at most (a 32 MB product buffer).
-const SEARCH_ROWS_MAX: usize = 2048;
+/// Samples per task of the f32 search, at most (a 128 MiB product buffer
+/// per thread at the default chunk).
+const SEARCH_ROWS_MAX: usize = 8192;
 
-/// Samples per task of the f32 search for M samples: two tasks per thread
+/// Samples per task of the f32 search for M samples: one task per thread
 /// where M allows, since every task packs the whole training set again for
-/// its GEMMs (at M = 10,000 on 2 threads, 40 packings of 600 MB at 256 rows,
-/// 8 at 1250). Where a chunk holds over 64 training points gemm blocks a
-/// dot product by its length alone (`Split::Rows`), so the rows per task
-/// change no bits; the reported distances are recomputed in f64 anyway.
+/// its GEMMs, and gemm runs faster on taller blocks (at M = 10,000 on 2
+/// threads: 0.64 of a bare GEMM with 256 rows, 0.78 with 1250, 0.93 with
+/// 5000; BENCHMARKS.md). Where a chunk holds over 64 training points gemm
+/// blocks a dot product by its length alone (`Split::Rows`), so the rows
+/// per task change no bits; the reported distances are recomputed in f64
+/// anyway.
 fn search_rows(m: usize) -> usize {
-    (m.div_ceil(2 * rayon::current_num_threads())).clamp(SEARCH_ROWS, SEARCH_ROWS_MAX)
+    (m.div_ceil(rayon::current_num_threads())).clamp(SEARCH_ROWS, SEARCH_ROWS_MAX)
 }
 
 /// For each sample: the nearest and second-nearest training points and their distances.
