@@ -25,26 +25,34 @@ pub(crate) trait Real: WithDType {
     fn exp_nonpositive(x: Self) -> Self;
 }
 
-/// x = k ln 2 + r with |r| <= ln 2 / 2, k rounded by adding `magic`
-/// (1.5 x 2^mantissa, whose low bits then hold k, so 2^k is integer
-/// arithmetic on them), ln 2 split in two (Cody and Waite) so k ln 2 is
-/// exact to the dtype; exp(r) by its Taylor series to the degree whose
-/// remainder is below half an ulp. Plain multiplies and adds (no fused
-/// multiply-add), so every instruction set rounds alike and the bits do not
-/// depend on the machine; no branch or float-to-int cast, so it vectorizes.
-macro_rules! exp_nonpositive {
-    ($x:ident, $t:ty, $magic:expr, $ln2_hi:expr, $ln2_lo:expr, $bias:expr, $shift:expr, $coefficients:expr) => {{
-        let x = if $x < -80.0 { -80.0 } else { $x };
-        let shifted = x * std::f64::consts::LOG2_E as $t + $magic;
-        let k = shifted - $magic;
-        let r = (x - k * $ln2_hi) - k * $ln2_lo;
-        let mut poly: $t = 0.0;
-        for c in $coefficients {
-            poly = poly * r + c;
+/// `Real` for one float type. Its exp: x = k ln 2 + r with |r| <= ln 2 / 2,
+/// k rounded by adding `magic` (1.5 x 2^mantissa, whose low bits then hold
+/// k, so 2^k is integer arithmetic on them), ln 2 split in two (Cody and
+/// Waite) so k ln 2 is exact to the dtype; exp(r) by its Taylor series to
+/// the degree whose remainder is below half an ulp. Plain multiplies and
+/// adds (no fused multiply-add), so every instruction set rounds alike and
+/// the bits do not depend on the machine; no branch or float-to-int cast,
+/// so it vectorizes.
+macro_rules! real {
+    ($t:ty, $magic:expr, $ln2_hi:expr, $ln2_lo:expr, $bias:expr, $shift:expr, $coefficients:expr) => {
+        impl Real for $t {
+            const MANTISSA_BITS: u32 = <$t>::MANTISSA_DIGITS;
+            #[inline(always)]
+            fn exp_nonpositive(x: $t) -> $t {
+                let x = if x < -80.0 { -80.0 } else { x };
+                let shifted = x * std::f64::consts::LOG2_E as $t + $magic;
+                let k = shifted - $magic;
+                let r = (x - k * $ln2_hi) - k * $ln2_lo;
+                let mut poly: $t = 0.0;
+                for c in $coefficients {
+                    poly = poly * r + c;
+                }
+                let biased =
+                    (shifted.to_bits().wrapping_sub(($magic as $t).to_bits())).wrapping_add($bias);
+                poly * <$t>::from_bits(biased << $shift)
+            }
         }
-        let biased = (shifted.to_bits().wrapping_sub(($magic as $t).to_bits())).wrapping_add($bias);
-        poly * <$t>::from_bits(biased << $shift)
-    }};
+    };
 }
 
 /// 1/j!, highest degree first.
@@ -75,39 +83,24 @@ const F64_TAYLOR: [f64; 14] = [
     1.0,
 ];
 
-impl Real for f32 {
-    const MANTISSA_BITS: u32 = f32::MANTISSA_DIGITS;
-    #[inline(always)]
-    fn exp_nonpositive(x: f32) -> f32 {
-        exp_nonpositive!(
-            x,
-            f32,
-            12_582_912.0f32,
-            0.693_359_4f32,
-            -2.121_944_4e-4f32,
-            127,
-            23,
-            F32_TAYLOR
-        )
-    }
-}
-
-impl Real for f64 {
-    const MANTISSA_BITS: u32 = f64::MANTISSA_DIGITS;
-    #[inline(always)]
-    fn exp_nonpositive(x: f64) -> f64 {
-        exp_nonpositive!(
-            x,
-            f64,
-            6_755_399_441_055_744.0f64,
-            6.931_471_803_691_238e-1f64,
-            1.908_214_929_270_587_7e-10f64,
-            1023,
-            52,
-            F64_TAYLOR
-        )
-    }
-}
+real!(
+    f32,
+    12_582_912.0f32,
+    0.693_359_4f32,
+    -2.121_944_4e-4f32,
+    127,
+    23,
+    F32_TAYLOR
+);
+real!(
+    f64,
+    6_755_399_441_055_744.0f64,
+    6.931_471_803_691_238e-1f64,
+    1.908_214_929_270_587_7e-10f64,
+    1023,
+    52,
+    F64_TAYLOR
+);
 
 /// Whether a block step on these queries takes this path.
 pub(crate) fn runs_here(queries: &Tensor) -> bool {
