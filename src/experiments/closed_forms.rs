@@ -24,7 +24,7 @@ use crate::experiment::{
 use crate::io::{read_json, write_atomic, write_json};
 use crate::metrics::{denoiser_gap, r_squared, Similarity};
 use crate::plot::{save_figure, Axis, LineChart, Scale, Series};
-use crate::sample::{initial_noise, Method};
+use crate::sample::{starting_points, Method};
 use crate::{Error, Result};
 
 #[derive(Clone, Debug, Deserialize)]
@@ -290,15 +290,15 @@ fn calibrated(
 ) -> Result<(PatchDenoiser, Vec<(f64, usize)>)> {
     let sampling = &sweep.config.sampling;
     let indices: Vec<u64> = (0..settings.calibration_samples as u64).collect();
-    let (z, _) = initial_noise(
+    let sigmas = sampling.schedule.sigmas()?;
+    let (start, _) = starting_points(
         sampling.seed,
         &indices,
         model.dim(),
+        sigmas[0],
         DType::F32,
         &Device::Cpu,
     )?;
-    let sigmas = sampling.schedule.sigmas()?;
-    let start = (z * sigmas[0])?;
     let calibration = calibrate_patches(
         model,
         kind,

@@ -26,7 +26,8 @@ pub use edm_stochastic::Churn;
 pub use euler::Euler;
 pub use heun::Heun;
 pub use sampler::{
-    generate, generate_native, initial_noise, sample, Integrator, Method, Observe, Observer, Step,
+    generate, generate_native, initial_noise, sample, starting_points, Integrator, Method, Observe,
+    Observer, Step,
 };
 pub use schedule::Schedule;
 pub use time_euler::{TimeEuler, TimeMap};

@@ -135,6 +135,20 @@ pub fn initial_noise(
     Ok((z, streams))
 }
 
+/// Samples `indices` of run `seed` at noise level `sigma`, x_0 = sigma z_j,
+/// with the streams that go on to supply their stochastic noise.
+pub fn starting_points(
+    seed: u64,
+    indices: &[u64],
+    dim: usize,
+    sigma: f64,
+    dtype: DType,
+    device: &Device,
+) -> Result<(Tensor, Vec<ChaCha20Rng>)> {
+    let (z, streams) = initial_noise(seed, indices, dim, dtype, device)?;
+    Ok(((z * sigma)?, streams))
+}
+
 /// Generates samples `indices` of run `seed`: x_0 = sigma_max z, then `method`
 /// over the schedule's sigmas.
 #[allow(clippy::too_many_arguments)]
@@ -149,15 +163,9 @@ pub fn generate(
     observer: Option<Observer<'_>>,
 ) -> Result<Tensor> {
     let sigmas = schedule.sigmas()?;
-    let (z, mut streams) = initial_noise(seed, indices, denoiser.dim(), dtype, device)?;
-    sample(
-        denoiser,
-        &(z * sigmas[0])?,
-        &sigmas,
-        method,
-        &mut streams,
-        observer,
-    )
+    let (x, mut streams) =
+        starting_points(seed, indices, denoiser.dim(), sigmas[0], dtype, device)?;
+    sample(denoiser, &x, &sigmas, method, &mut streams, observer)
 }
 
 /// Samples `indices` of run `seed` with a framework's own sampler: sample j
@@ -171,17 +179,11 @@ pub fn generate_native(
     device: &Device,
     native: &Native,
 ) -> Result<Tensor> {
-    let (z, mut streams) = initial_noise(seed, indices, denoiser.dim(), dtype, device)?;
     let sigmas = &native.sigmas;
+    let (x, mut streams) =
+        starting_points(seed, indices, denoiser.dim(), sigmas[0], dtype, device)?;
     let integrator = native.integrator.as_ref();
-    sample(
-        denoiser,
-        &(z * sigmas[0])?,
-        sigmas,
-        integrator,
-        &mut streams,
-        None,
-    )
+    sample(denoiser, &x, sigmas, integrator, &mut streams, None)
 }
 
 /// Runs `integrator` (a [`Method`], or a framework's native one) from `x` at

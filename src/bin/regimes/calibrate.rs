@@ -9,7 +9,7 @@ use clap::Args;
 use diffusion_regimes::denoise::{calibrate_patches, training_images, Denoiser, PatchKind};
 use diffusion_regimes::metrics::Similarity;
 use diffusion_regimes::nn::checkpoint::{load_model, Weights, TRAIN_FILE};
-use diffusion_regimes::sample::{initial_noise, Method};
+use diffusion_regimes::sample::{starting_points, Method};
 use diffusion_regimes::{Error, Result};
 
 use crate::generate::{parse_seeds, ScheduleArgs};
@@ -84,9 +84,15 @@ pub(crate) fn calibrate(args: CalibrateArgs) -> Result<()> {
     };
     let indices = parse_seeds(&args.seeds)?;
     let dim = model.dim();
-    let (z, _) = initial_noise(args.seed, &indices, dim, DType::F32, &Device::Cpu)?;
     let sigmas = args.schedule.schedule().sigmas()?;
-    let start = (z * sigmas[0])?;
+    let (start, _) = starting_points(
+        args.seed,
+        &indices,
+        dim,
+        sigmas[0],
+        DType::F32,
+        &Device::Cpu,
+    )?;
     let calibration = calibrate_patches(
         &model,
         args.denoiser,
