@@ -303,23 +303,31 @@ fn els_commutes_with_circular_shifts_and_ls_does_not() {
     }
 }
 
+/// The training rows as the mixture (1/N) sum_i N(y_i, s^2 I), built from
+/// the crate's general `Mixture`: the KDE's definition, independently.
+fn isotropic_mixture(train: &Tensor, s: f64) -> Mixture {
+    let points = rows(train);
+    let weight = 1.0 / points.len() as f64;
+    let components = points
+        .into_iter()
+        .map(|mean| Component {
+            weight,
+            basis: Mat::zeros(mean.len(), 0),
+            mean,
+            variances: vec![],
+            floor: s * s,
+        })
+        .collect();
+    Mixture::new(components).unwrap()
+}
+
 /// D = sum_i w_i [y_i + s^2/(s^2 + sigma^2)(x - y_i)] is the isotropic
 /// mixture's posterior mean; s = 0 is the empirical denoiser.
 #[test]
 fn kde_is_the_isotropic_mixture_and_the_empirical_denoiser_at_zero_bandwidth() {
     let (train, x) = (gaussian(5, 0, 7, 4), gaussian(5, 1, 3, 4));
     let empirical = EmpiricalDenoiser::new(&train).unwrap();
-    let components = rows(&train)
-        .into_iter()
-        .map(|mean| Component {
-            weight: 1.0 / 7.0,
-            mean,
-            basis: Mat::zeros(4, 0),
-            variances: vec![],
-            floor: 0.3 * 0.3,
-        })
-        .collect();
-    let mixture = Mixture::new(components).unwrap();
+    let mixture = isotropic_mixture(&train, 0.3);
     let (kde, sharp) = (
         KdeDenoiser::new(&train, 0.3).unwrap(),
         KdeDenoiser::new(&train, 0.0).unwrap(),
@@ -351,19 +359,8 @@ fn kde_bandwidth_maximizes_the_held_out_mixture_density() {
     let (train, held_out) = (gaussian(9, 0, 20, 3), gaussian(9, 1, 30, 3));
     let grid = [0.05, 0.3, 0.8, 1.5, 4.0];
     let mean_density = |s: f64| {
-        let components = rows(&train)
-            .into_iter()
-            .map(|mean| Component {
-                weight: 1.0 / 20.0,
-                mean,
-                basis: Mat::zeros(3, 0),
-                variances: vec![],
-                floor: s * s,
-            })
-            .collect();
         // The mixture's noisy density at a vanishing sigma is its own.
-        let density = Mixture::new(components)
-            .unwrap()
+        let density = isotropic_mixture(&train, s)
             .log_density(&held_out, 1e-9)
             .unwrap();
         density.mean_all().unwrap().to_scalar::<f64>().unwrap()
