@@ -220,6 +220,44 @@ fn fast_softmax_path_equals_the_direct_softmax_to_rounding() {
     }
 }
 
+/// The closed-form Jacobian where its sums skip the dropped weights (CPU,
+/// f64, under 1/16 of the weights kept) against autodiff, whose candle ops
+/// keep every weight. Queries midway between two training points keep the
+/// Jacobian far from 0 (about w_0 w_1 (y_0 - y_1)(y_0 - y_1)^T / sigma^2).
+/// The skipped mass is below 2^-53 of the total, so the two agree to
+/// rounding of sums of a few terms of size max |J|: 1e-10 relative leaves a
+/// margin of about 10^5 ulps, and a dropped weight that counted would be
+/// off by far more.
+#[test]
+fn jacobian_with_skipped_weights_matches_autodiff() {
+    let (train, noise) = setup(13, 3000, 40, 4);
+    let pairs = train.narrow(0, 0, 4).unwrap() + train.narrow(0, 4, 4).unwrap();
+    let x = ((pairs.unwrap() * 0.5).unwrap() + (noise * 0.005).unwrap()).unwrap();
+    let d = EmpiricalDenoiser::new(&train).unwrap();
+    for sigma in [0.25, 0.35] {
+        // The skip keeps w_i where w_i / max_j w_j = exp(l_i - max) >= e^-cutoff.
+        let floor = (3000f64.ln() + 53.0 * std::f64::consts::LN_2).exp().recip();
+        let kept = rows(&d.weights(&x, sigma).unwrap())
+            .iter()
+            .map(|row| {
+                let top = row.iter().cloned().fold(0.0, f64::max);
+                row.iter().filter(|&&w| w >= floor * top).count()
+            })
+            .max()
+            .unwrap();
+        assert!(kept * 16 < 3000, "sigma {sigma}: {kept} weights kept");
+        let closed = d.jacobian(&x, sigma).unwrap();
+        let scale = max_abs(&closed);
+        assert!(scale > 1.0, "sigma {sigma}: max |J| = {scale}");
+        let auto = jacobian_autodiff(&d, &x, sigma).unwrap();
+        let gap = max_abs_diff(&closed, &auto);
+        assert!(
+            gap < 1e-10 * scale,
+            "sigma {sigma}: gap {gap}, scale {scale}"
+        );
+    }
+}
+
 /// The stress case: N = 50,000 points in n = 3072, sigma from 1e-4 to 1e4,
 /// f64 and f32: every output finite and inside the data's coordinate range.
 #[test]

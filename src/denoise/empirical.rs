@@ -2,7 +2,9 @@
 
 use candle_core::{DType, Device, Tensor};
 
+use super::softmax_cpu;
 use super::softmax_mean::SoftmaxMean;
+use super::sparse_weights::{sparse_matmul, sparse_second_moment};
 use super::{check_input, softmax_rows, Denoiser};
 use crate::{Error, Result};
 
@@ -57,16 +59,16 @@ impl EmpiricalDenoiser {
     }
 
     fn dtype(&self) -> DType {
-        self.points.keys().dtype()
+        self.points.values().dtype()
     }
 
     fn device(&self) -> &Device {
-        self.points.keys().device()
+        self.points.values().device()
     }
 
     /// The training set, [N, n].
     pub fn train(&self) -> Result<Tensor> {
-        Ok(self.points.keys().clone())
+        Ok(self.points.values().clone())
     }
 
     fn prepare(&self, x: &Tensor, sigma: f64) -> Result<Tensor> {
@@ -98,19 +100,32 @@ impl EmpiricalDenoiser {
     }
 
     /// Closed-form Jacobian dD/dx = (sum_i w_i y_i y_i^T - D D^T) / sigma^2
-    /// (THEORY §4), one [n, n] matrix per row: [B, n, n].
+    /// (THEORY §4), one [n, n] matrix per row: [B, n, n]. On the CPU path
+    /// both sums visit only the weights above the cutoff where few are.
     pub fn jacobian(&self, x: &Tensor, sigma: f64) -> Result<Tensor> {
         let xs = self.prepare(x, sigma)?;
         let mut mean: Option<Tensor> = None;
         let mut second: Option<Tensor> = None;
+        let sparse = softmax_cpu::runs_here(&xs);
         let acc = self.points.stream(&xs, sigma, |block, p, rescale| {
-            let py = p.matmul(&block.keys)?;
-            // sum_i p_bi y_i y_i^T for each row b: (p_b * Y)^T Y.
-            let weighted = p.unsqueeze(2)?.broadcast_mul(&block.keys.unsqueeze(0)?)?;
-            let pyy = weighted
-                .transpose(1, 2)?
-                .contiguous()?
-                .broadcast_matmul(&block.keys)?;
+            let (py, pyy) = match sparse {
+                true => (
+                    sparse_matmul(p, &block.values)?,
+                    sparse_second_moment(p, &block.values)?,
+                ),
+                false => (None, None),
+            };
+            let py = py.map_or_else(|| p.matmul(&block.values), Ok)?;
+            let pyy = match pyy {
+                Some(pyy) => pyy,
+                // sum_i p_bi y_i y_i^T for each row b: (p_b * Y)^T Y.
+                None => p
+                    .unsqueeze(2)?
+                    .broadcast_mul(&block.values.unsqueeze(0)?)?
+                    .transpose(1, 2)?
+                    .contiguous()?
+                    .broadcast_matmul(&block.values)?,
+            };
             let (m, s) = match (mean.take(), second.take(), rescale) {
                 (Some(m), Some(s), Some(r)) => (
                     (m.broadcast_mul(r)? + py)?,

@@ -28,6 +28,7 @@ mod patch_size;
 pub mod patches;
 mod softmax_cpu;
 mod softmax_mean;
+mod sparse_weights;
 mod spec;
 
 pub use calibration::{calibrate_patches, CalibratedStep, Calibration};

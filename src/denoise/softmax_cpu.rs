@@ -3,7 +3,8 @@
 //! turns the GEMM's dot products into logits, their running maximum,
 //! p = exp(l - max) by a vectorized exp, and the row sums, where candle
 //! would make five passes with a scalar exp. Weights below the cutoff are
-//! exactly 0, and the weighted sum then skips them (`sparse_matmul`).
+//! exactly 0, and the products with the weights then skip them
+//! (`super::sparse_weights`).
 //!
 //! Why the skip is exact to rounding (THEORY §4): a weight is dropped only when
 //! l - max < -(ln M + p ln 2), M the keys, p the dtype's mantissa bits, so
@@ -119,7 +120,7 @@ pub(crate) fn cutoff(keys: usize, dtype: DType) -> f64 {
 }
 
 /// `f` on the contiguous values of a CPU tensor of `T`s.
-fn with_values<T: Real, R>(t: &Tensor, f: impl FnOnce(&[T]) -> R) -> Result<R> {
+pub(crate) fn with_values<T: Real, R>(t: &Tensor, f: impl FnOnce(&[T]) -> R) -> Result<R> {
     let t = t.contiguous()?;
     let (storage, layout) = t.storage_and_layout();
     let (start, end) = layout.contiguous_offsets().expect("made contiguous");
@@ -300,57 +301,6 @@ fn row_portable<T: Real>(
     (max, sums.into_iter().fold(T::zero(), |s, v| s + v))
 }
 
-/// A dense GEMM wins once more than this fraction of the weights is nonzero.
-const SPARSE_DENSITY: f64 = 1.0 / 16.0;
-
-/// Value widths below this leave the weighted sum too cheap to be worth a skip.
-const SPARSE_MIN_WIDTH: usize = 32;
-
-/// p `[.., Q, c]` times `values` `[.., c, V]`, visiting only the nonzero
-/// weights; `None` where the weights are too dense or the values too narrow
-/// for that to beat the GEMM.
-pub(crate) fn sparse_matmul(p: &Tensor, values: &Tensor) -> Result<Option<Tensor>> {
-    match p.dtype() {
-        DType::F32 => sparse_matmul_in::<f32>(p, values),
-        _ => sparse_matmul_in::<f64>(p, values),
-    }
-}
-
-fn sparse_matmul_in<T: Real>(p: &Tensor, values: &Tensor) -> Result<Option<Tensor>> {
-    let (dims, width) = (p.dims().to_vec(), values.dims()[values.rank() - 1]);
-    let (queries, cols) = (dims[dims.len() - 2], dims[dims.len() - 1]);
-    let rows = p.elem_count() / cols;
-    if width < SPARSE_MIN_WIDTH {
-        return Ok(None);
-    }
-    let product = with_values::<T, _>(p, |p| {
-        let nonzero = p.par_iter().filter(|&&w| w != T::zero()).count();
-        if nonzero as f64 > SPARSE_DENSITY * p.len() as f64 {
-            return Ok(None);
-        }
-        with_values::<T, _>(values, |values| {
-            let mut out = vec![T::zero(); rows * width];
-            out.par_chunks_mut(width).enumerate().for_each(|(r, out)| {
-                let group = &values[(r / queries) * cols * width..][..cols * width];
-                for (weight, value) in p[r * cols..][..cols].iter().zip(group.chunks(width)) {
-                    if *weight != T::zero() {
-                        out.iter_mut()
-                            .zip(value)
-                            .for_each(|(o, &v)| *o += *weight * v);
-                    }
-                }
-            });
-            out
-        })
-        .map(Some)
-    })??;
-    let mut out_dims = dims;
-    *out_dims.last_mut().expect("rank >= 2") = width;
-    product
-        .map(|out| Ok(Tensor::from_vec(out, out_dims, &Device::Cpu)?))
-        .transpose()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -376,33 +326,5 @@ mod tests {
         );
         assert!(f32_ulps < 2.0, "f32 exp off by {f32_ulps} ulps");
         assert!(f64_ulps < 2.0, "f64 exp off by {f64_ulps} ulps");
-    }
-
-    #[test]
-    fn sparse_matmul_equals_the_dense_product_and_declines_dense_weights() {
-        let (rows, cols, width) = (6, 64, 40);
-        let mut p = vec![0f64; rows * cols];
-        for r in 0..rows {
-            p[r * cols + (7 * r) % cols] = 0.5 + r as f64;
-            p[r * cols + (11 * r + 3) % cols] = 1.0;
-        }
-        let values: Vec<f64> = (0..2 * cols * width)
-            .map(|i| ((i * 37) % 101) as f64 - 50.0)
-            .collect();
-        // Two groups of three queries, each with its own values.
-        let p = Tensor::from_vec(p, (2, 3, cols), &Device::Cpu).unwrap();
-        let values = Tensor::from_vec(values, (2, cols, width), &Device::Cpu).unwrap();
-        let sparse = sparse_matmul(&p, &values)
-            .unwrap()
-            .expect("2 of 64 weights are nonzero");
-        let dense = p.matmul(&values).unwrap();
-        let gap = (sparse - dense).unwrap().abs().unwrap().max_all().unwrap();
-        assert_eq!(
-            gap.to_scalar::<f64>().unwrap(),
-            0.0,
-            "integer-valued sums are exact"
-        );
-        let full = (p + 1.0).unwrap();
-        assert!(sparse_matmul(&full, &values).unwrap().is_none());
     }
 }

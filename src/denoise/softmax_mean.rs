@@ -4,16 +4,21 @@
 //! -||q - k_i||^2 / (2 sigma^2). Keys stream in blocks with a running
 //! maximum, so memory is O(queries x block), never O(queries x keys).
 
-use candle_core::{Tensor, D};
+use candle_core::{Device, Tensor, D};
 
 use super::softmax_cpu::{self, BlockWeights};
+use super::sparse_weights::sparse_matmul;
 use crate::Result;
 
 /// Keys `[.., M, F]` and the values `[.., M, V]` their softmax averages; any
 /// leading dimensions are independent groups (queries then are `[.., Q, F]`).
 #[derive(Debug)]
 pub(crate) struct SoftmaxMean {
-    keys: Tensor,
+    /// The keys transposed, `[.., F, M]`: the logits GEMM q k^T then reads
+    /// its right operand row by row, which gemm packs fastest (at F = 3072,
+    /// 146-163 GFLOP/s against 111-113 for row-major keys read transposed;
+    /// BENCHMARKS.md, "GEMM kernels").
+    keys_t: Tensor,
     values: Tensor,
     /// ||k_i||^2 / 2, `[.., 1, M]`.
     half_sq_norm: Tensor,
@@ -23,7 +28,8 @@ pub(crate) struct SoftmaxMean {
 
 /// One block of keys with their values, as [`SoftmaxMean::stream`] hands them out.
 pub(crate) struct Block {
-    pub keys: Tensor,
+    /// `[.., F, c]`.
+    keys_t: Tensor,
     pub values: Tensor,
     half_sq_norm: Tensor,
 }
@@ -51,28 +57,27 @@ const MIN_BLOCK: usize = 64;
 impl SoftmaxMean {
     /// Keys `[.., M, F]` (M > 0) and values `[.., M, V]`, at most `block` keys per block.
     pub fn new(keys: Tensor, values: Tensor, block: usize) -> Result<Self> {
-        let keys = keys.contiguous()?;
         let half_sq_norm =
             (keys.sqr()?.sum_keepdim(D::Minus1)? * 0.5)?.transpose(D::Minus1, D::Minus2)?;
         Ok(Self {
-            keys,
+            keys_t: keys.transpose(D::Minus1, D::Minus2)?.contiguous()?,
             values: values.contiguous()?,
             half_sq_norm: half_sq_norm.contiguous()?,
             block,
         })
     }
 
-    pub fn keys(&self) -> &Tensor {
-        &self.keys
+    pub fn values(&self) -> &Tensor {
+        &self.values
     }
 
     fn len(&self) -> usize {
-        self.keys.dims()[self.keys.rank() - 2]
+        self.values.dims()[self.values.rank() - 2]
     }
 
     /// Logits l_i = (q . k_i - ||k_i||^2 / 2) / sigma^2 of one block, `[.., Q, c]`.
     pub fn logits(block: &Block, queries: &Tensor, sigma: f64) -> Result<Tensor> {
-        let dot = queries.matmul(&block.keys.t()?)?;
+        let dot = queries.matmul(&block.keys_t)?;
         Ok((dot.broadcast_sub(&block.half_sq_norm)? / (sigma * sigma))?)
     }
 
@@ -80,13 +85,20 @@ impl SoftmaxMean {
     pub fn blocks(&self, queries: &Tensor) -> Result<Vec<Block>> {
         let rows = queries.elem_count() / queries.dim(D::Minus1)?.max(1);
         let size = self.block.min((LOGIT_BUDGET / rows.max(1)).max(MIN_BLOCK));
-        let (len, axis) = (self.len(), self.keys.rank() - 2);
+        let (len, axis) = (self.len(), self.values.rank() - 2);
         (0..len)
             .step_by(size)
             .map(|start| {
                 let take = size.min(len - start);
+                // A column block of the keys: a strided view, which the CPU
+                // GEMM reads in place; other backends want it contiguous.
+                let keys_t = self.keys_t.narrow(axis + 1, start, take)?;
+                let keys_t = match keys_t.device() {
+                    Device::Cpu => keys_t,
+                    _ => keys_t.contiguous()?,
+                };
                 Ok(Block {
-                    keys: self.keys.narrow(axis, start, take)?.contiguous()?,
+                    keys_t,
                     values: self.values.narrow(axis, start, take)?.contiguous()?,
                     half_sq_norm: self
                         .half_sq_norm
@@ -137,7 +149,7 @@ impl SoftmaxMean {
         previous: Option<&Tensor>,
     ) -> Result<BlockWeights> {
         if softmax_cpu::runs_here(queries) {
-            let dot = queries.matmul(&block.keys.t()?)?;
+            let dot = queries.matmul(&block.keys_t)?;
             let cutoff = softmax_cpu::cutoff(self.len(), queries.dtype());
             return softmax_cpu::block_weights(&dot, &block.half_sq_norm, sigma, previous, cutoff);
         }
@@ -158,7 +170,7 @@ impl SoftmaxMean {
         let mut sum: Option<Tensor> = None;
         let acc = self.stream(queries, sigma, |block, p, rescale| {
             let sparse = match softmax_cpu::runs_here(queries) {
-                true => softmax_cpu::sparse_matmul(p, &block.values)?,
+                true => sparse_matmul(p, &block.values)?,
                 false => None,
             };
             let pv = match sparse {
