@@ -4,13 +4,14 @@
 //! formula on the same shape (scripts/numpy_empirical_peer.py, run as a
 //! subprocess when python3 with numpy is present, skipped with a message
 //! otherwise). Each shape prints `peer ...` with the crate's and numpy's
-//! mean of 3 calls after a warm-up, timed the same way, and their ratio.
+//! median of 5 calls after a warm-up, timed the same way, and their ratio.
 //!
 //! Run: `cargo bench --bench empirical_denoiser` (n in {64, 784, 3072} by
 //! N in {1k, 10k, 50k}, f32 and f64, B = 256, sigma = 1; about 15 minutes
 //! on 2 cores). BENCH_SHAPES="N,n;N,n" picks shapes; BENCH_SIGMA another
 //! noise level (at sigma = 1 nearly every weight underflows for n >= 784,
-//! at 100 none does). With `--features cuda`
+//! at 100 none does), BENCH_CHUNK the training points per block (by default
+//! the denoiser's own choice). With `--features cuda`
 //! and BENCH_DEVICE=cuda the crate runs on the GPU (cuBLAS GEMMs), each
 //! iteration waiting for it.
 
@@ -48,12 +49,19 @@ fn normal(seed: u64, rows: usize, cols: usize, dtype: DType, device: &Device) ->
     t.to_device(device).unwrap()
 }
 
-/// Mean seconds of 3 calls after a warm-up, as the peer times itself.
-fn mean_seconds(mut f: impl FnMut()) -> f64 {
+/// Median seconds of 5 calls after a warm-up, as the peer times itself (a
+/// median, since the shared machine's neighbours come and go).
+fn median_seconds(mut f: impl FnMut()) -> f64 {
     f();
-    let start = Instant::now();
-    (0..3).for_each(|_| f());
-    start.elapsed().as_secs_f64() / 3.0
+    let mut times: Vec<f64> = (0..5)
+        .map(|_| {
+            let start = Instant::now();
+            f();
+            start.elapsed().as_secs_f64()
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[2]
 }
 
 /// The peer's milliseconds for the denoiser at this shape, or why there are none.
@@ -93,6 +101,9 @@ fn bench(c: &mut Criterion) {
     let device = device_from_env("BENCH_DEVICE").unwrap();
     let sigma: f64 =
         std::env::var("BENCH_SIGMA").map_or(1.0, |s| s.parse().expect("BENCH_SIGMA is a number"));
+    let chunk: Option<usize> = std::env::var("BENCH_CHUNK")
+        .ok()
+        .map(|s| s.parse().expect("BENCH_CHUNK is a count"));
     let mut group = c.benchmark_group("empirical_denoiser");
     group.sample_size(10);
     for (count, dim) in shapes() {
@@ -100,7 +111,10 @@ fn bench(c: &mut Criterion) {
             let train = normal(1, count, dim, dtype, &device);
             let x = normal(2, BATCH, dim, dtype, &device);
             let weights = normal(3, BATCH, count, dtype, &device);
-            let denoiser = EmpiricalDenoiser::new(&train).unwrap();
+            let denoiser = match chunk {
+                Some(chunk) => EmpiricalDenoiser::with_chunk(&train, chunk).unwrap(),
+                None => EmpiricalDenoiser::new(&train).unwrap(),
+            };
             let denoise = || {
                 let d = denoiser.denoise(&x, sigma).unwrap();
                 device.synchronize().unwrap();
@@ -109,6 +123,9 @@ fn bench(c: &mut Criterion) {
             let mut id = format!("N={count},n={dim},{dtype:?}");
             if sigma != 1.0 {
                 id.push_str(&format!(",sigma={sigma}"));
+            }
+            if let Some(chunk) = chunk {
+                id.push_str(&format!(",chunk={chunk}"));
             }
             group.bench_function(BenchmarkId::new("denoise", &id), |b| b.iter(denoise));
             let train_t = train.t().unwrap();
@@ -119,7 +136,7 @@ fn bench(c: &mut Criterion) {
                     products
                 })
             });
-            let crate_ms = 1e3 * mean_seconds(|| drop(denoise()));
+            let crate_ms = 1e3 * median_seconds(|| drop(denoise()));
             match numpy_ms(count, dim, dtype, sigma) {
                 Ok(peer) => println!(
                     "peer {id}: crate {crate_ms:.2} ms, numpy {peer:.2} ms, numpy / crate = {:.2}",

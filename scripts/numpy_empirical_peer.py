@@ -4,7 +4,7 @@ peer that benches/empirical_denoiser.rs runs beside the crate on the same
 shape; the data are numpy's own standard normals.
 
 Usage: python3 scripts/numpy_empirical_peer.py B N n f32|f64 [SIGMA, default 1]
-Prints one line: `numpy_ms=<mean of 3 calls after a warm-up> gemm_ms=<one bare GEMM>`.
+Prints one line: `numpy_ms=<median of 5 calls after a warm-up> gemm_ms=<the same for one bare GEMM>`.
 """
 import sys
 import time
@@ -28,12 +28,14 @@ def empirical(train, half_sq, x, sigma, chunk=8192):
     return weighted / total
 
 
-def mean_seconds(f, reps=3):
+def median_seconds(f, reps=5):
     f()
-    start = time.perf_counter()
+    times = []
     for _ in range(reps):
+        start = time.perf_counter()
         f()
-    return (time.perf_counter() - start) / reps
+        times.append(time.perf_counter() - start)
+    return sorted(times)[reps // 2]
 
 
 def main():
@@ -44,8 +46,8 @@ def main():
     train = rng.standard_normal((count, dim)).astype(dtype)
     x = rng.standard_normal((batch, dim)).astype(dtype)
     half_sq = 0.5 * (train ** 2).sum(1)
-    denoise = mean_seconds(lambda: empirical(train, half_sq, x, sigma))
-    gemm = mean_seconds(lambda: x @ train.T)
+    denoise = median_seconds(lambda: empirical(train, half_sq, x, sigma))
+    gemm = median_seconds(lambda: x @ train.T)
     print(f"numpy_ms={denoise * 1e3:.3f} gemm_ms={gemm * 1e3:.3f}")
 
 
