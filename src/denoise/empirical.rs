@@ -23,14 +23,31 @@ pub struct EmpiricalDenoiser {
 }
 
 impl EmpiricalDenoiser {
-    /// Training points per block: large enough that both GEMMs run near peak
-    /// (2048 kept 0.71-0.83 of bare-GEMM throughput at N = 50k, n = 3072, f32;
-    /// 8192 keeps 0.94), small enough that B x block logits stay at 16 MB for B = 256 in f64.
+    /// The most training points per block, for large n: large enough that
+    /// both GEMMs run near peak (2048 kept 0.71-0.83 of bare-GEMM throughput
+    /// at N = 50k, n = 3072, f32; 8192 keeps 0.94), small enough that
+    /// B x block logits stay at 16 MB for B = 256 in f64.
     pub const DEFAULT_CHUNK: usize = 8192;
 
-    /// The denoiser of the rows of `train` ([N, n]), computed in its dtype.
+    /// Training points per block for dimension n: 32 n rounded up to a power
+    /// of two, between 1024 and [`Self::DEFAULT_CHUNK`]. At small n the GEMMs
+    /// are cheap and the B x block logits' memory traffic decides, so smaller
+    /// blocks, whose logits stay in cache, win: at N = 50k, n = 64 a call took
+    /// 34-41 ms (f32) and 72-92 ms (f64) at 2048 against 43-49 and 92-108 at
+    /// 8192 (1024: 40-42 and 64-78); at n = 784, 4096-8192 is as fast as any,
+    /// and at 3072 8192 is fastest (BENCHMARKS.md).
+    pub fn chunk_for(dim: usize) -> usize {
+        (32 * dim)
+            .next_power_of_two()
+            .clamp(1024, Self::DEFAULT_CHUNK)
+    }
+
+    /// The denoiser of the rows of `train` ([N, n]), computed in its dtype,
+    /// in blocks of [`Self::chunk_for`] n points. It holds the training set
+    /// twice, once transposed for the logits GEMM.
     pub fn new(train: &Tensor) -> Result<Self> {
-        Self::with_chunk(train, Self::DEFAULT_CHUNK)
+        let dim = train.dims().last().copied().unwrap_or(0);
+        Self::with_chunk(train, Self::chunk_for(dim))
     }
 
     /// As [`EmpiricalDenoiser::new`] with at most `chunk` training points per block.
