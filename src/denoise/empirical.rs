@@ -2,9 +2,8 @@
 
 use candle_core::{DType, Device, Tensor};
 
-use super::softmax_cpu;
 use super::softmax_mean::SoftmaxMean;
-use super::sparse_weights::{sparse_matmul, sparse_second_moment};
+use super::sparse_weights::{weighted_second_moment, weighted_sum};
 use super::{check_input, softmax_rows, Denoiser};
 use crate::{Error, Result};
 
@@ -123,26 +122,9 @@ impl EmpiricalDenoiser {
         let xs = self.prepare(x, sigma)?;
         let mut mean: Option<Tensor> = None;
         let mut second: Option<Tensor> = None;
-        let sparse = softmax_cpu::runs_here(&xs);
         let acc = self.points.stream(&xs, sigma, |block, p, rescale| {
-            let (py, pyy) = match sparse {
-                true => (
-                    sparse_matmul(p, &block.values)?,
-                    sparse_second_moment(p, &block.values)?,
-                ),
-                false => (None, None),
-            };
-            let py = py.map_or_else(|| p.matmul(&block.values), Ok)?;
-            let pyy = match pyy {
-                Some(pyy) => pyy,
-                // sum_i p_bi y_i y_i^T for each row b: (p_b * Y)^T Y.
-                None => p
-                    .unsqueeze(2)?
-                    .broadcast_mul(&block.values.unsqueeze(0)?)?
-                    .transpose(1, 2)?
-                    .contiguous()?
-                    .broadcast_matmul(&block.values)?,
-            };
+            let py = weighted_sum(p, &block.values)?;
+            let pyy = weighted_second_moment(p, &block.values)?;
             let (m, s) = match (mean.take(), second.take(), rescale) {
                 (Some(m), Some(s), Some(r)) => (
                     (m.broadcast_mul(r)? + py)?,

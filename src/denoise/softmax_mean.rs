@@ -7,7 +7,7 @@
 use candle_core::{Device, Tensor, D};
 
 use super::softmax_cpu::{self, BlockWeights};
-use super::sparse_weights::sparse_matmul;
+use super::sparse_weights::weighted_sum;
 use crate::Result;
 
 /// Keys `[.., M, F]` and the values `[.., M, V]` their softmax averages; any
@@ -16,8 +16,8 @@ use crate::Result;
 pub(crate) struct SoftmaxMean {
     /// The keys transposed, `[.., F, M]`: the logits GEMM q k^T then reads
     /// its right operand row by row, which gemm packs fastest (at F = 3072,
-    /// 146-163 GFLOP/s against 111-113 for row-major keys read transposed;
-    /// BENCHMARKS.md, "GEMM kernels").
+    /// 165-167 GFLOP/s in f32 against 112-115 for row-major keys read
+    /// transposed; BENCHMARKS.md, "Session 9").
     keys_t: Tensor,
     values: Tensor,
     /// ||k_i||^2 / 2, `[.., 1, M]`.
@@ -169,14 +169,7 @@ impl SoftmaxMean {
     pub fn mean(&self, queries: &Tensor, sigma: f64) -> Result<Tensor> {
         let mut sum: Option<Tensor> = None;
         let acc = self.stream(queries, sigma, |block, p, rescale| {
-            let sparse = match softmax_cpu::runs_here(queries) {
-                true => sparse_matmul(p, &block.values)?,
-                false => None,
-            };
-            let pv = match sparse {
-                Some(pv) => pv,
-                None => p.matmul(&block.values)?,
-            };
+            let pv = weighted_sum(p, &block.values)?;
             sum = Some(match (sum.take(), rescale) {
                 (Some(s), Some(r)) => (s.broadcast_mul(r)? + pv)?,
                 _ => pv,

@@ -1,14 +1,15 @@
-//! Products with softmax weights that are mostly exactly 0 (the CPU path
-//! drops those below its cutoff, THEORY §4): each visits only the nonzero
-//! weights of a row, and declines (returns `None`) where too many are kept
-//! for that to beat the dense GEMM, so the caller runs the GEMM instead.
+//! Products with softmax weights, which on the CPU path are mostly exactly
+//! 0 (it drops those below its cutoff, THEORY §4): each visits only the
+//! nonzero weights of a row where that pays, and runs the dense GEMM where
+//! too many are kept or the path does not run (another device, a tracked
+//! gradient).
 //! Skipping an exact 0 changes no sum, so a sparse product equals the dense
 //! one up to the order of its additions.
 
 use candle_core::{DType, Device, Tensor};
 use rayon::prelude::*;
 
-use super::softmax_cpu::{with_values, Real};
+use super::softmax_cpu::{self, with_values, Real};
 use crate::Result;
 
 /// A dense GEMM wins once more than this fraction of the weights is nonzero.
@@ -17,18 +18,19 @@ const SPARSE_DENSITY: f64 = 1.0 / 16.0;
 /// Value widths below this leave the weighted sum too cheap to be worth a skip.
 const SPARSE_MIN_WIDTH: usize = 32;
 
-/// p `[.., Q, c]` times `values` `[.., c, V]`, visiting only the nonzero
-/// weights; `None` where the weights are too dense or the values too narrow
-/// for that to beat the GEMM.
-pub(crate) fn sparse_matmul(p: &Tensor, values: &Tensor) -> Result<Option<Tensor>> {
+/// p `[.., Q, c]` times `values` `[.., c, V]`: over the nonzero weights
+/// only where that beats the GEMM (the CPU path, few weights kept, values
+/// at least `SPARSE_MIN_WIDTH` wide), else by the GEMM.
+pub(crate) fn weighted_sum(p: &Tensor, values: &Tensor) -> Result<Tensor> {
     let width = values.dims()[values.rank() - 1];
-    if width < SPARSE_MIN_WIDTH {
-        return Ok(None);
-    }
-    match p.dtype() {
-        DType::F32 => sparse_rows::<f32>(p, values, width, add_scaled),
-        _ => sparse_rows::<f64>(p, values, width, add_scaled),
-    }
+    let sparse = match softmax_cpu::runs_here(p) && width >= SPARSE_MIN_WIDTH {
+        true => match p.dtype() {
+            DType::F32 => sparse_rows::<f32>(p, values, width, add_scaled)?,
+            _ => sparse_rows::<f64>(p, values, width, add_scaled)?,
+        },
+        false => None,
+    };
+    sparse.map_or_else(|| Ok(p.matmul(values)?), Ok)
 }
 
 /// out += weight v.
@@ -40,18 +42,26 @@ fn add_scaled<T: Real>(out: &mut [T], weight: T, value: &[T]) {
 
 /// sum_i p_bi v_i v_i^T for each row b of p `[B, c]`, with `values` `[c, n]`:
 /// `[B, n, n]` (the closed-form Jacobian's weighted second moment, THEORY
-/// §4), by rank-one updates over the nonzero weights only; `None` where the
-/// weights are too dense.
-pub(crate) fn sparse_second_moment(p: &Tensor, values: &Tensor) -> Result<Option<Tensor>> {
+/// §4): by rank-one updates over the nonzero weights only where few are
+/// kept on the CPU path, else as (p_b * V)^T V by a batched GEMM.
+pub(crate) fn weighted_second_moment(p: &Tensor, values: &Tensor) -> Result<Tensor> {
     let n = values.dims()[values.rank() - 1];
-    let moment = match p.dtype() {
-        DType::F32 => sparse_rows::<f32>(p, values, n * n, add_outer)?,
-        _ => sparse_rows::<f64>(p, values, n * n, add_outer)?,
+    let sparse = match softmax_cpu::runs_here(p) {
+        true => match p.dtype() {
+            DType::F32 => sparse_rows::<f32>(p, values, n * n, add_outer)?,
+            _ => sparse_rows::<f64>(p, values, n * n, add_outer)?,
+        },
+        false => None,
     };
-    Ok(match moment {
-        Some(m) => Some(m.reshape((p.dims()[0], n, n))?),
-        None => None,
-    })
+    match sparse {
+        Some(m) => Ok(m.reshape((p.dims()[0], n, n))?),
+        None => Ok(p
+            .unsqueeze(2)?
+            .broadcast_mul(&values.unsqueeze(0)?)?
+            .transpose(1, 2)?
+            .contiguous()?
+            .broadcast_matmul(values)?),
+    }
 }
 
 /// out ([n, n], row-major) += weight v v^T, one row (weight v_a) v at a time.
@@ -61,7 +71,7 @@ fn add_outer<T: Real>(out: &mut [T], weight: T, value: &[T]) {
     }
 }
 
-/// For each row of p `[.., Q, c]`, an output of `width` values, zeroed, to
+/// For each row of p `[.., Q, c]` (CPU), an output of `width` values, zeroed, to
 /// which `add(out, p_i, v_i)` adds each nonzero weight's term (v_i the i-th
 /// row of its group's `values` `[.., c, V]`): `[.., Q, width]`; `None`
 /// where the weights are too dense.
@@ -136,17 +146,23 @@ mod tests {
             .unwrap()
     }
 
+    /// The sparse product alone, or None where it declines.
+    fn sparse_product(p: &Tensor, values: &Tensor, width: usize) -> Option<Tensor> {
+        sparse_rows::<f64>(p, values, width, add_scaled).unwrap()
+    }
+
     #[test]
-    fn sparse_matmul_equals_the_dense_product_and_declines_dense_weights() {
+    fn sparse_weighted_sum_equals_the_dense_product_and_declines_dense_weights() {
         // Two groups of three queries, each with its own values.
         let p = sparse_weights().reshape((2, 3, 64)).unwrap();
         let values = integer_values(2, 64, 40);
-        let sparse = sparse_matmul(&p, &values)
-            .unwrap()
-            .expect("2 of 64 weights are nonzero");
+        let sparse = sparse_product(&p, &values, 40).expect("2 of 64 weights are nonzero");
         assert_eq!(max_gap(&sparse, &p.matmul(&values).unwrap()), 0.0);
+        assert_eq!(max_gap(&weighted_sum(&p, &values).unwrap(), &sparse), 0.0);
         let full = (p + 1.0).unwrap();
-        assert!(sparse_matmul(&full, &values).unwrap().is_none());
+        assert!(sparse_product(&full, &values, 40).is_none());
+        let dense = full.matmul(&values).unwrap();
+        assert_eq!(max_gap(&weighted_sum(&full, &values).unwrap(), &dense), 0.0);
     }
 
     #[test]
@@ -155,9 +171,11 @@ mod tests {
             sparse_weights(),
             integer_values(1, 64, 5).squeeze(0).unwrap(),
         );
-        let sparse = sparse_second_moment(&p, &values)
+        let sparse = sparse_rows::<f64>(&p, &values, 25, add_outer)
             .unwrap()
-            .expect("2 of 64 weights are nonzero");
+            .expect("2 of 64 weights are nonzero")
+            .reshape((6, 5, 5))
+            .unwrap();
         // (p_b * V)^T V for each row b.
         let weighted = p
             .unsqueeze(2)
@@ -171,9 +189,12 @@ mod tests {
             .unwrap()
             .broadcast_matmul(&values)
             .unwrap();
-        assert_eq!(sparse.dims(), &[6, 5, 5]);
         assert_eq!(max_gap(&sparse, &dense), 0.0);
+        let moment = weighted_second_moment(&p, &values).unwrap();
+        assert_eq!(max_gap(&moment, &sparse), 0.0);
         let full = (p + 1.0).unwrap();
-        assert!(sparse_second_moment(&full, &values).unwrap().is_none());
+        assert!(sparse_rows::<f64>(&full, &values, 25, add_outer)
+            .unwrap()
+            .is_none());
     }
 }
