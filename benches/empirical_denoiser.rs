@@ -16,13 +16,14 @@
 //! iteration waiting for it.
 
 use std::process::Command;
-use std::time::Instant;
 
-use candle_core::{DType, Device, Tensor};
+mod common;
+
+use candle_core::DType;
+use common::{median_seconds, normal};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use diffusion_regimes::denoise::{Denoiser, EmpiricalDenoiser};
 use diffusion_regimes::device::device_from_env;
-use diffusion_regimes::rng::{normal_rows, sample_streams};
 
 const BATCH: usize = 256;
 
@@ -40,28 +41,6 @@ fn shapes() -> Vec<(usize, usize)> {
             .flat_map(|dim| [1_000, 10_000, 50_000].map(|count| (count, dim)))
             .collect(),
     }
-}
-
-/// Seeded standard normals, [rows, cols], drawn on the CPU and moved to `device`.
-fn normal(seed: u64, rows: usize, cols: usize, dtype: DType, device: &Device) -> Tensor {
-    let mut streams = sample_streams(seed, &(0..rows as u64).collect::<Vec<_>>());
-    let t = normal_rows(&mut streams, cols, dtype, &Device::Cpu).unwrap();
-    t.to_device(device).unwrap()
-}
-
-/// Median seconds of 5 calls after a warm-up, as the peer times itself (a
-/// median, since the shared machine's neighbours come and go).
-fn median_seconds(mut f: impl FnMut()) -> f64 {
-    f();
-    let mut times: Vec<f64> = (0..5)
-        .map(|_| {
-            let start = Instant::now();
-            f();
-            start.elapsed().as_secs_f64()
-        })
-        .collect();
-    times.sort_by(f64::total_cmp);
-    times[2]
 }
 
 /// The peer's milliseconds for the denoiser at this shape, or why there are none.
@@ -136,7 +115,7 @@ fn bench(c: &mut Criterion) {
                     products
                 })
             });
-            let crate_ms = 1e3 * median_seconds(|| drop(denoise()));
+            let crate_ms = 1e3 * median_seconds(5, || drop(denoise()));
             match numpy_ms(count, dim, dtype, sigma) {
                 Ok(peer) => println!(
                     "peer {id}: crate {crate_ms:.2} ms, numpy {peer:.2} ms, numpy / crate = {:.2}",

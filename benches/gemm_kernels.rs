@@ -12,11 +12,12 @@
 
 use std::num::NonZeroUsize;
 use std::process::Command;
-use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
+use common::{median_seconds, normal};
 use criterion::{criterion_group, criterion_main, Criterion};
-use diffusion_regimes::rng::{normal_rows, sample_streams};
+
+mod common;
 
 const BATCH: usize = 256;
 const BLOCK: usize = 8192;
@@ -28,130 +29,92 @@ fn dims() -> Vec<usize> {
     }
 }
 
-fn normal(seed: u64, rows: usize, cols: usize, dtype: DType) -> Tensor {
-    let mut streams = sample_streams(seed, &(0..rows as u64).collect::<Vec<_>>());
-    normal_rows(&mut streams, cols, dtype, &Device::Cpu).unwrap()
+/// A kernel that writes a row-major product into a reused output.
+#[derive(Clone, Copy)]
+enum Kernel {
+    /// The gemm crate, called directly.
+    Gemm,
+    /// faer's matmul.
+    Faer,
 }
 
-/// Median seconds of 7 calls after a warm-up.
-fn median_seconds(mut f: impl FnMut()) -> f64 {
-    f();
-    let mut times: Vec<f64> = (0..7)
-        .map(|_| {
-            let start = Instant::now();
-            f();
-            start.elapsed().as_secs_f64()
-        })
-        .collect();
-    times.sort_by(f64::total_cmp);
-    times[3]
-}
-
-/// A row-major [rows, cols] product: dst = lhs rhs, each operand given as
-/// (pointer, row stride, column stride).
-trait Kernel {
-    #[allow(clippy::too_many_arguments)]
+impl Kernel {
+    /// dst = lhs rhs, row-major [m, n], each operand given as (values, row
+    /// stride, column stride), on rayon's threads.
     fn run<T: faer::traits::ComplexField + Copy + 'static>(
-        &self,
-        shape: (usize, usize, usize),
-        dst: &mut [T],
-        lhs: (&[T], isize, isize),
-        rhs: (&[T], isize, isize),
-        one: T,
-        zero: T,
-    );
-}
-
-struct GemmCrate(usize);
-impl Kernel for GemmCrate {
-    fn run<T: faer::traits::ComplexField + Copy + 'static>(
-        &self,
+        self,
         (m, n, k): (usize, usize, usize),
         dst: &mut [T],
         lhs: (&[T], isize, isize),
         rhs: (&[T], isize, isize),
-        one: T,
-        zero: T,
+        [one, zero]: [T; 2],
     ) {
-        // SAFETY: the slices hold the strided matrices the shapes describe.
-        unsafe {
-            gemm::gemm(
-                m,
-                n,
-                k,
-                dst.as_mut_ptr(),
-                1,
-                n as isize,
-                false,
-                lhs.0.as_ptr(),
-                lhs.2,
-                lhs.1,
-                rhs.0.as_ptr(),
-                rhs.2,
-                rhs.1,
-                zero,
-                one,
-                false,
-                false,
-                false,
-                gemm::Parallelism::Rayon(self.0),
-            )
+        let threads = rayon::current_num_threads();
+        match self {
+            // SAFETY: the slices hold the strided matrices the shapes describe.
+            Kernel::Gemm => unsafe {
+                gemm::gemm(
+                    m,
+                    n,
+                    k,
+                    dst.as_mut_ptr(),
+                    1,
+                    n as isize,
+                    false,
+                    lhs.0.as_ptr(),
+                    lhs.2,
+                    lhs.1,
+                    rhs.0.as_ptr(),
+                    rhs.2,
+                    rhs.1,
+                    zero,
+                    one,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::Rayon(threads),
+                )
+            },
+            Kernel::Faer => {
+                // SAFETY: as above.
+                let (dst, lhs, rhs) = unsafe {
+                    (
+                        faer::MatMut::from_raw_parts_mut(dst.as_mut_ptr(), m, n, n as isize, 1),
+                        faer::MatRef::from_raw_parts(lhs.0.as_ptr(), m, k, lhs.1, lhs.2),
+                        faer::MatRef::from_raw_parts(rhs.0.as_ptr(), k, n, rhs.1, rhs.2),
+                    )
+                };
+                let par = faer::Par::Rayon(NonZeroUsize::new(threads).unwrap());
+                faer::linalg::matmul::matmul(dst, faer::Accum::Replace, lhs, rhs, one, par);
+            }
         }
     }
 }
 
-struct Faer(usize);
-impl Kernel for Faer {
-    fn run<T: faer::traits::ComplexField + Copy + 'static>(
-        &self,
-        (m, n, k): (usize, usize, usize),
-        dst: &mut [T],
-        lhs: (&[T], isize, isize),
-        rhs: (&[T], isize, isize),
-        one: T,
-        _zero: T,
-    ) {
-        // SAFETY: the slices hold the strided matrices the shapes describe.
-        let (dst, lhs, rhs) = unsafe {
-            (
-                faer::MatMut::from_raw_parts_mut(dst.as_mut_ptr(), m, n, n as isize, 1),
-                faer::MatRef::from_raw_parts(lhs.0.as_ptr(), m, k, lhs.1, lhs.2),
-                faer::MatRef::from_raw_parts(rhs.0.as_ptr(), k, n, rhs.1, rhs.2),
-            )
-        };
-        let par = faer::Par::Rayon(NonZeroUsize::new(self.0).unwrap());
-        faer::linalg::matmul::matmul(dst, faer::Accum::Replace, lhs, rhs, one, par);
-    }
-}
-
-/// Seconds of both products by one kernel, on one dtype's buffers.
-fn time_kernel<T, K>(kernel: &K, x: &[T], y: &[T], p: &[T], dim: usize, one: T, zero: T) -> [f64; 3]
+/// Seconds of the three products by one kernel: X Y^T from row-major Y,
+/// X Y^T from the stored Y^T, P Y; `ones` is [1, 0] in the dtype.
+fn time_kernel<T>(kernel: Kernel, [x, y, y_t, p]: [&[T]; 4], dim: usize, ones: [T; 2]) -> [f64; 3]
 where
     T: faer::traits::ComplexField + Copy + 'static,
-    K: Kernel,
 {
-    let mut logits = vec![zero; BATCH * BLOCK];
-    let mut weighted = vec![zero; BATCH * dim];
-    let d = dim as isize;
+    let mut logits = vec![ones[1]; BATCH * BLOCK];
+    let mut weighted = vec![ones[1]; BATCH * dim];
+    let (d, c) = (dim as isize, BLOCK as isize);
     let logits_shape = (BATCH, BLOCK, dim);
-    let weighted_shape = (BATCH, dim, BLOCK);
-    let y_t: Vec<T> = (0..dim * BLOCK)
-        .map(|i| y[(i % BLOCK) * dim + i / BLOCK])
-        .collect();
     [
-        median_seconds(|| kernel.run(logits_shape, &mut logits, (x, d, 1), (y, 1, d), one, zero)),
-        median_seconds(|| {
-            let y_t = (&y_t[..], BLOCK as isize, 1);
-            kernel.run(logits_shape, &mut logits, (x, d, 1), y_t, one, zero)
+        median_seconds(7, || {
+            kernel.run(logits_shape, &mut logits, (x, d, 1), (y, 1, d), ones)
         }),
-        median_seconds(|| {
+        median_seconds(7, || {
+            kernel.run(logits_shape, &mut logits, (x, d, 1), (y_t, c, 1), ones)
+        }),
+        median_seconds(7, || {
             kernel.run(
-                weighted_shape,
+                (BATCH, dim, BLOCK),
                 &mut weighted,
-                (p, BLOCK as isize, 1),
+                (p, c, 1),
                 (y, d, 1),
-                one,
-                zero,
+                ones,
             )
         }),
     ]
@@ -197,33 +160,28 @@ fn report(dim: usize, dtype: &str, name: &str, seconds: [f64; 3]) {
     println!("kernel n={dim} {dtype} {name:>6}: {}", cells.join(", "));
 }
 
-fn compare<T>(dim: usize, dtype: DType, name: &str, one: T, zero: T)
+fn compare<T>(dim: usize, dtype: DType, name: &str, ones: [T; 2])
 where
     T: faer::traits::ComplexField + Copy + candle_core::WithDType + 'static,
 {
-    let threads = rayon::current_num_threads();
     let (x, y, p) = (
-        normal(1, BATCH, dim, dtype),
-        normal(2, BLOCK, dim, dtype),
-        normal(3, BATCH, BLOCK, dtype),
+        normal(1, BATCH, dim, dtype, &Device::Cpu),
+        normal(2, BLOCK, dim, dtype, &Device::Cpu),
+        normal(3, BATCH, BLOCK, dtype, &Device::Cpu),
     );
     let y_t = y.t().unwrap().contiguous().unwrap();
     let candle = [
-        median_seconds(|| drop(x.matmul(&y.t().unwrap()).unwrap())),
-        median_seconds(|| drop(x.matmul(&y_t).unwrap())),
-        median_seconds(|| drop(p.matmul(&y).unwrap())),
+        median_seconds(7, || drop(x.matmul(&y.t().unwrap()).unwrap())),
+        median_seconds(7, || drop(x.matmul(&y_t).unwrap())),
+        median_seconds(7, || drop(p.matmul(&y).unwrap())),
     ];
     report(dim, name, "candle", candle);
     let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<T>().unwrap();
-    let (x, y, p) = (flat(&x), flat(&y), flat(&p));
-    let direct = time_kernel(&GemmCrate(threads), &x, &y, &p, dim, one, zero);
-    report(dim, name, "gemm", direct);
-    report(
-        dim,
-        name,
-        "faer",
-        time_kernel(&Faer(threads), &x, &y, &p, dim, one, zero),
-    );
+    let (x, y, y_t, p) = (flat(&x), flat(&y), flat(&y_t), flat(&p));
+    for (kernel, label) in [(Kernel::Gemm, "gemm"), (Kernel::Faer, "faer")] {
+        let seconds = time_kernel(kernel, [&x, &y, &y_t, &p], dim, ones);
+        report(dim, name, label, seconds);
+    }
     match numpy_seconds(dim, if name == "f32" { "float32" } else { "float64" }) {
         Ok(numpy) => report(dim, name, "numpy", numpy),
         Err(why) => println!("kernel n={dim} {name} numpy: skipped ({why})"),
@@ -233,8 +191,8 @@ where
 fn bench(_c: &mut Criterion) {
     diffusion_regimes::cli::set_tensor_threads(diffusion_regimes::experiment::tensor_threads(1));
     for dim in dims() {
-        compare::<f32>(dim, DType::F32, "f32", 1.0, 0.0);
-        compare::<f64>(dim, DType::F64, "f64", 1.0, 0.0);
+        compare::<f32>(dim, DType::F32, "f32", [1.0, 0.0]);
+        compare::<f64>(dim, DType::F64, "f64", [1.0, 0.0]);
     }
 }
 
