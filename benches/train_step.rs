@@ -68,7 +68,7 @@ fn trainer(
 
 fn train_steps(c: &mut Criterion) {
     // As the binaries do: one job, every core for its tensor ops.
-    diffusion_regimes::cli::set_tensor_threads(diffusion_regimes::experiment::tensor_threads(1));
+    diffusion_regimes::cli::set_tensor_threads(diffusion_regimes::jobs::tensor_threads(1));
     let device = device_from_env("BENCH_DEVICE").unwrap();
     let mut group = c.benchmark_group("train_step");
     group.sample_size(10);

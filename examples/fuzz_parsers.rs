@@ -19,11 +19,11 @@ use diffusion_regimes::data::npz::read_npz;
 use diffusion_regimes::data::{
     load_distribution, write_png, ImageFormat, ImageImport, Synthetic, SyntheticSpec,
 };
-use diffusion_regimes::experiment::SweepConfig;
 use diffusion_regimes::nn::checkpoint::{load_model, read_checkpoint, read_state, Weights};
 use diffusion_regimes::nn::optim::AdamWConfig;
 use diffusion_regimes::nn::train::{Sampling, TrainConfig, Trainer};
 use diffusion_regimes::nn::{Arch, MlpConfig};
+use diffusion_regimes::sweep::SweepConfig;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 

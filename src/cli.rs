@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use clap::{Args, Parser};
 
-use crate::experiment::lock::DEFAULT_STALE_AFTER;
-use crate::experiment::{tensor_threads, Shard};
-use crate::experiments::{find, RunOptions};
+use crate::experiments::find;
+use crate::jobs::tensor_threads;
+use crate::sweep::lock::DEFAULT_STALE_AFTER;
+use crate::sweep::{RunOptions, Shard};
 use crate::Result;
 
 /// Where a sweep's cells and figures go, which of its cells this process
@@ -162,5 +163,28 @@ pub fn exit_code(result: Result<()>) -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// A parser that accepts exactly `names` (a registry's), so `--help` lists them.
+pub fn names(names: &'static [&'static str]) -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(names)
+}
+
+/// `--sampler`'s values: every registered sampler, then `native`.
+pub fn sampler_names() -> clap::builder::PossibleValuesParser {
+    let names = crate::sample::Method::NAMES.iter().copied();
+    clap::builder::PossibleValuesParser::new(names.chain(["native"]))
+}
+
+/// The frameworks as clap values: `--framework` accepts and `--help` lists
+/// the registry's names.
+impl clap::ValueEnum for crate::framework::Framework {
+    fn value_variants<'a>() -> &'a [Self] {
+        &Self::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.name()))
     }
 }

@@ -13,6 +13,17 @@ pub enum Error {
     },
     #[error("{path}: {message}")]
     Format { path: PathBuf, message: String },
+    /// A TOML or JSON file that does not parse into what it should hold.
+    #[error("{path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// An error met while working on the file or folder `path` (a config
+    /// being checked, a sweep's cell), kept whole so a caller can still
+    /// tell a missing file from a bad value.
+    #[error("{path}: {source}")]
+    At { path: PathBuf, source: Box<Error> },
     #[error("shape mismatch in {what}: expected {expected}, got {got}")]
     Shape {
         what: String,
@@ -49,6 +60,28 @@ impl Error {
         Error::Format {
             path: path.to_path_buf(),
             message: message.into(),
+        }
+    }
+
+    pub fn parse(path: &Path, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Error::Parse {
+            path: path.to_path_buf(),
+            source: Box::new(source),
+        }
+    }
+
+    pub fn at(path: &Path, source: Error) -> Self {
+        Error::At {
+            path: path.to_path_buf(),
+            source: Box::new(source),
+        }
+    }
+
+    /// The error itself, under any [`Error::At`] wrappers.
+    pub fn innermost(&self) -> &Error {
+        match self {
+            Error::At { source, .. } => source.innermost(),
+            other => other,
         }
     }
 
@@ -92,4 +125,26 @@ pub fn check_sigma(sigma: f64) -> Result<()> {
 pub fn parse_variant<T: serde::de::DeserializeOwned>(text: &str) -> Result<T> {
     serde_json::from_value(serde_json::Value::String(text.to_string()))
         .map_err(|e| Error::invalid("value", text, e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrapped_errors_keep_their_kind_and_message() {
+        let missing = std::io::Error::from(std::io::ErrorKind::NotFound);
+        let e = Error::at(
+            Path::new("cells/n2"),
+            Error::io(Path::new("a.npy"), missing),
+        );
+        assert!(matches!(
+            e.innermost(),
+            Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound
+        ));
+        assert!(e.to_string().starts_with("cells/n2: a.npy: "), "{e}");
+        let bad = serde_json::from_str::<u32>("x").unwrap_err();
+        let e = Error::parse(Path::new("r.json"), bad);
+        assert!(std::error::Error::source(&e).is_some());
+    }
 }

@@ -1,5 +1,5 @@
 //! Atomic file writes: a temp file beside the target, then a rename, so a
-//! killed process never leaves a torn or partial file behind (DESIGN.md).
+//! killed process never leaves a torn or partial file behind.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -120,5 +120,5 @@ pub fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
 
 /// The JSON value in `path`; errors name the file.
 pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
-    serde_json::from_slice(&read(path)?).map_err(|e| Error::format(path, e.to_string()))
+    serde_json::from_slice(&read(path)?).map_err(|e| Error::parse(path, e))
 }

@@ -13,14 +13,21 @@
 //! 7. with a deterministic sampler (Euler, Heun, DDIM) or EDM's stochastic one,
 //! 8. compare samples with each other and with the training set,
 //! 9. and compare the denoisers themselves, per noise level,
-//! 10. then read off the memorization and generalization regimes: [`experiment`]
+//! 10. then read off the memorization and generalization regimes: [`sweep`]
 //!     runs steps 2-9 as a resumable, shardable sweep and [`plot`] draws it.
 //!
 //! Each pluggable family has one registry: denoisers
-//! ([`denoise::DENOISERS`], named by [`denoise::DenoiserSpec`]), samplers
+//! ([`spec::DENOISERS`], named by [`spec::DenoiserSpec`]), samplers
 //! ([`sample::Method`]), training frameworks ([`framework::Framework`]),
 //! experiments ([`experiments::EXPERIMENTS`], also `regimes run NAME`). The binaries' command lines live behind the `cli`
 //! feature (on by default); the library itself sets no process state.
+//!
+//! Layers, bottom first; every import points down (`tests/layering.rs`
+//! checks it): `error`, `io`, `rng`, `linalg`, `device`, `jobs` (progress
+//! bars, worker threads); [`denoise`] (the `Denoiser` trait and the exact
+//! denoisers); [`data`]; [`sample`]; [`framework`]; [`nn`]; [`plot`];
+//! [`metrics`]; [`spec`] (names to built denoisers, trained ones included);
+//! [`inverse`]; [`sweep`]; [`theory`]; [`experiments`]; `cli`.
 //!
 //! Formulas follow the theory notes in `docs/THEORY.md`; each function that
 //! implements one cites its section ("THEORY §4"), and a test checks that
@@ -31,16 +38,16 @@
 //! | §1 | denoiser, score, probability-flow ODE, VP <-> VE | [`denoise`], [`sample`] |
 //! | §2 | Karras schedule, Euler, Heun, DDIM, stochastic EDM sampler, ancestral step, exact Gaussian flow | [`sample`], [`rng`], [`denoise`] (Gaussian flow) |
 //! | §3 | EDM preconditioning and loss | [`nn`] (`precond`, `train`, `config`), [`data`] (sigma_data) |
-//! | §4 | empirical (memorizing) denoiser, its Jacobian and limits | [`denoise`] (`empirical`), [`experiment`] |
+//! | §4 | empirical (memorizing) denoiser, its Jacobian and limits | [`denoise`] (`empirical`), [`sweep`] |
 //! | §5 | Gaussian (Wiener) denoiser | [`denoise`] (`gaussian`), [`data`] |
 //! | §6 | Gaussian mixtures, MoLRG | [`denoise`] (`mixture`), [`data`] (`synthetic`) |
-//! | §7 | RP, GL, distance ratio, denoiser gap, Jacobian rank, bootstrap | [`metrics`], [`experiment`] (`criteria`, `results`) |
+//! | §7 | RP, GL, distance ratio, denoiser gap, Jacobian rank, bootstrap | [`metrics`], [`sweep`] (`criteria`, `results`) |
 //! | §8 | regime predictions: paper's results, speciation, collapse, MoLRG threshold, training time | [`theory`], [`experiments`] |
 //! | §9 | training frameworks (EDM, DDPM eps, VP, VE, flow matching) as adapters, their native samplers | [`framework`], [`sample`] (`time_euler`), [`nn`] (`precond`) |
 //! | §10 | class labels, class-conditional exact denoisers, classifier-free guidance, class-conditional networks | [`data`] (labels), [`denoise`] (`conditional`), [`nn`] (`embedding`, `train`), [`experiments`] (`conditional`) |
 //! | §11 | inverse problems: operators, exact posteriors, DPS and projection solvers | [`inverse`], [`experiments`] (`inverse_problems`) |
-//! | §12 | patch-based closed forms, kernel-smoothed empirical denoiser | not yet implemented (patch issue) |
-//! | §13 | budget convergence of a boundary | [`experiment`] (`analysis`, `budget`) |
+//! | §12 | patch-based closed forms, kernel-smoothed empirical denoiser | [`denoise`] (`patches`, `patch_denoiser`, `kde`), [`experiments`] (`closed_forms`, patch-size calibration) |
+//! | §13 | budget convergence of a boundary | [`sweep`] (`analysis`, `budget`) |
 
 #[cfg(feature = "cli")]
 pub mod cli;
@@ -48,17 +55,19 @@ pub mod data;
 pub mod denoise;
 pub mod device;
 pub mod error;
-pub mod experiment;
 pub mod experiments;
 pub mod framework;
 pub mod inverse;
 pub mod io;
+pub mod jobs;
 pub mod linalg;
 pub mod metrics;
 pub mod nn;
 pub mod plot;
 pub mod rng;
 pub mod sample;
+pub mod spec;
+pub mod sweep;
 pub mod theory;
 
 pub use error::{Error, Result};

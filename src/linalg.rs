@@ -1,5 +1,5 @@
 //! One-time dense factorizations in f64 with faer, and conversions between
-//! faer matrices and candle tensors (DESIGN.md: "no LAPACK").
+//! faer matrices and candle tensors (no LAPACK: everything builds from crates.io).
 
 use candle_core::{DType, Device, Tensor};
 use faer::{Mat, Side};

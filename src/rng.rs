@@ -3,7 +3,7 @@
 //! Every draw comes from a ChaCha20 stream keyed by `(seed, purpose)` and
 //! selected by an index, so that what sample `j` gets depends only on
 //! `(seed, j)`: never on batch size, device or order of generation
-//! (DESIGN.md, THEORY §2 "Start").
+//! (THEORY §2 "Start").
 
 use candle_core::{DType, Device, Tensor};
 use rand::SeedableRng;

@@ -1,4 +1,4 @@
-//! Calibration of the default criteria for raw vectors (experiment::criteria)
+//! Calibration of the default criteria for raw vectors (sweep::criteria)
 //! on the quickstart distribution: fresh samples of the true distribution
 //! generalize, samples of the empirical denoiser do not, two independent true
 //! samples are not reproductions of each other, and a sampler reproduces itself.
@@ -9,9 +9,9 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor};
 use diffusion_regimes::data::Synthetic;
 use diffusion_regimes::denoise::{Denoiser, EmpiricalDenoiser};
-use diffusion_regimes::experiment::{SweepConfig, QUICKSTART};
 use diffusion_regimes::metrics::{ratio_memorization, reproducibility, Bootstrap};
-use diffusion_regimes::sample::{generate, Method};
+use diffusion_regimes::sample::{generate, Method, Plan};
+use diffusion_regimes::sweep::{SweepConfig, QUICKSTART};
 
 #[test]
 fn default_criteria_separate_memorized_from_novel_and_paired_from_independent() {
@@ -35,12 +35,11 @@ fn default_criteria_separate_memorized_from_novel_and_paired_from_independent() 
     let heun = |d: &dyn Denoiser, seed| {
         generate(
             d,
+            &Plan::new(&schedule, Method::Heun).unwrap(),
             seed,
             &indices,
             DType::F64,
             &Device::Cpu,
-            &schedule,
-            &Method::Heun,
             None,
         )
         .unwrap()

@@ -12,7 +12,7 @@ use common::max_abs_diff;
 use diffusion_regimes::data::load_distribution;
 use diffusion_regimes::data::npy::{encode_npy, read_npy, write_npy};
 use diffusion_regimes::denoise::{Denoiser, EmpiricalDenoiser};
-use diffusion_regimes::sample::{generate, Method, Schedule};
+use diffusion_regimes::sample::{generate, Method, Plan, Schedule};
 
 fn dir(name: &str) -> PathBuf {
     common::temp_dir(&format!("cli-{name}"))
@@ -120,12 +120,11 @@ fn data_denoise_and_sample_agree_with_the_library() {
     };
     let want = generate(
         &empirical,
+        &Plan::new(&schedule, Method::Euler).unwrap(),
         3,
         &(0..8).collect::<Vec<_>>(),
         DType::F32,
         &Device::Cpu,
-        &schedule,
-        &Method::Euler,
         None,
     )
     .unwrap();
@@ -458,4 +457,40 @@ fn solve_matches_the_library_and_the_exact_posterior_recovers_training_points() 
     std::fs::create_dir_all(&blocked).unwrap();
     assert!(!run("projection", &blocked).status.success());
     assert!(!d.join("blocked.measurements.npy").exists());
+}
+
+/// The help texts come from the registries: every registered name is listed.
+#[test]
+fn help_lists_every_registered_name() {
+    use diffusion_regimes::experiments::EXPERIMENTS;
+    use diffusion_regimes::framework::Framework;
+    use diffusion_regimes::nn::Arch;
+    use diffusion_regimes::sample::Method;
+    use diffusion_regimes::spec::DENOISERS;
+    let help = |command: &str| {
+        let o = regimes(&[command, "--help"]);
+        assert!(o.status.success(), "{command} --help failed");
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let (train, sample, run) = (help("train"), help("sample"), help("run"));
+    for f in Framework::ALL {
+        assert!(train.contains(f.name()), "train --help lacks {f}");
+        assert!(sample.contains(f.name()), "sample --help lacks {f}");
+    }
+    for kind in Arch::KINDS {
+        assert!(train.contains(kind), "train --help lacks {kind}");
+    }
+    for method in Method::NAMES {
+        assert!(sample.contains(method), "sample --help lacks {method}");
+    }
+    for kind in DENOISERS {
+        assert!(
+            sample.contains(kind.name),
+            "sample --help lacks {}",
+            kind.name
+        );
+    }
+    for e in EXPERIMENTS {
+        assert!(run.contains(e.name), "run --help lacks {}", e.name);
+    }
 }

@@ -11,7 +11,7 @@ use std::process::Output;
 use candle_core::{DType, Device};
 use diffusion_regimes::data::npy::{read_npy, write_npy};
 use diffusion_regimes::nn::checkpoint::{load_model, Weights};
-use diffusion_regimes::sample::{generate, Method, Schedule};
+use diffusion_regimes::sample::{generate, Method, Plan, Schedule};
 
 fn train_mlp(data: &Path, out: &Path, steps: &str) -> Output {
     regimes(&[
@@ -91,12 +91,11 @@ fn trained_model_samples_through_the_cli_like_the_library() {
     };
     let want = generate(
         &model,
+        &Plan::new(&schedule, Method::Euler).unwrap(),
         0,
         &[0, 1, 2, 3, 4],
         DType::F32,
         &Device::Cpu,
-        &schedule,
-        &Method::Euler,
         None,
     )
     .unwrap();

@@ -11,7 +11,7 @@ use diffusion_regimes::data::npy::{read_npy, write_npy};
 use diffusion_regimes::data::{read_labels, write_labels, Synthetic, SyntheticSpec};
 use diffusion_regimes::denoise::conditional::{component_alone, rows_of_class, Guided};
 use diffusion_regimes::denoise::{Denoiser, EmpiricalDenoiser, GaussianDenoiser};
-use diffusion_regimes::sample::{generate, Method, Schedule};
+use diffusion_regimes::sample::{generate, Method, Plan, Schedule};
 use faer::Mat;
 
 fn idx1(labels: &[u8]) -> Vec<u8> {
@@ -124,12 +124,11 @@ fn conditional_empirical_samples_are_training_points_of_the_class() {
     let draw = |d: &dyn Denoiser| {
         generate(
             d,
+            &Plan::new(&schedule, Method::Heun).unwrap(),
             5,
             &seeds,
             DType::F64,
             &Device::Cpu,
-            &schedule,
-            &Method::Heun,
             None,
         )
         .unwrap()

@@ -9,8 +9,8 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor};
 use common::{regimes, rows, s, subspace_residual, temp_dir};
 use diffusion_regimes::data::read_labels;
-use diffusion_regimes::experiment::{Sweep, SweepConfig};
 use diffusion_regimes::metrics::{class_agreement, Bootstrap};
+use diffusion_regimes::sweep::{Sweep, SweepConfig};
 
 const TINY: &str = r#"name = "tiny"
 ns = [4, 16]
@@ -207,7 +207,7 @@ fn a_conditional_experiment_checks_its_sweep() {
     .unwrap();
     let entry = diffusion_regimes::experiments::find("conditional").unwrap();
     let e = entry
-        .check(&config, &diffusion_regimes::experiments::RunOptions::new())
+        .check(&config, &diffusion_regimes::sweep::RunOptions::new())
         .unwrap_err()
         .to_string();
     assert!(

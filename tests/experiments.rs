@@ -5,7 +5,8 @@
 use std::path::Path;
 use std::process::Command;
 
-use diffusion_regimes::experiments::{find, RunOptions, EXPERIMENTS};
+use diffusion_regimes::experiments::{find, EXPERIMENTS};
+use diffusion_regimes::sweep::RunOptions;
 
 /// The `[[bin]]` names of Cargo.toml whose source is in experiments/.
 fn experiment_binaries() -> Vec<String> {

@@ -14,7 +14,7 @@ use diffusion_regimes::data::{Synthetic, SyntheticSpec};
 use diffusion_regimes::denoise::{Denoiser, EmpiricalDenoiser};
 use diffusion_regimes::framework::{Framework, VpEps};
 use diffusion_regimes::nn::{Network, Precond};
-use diffusion_regimes::sample::{generate, generate_native, Method, Schedule, TimeMap};
+use diffusion_regimes::sample::{generate, Method, Plan, Schedule, TimeMap};
 
 const BETA_D: f64 = 19.9;
 const BETA_MIN: f64 = 0.1;
@@ -186,12 +186,11 @@ fn native_samplers_of_the_empirical_optimum_land_where_ve_heun_lands() {
     };
     let heun = generate(
         empirical.as_ref(),
+        &Plan::new(&schedule, Method::Heun).unwrap(),
         9,
         &indices,
         DType::F64,
         &Device::Cpu,
-        &schedule,
-        &Method::Heun,
         None,
     )
     .unwrap();
@@ -203,7 +202,7 @@ fn native_samplers_of_the_empirical_optimum_land_where_ve_heun_lands() {
     for framework in Framework::ALL {
         let model = F64(oracle_model(framework, empirical.clone()));
         let native = framework.native(1000).unwrap();
-        let x = generate_native(&model, 9, &indices, DType::F64, &Device::Cpu, &native).unwrap();
+        let x = generate(&model, &native, 9, &indices, DType::F64, &Device::Cpu, None).unwrap();
         let landed = nearest(&x, &train);
         // VP's grid ends at t = 1e-3 (sigma = 0.0105), and near t = 0 sigma
         // grows like sqrt(t), so its last Euler step in t removes only half

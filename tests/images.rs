@@ -12,9 +12,9 @@ use candle_core::{DType, Device, Tensor};
 use common::{fails_with, regimes, s, succeeds, temp_dir};
 use diffusion_regimes::data::images::{grayscale, resize_area, to_bytes};
 use diffusion_regimes::data::{load_examples, ImageFormat, ImageImport};
-use diffusion_regimes::experiment::SweepConfig;
 use diffusion_regimes::nn::{Arch, UnetConfig};
 use diffusion_regimes::plot::{write_image_grid, GridRow};
+use diffusion_regimes::sweep::SweepConfig;
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use common::{fails_with, gaussian, regimes, s, succeeds};
 use diffusion_regimes::data::npy::read_npy;
-use diffusion_regimes::denoise::{calibrate_patches, PatchDenoiser, PatchKind, PatchSize};
+use diffusion_regimes::denoise::{PatchDenoiser, PatchKind, PatchSize};
+use diffusion_regimes::experiments::calibrate_patches;
 use diffusion_regimes::metrics::Similarity;
 use diffusion_regimes::sample::{Method, Schedule};
 

@@ -7,9 +7,10 @@ mod common;
 use candle_core::{DType, Tensor};
 use common::{gaussian, max_abs, max_abs_diff, rows};
 use diffusion_regimes::denoise::{
-    Component, Denoiser, DenoiserSpec, EmpiricalDenoiser, ImageShape, KdeDenoiser, Mixture,
-    PatchDenoiser, PatchKind, PatchSize,
+    Component, Denoiser, EmpiricalDenoiser, ImageShape, KdeDenoiser, Mixture, PatchDenoiser,
+    PatchKind, PatchSize,
 };
+use diffusion_regimes::spec::DenoiserSpec;
 use faer::Mat;
 
 const KINDS: [PatchKind; 4] = [

@@ -10,7 +10,7 @@ use diffusion_regimes::data::{Spectrum, Synthetic, SyntheticSpec};
 use diffusion_regimes::denoise::{Denoiser, EmpiricalDenoiser, GaussianDenoiser};
 use diffusion_regimes::linalg::random_orthogonal;
 use diffusion_regimes::rng::{stream, Purpose};
-use diffusion_regimes::sample::{generate, initial_noise, sample, Churn, Method, Schedule};
+use diffusion_regimes::sample::{generate, initial_noise, sample, Churn, Method, Plan, Schedule};
 
 #[test]
 fn karras_schedule_matches_golden_values() {
@@ -124,12 +124,11 @@ fn heun_costs_two_s_minus_one_evaluations_and_the_observer_sees_every_step() {
     let schedule = Schedule::default();
     generate(
         &counting,
+        &Plan::new(&schedule, Method::Heun).unwrap(),
         0,
         &[0, 1],
         DType::F64,
         &Device::Cpu,
-        &schedule,
-        &Method::Heun,
         Some(&mut observer),
     )
     .unwrap();
@@ -153,12 +152,11 @@ fn sampling_with_the_empirical_denoiser_ends_on_training_points() {
     ] {
         let samples = generate(
             &d,
+            &Plan::new(&Schedule::default(), method).unwrap(),
             3,
             &indices,
             DType::F64,
             &Device::Cpu,
-            &Schedule::default(),
-            &method,
             None,
         )
         .unwrap();
@@ -206,12 +204,11 @@ fn same_seed_gives_identical_bits_and_sample_j_is_the_same_alone_or_in_a_batch()
             let run = |idx: &[u64]| {
                 generate(
                     d,
+                    &Plan::new(&Schedule::default(), method).unwrap(),
                     9,
                     idx,
                     DType::F32,
                     &Device::Cpu,
-                    &Schedule::default(),
-                    &method,
                     None,
                 )
                 .unwrap()
@@ -268,12 +265,11 @@ fn stochastic_sampler_draws_fresh_noise_per_seed() {
     let run = |seed| {
         generate(
             &dist.mixture,
+            &Plan::new(&Schedule::default(), method).unwrap(),
             seed,
             &[0, 1],
             DType::F64,
             &Device::Cpu,
-            &Schedule::default(),
-            &method,
             None,
         )
         .unwrap()
@@ -283,12 +279,11 @@ fn stochastic_sampler_draws_fresh_noise_per_seed() {
     // The churn changes the result relative to the deterministic Heun sampler from the same start.
     let heun = generate(
         &dist.mixture,
+        &Plan::new(&Schedule::default(), Method::Heun).unwrap(),
         1,
         &[0, 1],
         DType::F64,
         &Device::Cpu,
-        &Schedule::default(),
-        &Method::Heun,
         None,
     )
     .unwrap();

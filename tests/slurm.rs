@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{assert_same_cells, comparable, succeeds, temp_dir, trained_segments};
-use diffusion_regimes::experiment::{Model, Results, Sweep, SweepConfig};
+use diffusion_regimes::sweep::{Model, Results, Sweep, SweepConfig};
 
 /// Quickstart-shaped, small: 3 N x (empirical + 2 MLPs) = 9 cells, the wider
 /// MLP slow enough (800 steps, a checkpoint every 200) to be caught in training.

@@ -8,7 +8,8 @@ use std::path::Path;
 
 use common::{comparable, temp_dir};
 use diffusion_regimes::data::npy::write_npy;
-use diffusion_regimes::experiment::{crossing, Results, Shard, Sweep, SweepConfig};
+use diffusion_regimes::metrics::crossing;
+use diffusion_regimes::sweep::{Results, Shard, Sweep, SweepConfig};
 
 const TINY: &str = r#"
 name = "tiny"
@@ -265,8 +266,8 @@ fn budget_check_scores_each_budget_as_a_sweep_trained_that_long() {
     let six = Results::collect(&short).unwrap();
     let mut compared = 0;
     for cell in six.cells.iter().filter(|c| c.label != "empirical") {
-        let file = diffusion_regimes::experiment::budget_file(&cell.cell.dir(&root), 6);
-        let at_six: diffusion_regimes::experiment::CellResult =
+        let file = diffusion_regimes::sweep::budget_file(&cell.cell.dir(&root), 6);
+        let at_six: diffusion_regimes::sweep::CellResult =
             serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
         assert_eq!(at_six.generalization, cell.generalization, "{}", cell.label);
         assert_eq!(
@@ -296,7 +297,7 @@ fn budget_check_scores_each_budget_as_a_sweep_trained_that_long() {
             .unwrap()
             .n_star;
         assert_eq!(check.n_star[2], last);
-        let expected = diffusion_regimes::experiment::BudgetVerdict::from_crossings(
+        let expected = diffusion_regimes::sweep::BudgetVerdict::from_crossings(
             check.n_star[1],
             check.n_star[2],
         );
@@ -326,12 +327,12 @@ fn budget_check_scores_each_budget_as_a_sweep_trained_that_long() {
     let mut first: serde_json::Value = serde_json::from_slice(&before).unwrap();
     first["train_seconds"] = rerun["train_seconds"].clone();
     assert_eq!(rerun, first);
-    let figures = diffusion_regimes::experiment::regime_figures(&results, &root).unwrap();
+    let figures = diffusion_regimes::sweep::regime_figures(&results, &root).unwrap();
     assert!(
         figures.iter().any(|p| p.ends_with("e_budget_check.png")),
         "{figures:?}"
     );
-    let plain_figures = diffusion_regimes::experiment::regime_figures(&reference, &plain).unwrap();
+    let plain_figures = diffusion_regimes::sweep::regime_figures(&reference, &plain).unwrap();
     assert!(!plain_figures
         .iter()
         .any(|p| p.ends_with("e_budget_check.png")));

@@ -9,8 +9,8 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use common::{assert_same_cells, regimes, succeeds, temp_dir, trained_segments};
-use diffusion_regimes::experiment::lock::{host_name, CellLock, Holder, LOCK_FILE, LOG_FILE};
-use diffusion_regimes::experiment::{Model, Results, Shard, Sweep, SweepConfig, FAILED_FILE};
+use diffusion_regimes::sweep::lock::{host_name, CellLock, Holder, LOCK_FILE, LOG_FILE};
+use diffusion_regimes::sweep::{Model, Results, Shard, Sweep, SweepConfig, FAILED_FILE};
 
 const CONFIG: &str = r#"
 name = "workers"

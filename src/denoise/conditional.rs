@@ -2,12 +2,9 @@
 //! (THEORY §10): D(x; sigma, c) of the exact priors, and
 //! D_w = (1 + w) D(x; sigma, c) - w D(x; sigma).
 
-use candle_core::{DType, Tensor};
+use candle_core::Tensor;
 
-use super::{training_rows, Component, Denoiser, DenoiserSpec, EmpiricalDenoiser, Mixture};
-use crate::data::{check_label_count, load_distribution};
-use crate::nn::checkpoint::{load_model, Weights};
-use crate::nn::ClassModel;
+use super::{Component, Denoiser, Mixture};
 use crate::{Error, Result};
 
 /// The training points labelled `class` ([N, n] rows, `labels` one per row).
@@ -46,52 +43,6 @@ pub fn component_alone(mixture: &Mixture, k: usize) -> Result<Mixture> {
         weight: 1.0,
         ..c.clone()
     }])
-}
-
-/// The class-conditional denoiser `spec` names: the empirical denoiser of
-/// the training points labelled `class` (labels from `labels_file`, one per
-/// training row), the true denoiser's component `class`, or a
-/// class-conditional network given `class` (its labels are in its run).
-pub fn class_denoiser(
-    spec: &DenoiserSpec,
-    dtype: DType,
-    labels_file: Option<&std::path::Path>,
-    class: u32,
-) -> Result<Box<dyn Denoiser>> {
-    match spec.kind().name {
-        "empirical" => {
-            let labels_file = labels_file.ok_or_else(|| {
-                Error::invalid(
-                    "--labels",
-                    "missing",
-                    "the empirical denoiser of a class needs the training labels",
-                )
-            })?;
-            let train = training_rows(spec.path())?.to_dtype(dtype)?;
-            let labels = crate::data::read_labels(labels_file)?;
-            check_label_count(&labels, train.dim(0)?, labels_file)?;
-            Ok(Box::new(EmpiricalDenoiser::new(&rows_of_class(
-                &train, &labels, class,
-            )?)?))
-        }
-        "truth" => Ok(Box::new(component_alone(
-            &load_distribution(spec.path())?,
-            class as usize,
-        )?)),
-        "model" | "model-raw" => {
-            let weights = match spec.kind().name {
-                "model" => Weights::Ema,
-                _ => Weights::Model,
-            };
-            let model = load_model(spec.path(), weights, &candle_core::Device::Cpu)?;
-            Ok(Box::new(ClassModel::new(model, class)?))
-        }
-        other => Err(Error::invalid(
-            "denoiser",
-            other,
-            "a class-conditional denoiser exists for empirical, truth and class-conditional models",
-        )),
-    }
 }
 
 /// Classifier-free guidance: (1 + w) D_c - w D_u of a conditional and an

@@ -16,7 +16,6 @@ use candle_core::{Tensor, D};
 use crate::error::check_sigma;
 use crate::{Error, Result};
 
-mod calibration;
 pub mod conditional;
 mod empirical;
 mod gaussian;
@@ -29,9 +28,7 @@ pub mod patches;
 mod softmax_cpu;
 mod softmax_mean;
 mod sparse_weights;
-mod spec;
 
-pub use calibration::{calibrate_patches, CalibratedStep, Calibration};
 pub use empirical::EmpiricalDenoiser;
 pub use gaussian::GaussianDenoiser;
 pub use kde::KdeDenoiser;
@@ -39,9 +36,6 @@ pub use mixture::{Component, Mixture};
 pub use patch_denoiser::PatchDenoiser;
 pub use patch_size::PatchSize;
 pub use patches::{ImageShape, PatchKind};
-pub use spec::{
-    spec_forms, training_images, training_rows, DenoiserKind, DenoiserSpec, Source, DENOISERS,
-};
 
 /// An x0-estimate D(x; sigma) = E[y | x] in the variance-exploding convention
 /// (THEORY §1). `x` is a batch of rows `[B, n]`; the result has the dtype and

@@ -14,13 +14,10 @@ use serde::{Deserialize, Serialize};
 use super::{csv_cell, load_without_data, write_outputs, Experiment, RunOptions};
 use crate::data::npy::read_npy;
 use crate::data::FRESH_ROWS;
-use crate::experiment::{
-    crossing, quantile, run_sweep, sign_change, write_sweep, CellResult, Results, Sweep,
-    SweepConfig,
-};
-use crate::metrics::{nearest_two, DEFAULT_CHUNK};
+use crate::metrics::{crossing, nearest_two, quantile, sign_change, DEFAULT_CHUNK};
 use crate::plot::{Axis, LineChart, Scale, Series};
 use crate::rng::{stream, Purpose};
+use crate::sweep::{run_sweep, write_sweep, CellResult, Results, Sweep, SweepConfig};
 use crate::theory::collapse_sigma_entropy;
 use crate::Result;
 

@@ -11,20 +11,21 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use super::calibration::calibrate_patches;
 use super::{Experiment, RunOptions};
 use crate::data::npy::read_npy;
 use crate::denoise::{
-    calibrate_patches, Denoiser, EmpiricalDenoiser, GaussianDenoiser, KdeDenoiser, PatchDenoiser,
-    PatchKind,
-};
-use crate::experiment::{
-    quantile, regime_shades, run_sweep, write_sweep, Cell, Estimate, Model, Results, Sweep,
-    SweepConfig, SweepReport, SAMPLES_FILE,
+    Denoiser, EmpiricalDenoiser, GaussianDenoiser, KdeDenoiser, PatchDenoiser, PatchKind,
 };
 use crate::io::{read_json, write_atomic, write_json};
+use crate::metrics::quantile;
 use crate::metrics::{denoiser_gap, r_squared, Similarity};
 use crate::plot::{save_figure, Axis, LineChart, Scale, Series};
 use crate::sample::{starting_points, Method};
+use crate::sweep::{
+    regime_shades, run_sweep, write_sweep, Cell, Estimate, Model, Results, Sweep, SweepConfig,
+    SweepReport, SAMPLES_FILE,
+};
 use crate::{Error, Result};
 
 #[derive(Clone, Debug, Deserialize)]
@@ -89,7 +90,7 @@ impl Experiment for ClosedForms {
     type Report = ClosedFormsReport;
 
     fn load(path: &Path, options: &RunOptions) -> Result<ClosedFormsConfig> {
-        let mut config: ClosedFormsConfig = crate::experiment::load_toml(path)?;
+        let mut config: ClosedFormsConfig = crate::sweep::load_toml(path)?;
         config.sweep = options.with_data(config.sweep, path)?;
         if let Some(spec) = config.sweep.models.iter().find(|m| !m.framework.is_edm()) {
             return Err(Error::format(

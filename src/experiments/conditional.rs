@@ -18,15 +18,15 @@ use super::scored::{csv_rows, curves_chart, score_outputs, References, ScoredPoi
 use super::{csv_cell, Experiment, RunOptions};
 use crate::denoise::conditional::{component_alone, rows_of_class, Guided};
 use crate::denoise::{EmpiricalDenoiser, Mixture};
-use crate::experiment::{
-    check_finite, nearest_images, Cell, Estimate, Model, Sweep, SweepConfig, GRID_ZOOM,
-    NEAREST_LABEL,
-};
 use crate::io::{write_atomic, write_json};
 use crate::metrics::{class_agreement, Bootstrap};
 use crate::nn::checkpoint::{load_model, Weights};
 use crate::nn::ClassModel;
 use crate::plot::{save_figure, write_image_grid, GridRow};
+use crate::sweep::{
+    check_finite, nearest_images, Cell, Estimate, Model, Sweep, SweepConfig, GRID_ZOOM,
+    NEAREST_LABEL,
+};
 use crate::{Error, Result};
 
 #[derive(Clone, Debug, Deserialize)]

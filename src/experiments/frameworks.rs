@@ -14,12 +14,12 @@ use serde::{Deserialize, Serialize};
 use super::{Experiment, RunOptions};
 use crate::data::npy::read_npy;
 use crate::denoise::EmpiricalDenoiser;
-use crate::experiment::{
+use crate::io::write_atomic;
+use crate::plot::{save_figure, Axis, LineChart, Scale, Series};
+use crate::sweep::{
     rp_heatmaps, run_sweep, write_sweep, CellResult, Estimate, Model, ModelSpec, Results, Split,
     Sweep, SweepConfig, SweepReport, SAMPLES_FILE,
 };
-use crate::io::write_atomic;
-use crate::plot::{save_figure, Axis, LineChart, Scale, Series};
 use crate::{Error, Result};
 
 #[derive(Clone, Debug, Deserialize)]
@@ -101,7 +101,7 @@ impl Experiment for Frameworks {
     type Report = FrameworksReport;
 
     fn load(path: &Path, options: &RunOptions) -> Result<FrameworksConfig> {
-        let mut config: FrameworksConfig = crate::experiment::load_toml(path)?;
+        let mut config: FrameworksConfig = crate::sweep::load_toml(path)?;
         config.sweep = options.with_data(config.sweep, path)?;
         if let Some(disjoint) = config.disjoint_sweep() {
             disjoint.checked(path)?;

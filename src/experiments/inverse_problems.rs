@@ -15,11 +15,11 @@ use serde::{Deserialize, Serialize};
 use super::scored::{csv_rows, curves_chart, score_outputs, References, ScoredPoint};
 use super::{Experiment, RunOptions};
 use crate::denoise::Denoiser;
-use crate::experiment::{Model, Sweep, SweepConfig};
 use crate::inverse::{solve, EmpiricalPosterior, Operator, OperatorSpec, Problems, Solver};
 use crate::io::{write_atomic, write_json};
 use crate::plot::{save_figure, Series};
 use crate::sample::{sample, Method};
+use crate::sweep::{Model, Sweep, SweepConfig};
 use crate::{Error, Result};
 
 #[derive(Clone, Debug, Deserialize)]
@@ -82,8 +82,7 @@ impl Experiment for InverseProblems {
             ));
         }
         for name in &config.solvers {
-            name.parse::<Solver>()
-                .map_err(|e| Error::format(path, e.to_string()))?;
+            name.parse::<Solver>().map_err(|e| Error::at(path, e))?;
         }
         Ok(config)
     }

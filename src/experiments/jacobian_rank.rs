@@ -10,10 +10,10 @@ use serde::{Deserialize, Serialize};
 
 use super::{write_outputs, Experiment, RunOptions};
 use crate::denoise::Denoiser;
-use crate::experiment::{Model, Sweep, SweepConfig};
 use crate::metrics::{effective_rank, singular_values};
 use crate::plot::{Axis, LineChart, Scale, Series};
 use crate::sample::initial_noise;
+use crate::sweep::{Model, Sweep, SweepConfig};
 use crate::Result;
 
 #[derive(Clone, Debug, Deserialize)]

@@ -9,12 +9,13 @@ use serde::{Deserialize, Serialize};
 
 use super::{write_outputs, Experiment, RunOptions};
 use crate::data::SyntheticSpec;
-use crate::experiment::{
-    crossing, run_sweep, write_sweep, DataSource, Estimate, MetricSettings, SamplingSettings,
-    Split, SweepConfig, TrainSettings,
-};
+use crate::metrics::crossing;
 use crate::nn::Arch;
 use crate::plot::{Axis, LineChart, Scale, Series};
+use crate::sweep::{
+    run_sweep, write_sweep, DataSource, Estimate, MetricSettings, SamplingSettings, Split,
+    SweepConfig, TrainSettings,
+};
 use crate::Result;
 
 #[derive(Clone, Debug, Deserialize)]

@@ -8,9 +8,9 @@ use candle_core::Tensor;
 use serde::Serialize;
 
 use super::csv_cell;
-use crate::experiment::{Estimate, MetricSettings};
 use crate::metrics::{ratio_memorization, Bootstrap};
 use crate::plot::{Axis, LineChart, Scale, Series};
+use crate::sweep::{Estimate, MetricSettings};
 use crate::Result;
 
 /// One model's scores at one N.

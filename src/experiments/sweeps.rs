@@ -1,11 +1,11 @@
 //! The sweep-shaped experiments: a grid of N x models, trained, sampled and
-//! scored (`experiment::Sweep`), drawn as the regime figures plus each
+//! scored (`sweep::Sweep`), drawn as the regime figures plus each
 //! experiment's own.
 
 use std::path::{Path, PathBuf};
 
 use super::{Experiment, RunOptions};
-use crate::experiment::{
+use crate::sweep::{
     gap_vs_sigma_figures, rp_heatmaps, run_sweep, write_sweep, FigureFn, SweepConfig, SweepReport,
 };
 use crate::Result;

@@ -13,13 +13,12 @@ use serde::{Deserialize, Serialize};
 
 use super::{csv_cell, Experiment, RunOptions};
 use crate::denoise::EmpiricalDenoiser;
-use crate::experiment::{
-    crossing, least_squares, measure, progress_bar, run_parallel, train_model, Cell, Model, Sweep,
-    SweepConfig,
-};
 use crate::io::{read_json, write_atomic, write_json};
+use crate::jobs::{progress_bar, run_parallel};
+use crate::metrics::{crossing, least_squares};
 use crate::nn::checkpoint::{load_model, Weights};
 use crate::plot::{save_figure, Axis, LineChart, Scale, Series};
+use crate::sweep::{measure, train_model, Cell, Model, Sweep, SweepConfig};
 use crate::{Error, Result};
 
 #[derive(Clone, Debug, Deserialize)]
@@ -243,7 +242,7 @@ impl Experiment for TrainingTime {
     type Report = TimeReport;
 
     fn load(path: &Path, options: &RunOptions) -> Result<TimeConfig> {
-        let mut c: TimeConfig = crate::experiment::load_toml(path)?;
+        let mut c: TimeConfig = crate::sweep::load_toml(path)?;
         c.sweep = options.with_data(c.sweep, path)?;
         if c.checkpoints.is_empty()
             || c.checkpoints.windows(2).any(|w| w[0] >= w[1])

@@ -5,8 +5,8 @@ use candle_core::Tensor;
 use rand_chacha::ChaCha20Rng;
 use rand_distr::{Distribution, StandardNormal};
 
-use super::{Native, Parameterisation, Scalings};
-use crate::sample::{Heun, Schedule};
+use super::{Parameterisation, Scalings};
+use crate::sample::{Method, Plan, Schedule};
 use crate::Result;
 
 pub struct Edm {
@@ -44,14 +44,11 @@ impl Parameterisation for Edm {
 
 impl Edm {
     /// Heun on EDM's schedule (sigma 80 .. 0.002, rho = 7) with `steps` levels.
-    pub fn native(steps: usize) -> Result<Native> {
+    pub fn native(steps: usize) -> Result<Plan> {
         let schedule = Schedule {
             steps,
             ..Schedule::default()
         };
-        Ok(Native {
-            sigmas: schedule.sigmas()?,
-            integrator: Box::new(Heun),
-        })
+        Plan::new(&schedule, Method::Heun)
     }
 }

@@ -8,8 +8,8 @@ use rand::Rng;
 use rand_chacha::ChaCha20Rng;
 use rand_distr::{Distribution, StandardNormal};
 
-use super::{check_steps, linspace, Native, Parameterisation, Scalings};
-use crate::sample::{TimeEuler, TimeMap};
+use super::{check_steps, linspace, Parameterisation, Scalings};
+use crate::sample::{Plan, TimeEuler, TimeMap};
 use crate::Result;
 
 /// How training draws t.
@@ -37,13 +37,13 @@ impl Flow {
     }
 
     /// Euler in t on `steps` equal steps from t_max to 0.
-    pub fn native(&self, steps: usize) -> Result<Native> {
+    pub fn native(&self, steps: usize) -> Result<Plan> {
         check_steps(steps)?;
         let sigmas = linspace(self.t_max, 0.0, steps + 1)
             .into_iter()
             .map(|t| FlowMap.sigma(t))
             .collect();
-        Ok(Native {
+        Ok(Plan {
             sigmas,
             integrator: Box::new(TimeEuler(Box::new(FlowMap))),
         })

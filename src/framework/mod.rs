@@ -18,7 +18,7 @@ use candle_core::Tensor;
 use rand_chacha::ChaCha20Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::sample::Integrator;
+use crate::sample::Plan;
 use crate::{Error, Result};
 
 mod edm;
@@ -39,14 +39,6 @@ pub struct Scalings {
     pub c_out: Tensor,
     pub c_in: Tensor,
     pub c_noise: Tensor,
-}
-
-/// A framework's sampler: the VE noise levels it visits (decreasing, ending
-/// at 0) and how it steps between them. Sample j starts at
-/// x_VE = sigmas[0] z_j (THEORY §9: "the same noise").
-pub struct Native {
-    pub sigmas: Vec<f64>,
-    pub integrator: Box<dyn Integrator>,
 }
 
 /// One training framework, seen through the VE denoiser (THEORY §9).
@@ -128,7 +120,7 @@ impl Framework {
     /// The framework's own sampler on `steps` noise levels (then sigma = 0):
     /// Heun for EDM (about 2 `steps` evaluations), one evaluation per step
     /// for the others.
-    pub fn native(self, steps: usize) -> Result<Native> {
+    pub fn native(self, steps: usize) -> Result<Plan> {
         match self {
             Framework::Edm => Edm::native(steps),
             Framework::VpEps => VpEps::ddpm().native(steps),

@@ -6,8 +6,8 @@ use candle_core::Tensor;
 use rand::Rng;
 use rand_chacha::ChaCha20Rng;
 
-use super::{check_steps, inverse_square, linspace, Native, Parameterisation, Scalings};
-use crate::sample::Euler;
+use super::{check_steps, inverse_square, linspace, Parameterisation, Scalings};
+use crate::sample::{Euler, Plan};
 use crate::Result;
 
 pub struct Ve {
@@ -49,14 +49,14 @@ impl Parameterisation for Ve {
 
 impl Ve {
     /// Euler in sigma on `steps` geometric levels sigma_max .. sigma_min, then 0.
-    pub fn native(&self, steps: usize) -> Result<Native> {
+    pub fn native(&self, steps: usize) -> Result<Plan> {
         check_steps(steps)?;
         let mut sigmas: Vec<f64> = linspace(self.sigma_max.ln(), self.sigma_min.ln(), steps)
             .into_iter()
             .map(f64::exp)
             .collect();
         sigmas.push(0.0);
-        Ok(Native {
+        Ok(Plan {
             sigmas,
             integrator: Box::new(Euler),
         })

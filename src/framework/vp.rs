@@ -8,10 +8,8 @@ use candle_core::Tensor;
 use rand::Rng;
 use rand_chacha::ChaCha20Rng;
 
-use super::{
-    check_steps, epsilon_scalings, inverse_square, linspace, Native, Parameterisation, Scalings,
-};
-use crate::sample::{TimeEuler, TimeMap};
+use super::{check_steps, epsilon_scalings, inverse_square, linspace, Parameterisation, Scalings};
+use crate::sample::{Plan, TimeEuler, TimeMap};
 use crate::Result;
 
 #[derive(Clone, Copy)]
@@ -92,14 +90,14 @@ impl Parameterisation for Vp {
 
 impl Vp {
     /// Euler in (x_VP, t) on `steps` times from 1 to epsilon_s, then sigma = 0.
-    pub fn native(&self, steps: usize) -> Result<Native> {
+    pub fn native(&self, steps: usize) -> Result<Plan> {
         check_steps(steps)?;
         let mut sigmas: Vec<f64> = linspace(1.0, self.epsilon_s, steps)
             .into_iter()
             .map(|t| self.sigma(t))
             .collect();
         sigmas.push(0.0);
-        Ok(Native {
+        Ok(Plan {
             sigmas,
             integrator: Box::new(TimeEuler(Box::new(*self))),
         })

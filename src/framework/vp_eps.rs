@@ -8,10 +8,8 @@ use candle_core::Tensor;
 use rand::Rng;
 use rand_chacha::ChaCha20Rng;
 
-use super::{
-    check_steps, epsilon_scalings, inverse_square, per_row, Native, Parameterisation, Scalings,
-};
-use crate::sample::Ddim;
+use super::{check_steps, epsilon_scalings, inverse_square, per_row, Parameterisation, Scalings};
+use crate::sample::{Ddim, Plan};
 use crate::Result;
 
 pub struct VpEps {
@@ -60,7 +58,7 @@ impl VpEps {
 
     /// DDIM on `steps` timesteps T = t_0 > ... > t_(S-1) = 1 evenly spaced
     /// (rounded to integers), then sigma = 0.
-    pub fn native(&self, steps: usize) -> Result<Native> {
+    pub fn native(&self, steps: usize) -> Result<Plan> {
         check_steps(steps)?;
         let last = self.steps() as f64;
         let mut timesteps: Vec<usize> = (0..steps)
@@ -69,7 +67,7 @@ impl VpEps {
         timesteps.dedup();
         let mut sigmas: Vec<f64> = timesteps.into_iter().map(|t| self.sigma(t)).collect();
         sigmas.push(0.0);
-        Ok(Native {
+        Ok(Plan {
             sigmas,
             integrator: Box::new(Ddim),
         })

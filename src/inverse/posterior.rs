@@ -8,10 +8,9 @@ use candle_core::{DType, Device, Tensor};
 use faer::Mat;
 
 use super::Operator;
-use crate::denoise::{
-    check_input, softmax_rows, training_rows, Denoiser, DenoiserSpec, GaussianDenoiser,
-};
+use crate::denoise::{check_input, softmax_rows, Denoiser, GaussianDenoiser};
 use crate::linalg::{spectral, symmetric_eigen, to_mat, to_tensor};
+use crate::spec::{training_rows, DenoiserSpec};
 use crate::{Error, Result};
 
 /// The posterior of the empirical distribution of N training points: weights

@@ -4,7 +4,7 @@
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::experiment::analysis::quantile;
+use super::curves::quantile;
 use crate::rng::{stream, Purpose};
 
 /// How many resamples, drawn from stream (seed, Bootstrap, 0).

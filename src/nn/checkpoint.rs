@@ -1,4 +1,4 @@
-//! Run folders and checkpoints of a training run (DESIGN.md "Run folders"):
+//! Run folders and checkpoints of a training run:
 //!
 //! - `config.toml`: the resolved [`TrainConfig`];
 //! - `train.npy`: the N training examples actually used;

@@ -62,6 +62,9 @@ pub enum Arch {
 }
 
 impl Arch {
+    /// The kinds `of_kind` builds, as configs and `--arch` name them.
+    pub const KINDS: &'static [&'static str] = &["mlp", "unet", "dit"];
+
     /// The network of kind `mlp`, `unet` or `dit` (the names configs use):
     /// hidden width, base channels or token width `width`, `depth` blocks
     /// (per resolution, for the U-Net; default 4 for the MLP and the DiT, 1
@@ -91,7 +94,11 @@ impl Arch {
                 heads: 4,
                 patch: 2,
             })),
-            _ => Err(Error::invalid("architecture", kind, "use mlp, unet or dit")),
+            _ => Err(Error::invalid(
+                "architecture",
+                kind,
+                format!("use {}", Arch::KINDS.join(", ")),
+            )),
         }
     }
 

@@ -1,6 +1,6 @@
 //! Figures with plotters: line charts with confidence bands and shaded
 //! regions, written as PNG and SVG. Text uses the embedded DejaVu Sans, so no
-//! system font is needed (DESIGN: dependencies).
+//! system font is needed.
 
 use std::path::{Path, PathBuf};
 use std::sync::Once;

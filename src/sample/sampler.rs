@@ -9,14 +9,13 @@ use serde::{Deserialize, Serialize};
 
 use super::{Ancestral, Churn, Ddim, Euler, Heun, Schedule};
 use crate::denoise::Denoiser;
-use crate::framework::Native;
 use crate::rng::{normal_rows, sample_streams};
 use crate::{Error, Result};
 
 /// One way to move samples from sigmas[0] down every level of `sigmas`,
 /// calling `observe(index, sigma, x, D(x; sigma))` at each evaluation it
 /// reports; `streams` (one per row) supply any noise it draws.
-pub trait Integrator {
+pub trait Integrator: Send + Sync {
     fn integrate(
         &self,
         denoiser: &dyn Denoiser,
@@ -149,41 +148,58 @@ pub fn starting_points(
     Ok(((z * sigma)?, streams))
 }
 
-/// Generates samples `indices` of run `seed`: x_0 = sigma_max z, then `method`
-/// over the schedule's sigmas.
+/// How a sampler runs (THEORY §2, §9): the noise levels it visits
+/// (decreasing, ending at 0 or not) and how it steps between them. Sample j
+/// starts at x = sigmas[0] z_j. [`Plan::new`] makes one of the EDM schedule
+/// and a registered [`Method`]; a framework's own sampler is
+/// `Framework::native`.
+pub struct Plan {
+    pub sigmas: Vec<f64>,
+    pub integrator: Box<dyn Integrator>,
+}
+
+impl Plan {
+    /// `method` over the levels of `schedule`.
+    pub fn new(schedule: &Schedule, method: Method) -> Result<Plan> {
+        Ok(Plan {
+            sigmas: schedule.sigmas()?,
+            integrator: Box::new(method),
+        })
+    }
+}
+
+/// Generates samples `indices` of run `seed`: x_0 = sigmas[0] z_j with z_j
+/// the run's per-sample noise ([`initial_noise`]), then the plan's steps.
+/// The one entry for sampling from seeds: EDM samplers, native samplers, the
+/// CLI and the experiments all come through here.
 #[allow(clippy::too_many_arguments)]
 pub fn generate(
     denoiser: &dyn Denoiser,
+    plan: &Plan,
     seed: u64,
     indices: &[u64],
     dtype: DType,
     device: &Device,
-    schedule: &Schedule,
-    method: &Method,
     observer: Option<Observer<'_>>,
 ) -> Result<Tensor> {
-    let sigmas = schedule.sigmas()?;
-    let (x, mut streams) =
-        starting_points(seed, indices, denoiser.dim(), sigmas[0], dtype, device)?;
-    sample(denoiser, &x, &sigmas, method, &mut streams, observer)
+    let (z, mut streams) = initial_noise(seed, indices, denoiser.dim(), dtype, device)?;
+    generate_from(denoiser, plan, &z, &mut streams, observer)
 }
 
-/// Samples `indices` of run `seed` with a framework's own sampler: sample j
-/// starts at x_VE = native.sigmas[0] z_j, z_j the same noise [`generate`]
-/// uses (THEORY §9).
-pub fn generate_native(
+/// As [`generate`] from given standard-normal noise `z` [B, n] (a user's
+/// own, or read from a file); `streams` (one per row) supply the stochastic
+/// samplers' later noise.
+pub fn generate_from(
     denoiser: &dyn Denoiser,
-    seed: u64,
-    indices: &[u64],
-    dtype: DType,
-    device: &Device,
-    native: &Native,
+    plan: &Plan,
+    z: &Tensor,
+    streams: &mut [ChaCha20Rng],
+    observer: Option<Observer<'_>>,
 ) -> Result<Tensor> {
-    let sigmas = &native.sigmas;
-    let (x, mut streams) =
-        starting_points(seed, indices, denoiser.dim(), sigmas[0], dtype, device)?;
-    let integrator = native.integrator.as_ref();
-    sample(denoiser, &x, sigmas, integrator, &mut streams, None)
+    check_sigmas(&plan.sigmas)?;
+    let x = (z * plan.sigmas[0])?;
+    let integrator = plan.integrator.as_ref();
+    sample(denoiser, &x, &plan.sigmas, integrator, streams, observer)
 }
 
 /// Runs `integrator` (a [`Method`], or a framework's native one) from `x` at

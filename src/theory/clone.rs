@@ -31,7 +31,7 @@ impl CloneCurve {
             .zip(fraction.iter().copied())
             .collect();
         pairs.sort_by(|a, b| b.0.total_cmp(&a.0));
-        crate::experiment::crossing(&pairs, level)
+        crate::metrics::crossing(&pairs, level)
     }
 }
 

@@ -114,7 +114,7 @@ pub fn subspace_residual(c: &diffusion_regimes::denoise::Component, y: &[f64]) -
 /// but for its wall time (train_seconds), every samples.npy byte for byte,
 /// and the same set of cells.
 pub fn assert_same_cells(a: &std::path::Path, b: &std::path::Path) {
-    use diffusion_regimes::experiment::CellResult;
+    use diffusion_regimes::sweep::CellResult;
     let files = |root: &std::path::Path| {
         let mut found = Vec::new();
         let mut todo = vec![root.join("cells")];
@@ -173,7 +173,7 @@ pub fn trained_segments(cell: &std::path::Path) -> Vec<(String, u64, u64)> {
 }
 
 /// A sweep's results without wall-clock times, which differ between runs.
-pub fn comparable(results: &diffusion_regimes::experiment::Results) -> String {
+pub fn comparable(results: &diffusion_regimes::sweep::Results) -> String {
     let mut r = results.clone();
     r.cells.iter_mut().for_each(|c| c.train_seconds = None);
     serde_json::to_string(&r).unwrap()

@@ -5,14 +5,17 @@ use std::path::PathBuf;
 use candle_core::{DType, Device};
 use clap::{Args, Parser, Subcommand};
 
-use diffusion_regimes::cli::{RunArgs, SweepArgs};
+use diffusion_regimes::cli::{names, RunArgs, SweepArgs};
 use diffusion_regimes::data::ImageFormat;
-use diffusion_regimes::denoise::{Denoiser, DenoiserKind, DenoiserSpec, Source};
+use diffusion_regimes::denoise::Denoiser;
 use diffusion_regimes::error::parse_variant;
-use diffusion_regimes::experiment::{TrainSettings, GRID_COLUMNS};
+use diffusion_regimes::experiments::EXPERIMENTS;
 use diffusion_regimes::framework::Framework;
 use diffusion_regimes::nn::checkpoint::Weights;
 use diffusion_regimes::nn::train::Sampling;
+use diffusion_regimes::nn::Arch;
+use diffusion_regimes::spec::{spec_forms, DenoiserKind, DenoiserSpec, Source};
+use diffusion_regimes::sweep::{TrainSettings, GRID_COLUMNS};
 use diffusion_regimes::{Error, Result};
 
 /// f32 or f64, the two dtypes the denoisers compute in.
@@ -50,6 +53,7 @@ pub(crate) enum Command {
     /// e.g. `regimes run boundaries`; `regimes run list` names them all.
     Run {
         /// The experiment's name, or `list`.
+        #[arg(value_parser = experiment_names())]
         name: String,
         #[command(flatten)]
         args: RunArgs,
@@ -153,8 +157,7 @@ pub(crate) struct TrainArgs {
     /// dropped, so the network also learns the unconditional denoiser.
     #[arg(long, default_value_t = 0.1)]
     pub(crate) p_uncond: f64,
-    /// mlp or unet.
-    #[arg(long, default_value = "mlp")]
+    #[arg(long, default_value = "mlp", value_parser = names(Arch::KINDS))]
     pub(crate) arch: String,
     /// MLP hidden width, or U-Net base channels (UNet-64/128/256).
     #[arg(long, default_value_t = 256)]
@@ -168,8 +171,8 @@ pub(crate) struct TrainArgs {
     /// U-Net without self-attention at the lowest resolution.
     #[arg(long)]
     pub(crate) no_attention: bool,
-    /// Training framework (THEORY §9): edm, vp-eps (DDPM epsilon-prediction),
-    /// vp, ve, flow (rectified flow, logit-normal t) or flow-uniform.
+    /// Training framework (THEORY §9): vp-eps is DDPM's epsilon-prediction,
+    /// flow rectified flow with logit-normal t.
     #[arg(long, default_value = "edm")]
     pub(crate) framework: Framework,
     #[arg(long, default_value_t = TrainSettings::default().steps)]
@@ -315,9 +318,9 @@ pub(crate) struct DataArgs {
 
 #[derive(Args)]
 pub(crate) struct DenoiserArgs {
-    /// empirical, gaussian, truth or model, built from --train,
-    /// --distribution or --checkpoint; or the whole spec, e.g. empirical:T.npy.
-    #[arg(long)]
+    /// A kind, built from --train, --distribution or --checkpoint, or the
+    /// whole spec, e.g. empirical:T.npy.
+    #[arg(long, help = denoiser_help())]
     pub(crate) denoiser: String,
     /// Training set, an .npy file of shape [N, n].
     #[arg(long)]
@@ -362,4 +365,18 @@ impl DenoiserArgs {
     pub(crate) fn build(&self) -> Result<Box<dyn Denoiser>> {
         self.spec()?.build(self.dtype, &Device::Cpu)
     }
+}
+
+/// `--denoiser`'s help: every registered kind in its accepted form.
+fn denoiser_help() -> String {
+    format!(
+        "A kind, built from --train, --distribution or --checkpoint, or the whole spec: {}",
+        spec_forms()
+    )
+}
+
+/// `regimes run`'s names: every registered experiment, then `list`.
+fn experiment_names() -> clap::builder::PossibleValuesParser {
+    let names = EXPERIMENTS.iter().map(|e| e.name);
+    clap::builder::PossibleValuesParser::new(names.chain(["list"]))
 }

@@ -6,10 +6,12 @@ use std::path::PathBuf;
 use candle_core::{DType, Device};
 use clap::Args;
 
-use diffusion_regimes::denoise::{calibrate_patches, training_images, Denoiser, PatchKind};
+use diffusion_regimes::denoise::{Denoiser, PatchKind};
+use diffusion_regimes::experiments::calibrate_patches;
 use diffusion_regimes::metrics::Similarity;
 use diffusion_regimes::nn::checkpoint::{load_model, Weights, TRAIN_FILE};
 use diffusion_regimes::sample::{starting_points, Method};
+use diffusion_regimes::spec::training_images;
 use diffusion_regimes::{Error, Result};
 
 use crate::generate::{parse_seeds, ScheduleArgs};

@@ -5,15 +5,17 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device, Tensor};
 use clap::Args;
 
+use diffusion_regimes::cli::sampler_names;
 use diffusion_regimes::data::load_examples;
 use diffusion_regimes::data::npy::{read_npy, read_rows, write_npy};
-use diffusion_regimes::denoise::conditional::{class_denoiser, Guided};
+use diffusion_regimes::denoise::conditional::Guided;
 use diffusion_regimes::denoise::Denoiser;
 use diffusion_regimes::error::check_sigma;
-use diffusion_regimes::experiment::{nearest_images, NEAREST_LABEL};
-use diffusion_regimes::framework::{Framework, Native};
+use diffusion_regimes::framework::Framework;
 use diffusion_regimes::plot::{write_image_grid, GridRow};
-use diffusion_regimes::sample::{initial_noise, sample as sample_from, Method, Schedule};
+use diffusion_regimes::sample::{generate_from, initial_noise, Method, Plan, Schedule};
+use diffusion_regimes::spec::class_denoiser;
+use diffusion_regimes::sweep::{nearest_images, NEAREST_LABEL};
 use diffusion_regimes::{Error, Result};
 
 use crate::args::DenoiserArgs;
@@ -42,13 +44,13 @@ pub(crate) struct SampleArgs {
     /// The run's seed.
     #[arg(long, default_value_t = 0)]
     pub(crate) seed: u64,
-    /// euler, heun, ddim, edm-stochastic (EDM's churn defaults), ancestral,
-    /// or native: the framework's own sampler on --steps levels (a model's
+    /// A registered sampler (edm-stochastic with EDM's churn defaults), or
+    /// native: the framework's own sampler on --steps levels (a model's
     /// framework, or --framework's), started at its own sigma_max.
-    #[arg(long, default_value = "heun")]
+    #[arg(long, default_value = "heun", value_parser = sampler_names())]
     pub(crate) sampler: String,
-    /// The framework whose native sampler runs an analytic denoiser (edm,
-    /// vp-eps, vp, ve, flow); a model's own otherwise.
+    /// The framework whose native sampler runs an analytic denoiser; a
+    /// model's own otherwise.
     #[arg(long)]
     pub(crate) framework: Option<Framework>,
     #[command(flatten)]
@@ -110,10 +112,7 @@ pub(crate) fn sample(args: SampleArgs) -> Result<()> {
     // Where sample j starts (sigmas[0] z_j) and how it moves.
     let plan = match args.sampler.as_str() {
         "native" => native_sampler(&args)?,
-        name => Native {
-            sigmas: args.schedule.schedule().sigmas()?,
-            integrator: Box::new(name.parse::<Method>()?),
-        },
+        name => Plan::new(&args.schedule.schedule(), name.parse::<Method>()?)?,
     };
     let dtype = args.denoiser.dtype;
     let d: Box<dyn Denoiser> = match args.class {
@@ -148,37 +147,34 @@ pub(crate) fn sample(args: SampleArgs) -> Result<()> {
             ));
         }
     }
-    let x = sample_from(
-        d.as_ref(),
-        &(z * plan.sigmas[0])?,
-        &plan.sigmas,
-        plan.integrator.as_ref(),
-        &mut streams,
-        None,
-    )?;
+    let x = generate_from(d.as_ref(), &plan, &z, &mut streams, None)?;
     write_npy(&args.out, &x, dtype)
 }
 
 /// `--sampler native`: the native sampler of --framework, or of the model's
 /// own framework (the two must agree when both are given).
-fn native_sampler(args: &SampleArgs) -> Result<Native> {
+fn native_sampler(args: &SampleArgs) -> Result<Plan> {
     let own = args.denoiser.spec()?.framework()?;
-    let framework =
-        match (args.framework, own) {
-            (Some(given), Some(own)) if given != own => {
-                return Err(Error::invalid(
-                    "--framework",
-                    given,
-                    format!("the model was trained with {own}"),
-                ))
-            }
-            (Some(f), _) | (None, Some(f)) => f,
-            (None, None) => return Err(Error::invalid(
+    let framework = match (args.framework, own) {
+        (Some(given), Some(own)) if given != own => {
+            return Err(Error::invalid(
+                "--framework",
+                given,
+                format!("the model was trained with {own}"),
+            ))
+        }
+        (Some(f), _) | (None, Some(f)) => f,
+        (None, None) => {
+            return Err(Error::invalid(
                 "--framework",
                 "missing",
-                "--sampler native on an analytic denoiser needs one (edm, vp-eps, vp, ve, flow)",
-            )),
-        };
+                format!(
+                    "--sampler native on an analytic denoiser needs one ({})",
+                    Framework::ALL.map(Framework::name).join(", ")
+                ),
+            ))
+        }
+    };
     framework.native(args.schedule.steps)
 }
 

@@ -11,10 +11,9 @@ use diffusion_regimes::cli::{
     exit_code, experiment_threads, run_experiment, set_tensor_threads, SweepArgs,
 };
 use diffusion_regimes::data::{load_examples, Synthetic, SPEC_FILE};
-use diffusion_regimes::experiment::{
-    collect, run_sweep, tensor_threads, write_sweep, SweepConfig, QUICKSTART,
-};
 use diffusion_regimes::experiments::EXPERIMENTS;
+use diffusion_regimes::jobs::tensor_threads;
+use diffusion_regimes::sweep::{collect, run_sweep, write_sweep, SweepConfig, QUICKSTART};
 use diffusion_regimes::theory;
 use diffusion_regimes::{Error, Result};
 

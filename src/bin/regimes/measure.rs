@@ -9,13 +9,14 @@ use serde_json::json;
 
 use diffusion_regimes::data::npy::read_rows;
 use diffusion_regimes::data::npz::read_npz;
-use diffusion_regimes::denoise::{Denoiser, DenoiserSpec};
+use diffusion_regimes::denoise::Denoiser;
 use diffusion_regimes::error::{check_sigma, parse_variant};
 use diffusion_regimes::io::write_atomic;
 use diffusion_regimes::metrics::{
     denoiser_gap, effective_rank, generalization, ratio_memorization, reproducibility,
     singular_values, Bootstrap, Similarity,
 };
+use diffusion_regimes::spec::DenoiserSpec;
 use diffusion_regimes::{Error, Result};
 
 #[derive(Subcommand)]

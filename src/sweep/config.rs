@@ -14,7 +14,7 @@ use crate::framework::Framework;
 use crate::io::read;
 use crate::metrics::{reproducibility, Bootstrap, Similarity};
 use crate::nn::Arch;
-use crate::sample::{generate, generate_native, Method, Schedule};
+use crate::sample::{generate, Method, Plan, Schedule};
 use crate::{Error, Result};
 
 /// Where the examples come from.
@@ -128,18 +128,19 @@ impl SamplingSettings {
         dtype: DType,
     ) -> Result<Tensor> {
         let indices: Vec<u64> = (0..count as u64).collect();
-        if self.sampler == SamplerChoice::Native && !framework.is_edm() {
-            let native = framework.native(self.schedule.steps)?;
-            return generate_native(denoiser, self.seed, &indices, dtype, &Device::Cpu, &native);
-        }
+        let plan = match self.sampler {
+            SamplerChoice::Native if !framework.is_edm() => {
+                framework.native(self.schedule.steps)?
+            }
+            _ => Plan::new(&self.schedule, Method::Heun)?,
+        };
         generate(
             denoiser,
+            &plan,
             self.seed,
             &indices,
             dtype,
             &Device::Cpu,
-            &self.schedule,
-            &Method::Heun,
             None,
         )
     }
@@ -302,7 +303,7 @@ pub fn load_toml<T: DeserializeOwned>(path: &Path) -> Result<T> {
 }
 
 fn parse_toml<T: DeserializeOwned>(text: &str, origin: &Path) -> Result<T> {
-    toml::from_str(text).map_err(|e| Error::format(origin, e.to_string()))
+    toml::from_str(text).map_err(|e| Error::parse(origin, e))
 }
 
 impl SweepConfig {
@@ -319,8 +320,7 @@ impl SweepConfig {
     /// `self` validated (what [`Self::load`] and [`Self::parse`] apply), for a
     /// sweep read as part of another config; errors name `origin`.
     pub fn checked(self, origin: &Path) -> Result<Self> {
-        self.validate()
-            .map_err(|e| Error::format(origin, e.to_string()))?;
+        self.validate().map_err(|e| Error::at(origin, e))?;
         Ok(self)
     }
 

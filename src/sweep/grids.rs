@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Tensor};
 
 use super::cell::SAMPLES_FILE;
+use super::engine::Sweep;
 use super::results::Results;
-use super::sweep::Sweep;
 use crate::data::npy::read_npy;
 use crate::metrics::{nearest_two, DEFAULT_CHUNK};
 use crate::plot::{write_image_grid, GridRow};

@@ -1,8 +1,5 @@
-//! The analysis every experiment shares: where a curve crosses a level, a
-//! least-squares line, quantiles of a sample, and whether a boundary has
-//! converged in the training budget (THEORY §13).
-
-use serde::{Deserialize, Serialize};
+//! What experiments read off curves: where a curve crosses a level (N*,
+//! THEORY §13), a least-squares line, and quantiles of a sample.
 
 /// The first x where `points` (in the order given) pass `level` from below,
 /// by linear interpolation in log x (x > 0); the first x itself when its
@@ -60,38 +57,6 @@ pub fn quantile(sorted: &[f64], q: f64) -> Option<f64> {
         .copied()
 }
 
-/// Whether a regime boundary still moves with the training budget (THEORY §13).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum BudgetVerdict {
-    /// N* moved by less than 10% from budget 2B to 4B.
-    Converged,
-    /// N* moved by 10% or more, or is missing at one of the two budgets.
-    BudgetBound,
-}
-
-/// The largest relative move of N* from 2B to 4B still called converged.
-pub const CONVERGED_MOVE: f64 = 0.1;
-
-impl BudgetVerdict {
-    /// The verdict from N* at budgets 2B and 4B (THEORY §13).
-    pub fn from_crossings(at_2b: Option<f64>, at_4b: Option<f64>) -> Self {
-        match (at_2b, at_4b) {
-            (Some(a), Some(b)) if ((b - a) / a).abs() < CONVERGED_MOVE => Self::Converged,
-            _ => Self::BudgetBound,
-        }
-    }
-}
-
-impl std::fmt::Display for BudgetVerdict {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::Converged => "converged",
-            Self::BudgetBound => "budget-bound",
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,25 +103,5 @@ mod tests {
         assert_eq!(quantile(&sorted, 0.0), Some(0.0));
         assert_eq!(quantile(&[7.0], 0.5), Some(7.0));
         assert_eq!(quantile(&[], 0.5), None);
-    }
-
-    #[test]
-    fn budget_verdict_follows_the_ten_percent_rule() {
-        use BudgetVerdict::*;
-        assert_eq!(
-            BudgetVerdict::from_crossings(Some(20.0), Some(21.9)),
-            Converged
-        );
-        assert_eq!(
-            BudgetVerdict::from_crossings(Some(20.0), Some(18.1)),
-            Converged
-        );
-        assert_eq!(
-            BudgetVerdict::from_crossings(Some(20.0), Some(22.0)),
-            BudgetBound
-        );
-        assert_eq!(BudgetVerdict::from_crossings(None, Some(20.0)), BudgetBound);
-        assert_eq!(BudgetVerdict::from_crossings(Some(20.0), None), BudgetBound);
-        assert_eq!(Converged.to_string(), "converged");
     }
 }

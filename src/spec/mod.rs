@@ -2,9 +2,11 @@
 //! `kind:path:param` for the kinds with a parameter, in the CLI and in
 //! configs) and the one factory that builds it. A new denoiser kind
 //! is a new file implementing [`Denoiser`] plus one line in [`DENOISERS`].
+//! It sits above `denoise`, `data` and `nn`: it builds exact denoisers from
+//! files and trained networks from their run folders.
 //!
 //! ```
-//! use diffusion_regimes::denoise::DenoiserSpec;
+//! use diffusion_regimes::spec::DenoiserSpec;
 //! let spec: DenoiserSpec = "empirical:train.npy".parse().unwrap();
 //! assert_eq!(spec.to_string(), "empirical:train.npy");
 //! assert!("nearest:train.npy".parse::<DenoiserSpec>().is_err());
@@ -17,15 +19,19 @@ use std::str::FromStr;
 use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::{
-    Denoiser, EmpiricalDenoiser, GaussianDenoiser, KdeDenoiser, PatchDenoiser, PatchKind, PatchSize,
-};
 use crate::data::load_distribution;
 use crate::data::npy::read_npy;
 use crate::data::{data_file, examples_from};
+use crate::denoise::{
+    Denoiser, EmpiricalDenoiser, GaussianDenoiser, KdeDenoiser, PatchDenoiser, PatchKind, PatchSize,
+};
 use crate::framework::Framework;
 use crate::nn::checkpoint::{load_model, read_state, Weights};
 use crate::{Error, Result};
+
+mod class;
+
+pub use class::class_denoiser;
 
 /// What a kind of denoiser is built from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

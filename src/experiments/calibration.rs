@@ -6,9 +6,9 @@ use std::path::Path;
 
 use candle_core::Tensor;
 
-use super::{Denoiser, PatchDenoiser, PatchKind, PatchSize};
-use crate::experiment::progress_bar;
+use crate::denoise::{Denoiser, PatchDenoiser, PatchKind, PatchSize};
 use crate::io::write_atomic;
+use crate::jobs::progress_bar;
 use crate::metrics::Similarity;
 use crate::sample::{sample, Integrator};
 use crate::{Error, Result};

@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use super::budget::budget_file;
 use super::config::Split;
+use super::engine::Sweep;
 use super::lock;
-use super::sweep::Sweep;
 use crate::data::npy::write_npy;
 use crate::data::sigma_data;
 use crate::denoise::{Denoiser, EmpiricalDenoiser};

@@ -7,14 +7,14 @@ use std::path::{Path, PathBuf};
 use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 
-use super::analysis::crossing;
 use super::budget::{budget_checks, BudgetCheck};
 use super::cell::{CellResult, Estimate, Model, CELL_FILE, SAMPLES_FILE};
 use super::config::SweepConfig;
+use super::engine::Sweep;
 use super::failed::{FailedCell, FAILED_FILE};
-use super::sweep::Sweep;
 use crate::data::npy::read_npy;
 use crate::io::{write_atomic, write_json};
+use crate::metrics::crossing;
 use crate::{Error, Result};
 
 /// A generalization score at most this puts a cell in the memorization

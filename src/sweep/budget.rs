@@ -5,11 +5,11 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::analysis::{crossing, BudgetVerdict};
 use super::cell::CellResult;
 use super::config::SweepConfig;
 use super::results::trained_labels;
 use crate::io::read_json;
+use crate::metrics::crossing;
 use crate::Result;
 
 /// N* of one model after each budget, and the verdict from the last two.
@@ -98,4 +98,61 @@ fn read_budget(dir: &Path, budget: u64) -> Result<Option<CellResult>> {
         return Ok(None);
     }
     read_json(&path).map(Some)
+}
+
+/// Whether a regime boundary still moves with the training budget (THEORY §13).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BudgetVerdict {
+    /// N* moved by less than 10% from budget 2B to 4B.
+    Converged,
+    /// N* moved by 10% or more, or is missing at one of the two budgets.
+    BudgetBound,
+}
+
+/// The largest relative move of N* from 2B to 4B still called converged.
+pub const CONVERGED_MOVE: f64 = 0.1;
+
+impl BudgetVerdict {
+    /// The verdict from N* at budgets 2B and 4B (THEORY §13).
+    pub fn from_crossings(at_2b: Option<f64>, at_4b: Option<f64>) -> Self {
+        match (at_2b, at_4b) {
+            (Some(a), Some(b)) if ((b - a) / a).abs() < CONVERGED_MOVE => Self::Converged,
+            _ => Self::BudgetBound,
+        }
+    }
+}
+
+impl std::fmt::Display for BudgetVerdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Converged => "converged",
+            Self::BudgetBound => "budget-bound",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budget_verdict_follows_the_ten_percent_rule() {
+        use BudgetVerdict::*;
+        assert_eq!(
+            BudgetVerdict::from_crossings(Some(20.0), Some(21.9)),
+            Converged
+        );
+        assert_eq!(
+            BudgetVerdict::from_crossings(Some(20.0), Some(18.1)),
+            Converged
+        );
+        assert_eq!(
+            BudgetVerdict::from_crossings(Some(20.0), Some(22.0)),
+            BudgetBound
+        );
+        assert_eq!(BudgetVerdict::from_crossings(None, Some(20.0)), BudgetBound);
+        assert_eq!(BudgetVerdict::from_crossings(Some(20.0), None), BudgetBound);
+        assert_eq!(Converged.to_string(), "converged");
+    }
 }

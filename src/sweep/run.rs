@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use super::engine::Sweep;
+use super::options::RunOptions;
 use super::results::Results;
-use super::sweep::Sweep;
-use crate::experiments::RunOptions;
 use crate::Result;
 
 /// Extra figures an experiment draws from a finished sweep, beside the regime figures.
