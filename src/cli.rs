@@ -94,7 +94,7 @@ pub fn run_experiment(name: &str, args: &RunArgs) -> Result<()> {
         data: args.data.clone(),
         ..args.sweep.options()?
     };
-    entry.run(&config, &options)
+    entry.run(&config, &options).map(drop)
 }
 
 /// Threads for the tensor ops of an experiment run with these arguments.
@@ -164,11 +164,6 @@ pub fn exit_code(result: Result<()>) -> ExitCode {
             ExitCode::from(2)
         }
     }
-}
-
-/// A parser that accepts exactly `names` (a registry's), so `--help` lists them.
-pub fn names(names: &'static [&'static str]) -> clap::builder::PossibleValuesParser {
-    clap::builder::PossibleValuesParser::new(names)
 }
 
 /// `--sampler`'s values: every registered sampler, then `native`.

@@ -36,6 +36,10 @@ pub enum Error {
         value: String,
         reason: String,
     },
+    /// The work was interrupted (`jobs::interrupt`, Ctrl-C in
+    /// Python); what it had finished is on disk and a rerun resumes.
+    #[error("interrupted")]
+    Interrupted,
     #[error("tensor operation failed: {0}")]
     Candle(#[from] candle_core::Error),
     #[error("linear algebra failed: {0}")]

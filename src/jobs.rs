@@ -1,4 +1,5 @@
-//! Running long work: progress bars, and items spread over worker threads.
+//! Running long work: progress bars, items spread over worker threads, and
+//! the interrupt that stops them.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -48,7 +49,7 @@ pub fn run_parallel<T: Sync>(
                 if k >= items.len() || failed.load(Ordering::SeqCst) {
                     break;
                 }
-                match work(&items[k]) {
+                match check_interrupt().and_then(|()| work(&items[k])) {
                     Ok(()) => {
                         let d = done.fetch_add(1, Ordering::SeqCst) + 1;
                         bar.set_message(format!("done {d}/{}", items.len()));
@@ -83,5 +84,30 @@ pub fn tensor_threads(jobs: usize) -> usize {
     match jobs {
         0 | 1 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         _ => 1,
+    }
+}
+
+/// Set by [`interrupt`]; every sampler evaluation, training step and
+/// worker loop checks it.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Asks all running work of this process to stop at its next check (a
+/// sampler evaluation, a training step), with [`Error::Interrupted`].
+/// Training stops before the step's update, so its last checkpoint stands
+/// and a rerun resumes. The Python package calls it on Ctrl-C.
+pub fn interrupt() {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
+/// Clears a past [`interrupt`], before new work starts.
+pub fn clear_interrupt() {
+    INTERRUPTED.store(false, Ordering::SeqCst);
+}
+
+/// [`Error::Interrupted`] once [`interrupt`] was called.
+pub fn check_interrupt() -> Result<()> {
+    match INTERRUPTED.load(Ordering::SeqCst) {
+        true => Err(Error::Interrupted),
+        false => Ok(()),
     }
 }

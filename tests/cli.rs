@@ -494,3 +494,42 @@ fn help_lists_every_registered_name() {
         assert!(run.contains(e.name), "run --help lacks {}", e.name);
     }
 }
+
+/// `denoise` takes images as it takes rows and answers in their shape, and
+/// `--dtype f64` keeps an f64 image training set f64 from file to result.
+#[test]
+fn denoise_takes_images_and_keeps_f64() {
+    let d = dir("images-f64");
+    let train = (common::gaussian(4, 0, 16, 48) * 0.7).unwrap();
+    let x = common::gaussian(5, 0, 3, 48);
+    let (train_file, x_file, out) = (d.join("t.npy"), d.join("x.npy"), d.join("d.npy"));
+    let images = |t: &candle_core::Tensor| t.reshape((t.dim(0).unwrap(), 3, 4, 4)).unwrap();
+    write_npy(&train_file, &images(&train), DType::F64).unwrap();
+    write_npy(&x_file, &images(&x), DType::F64).unwrap();
+    let spec = format!("empirical:{}", train_file.display());
+    let o = regimes(&[
+        "denoise",
+        "--denoiser",
+        &spec,
+        "--input",
+        s(&x_file),
+        "--sigma",
+        "0.3",
+        "--dtype",
+        "f64",
+        "--out",
+        s(&out),
+    ]);
+    common::succeeds(&o);
+    let got = read_npy(&out).unwrap();
+    assert_eq!(
+        (got.dtype(), got.dims()),
+        (DType::F64, &[3usize, 3, 4, 4][..])
+    );
+    let want = EmpiricalDenoiser::new(&train)
+        .unwrap()
+        .denoise(&x, 0.3)
+        .unwrap();
+    // The same f64 computation on the same rows: equal to rounding (f32 would be ~1e-7 off).
+    assert!(max_abs_diff(&got.flatten_from(1).unwrap(), &want) < 1e-12);
+}

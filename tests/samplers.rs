@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::cell::Cell;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use candle_core::{DType, Device, Tensor};
 use common::{gaussian, max_abs, max_abs_diff, rows};
@@ -95,10 +95,22 @@ fn ddim_in_vp_variables_equals_euler_in_ve_variables() {
     assert!(max_abs_diff(&euler, &ddim) < 1e-12 * max_abs(&euler).max(1.0));
 }
 
+/// A call counter a denoiser (which is Sync) can hold.
+struct Calls(AtomicUsize);
+
+impl Calls {
+    fn get(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+    fn set(&self, n: usize) {
+        self.0.store(n, Ordering::SeqCst)
+    }
+}
+
 /// Counts evaluations of a wrapped denoiser.
 struct Counting<'a> {
     inner: &'a dyn Denoiser,
-    calls: Cell<usize>,
+    calls: Calls,
 }
 
 impl Denoiser for Counting<'_> {
@@ -116,11 +128,13 @@ fn heun_costs_two_s_minus_one_evaluations_and_the_observer_sees_every_step() {
     let (g, _) = gaussian_problem();
     let counting = Counting {
         inner: &g,
-        calls: Cell::new(0),
+        calls: Calls(AtomicUsize::new(0)),
     };
     let mut seen = Vec::new();
-    let mut observer =
-        |step: &diffusion_regimes::sample::Step<'_>| seen.push((step.index, step.sigma));
+    let mut observer = |step: &diffusion_regimes::sample::Step<'_>| {
+        seen.push((step.index, step.sigma));
+        Ok(())
+    };
     let schedule = Schedule::default();
     generate(
         &counting,

@@ -16,6 +16,6 @@ pub use labels::{check_label_count, read_labels, write_labels};
 pub use png_dir::write_png;
 pub use synthetic::{load_distribution, Spectrum, Synthetic, SyntheticSpec, FRESH_ROWS, SPEC_FILE};
 pub use training_set::{
-    data_file, disjoint_subset, examples_from, load_examples, nested_subset, permutation,
-    sigma_data, training_labels, training_part, training_set,
+    data_file, disjoint_subset, examples_from, examples_in, load_examples, nested_subset,
+    permutation, sigma_data, training_labels, training_part, training_set,
 };

@@ -18,20 +18,21 @@ pub fn read_npy(path: &Path) -> Result<Tensor> {
     parse_npy(&read(path)?, path)
 }
 
-/// A 2-D float array [rows, n] from an .npy file.
+/// A float array of rows [B, n], or of images [B, C, H, W] flattened to
+/// rows, from an .npy file, in its own dtype.
 pub fn read_rows(path: &Path) -> Result<Tensor> {
     let t = read_npy(path)?;
-    if t.rank() != 2 || t.dtype() == DType::U8 {
+    if !matches!(t.rank(), 2 | 4) || t.dtype() == DType::U8 {
         return Err(Error::format(
             path,
             format!(
-                "expected a 2-D float array [rows, n], got {:?} of shape {:?}",
+                "expected a float array of rows [B, n] or images [B, C, H, W], got {:?} of shape {:?}",
                 t.dtype(),
                 t.dims()
             ),
         ));
     }
-    Ok(t)
+    Ok(t.flatten_from(1)?)
 }
 
 /// Parses the bytes of an `.npy` file; `path` only names it in errors.

@@ -29,6 +29,12 @@ pub fn data_file(path: &Path) -> PathBuf {
 
 /// The array `t` read from `file` as examples, as [`load_examples`] returns them.
 pub fn examples_from(t: Tensor, file: &Path) -> Result<Tensor> {
+    examples_in(t, file, DType::F32)
+}
+
+/// As [`examples_from`], in `dtype`: bytes are mapped to [-1, 1] and floats
+/// converted, once, straight into it.
+pub fn examples_in(t: Tensor, file: &Path, dtype: DType) -> Result<Tensor> {
     if t.rank() < 2 || t.dim(0)? == 0 {
         return Err(Error::format(
             file,
@@ -43,8 +49,8 @@ pub fn examples_from(t: Tensor, file: &Path) -> Result<Tensor> {
         _ => t,
     };
     Ok(match t.dtype() {
-        DType::U8 => t.to_dtype(DType::F32)?.affine(2.0 / 255.0, -1.0)?,
-        _ => t.to_dtype(DType::F32)?,
+        DType::U8 => t.to_dtype(dtype)?.affine(2.0 / 255.0, -1.0)?,
+        _ => t.to_dtype(dtype)?,
     })
 }
 

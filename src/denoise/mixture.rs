@@ -24,14 +24,14 @@ pub struct Component {
 }
 
 /// A validated mixture; its denoiser and log density are exact and computed in f64.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Mixture {
     dim: usize,
     components: Vec<Component>,
     tensors: Vec<ComponentTensors>,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct ComponentTensors {
     mean: Tensor,
     /// None when r_k = 0.

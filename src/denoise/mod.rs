@@ -40,7 +40,7 @@ pub use patches::{ImageShape, PatchKind};
 /// An x0-estimate D(x; sigma) = E[y | x] in the variance-exploding convention
 /// (THEORY §1). `x` is a batch of rows `[B, n]`; the result has the dtype and
 /// device of `x`.
-pub trait Denoiser {
+pub trait Denoiser: Send + Sync {
     /// D(x; sigma) for every row of `x`.
     fn denoise(&self, x: &Tensor, sigma: f64) -> Result<Tensor>;
 

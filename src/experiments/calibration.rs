@@ -62,10 +62,11 @@ pub fn calibrate_patches(
             model.dim(),
         ));
     }
-    // The trajectory first: an observer cannot fail, the candidates can.
+    // The trajectory first, then the candidates at each of its steps.
     let mut visited: Vec<(f64, Tensor, Tensor)> = Vec::new();
     let mut record = |step: &crate::sample::Step<'_>| {
         visited.push((step.sigma, step.x.clone(), step.denoised.clone()));
+        Ok(())
     };
     let mut streams = Vec::new();
     sample(

@@ -104,7 +104,7 @@ pub struct Entry {
     pub name: &'static str,
     pub about: &'static str,
     pub parallel_cells: bool,
-    run: fn(&Path, &RunOptions) -> Result<()>,
+    run: fn(&Path, &RunOptions) -> Result<Option<serde_json::Value>>,
     check: fn(&Path, &RunOptions) -> Result<()>,
 }
 
@@ -125,8 +125,9 @@ impl Entry {
     }
 
     /// Loads the config at `path`, runs the experiment and, when it is
-    /// finished, writes its report and figures.
-    pub fn run(&self, config: &Path, options: &RunOptions) -> Result<()> {
+    /// finished, writes its report and figures and returns the report (as
+    /// its JSON); None while other shards are not finished.
+    pub fn run(&self, config: &Path, options: &RunOptions) -> Result<Option<serde_json::Value>> {
         (self.run)(config, options)
     }
 
@@ -136,16 +137,22 @@ impl Entry {
     }
 }
 
-fn run_experiment<E: Experiment>(path: &Path, options: &RunOptions) -> Result<()> {
+fn run_experiment<E: Experiment>(
+    path: &Path,
+    options: &RunOptions,
+) -> Result<Option<serde_json::Value>> {
     let config = E::load(path, options)?;
     let Some(report) = E::run(&config, options)? else {
-        return Ok(());
+        return Ok(None);
     };
     let dir = options
         .figures
         .clone()
         .unwrap_or_else(|| E::figure_dir(&config, options));
-    E::figures(&report, &dir)
+    E::figures(&report, &dir)?;
+    serde_json::to_value(&report)
+        .map(Some)
+        .map_err(|e| Error::invalid("report", E::NAME, e.to_string()))
 }
 
 /// Every experiment, by name.

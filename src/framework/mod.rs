@@ -2,7 +2,7 @@
 //! Table 1): each is a preconditioning D(x; sigma) = c_skip x + c_out
 //! F(c_in x, c_noise), a training distribution of sigma, a loss weight
 //! lambda(sigma) on ||D - y||^2, and a native sampler. One file per framework;
-//! a new one is its file plus one line in [`Framework`].
+//! a new one is its file, its variant and its line in [`FRAMEWORKS`].
 //!
 //! ```
 //! use diffusion_regimes::framework::Framework;
@@ -51,9 +51,9 @@ pub trait Parameterisation: Send + Sync {
     fn draw_sigma(&self, rng: &mut ChaCha20Rng) -> f32;
 }
 
-/// The framework names configs and flags use.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+/// The framework names configs and flags use; each variant has its line in
+/// [`FRAMEWORKS`], which holds everything else about it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Framework {
     /// EDM (Karras et al. 2022): today's default.
     #[default]
@@ -70,25 +70,90 @@ pub enum Framework {
     FlowUniform,
 }
 
+/// One framework of the registry: its name, its adapter (EDM's takes the
+/// run's sigma_data and its log-normal P_mean, P_std, THEORY §3; the others
+/// their papers' constants) and its own sampler on `steps` levels.
+pub struct FrameworkEntry {
+    pub framework: Framework,
+    pub name: &'static str,
+    parameterisation: fn(f64, f64, f64) -> Arc<dyn Parameterisation>,
+    native: fn(usize) -> Result<Plan>,
+}
+
+/// The registry, in the order of [`Framework`]'s variants.
+pub const FRAMEWORKS: [FrameworkEntry; 6] = [
+    FrameworkEntry {
+        framework: Framework::Edm,
+        name: "edm",
+        parameterisation: |sigma_data, p_mean, p_std| {
+            Arc::new(Edm {
+                sigma_data,
+                p_mean,
+                p_std,
+            })
+        },
+        native: Edm::native,
+    },
+    FrameworkEntry {
+        framework: Framework::VpEps,
+        name: "vp-eps",
+        parameterisation: |_, _, _| Arc::new(VpEps::ddpm()),
+        native: |steps| VpEps::ddpm().native(steps),
+    },
+    FrameworkEntry {
+        framework: Framework::Vp,
+        name: "vp",
+        parameterisation: |_, _, _| Arc::new(Vp::default()),
+        native: |steps| Vp::default().native(steps),
+    },
+    FrameworkEntry {
+        framework: Framework::Ve,
+        name: "ve",
+        parameterisation: |_, _, _| Arc::new(Ve::default()),
+        native: |steps| Ve::default().native(steps),
+    },
+    FrameworkEntry {
+        framework: Framework::Flow,
+        name: "flow",
+        parameterisation: |_, _, _| Arc::new(Flow::new(FlowTime::LogitNormal)),
+        native: |steps| Flow::new(FlowTime::LogitNormal).native(steps),
+    },
+    FrameworkEntry {
+        framework: Framework::FlowUniform,
+        name: "flow-uniform",
+        parameterisation: |_, _, _| Arc::new(Flow::new(FlowTime::Uniform)),
+        native: |steps| Flow::new(FlowTime::Uniform).native(steps),
+    },
+];
+
+// Line i of the registry is variant i, so `entry` is an index (checked
+// when the crate compiles).
+const _: () = {
+    let mut i = 0;
+    while i < FRAMEWORKS.len() {
+        assert!(FRAMEWORKS[i].framework as usize == i);
+        i += 1;
+    }
+};
+
 impl Framework {
-    pub const ALL: [Framework; 6] = [
-        Framework::Edm,
-        Framework::VpEps,
-        Framework::Vp,
-        Framework::Ve,
-        Framework::Flow,
-        Framework::FlowUniform,
-    ];
+    /// Every framework, in the registry's order.
+    pub const ALL: [Framework; FRAMEWORKS.len()] = {
+        let mut all = [Framework::Edm; FRAMEWORKS.len()];
+        let mut i = 0;
+        while i < all.len() {
+            all[i] = FRAMEWORKS[i].framework;
+            i += 1;
+        }
+        all
+    };
+
+    fn entry(self) -> &'static FrameworkEntry {
+        &FRAMEWORKS[self as usize]
+    }
 
     pub fn name(self) -> &'static str {
-        match self {
-            Framework::Edm => "edm",
-            Framework::VpEps => "vp-eps",
-            Framework::Vp => "vp",
-            Framework::Ve => "ve",
-            Framework::Flow => "flow",
-            Framework::FlowUniform => "flow-uniform",
-        }
+        self.entry().name
     }
 
     pub fn is_edm(&self) -> bool {
@@ -103,32 +168,14 @@ impl Framework {
         p_mean: f64,
         p_std: f64,
     ) -> Arc<dyn Parameterisation> {
-        match self {
-            Framework::Edm => Arc::new(Edm {
-                sigma_data,
-                p_mean,
-                p_std,
-            }),
-            Framework::VpEps => Arc::new(VpEps::ddpm()),
-            Framework::Vp => Arc::new(Vp::default()),
-            Framework::Ve => Arc::new(Ve::default()),
-            Framework::Flow => Arc::new(Flow::new(FlowTime::LogitNormal)),
-            Framework::FlowUniform => Arc::new(Flow::new(FlowTime::Uniform)),
-        }
+        (self.entry().parameterisation)(sigma_data, p_mean, p_std)
     }
 
     /// The framework's own sampler on `steps` noise levels (then sigma = 0):
     /// Heun for EDM (about 2 `steps` evaluations), one evaluation per step
     /// for the others.
     pub fn native(self, steps: usize) -> Result<Plan> {
-        match self {
-            Framework::Edm => Edm::native(steps),
-            Framework::VpEps => VpEps::ddpm().native(steps),
-            Framework::Vp => Vp::default().native(steps),
-            Framework::Ve => Ve::default().native(steps),
-            Framework::Flow => Flow::new(FlowTime::LogitNormal).native(steps),
-            Framework::FlowUniform => Flow::new(FlowTime::Uniform).native(steps),
-        }
+        (self.entry().native)(steps)
     }
 }
 
@@ -146,9 +193,28 @@ impl std::str::FromStr for Framework {
             .into_iter()
             .find(|f| f.name() == name)
             .ok_or_else(|| {
-                let names: Vec<&str> = Framework::ALL.iter().map(|f| f.name()).collect();
+                let names = Framework::ALL.map(Framework::name);
                 Error::invalid("framework", name, format!("use {}", names.join(", ")))
             })
+    }
+}
+
+/// Configs and run records hold a framework by its registry name.
+impl Serialize for Framework {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for Framework {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> std::result::Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        name.parse().map_err(serde::de::Error::custom)
     }
 }
 

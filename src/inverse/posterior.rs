@@ -148,7 +148,7 @@ pub fn exact_posterior(
     measurements: &Tensor,
     noise_y: f64,
 ) -> Result<Box<dyn Denoiser>> {
-    let rows = || training_rows(spec.path());
+    let rows = || training_rows(spec.path(), dtype);
     match spec.kind().name {
         "empirical" => Ok(Box::new(EmpiricalPosterior::new(
             &rows()?.to_dtype(dtype)?,

@@ -33,6 +33,7 @@ mod mlp;
 mod observer;
 pub mod ops;
 pub mod optim;
+mod options;
 mod params;
 mod precond;
 pub mod train;
@@ -40,6 +41,7 @@ mod unet;
 
 pub use dit::{Dit, DitConfig};
 pub use mlp::{Mlp, MlpConfig};
+pub use options::{SigmaData, TrainOptions};
 pub use params::Params;
 pub use precond::{denoising_loss, ClassModel, Precond};
 pub use unet::{Unet, UnetConfig};

@@ -369,11 +369,14 @@ impl Trainer {
     }
 
     /// Trains until `config.steps`, showing each step to every observer in
-    /// turn; the first `Break` stops the run there. The loop itself writes nothing.
+    /// turn; the first `Break` stops the run there, and an interrupt
+    /// ([`crate::jobs::interrupt`]) before the next step's update. The loop
+    /// itself writes nothing.
     pub fn run_observed(&mut self, observers: &mut [&mut dyn Observer]) -> Result<()> {
         let start = Instant::now();
         let before = self.elapsed;
         while self.step < self.config.steps {
+            crate::jobs::check_interrupt()?;
             let (loss, lr, grad_norm) = self.train_step()?;
             self.elapsed = before + start.elapsed().as_secs_f64();
             let progress = Progress {

@@ -27,7 +27,7 @@ impl Integrator for Ddim {
             let (s, s_next) = (pair[0], pair[1]);
             let x_ve = (&x_vp * scale(s))?;
             let x0 = denoiser.denoise(&x_ve, s)?;
-            observe(i, s, &x_ve, &x0);
+            observe(i, s, &x_ve, &x0)?;
             let eps = ((&x_ve - &x0)? / s)?;
             let alpha_bar_next = 1.0 / (1.0 + s_next * s_next);
             x_vp = ((x0 * alpha_bar_next.sqrt())? + (eps * (1.0 - alpha_bar_next).sqrt())?)?;

@@ -21,7 +21,7 @@ impl Integrator for Euler {
     ) -> Result<Tensor> {
         step_by_step(x, sigmas, |i, (s, s_next), x| {
             let denoised = denoiser.denoise(x, s)?;
-            observe(i, s, x, &denoised);
+            observe(i, s, x, &denoised)?;
             euler(x, &denoised, s, s_next)
         })
     }

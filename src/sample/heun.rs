@@ -35,7 +35,7 @@ pub(super) fn heun(
     observe: Observe<'_>,
 ) -> Result<Tensor> {
     let denoised = denoiser.denoise(x, s)?;
-    observe(index, s, x, &denoised);
+    observe(index, s, x, &denoised)?;
     let d = ((x - &denoised)? / s)?;
     let x_next = (x + (&d * (s_next - s))?)?;
     if s_next == 0.0 {

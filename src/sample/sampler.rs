@@ -27,7 +27,7 @@ pub trait Integrator: Send + Sync {
 }
 
 /// The per-step callback as the integrators receive it.
-pub type Observe<'a> = &'a mut dyn FnMut(usize, f64, &Tensor, &Tensor);
+pub type Observe<'a> = &'a mut dyn FnMut(usize, f64, &Tensor, &Tensor) -> Result<()>;
 
 /// The registry: from one line per sampler (variant, name, and, for
 /// samplers with settings, their type, whose default the name selects),
@@ -116,8 +116,9 @@ pub struct Step<'a> {
     pub denoised: &'a Tensor,
 }
 
-/// A per-step callback; the loop itself knows nothing of logging.
-pub type Observer<'a> = &'a mut dyn FnMut(&Step<'_>);
+/// A per-step callback; the loop itself knows nothing of logging. An error
+/// it returns stops the sampler and is the sampler's result.
+pub type Observer<'a> = &'a mut dyn FnMut(&Step<'_>) -> Result<()>;
 
 /// Standard-normal initial noise z, row k from stream (seed, indices[k]), and
 /// those streams positioned after it, for any noise the sampler draws later.
@@ -215,27 +216,29 @@ pub fn sample(
     mut observer: Option<Observer<'_>>,
 ) -> Result<Tensor> {
     check_sigmas(sigmas)?;
-    let mut observe = |index: usize, sigma: f64, x: &Tensor, denoised: &Tensor| {
-        if let Some(f) = observer.as_mut() {
-            f(&Step {
+    let mut observe =
+        |index: usize, sigma: f64, x: &Tensor, denoised: &Tensor| match observer.as_mut() {
+            Some(f) => f(&Step {
                 index,
                 sigma,
                 x,
                 denoised,
-            });
-        }
-    };
+            }),
+            None => Ok(()),
+        };
     integrator.integrate(&Detached(denoiser), x, sigmas, streams, &mut observe)
 }
 
 /// The denoiser as the integrators see it: each output detached from any
 /// autodiff graph (a trained network's weights are variables), so every
 /// step's activations are freed with it instead of being chained into the
-/// whole trajectory's graph. The values are the same bits.
+/// whole trajectory's graph. The values are the same bits. Each evaluation
+/// first checks for an interrupt ([`crate::jobs::check_interrupt`]).
 struct Detached<'a>(&'a dyn Denoiser);
 
 impl Denoiser for Detached<'_> {
     fn denoise(&self, x: &Tensor, sigma: f64) -> Result<Tensor> {
+        crate::jobs::check_interrupt()?;
         Ok(self.0.denoise(x, sigma)?.detach())
     }
 

@@ -41,7 +41,7 @@ impl Integrator for TimeEuler {
             let (sigma, s) = (sigmas[i], map.scale(t));
             let x_ve = (&x / s)?;
             let denoised = denoiser.denoise(&x_ve, sigma)?;
-            observe(i, sigma, &x_ve, &denoised);
+            observe(i, sigma, &x_ve, &denoised)?;
             let sigma_rate = map.sigma_dot(t) / sigma;
             let d = ((&x * (sigma_rate + map.scale_dot(t) / s))? - (denoised * (sigma_rate * s))?)?;
             x = (x + (d * (t_next - t))?)?;

@@ -21,7 +21,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::load_distribution;
 use crate::data::npy::read_npy;
-use crate::data::{data_file, examples_from};
+use crate::data::{data_file, examples_in};
+use crate::denoise::Mixture;
 use crate::denoise::{
     Denoiser, EmpiricalDenoiser, GaussianDenoiser, KdeDenoiser, PatchDenoiser, PatchKind, PatchSize,
 };
@@ -31,15 +32,16 @@ use crate::{Error, Result};
 
 mod class;
 
-pub use class::class_denoiser;
+pub use class::{class_denoiser, class_denoiser_from};
 
 /// What a kind of denoiser is built from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Source {
-    /// Training rows: an .npy file `[N, n]`, or images `[N, C, H, W]` (or a
-    /// folder of `regimes data` holding data.npy) taken as flattened rows.
+    /// Training examples: an .npy file `[N, n]`, or images `[N, C, H, W]`
+    /// (or a folder of `regimes data` holding data.npy); in Python, an array.
     TrainingRows,
-    /// A distribution folder saved by `regimes data`.
+    /// A distribution folder saved by `regimes data`; in Python, a
+    /// synthetic distribution.
     Distribution,
     /// A run folder written by `regimes train`.
     Run,
@@ -56,26 +58,107 @@ impl Source {
     }
 }
 
-/// One kind of denoiser: its name in specs, what it is built from, how.
-pub struct DenoiserKind {
-    pub name: &'static str,
-    pub source: Source,
-    /// The placeholder of the parameter after the path (`K`, `S`), for the
-    /// kinds that take one.
-    pub param: Option<&'static str>,
-    /// Builds it from a path and the parameter (empty if none); analytic
-    /// ones compute in the dtype given (a network keeps its own), networks
-    /// run on the device given.
-    build: Build,
+/// How a kind is built, by what it is built from.
+#[derive(Clone, Copy)]
+pub enum Build {
+    /// From training examples (rows `[N, n]`, or images `[N, C, H, W]`,
+    /// which the row kinds flatten), the parameter (empty if none) and the
+    /// dtype an analytic denoiser computes in.
+    Examples(fn(&Tensor, &str, DType) -> Result<Box<dyn Denoiser>>),
+    /// From the exact mixture of a distribution.
+    Distribution(fn(Mixture) -> Result<Box<dyn Denoiser>>),
+    /// From a run folder, the network on the device given.
+    Run(fn(&Path, &Device) -> Result<Box<dyn Denoiser>>),
 }
 
-/// How a kind is built: (path, parameter, dtype, device).
-type Build = fn(&Path, &str, DType, &Device) -> Result<Box<dyn Denoiser>>;
+/// One kind of denoiser: its name in specs, the placeholder of the
+/// parameter after the path (`K`, `S`) for the kinds that take one, and how
+/// it is built.
+pub struct DenoiserKind {
+    pub name: &'static str,
+    pub param: Option<&'static str>,
+    pub build: Build,
+}
 
-/// A patch denoiser of kind `kind` (THEORY §12) over the images at `train`
+/// What a denoiser is built from, in hand: training examples, a
+/// distribution's mixture, or a run folder.
+pub enum Input<'a> {
+    Examples(Tensor),
+    Distribution(Mixture),
+    Run(&'a Path),
+}
+
+impl DenoiserKind {
+    /// Builds this kind from `input` (what [`Self::source`] says it takes),
+    /// with its parameter (empty if it takes none); analytic denoisers
+    /// compute in `dtype`, networks run on `device`.
+    pub fn build_from(
+        &self,
+        input: Input<'_>,
+        param: &str,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Box<dyn Denoiser>> {
+        if let (Some(placeholder), true) = (self.param, param.is_empty()) {
+            return Err(Error::invalid(
+                format!("parameter {placeholder} of {}", self.name),
+                "missing",
+                spec_forms(),
+            ));
+        }
+        match (self.build, input) {
+            (Build::Examples(build), Input::Examples(x)) => build(&x, param, dtype),
+            (Build::Distribution(build), Input::Distribution(m)) => build(m),
+            (Build::Run(build), Input::Run(path)) => build(path, device),
+            _ => Err(Error::invalid(
+                "denoiser",
+                self.name,
+                format!(
+                    "is built from {}",
+                    match self.source() {
+                        Source::TrainingRows => "training examples",
+                        Source::Distribution => "a distribution",
+                        Source::Run => "a run folder",
+                    }
+                ),
+            )),
+        }
+    }
+
+    /// What the kind is built from.
+    pub fn source(&self) -> Source {
+        match self.build {
+            Build::Examples(_) => Source::TrainingRows,
+            Build::Distribution(_) => Source::Distribution,
+            Build::Run(_) => Source::Run,
+        }
+    }
+
+    /// The kind called `name`.
+    pub fn named(name: &str) -> Result<&'static DenoiserKind> {
+        DENOISERS
+            .iter()
+            .find(|k| k.name == name)
+            .ok_or_else(|| Error::invalid("denoiser", name, format!("use {}", spec_forms())))
+    }
+}
+
+/// Examples `[N, ...]` as rows `[N, n]`.
+fn rows(examples: &Tensor) -> Result<Tensor> {
+    Ok(examples.flatten_from(1)?)
+}
+
+/// A patch denoiser of kind `kind` (THEORY §12) over images [N, C, H, W]
 /// with patch size `k` (an odd number or a schedule file).
-fn patches(kind: PatchKind, train: &Path, k: &str, dtype: DType) -> Result<Box<dyn Denoiser>> {
-    let images = training_images(train)?.to_dtype(dtype)?;
+fn patches(kind: PatchKind, images: &Tensor, k: &str, dtype: DType) -> Result<Box<dyn Denoiser>> {
+    if images.rank() != 4 {
+        return Err(Error::shape(
+            "patch denoiser training images",
+            "[N, C, H, W]",
+            format!("{:?}", images.dims()),
+        ));
+    }
+    let images = images.to_dtype(dtype)?;
     Ok(Box::new(PatchDenoiser::new(
         kind,
         &images,
@@ -83,111 +166,107 @@ fn patches(kind: PatchKind, train: &Path, k: &str, dtype: DType) -> Result<Box<d
     )?))
 }
 
-/// Every kind of denoiser a spec can name.
+/// Every kind of denoiser a spec can name: a new kind is its file plus one
+/// line here.
 pub const DENOISERS: &[DenoiserKind] = &[
     // The memorizing optimal denoiser of the rows of T (THEORY §4).
     DenoiserKind {
         name: "empirical",
-        source: Source::TrainingRows,
         param: None,
-        build: |train, _, dtype, _| {
-            let rows = training_rows(train)?.to_dtype(dtype)?;
-            Ok(Box::new(EmpiricalDenoiser::new(&rows)?))
-        },
+        build: Build::Examples(|x, _, dtype| {
+            Ok(Box::new(EmpiricalDenoiser::new(
+                &rows(x)?.to_dtype(dtype)?,
+            )?))
+        }),
     },
     // The Gaussian denoiser fitted to the rows of T (THEORY §5).
     DenoiserKind {
         name: "gaussian",
-        source: Source::TrainingRows,
         param: None,
-        build: |train, _, _, _| Ok(Box::new(GaussianDenoiser::fit(&training_rows(train)?)?)),
+        build: Build::Examples(|x, _, _| Ok(Box::new(GaussianDenoiser::fit(&rows(x)?)?))),
     },
     // The exact denoiser of a saved distribution (THEORY §6).
     DenoiserKind {
         name: "truth",
-        source: Source::Distribution,
         param: None,
-        build: |dir, _, _, _| Ok(Box::new(load_distribution(dir)?)),
+        build: Build::Distribution(|mixture| Ok(Box::new(mixture))),
     },
     // A trained network at its latest checkpoint: the EMA weights...
     DenoiserKind {
         name: "model",
-        source: Source::Run,
         param: None,
-        build: |run, _, _, device| Ok(Box::new(load_model(run, Weights::Ema, device)?)),
+        build: Build::Run(|run, device| Ok(Box::new(load_model(run, Weights::Ema, device)?))),
     },
     // ...or the optimizer's own.
     DenoiserKind {
         name: "model-raw",
-        source: Source::Run,
         param: None,
-        build: |run, _, _, device| Ok(Box::new(load_model(run, Weights::Model, device)?)),
+        build: Build::Run(|run, device| Ok(Box::new(load_model(run, Weights::Model, device)?))),
     },
     // The kernel-smoothed empirical denoiser, bandwidth S (THEORY §12).
     DenoiserKind {
         name: "kde",
-        source: Source::TrainingRows,
         param: Some("S"),
-        build: |train, s, dtype, _| {
+        build: Build::Examples(|x, s, dtype| {
             let bandwidth = s
                 .parse()
                 .map_err(|_| Error::invalid("kde bandwidth", s, "must be a number >= 0"))?;
-            let rows = training_rows(train)?.to_dtype(dtype)?;
-            Ok(Box::new(KdeDenoiser::new(&rows, bandwidth)?))
-        },
+            Ok(Box::new(KdeDenoiser::new(
+                &rows(x)?.to_dtype(dtype)?,
+                bandwidth,
+            )?))
+        }),
     },
     // The patch closed forms of images [N, C, H, W], patch size K (THEORY §12).
     DenoiserKind {
         name: "local",
-        source: Source::TrainingRows,
         param: Some("K"),
-        build: |train, k, dtype, _| patches(PatchKind::Local, train, k, dtype),
+        build: Build::Examples(|x, k, dtype| patches(PatchKind::Local, x, k, dtype)),
     },
     DenoiserKind {
         name: "els",
-        source: Source::TrainingRows,
         param: Some("K"),
-        build: |train, k, dtype, _| patches(PatchKind::Equivariant, train, k, dtype),
+        build: Build::Examples(|x, k, dtype| patches(PatchKind::Equivariant, x, k, dtype)),
     },
     DenoiserKind {
         name: "els-boundary",
-        source: Source::TrainingRows,
         param: Some("K"),
-        build: |train, k, dtype, _| patches(PatchKind::EquivariantBoundary, train, k, dtype),
+        build: Build::Examples(|x, k, dtype| patches(PatchKind::EquivariantBoundary, x, k, dtype)),
     },
     DenoiserKind {
         name: "window-mean",
-        source: Source::TrainingRows,
         param: Some("K"),
-        build: |train, k, dtype, _| patches(PatchKind::WindowMean, train, k, dtype),
+        build: Build::Examples(|x, k, dtype| patches(PatchKind::WindowMean, x, k, dtype)),
     },
 ];
 
-/// The rows of a training set ([`Source::TrainingRows`]): a float array
-/// [N, n] in its own dtype, or examples as training reads them (images, u8
-/// mapped to [-1, 1]) flattened to [N, C H W].
-pub fn training_rows(path: &Path) -> Result<Tensor> {
+/// The training examples at `path` (an .npy file, or a `regimes data`
+/// folder) as the denoisers read them: float rows `[N, n]` or images
+/// `[N, C, H, W]` in their own dtype; anything else as training reads it
+/// (`[N, H, W]` as one channel, bytes mapped to [-1, 1]), converted once
+/// into `dtype`.
+pub fn training_examples(path: &Path, dtype: DType) -> Result<Tensor> {
     let file = data_file(path);
     let t = read_npy(&file)?;
-    match t.rank() == 2 && t.dtype() != DType::U8 {
-        true => Ok(t),
-        false => Ok(examples_from(t, &file)?.flatten_from(1)?),
+    match (t.rank(), t.dtype()) {
+        (2 | 4, d) if d != DType::U8 => Ok(t),
+        _ => examples_in(t, &file, dtype),
     }
 }
 
-/// Training images [N, C, H, W] (a float array in its own dtype, or
-/// examples as training reads them), for the patch denoisers.
-pub fn training_images(path: &Path) -> Result<Tensor> {
-    let file = data_file(path);
-    let t = read_npy(&file)?;
-    let images = match t.rank() == 4 && t.dtype() != DType::U8 {
-        true => t,
-        false => examples_from(t, &file)?,
-    };
+/// The rows of a training set ([`Source::TrainingRows`]), flattened from
+/// [`training_examples`].
+pub fn training_rows(path: &Path, dtype: DType) -> Result<Tensor> {
+    rows(&training_examples(path, dtype)?)
+}
+
+/// Training images [N, C, H, W] ([`training_examples`]), for the patch denoisers.
+pub fn training_images(path: &Path, dtype: DType) -> Result<Tensor> {
+    let images = training_examples(path, dtype)?;
     match images.rank() {
         4 => Ok(images),
         _ => Err(Error::format(
-            &file,
+            &data_file(path),
             format!(
                 "patch denoisers need images [N, C, H, W], got {:?}",
                 images.dims()
@@ -201,21 +280,11 @@ pub fn spec_forms() -> String {
     let forms: Vec<String> = DENOISERS
         .iter()
         .map(|k| match k.param {
-            Some(param) => format!("{}:{}:{param}", k.name, k.source.placeholder()),
-            None => format!("{}:{}", k.name, k.source.placeholder()),
+            Some(param) => format!("{}:{}:{param}", k.name, k.source().placeholder()),
+            None => format!("{}:{}", k.name, k.source().placeholder()),
         })
         .collect();
     forms.join(", ")
-}
-
-impl DenoiserKind {
-    /// The kind called `name`.
-    pub fn named(name: &str) -> Result<&'static DenoiserKind> {
-        DENOISERS
-            .iter()
-            .find(|k| k.name == name)
-            .ok_or_else(|| Error::invalid("denoiser", name, format!("use {}", spec_forms())))
-    }
 }
 
 /// A denoiser named by its kind and the file or folder it is built from.
@@ -254,12 +323,24 @@ impl DenoiserSpec {
     /// Builds the denoiser; analytic ones compute in `dtype` (a network keeps
     /// its own), networks run on `device`.
     pub fn build(&self, dtype: DType, device: &Device) -> Result<Box<dyn Denoiser>> {
-        (self.kind.build)(
-            &self.path,
-            self.param.as_deref().unwrap_or(""),
-            dtype,
-            device,
-        )
+        let param = self.param.as_deref().unwrap_or("");
+        self.kind
+            .build_from(self.input(dtype)?, param, dtype, device)
+            .map_err(|e| match e {
+                // Training examples of the wrong shape: name their file.
+                Error::Shape { .. } => Error::at(&data_file(&self.path), e),
+                e => e,
+            })
+    }
+
+    /// What the denoiser is built from, read from its path: examples as
+    /// [`training_examples`] reads them, a distribution, or the run folder.
+    pub fn input(&self, dtype: DType) -> Result<Input<'_>> {
+        Ok(match self.kind.source() {
+            Source::TrainingRows => Input::Examples(training_examples(&self.path, dtype)?),
+            Source::Distribution => Input::Distribution(load_distribution(&self.path)?),
+            Source::Run => Input::Run(&self.path),
+        })
     }
 
     /// The parameter after the path, for the kinds that take one.
@@ -279,7 +360,7 @@ impl DenoiserSpec {
     /// The training framework of a trained model (THEORY §9), from its run
     /// folder; None for an analytic denoiser, which has none.
     pub fn framework(&self) -> Result<Option<Framework>> {
-        match self.kind.source {
+        match self.kind.source() {
             Source::Run => Ok(Some(read_state(&self.path)?.config.framework)),
             _ => Ok(None),
         }

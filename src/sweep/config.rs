@@ -13,7 +13,7 @@ use crate::denoise::Denoiser;
 use crate::framework::Framework;
 use crate::io::read;
 use crate::metrics::{reproducibility, Bootstrap, Similarity};
-use crate::nn::Arch;
+use crate::nn::{Arch, TrainOptions};
 use crate::sample::{generate, Method, Plan, Schedule};
 use crate::{Error, Result};
 
@@ -250,17 +250,20 @@ pub struct SweepConfig {
 /// (fields other than steps, batch and lr may be omitted) and the
 /// `regimes train` flags read them. EDM's P_mean and P_std (THEORY §3).
 impl Default for TrainSettings {
+    /// The hyperparameters a sweep shares with a single run default to
+    /// [`TrainOptions`]'s.
     fn default() -> Self {
+        let run = TrainOptions::default();
         TrainSettings {
-            steps: 10_000,
-            batch: 256,
-            lr: 1e-3,
-            warmup: 200,
-            weight_decay: 0.0,
-            clip: 1.0,
-            ema_decay: 0.999,
-            p_mean: -1.2,
-            p_std: 1.2,
+            steps: run.steps,
+            batch: run.batch,
+            lr: run.lr,
+            warmup: run.warmup,
+            weight_decay: run.weight_decay,
+            clip: run.clip,
+            ema_decay: run.ema_decay,
+            p_mean: run.p_mean,
+            p_std: run.p_std,
             sigma_data: None,
             budgets: Vec::new(),
             p_uncond: None,

@@ -129,7 +129,10 @@ pub fn last_switch_levels(
         sigmas,
         &Method::Ancestral,
         &mut noise,
-        Some(&mut |step: &Step<'_>| visited.push(step.x.clone())),
+        Some(&mut |step: &Step<'_>| {
+            visited.push(step.x.clone());
+            Ok(())
+        }),
     )?;
     let nearest = |x: &Tensor| Ok(nearest_two(x, &points, DEFAULT_CHUNK)?.nearest);
     let history = visited.iter().map(nearest).collect::<Result<Vec<_>>>()?;

@@ -5,17 +5,15 @@ use std::path::PathBuf;
 use candle_core::{DType, Device};
 use clap::{Args, Parser, Subcommand};
 
-use diffusion_regimes::cli::{names, RunArgs, SweepArgs};
+use diffusion_regimes::cli::{RunArgs, SweepArgs};
 use diffusion_regimes::data::ImageFormat;
 use diffusion_regimes::denoise::Denoiser;
 use diffusion_regimes::error::parse_variant;
 use diffusion_regimes::experiments::EXPERIMENTS;
-use diffusion_regimes::framework::Framework;
 use diffusion_regimes::nn::checkpoint::Weights;
-use diffusion_regimes::nn::train::Sampling;
-use diffusion_regimes::nn::Arch;
+use diffusion_regimes::nn::TrainOptions;
 use diffusion_regimes::spec::{spec_forms, DenoiserKind, DenoiserSpec, Source};
-use diffusion_regimes::sweep::{TrainSettings, GRID_COLUMNS};
+use diffusion_regimes::sweep::GRID_COLUMNS;
 use diffusion_regimes::{Error, Result};
 
 /// f32 or f64, the two dtypes the denoisers compute in.
@@ -145,70 +143,13 @@ pub(crate) struct TrainArgs {
     /// Training-set size N.
     #[arg(long, required_unless_present = "resume")]
     pub(crate) n: Option<usize>,
-    /// Seed of the permutation whose first N rows form the training set.
-    #[arg(long, default_value_t = 0)]
-    pub(crate) subset_seed: u64,
     /// Train class-conditionally (THEORY §10) on these labels, one per
     /// example of --data (.npy of integers or an MNIST IDX1 file); the
     /// classes are 0..(largest label + 1).
     #[arg(long)]
     pub(crate) labels: Option<PathBuf>,
-    /// With --labels: the probability that a batch example's label is
-    /// dropped, so the network also learns the unconditional denoiser.
-    #[arg(long, default_value_t = 0.1)]
-    pub(crate) p_uncond: f64,
-    #[arg(long, default_value = "mlp", value_parser = names(Arch::KINDS))]
-    pub(crate) arch: String,
-    /// MLP hidden width, or U-Net base channels (UNet-64/128/256).
-    #[arg(long, default_value_t = 256)]
-    pub(crate) width: usize,
-    /// MLP residual blocks, or U-Net residual blocks per resolution [default: 4 for mlp, 1 for unet].
-    #[arg(long)]
-    pub(crate) depth: Option<usize>,
-    /// U-Net channel multipliers per resolution.
-    #[arg(long, default_value = "1,2,2")]
-    pub(crate) multipliers: String,
-    /// U-Net without self-attention at the lowest resolution.
-    #[arg(long)]
-    pub(crate) no_attention: bool,
-    /// Training framework (THEORY §9): vp-eps is DDPM's epsilon-prediction,
-    /// flow rectified flow with logit-normal t.
-    #[arg(long, default_value = "edm")]
-    pub(crate) framework: Framework,
-    #[arg(long, default_value_t = TrainSettings::default().steps)]
-    pub(crate) steps: u64,
-    #[arg(long, default_value_t = TrainSettings::default().batch)]
-    pub(crate) batch: usize,
-    /// replacement (each batch draws uniformly with replacement) or epochs
-    /// (batches walk through one seeded permutation per epoch).
-    #[arg(long, default_value = "replacement", value_parser = parse_variant::<Sampling>)]
-    pub(crate) sampling: Sampling,
-    #[arg(long, default_value_t = TrainSettings::default().lr)]
-    pub(crate) lr: f64,
-    /// Steps of linear learning-rate warm-up.
-    #[arg(long, default_value_t = TrainSettings::default().warmup)]
-    pub(crate) warmup: u64,
-    #[arg(long, default_value_t = TrainSettings::default().weight_decay)]
-    pub(crate) weight_decay: f64,
-    /// Maximum global gradient norm.
-    #[arg(long, default_value_t = TrainSettings::default().clip)]
-    pub(crate) clip: f64,
-    #[arg(long, default_value_t = TrainSettings::default().ema_decay)]
-    pub(crate) ema_decay: f64,
-    /// EDM's sigma_data, or `auto` for the training set's per-coordinate standard deviation.
-    #[arg(long, default_value = "0.5")]
-    pub(crate) sigma_data: String,
-    #[arg(long, default_value_t = TrainSettings::default().p_mean, allow_negative_numbers = true)]
-    pub(crate) p_mean: f64,
-    #[arg(long, default_value_t = TrainSettings::default().p_std)]
-    pub(crate) p_std: f64,
-    /// Seed of the weights, batches and noise.
-    #[arg(long, default_value_t = 0)]
-    pub(crate) seed: u64,
-    #[arg(long, default_value_t = 1000)]
-    pub(crate) checkpoint_every: u64,
-    #[arg(long, default_value_t = 10)]
-    pub(crate) log_every: u64,
+    #[command(flatten)]
+    pub(crate) options: TrainOptions,
     /// Run folder (config.toml, train.npy, metrics.csv, checkpoints/, state.json).
     #[arg(long)]
     pub(crate) out: PathBuf,
@@ -351,7 +292,7 @@ impl DenoiserArgs {
             ("model", Weights::Model) => "model-raw",
             (kind, _) => kind,
         };
-        let (flag, path) = match DenoiserKind::named(kind)?.source {
+        let (flag, path) = match DenoiserKind::named(kind)?.source() {
             Source::TrainingRows => ("--train", &self.train),
             Source::Distribution => ("--distribution", &self.distribution),
             Source::Run => ("--checkpoint", &self.checkpoint),

@@ -78,7 +78,7 @@ pub(crate) fn calibrate(args: CalibrateArgs) -> Result<()> {
         .train
         .clone()
         .unwrap_or_else(|| args.model.join(TRAIN_FILE));
-    let train = training_images(&train_file)?.to_dtype(DType::F32)?;
+    let train = training_images(&train_file, DType::F32)?.to_dtype(DType::F32)?;
     let longest = train.dim(2)?.max(train.dim(3)?);
     let sizes = match &args.sizes {
         Some(text) => parse_list(text, "--sizes")?,

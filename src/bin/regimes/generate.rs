@@ -103,7 +103,13 @@ pub(crate) fn denoise(args: DenoiseArgs) -> Result<()> {
     let dtype = args.denoiser.dtype;
     let d = args.denoiser.build()?;
     let x = read_rows_of_dim(&args.input, d.dim())?.to_dtype(dtype)?;
-    write_npy(&args.out, &d.denoise(&x, args.sigma)?, dtype)
+    // The result in the input's own shape: rows, or images.
+    let shape = read_npy(&args.input)?.dims().to_vec();
+    write_npy(
+        &args.out,
+        &d.denoise(&x, args.sigma)?.reshape(shape)?,
+        dtype,
+    )
 }
 
 /// `regimes sample`.

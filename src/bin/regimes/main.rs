@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
+use clap::error::ErrorKind;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches};
 
@@ -161,6 +162,13 @@ fn main() -> ExitCode {
         .and_then(|m| Cli::from_arg_matches(&m).map(|cli| (cli, explicit_flags(&m))));
     let (cli, explicit) = match parsed {
         Ok(parsed) => parsed,
+        // A value the library's own parser refused reads as the library's
+        // errors do: one line naming it.
+        Err(e) if e.kind() == ErrorKind::ValueValidation => {
+            let text = e.render().to_string();
+            eprintln!("{}", text.lines().next().unwrap_or_default());
+            return ExitCode::from(2);
+        }
         Err(e) => {
             let _ = e.print();
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });

@@ -3,16 +3,13 @@
 
 use std::ops::ControlFlow;
 
-use candle_core::Tensor;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use diffusion_regimes::data::{
-    check_label_count, load_examples, read_labels, sigma_data, training_labels, training_set,
+    check_label_count, load_examples, read_labels, training_labels, training_set,
 };
 use diffusion_regimes::device::device;
-use diffusion_regimes::nn::optim::AdamWConfig;
-use diffusion_regimes::nn::train::{LabelConditioning, TrainConfig, Trainer};
-use diffusion_regimes::nn::Arch;
+use diffusion_regimes::nn::train::{LabelConditioning, Trainer};
 use diffusion_regimes::{Error, Result};
 
 use crate::args::TrainArgs;
@@ -35,7 +32,10 @@ pub(crate) fn train(args: TrainArgs, explicit: &[String]) -> Result<()> {
                     "a resumed run keeps its config.toml; only --steps and --device may change",
                 ));
             }
-            let steps = explicit.iter().any(|f| f == "steps").then_some(args.steps);
+            let steps = explicit
+                .iter()
+                .any(|f| f == "steps")
+                .then_some(args.options.steps);
             Trainer::resume(&args.out, steps, &device)?
         }
         false => {
@@ -45,14 +45,15 @@ pub(crate) fn train(args: TrainArgs, explicit: &[String]) -> Result<()> {
                 .expect("clap requires --data without --resume");
             let n = args.n.expect("clap requires --n without --resume");
             let examples = load_examples(data)?;
-            let train = training_set(&examples, n, args.subset_seed)?;
-            let mut config = new_config(&args, &train)?;
+            let train = training_set(&examples, n, args.options.subset_seed)?;
+            let mut config = args.options.config(&data.display().to_string(), &train)?;
             let labels = match &args.labels {
                 Some(path) => {
                     let all = read_labels(path)?;
                     check_label_count(&all, examples.dim(0)?, path)?;
-                    config.labels = Some(LabelConditioning::for_labels(&all, args.p_uncond));
-                    Some(training_labels(&all, n, 0, args.subset_seed)?)
+                    config.labels =
+                        Some(LabelConditioning::for_labels(&all, args.options.p_uncond));
+                    Some(training_labels(&all, n, 0, args.options.subset_seed)?)
                 }
                 None => None,
             };
@@ -84,53 +85,6 @@ pub(crate) fn train(args: TrainArgs, explicit: &[String]) -> Result<()> {
         args.out.display()
     );
     Ok(())
-}
-
-/// The config of a fresh run on the training set `train` `[N, ...]`.
-fn new_config(args: &TrainArgs, train: &Tensor) -> Result<TrainConfig> {
-    let arch = Arch::of_kind(
-        &args.arch,
-        args.width,
-        args.depth,
-        parse_list(&args.multipliers, "--multipliers")?,
-        !args.no_attention,
-    )?;
-    let sigma_data = match args.sigma_data.as_str() {
-        "auto" => sigma_data(train)?,
-        s => s
-            .parse()
-            .map_err(|_| Error::invalid("--sigma-data", s, "use a positive number or auto"))?,
-    };
-    Ok(TrainConfig {
-        data: args
-            .data
-            .as_ref()
-            .map(|p| p.display().to_string())
-            .unwrap_or_default(),
-        n: train.dim(0)?,
-        subset_seed: args.subset_seed,
-        sample_shape: train.dims()[1..].to_vec(),
-        arch,
-        framework: args.framework,
-        sigma_data,
-        p_mean: args.p_mean,
-        p_std: args.p_std,
-        steps: args.steps,
-        batch: args.batch,
-        sampling: args.sampling,
-        lr: args.lr,
-        warmup: args.warmup,
-        adam: AdamWConfig {
-            weight_decay: args.weight_decay,
-            ..AdamWConfig::default()
-        },
-        clip: args.clip,
-        ema_decay: args.ema_decay,
-        seed: args.seed,
-        checkpoint_every: args.checkpoint_every,
-        log_every: args.log_every,
-        labels: None,
-    })
 }
 
 /// "1,2,2" as numbers.

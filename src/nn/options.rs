@@ -1,0 +1,216 @@
+//! The hyperparameters of one training run, with their defaults in one
+//! `Default`: `regimes train` reads them as flags (clap, `cli` feature), the
+//! Python package as keyword arguments (serde), and [`TrainOptions::config`]
+//! turns them into the run's [`TrainConfig`].
+
+use serde::{Deserialize, Serialize};
+
+use super::config::{Sampling, TrainConfig};
+use super::optim::AdamWConfig;
+use super::Arch;
+use crate::data::sigma_data;
+use crate::framework::Framework;
+use crate::{Error, Result};
+
+/// EDM's sigma_data (THEORY §3): a number, or `auto` for the training set's
+/// per-coordinate standard deviation.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum SigmaData {
+    Auto,
+    Value(f64),
+}
+
+impl std::str::FromStr for SigmaData {
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<Self> {
+        match text {
+            "auto" => Ok(SigmaData::Auto),
+            s => s
+                .parse()
+                .ok()
+                .filter(|v: &f64| v.is_finite() && *v > 0.0)
+                .map(SigmaData::Value)
+                .ok_or_else(|| Error::invalid("sigma-data", s, "use a positive number or auto")),
+        }
+    }
+}
+
+impl std::fmt::Display for SigmaData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SigmaData::Auto => f.write_str("auto"),
+            SigmaData::Value(v) => write!(f, "{v}"),
+        }
+    }
+}
+
+/// A number or "auto", as written in TOML, JSON or a Python call.
+impl Serialize for SigmaData {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            SigmaData::Auto => s.serialize_str("auto"),
+            SigmaData::Value(v) => s.serialize_f64(*v),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for SigmaData {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Given {
+            Number(f64),
+            Text(String),
+        }
+        match Given::deserialize(d)? {
+            Given::Number(v) => v.to_string().parse(),
+            Given::Text(t) => t.parse(),
+        }
+        .map_err(serde::de::Error::custom)
+    }
+}
+
+/// Every hyperparameter of a fresh run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
+pub struct TrainOptions {
+    /// Seed of the permutation whose first N rows form the training set.
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = TrainOptions::default().subset_seed))]
+    pub subset_seed: u64,
+    /// The network: mlp, unet or dit.
+    #[cfg_attr(feature = "cli", arg(long, default_value = "mlp", value_parser = clap::builder::PossibleValuesParser::new(Arch::KINDS)))]
+    pub arch: String,
+    /// MLP hidden width, U-Net base channels (UNet-64/128/256) or DiT token width.
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = TrainOptions::default().width))]
+    pub width: usize,
+    /// MLP or DiT blocks, or U-Net residual blocks per resolution [default: 4 for mlp and dit, 1 for unet].
+    #[cfg_attr(feature = "cli", arg(long))]
+    pub depth: Option<usize>,
+    /// U-Net channel multipliers per resolution.
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, default_value = "1,2,2", value_delimiter = ',')
+    )]
+    pub multipliers: Vec<usize>,
+    /// U-Net without self-attention at the lowest resolution.
+    #[cfg_attr(feature = "cli", arg(long))]
+    pub no_attention: bool,
+    /// Training framework (THEORY §9): vp-eps is DDPM's epsilon-prediction,
+    /// flow rectified flow with logit-normal t.
+    #[cfg_attr(feature = "cli", arg(long, default_value = "edm"))]
+    pub framework: Framework,
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = TrainOptions::default().steps))]
+    pub steps: u64,
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = TrainOptions::default().batch))]
+    pub batch: usize,
+    /// replacement (each batch draws uniformly with replacement) or epochs
+    /// (batches walk through one seeded permutation per epoch).
+    #[cfg_attr(feature = "cli", arg(long, default_value = "replacement", value_parser = crate::error::parse_variant::<Sampling>))]
+    pub sampling: Sampling,
+    /// Peak learning rate.
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = TrainOptions::default().lr))]
+    pub lr: f64,
+    /// Steps of linear learning-rate warm-up.
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = TrainOptions::default().warmup))]
+    pub warmup: u64,
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = TrainOptions::default().weight_decay))]
+    pub weight_decay: f64,
+    /// Maximum global gradient norm.
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = TrainOptions::default().clip))]
+    pub clip: f64,
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = TrainOptions::default().ema_decay))]
+    pub ema_decay: f64,
+    /// EDM's sigma_data, or `auto` for the training set's per-coordinate standard deviation.
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = TrainOptions::default().sigma_data))]
+    pub sigma_data: SigmaData,
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = TrainOptions::default().p_mean, allow_negative_numbers = true))]
+    pub p_mean: f64,
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = TrainOptions::default().p_std))]
+    pub p_std: f64,
+    /// Seed of the weights, batches and noise.
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = TrainOptions::default().seed))]
+    pub seed: u64,
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = TrainOptions::default().checkpoint_every))]
+    pub checkpoint_every: u64,
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = TrainOptions::default().log_every))]
+    pub log_every: u64,
+    /// With labels: the probability that a batch example's label is
+    /// dropped, so the network also learns the unconditional denoiser.
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = TrainOptions::default().p_uncond))]
+    pub p_uncond: f64,
+}
+
+impl Default for TrainOptions {
+    fn default() -> Self {
+        TrainOptions {
+            subset_seed: 0,
+            arch: "mlp".into(),
+            width: 256,
+            depth: None,
+            multipliers: vec![1, 2, 2],
+            no_attention: false,
+            framework: Framework::Edm,
+            steps: 10_000,
+            batch: 256,
+            sampling: Sampling::Replacement,
+            lr: 1e-3,
+            warmup: 200,
+            weight_decay: 0.0,
+            clip: 1.0,
+            ema_decay: 0.999,
+            sigma_data: SigmaData::Value(0.5),
+            p_mean: -1.2,
+            p_std: 1.2,
+            seed: 0,
+            checkpoint_every: 1000,
+            log_every: 10,
+            p_uncond: 0.1,
+        }
+    }
+}
+
+impl TrainOptions {
+    /// The config of a fresh run on the training set `train` `[N, ...]`
+    /// (recorded as coming from `data`), unconditional.
+    pub fn config(&self, data: &str, train: &candle_core::Tensor) -> Result<TrainConfig> {
+        let arch = Arch::of_kind(
+            &self.arch,
+            self.width,
+            self.depth,
+            self.multipliers.clone(),
+            !self.no_attention,
+        )?;
+        let sigma_data = match self.sigma_data {
+            SigmaData::Auto => sigma_data(train)?,
+            SigmaData::Value(v) => v,
+        };
+        Ok(TrainConfig {
+            data: data.to_string(),
+            n: train.dim(0)?,
+            subset_seed: self.subset_seed,
+            sample_shape: train.dims()[1..].to_vec(),
+            arch,
+            framework: self.framework,
+            sigma_data,
+            p_mean: self.p_mean,
+            p_std: self.p_std,
+            steps: self.steps,
+            batch: self.batch,
+            sampling: self.sampling,
+            lr: self.lr,
+            warmup: self.warmup,
+            adam: AdamWConfig {
+                weight_decay: self.weight_decay,
+                ..AdamWConfig::default()
+            },
+            clip: self.clip,
+            ema_decay: self.ema_decay,
+            seed: self.seed,
+            checkpoint_every: self.checkpoint_every,
+            log_every: self.log_every,
+            labels: None,
+        })
+    }
+}
