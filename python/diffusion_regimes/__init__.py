@@ -439,31 +439,36 @@ class Run:
 
 
 def train(data: Union[ArrayLike, PathLike], n: int, out: PathLike, *, labels: Optional[ArrayLike] = None,
-          device: str = "cpu", progress: bool = True, **options: Any) -> Run:
+          device: str = "cpu", progress: Union[bool, Callable[[int, int, float], None]] = True,
+          **options: Any) -> Run:
     """Trains a network on the first n examples of ``data`` (an array or a
     file) of one seeded permutation, into the run folder ``out``, with
     ``regimes train``'s hyperparameters and defaults as keywords (arch,
     width, depth, multipliers, no_attention, framework, steps, batch,
     sampling, lr, warmup, weight_decay, clip, ema_decay, sigma_data, p_mean,
     p_std, seed, subset_seed, checkpoint_every, log_every, p_uncond).
-    ``labels`` (one per example) make it class-conditional. A folder that
-    holds a run is resumed to ``steps``: after Ctrl-C, the same call goes on
-    from the last checkpoint to the same bits."""
+    ``labels`` (one per example) make it class-conditional. ``progress``: a
+    bar (True), none (False), or your ``f(step, steps, loss)`` after every
+    step. A folder that holds a run is resumed to ``steps``: after Ctrl-C,
+    the same call goes on from the last checkpoint to the same bits."""
     if not isinstance(data, (str, os.PathLike)):
         data = _array(data)
     else:
         data = os.fspath(data)
     if labels is not None:
         labels = [int(v) for v in np.asarray(labels).ravel()]
-    bar = _Progress(int(options.get("steps", 10_000)), "steps") if progress else None
+    bar = None
+    if callable(progress):
+        report = progress
+    elif progress:
+        bar = _Progress(int(options.get("steps", 10_000)), "steps")
 
-    def report(step, steps, loss):
-        if bar is not None:
+        def report(step, steps, loss):
             bar.update_to(step, f"loss {loss:.4f}")
-
+    else:
+        report = None
     try:
-        native = _native.train(data, int(n), os.fspath(out), json.dumps(options), labels, device,
-                               report if bar is not None else None)
+        native = _native.train(data, int(n), os.fspath(out), json.dumps(options), labels, device, report)
     finally:
         if bar is not None:
             bar.close()

@@ -38,7 +38,7 @@ fn similarity(name: &str, threshold: f64) -> PyResult<Similarity> {
             "threshold = {threshold}: must be finite"
         )));
     }
-    parse_variant(name).py()
+    parse_variant(name).map_err(|e| PyValueError::new_err(format!("similarity {e}")))
 }
 
 /// RP of `a` and `b`, paired row by row (same noise), with its interval.

@@ -8,7 +8,7 @@ use diffusion_regimes::data::{load_examples, training_labels, training_set};
 use diffusion_regimes::nn::checkpoint::{read_state, STATE_FILE};
 use diffusion_regimes::nn::train::{LabelConditioning, Trainer};
 use diffusion_regimes::nn::TrainOptions;
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyFileNotFoundError, PyValueError};
 use pyo3::prelude::*;
 
 use crate::arrays;
@@ -69,7 +69,12 @@ impl Run {
 /// The run in `path`.
 #[pyfunction]
 pub fn load_run(path: PathBuf) -> PyResult<Run> {
-    read_state(&path).py()?;
+    if !path.join(STATE_FILE).exists() {
+        return Err(PyFileNotFoundError::new_err(format!(
+            "{}: no training run here (no {STATE_FILE})",
+            path.display()
+        )));
+    }
     Ok(Run { path })
 }
 

@@ -26,7 +26,7 @@ pub fn read_rows(path: &Path) -> Result<Tensor> {
         return Err(Error::format(
             path,
             format!(
-                "expected a float array of rows [B, n] or images [B, C, H, W], got {:?} of shape {:?}",
+                "expected a 2-D float array of rows [B, n] or a 4-D one of images [B, C, H, W], got {:?} of shape {:?}",
                 t.dtype(),
                 t.dims()
             ),

@@ -1,0 +1,89 @@
+"""Training from Python: the same run as `regimes train`, a denoiser that
+samples like `regimes sample --denoiser model:RUN`, Ctrl-C that stops
+training and sampling and leaves what a rerun resumes."""
+
+import os
+import signal
+import time
+
+import numpy as np
+import pytest
+
+import diffusion_regimes as dr
+
+OPTIONS = dict(steps=40, width=32, depth=2, batch=8, lr=2e-3, warmup=5, checkpoint_every=10, seed=3)
+
+
+def checkpoint(run, step):
+    with open(os.path.join(run, "checkpoints", f"step-{step:08d}.safetensors"), "rb") as f:
+        return f.read()
+
+
+def test_train_equals_the_cli_and_its_model_samples_like_the_cli(tmp_path, regimes):
+    data = dr.molrg(8, ranks=[2, 2]).sample(64).astype(np.float32)
+    np.save(tmp_path / "data.npy", data)
+    run = dr.train(data, 16, tmp_path / "py", progress=False, **OPTIONS)
+    flags = [f"--{k.replace('_', '-')}={v}" for k, v in OPTIONS.items()]
+    regimes("train", "--data", tmp_path / "data.npy", "--n", 16, "--out", tmp_path / "cli", *flags)
+    assert run.step == 40 and run.config["n"] == 16
+    assert checkpoint(run.path, 40) == checkpoint(tmp_path / "cli", 40)
+    regimes("sample", "--denoiser", f"model:{tmp_path / 'cli'}", "--seeds", "0-7", "--out", tmp_path / "s.npy")
+    np.testing.assert_array_equal(dr.sample(run.denoiser(), seeds=8), np.load(tmp_path / "s.npy"))
+    assert dr.load_run(run.path).denoiser().framework == "edm"
+
+
+def test_unknown_or_bad_options_are_value_errors(tmp_path):
+    data = np.zeros((8, 4), dtype=np.float32)
+    with pytest.raises(ValueError, match="stepz"):
+        dr.train(data, 4, tmp_path / "a", stepz=10, progress=False)
+    with pytest.raises(ValueError, match="lr"):
+        dr.train(data, 4, tmp_path / "b", lr=-1.0, progress=False)
+    with pytest.raises(ValueError, match="architecture"):
+        dr.train(data, 4, tmp_path / "c", arch="resnet", progress=False)
+    with pytest.raises(ValueError, match="10 examples|examples"):
+        dr.train(data, 10, tmp_path / "d", progress=False)
+    with pytest.raises(FileNotFoundError):
+        dr.load_run(tmp_path / "none")
+
+
+def interrupt_at(step_to_stop):
+    """A progress callback that presses Ctrl-C (SIGINT to this process) once."""
+    sent = []
+
+    def progress(step, steps, loss):
+        if step >= step_to_stop and not sent:
+            sent.append(step)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    return progress, sent
+
+
+def test_ctrl_c_stops_training_and_the_same_call_resumes_to_the_same_bits(tmp_path):
+    data = dr.molrg(8, ranks=[2, 2]).sample(64).astype(np.float32)
+    options = dict(OPTIONS, steps=400, checkpoint_every=50)
+    whole = dr.train(data, 16, tmp_path / "whole", progress=False, **options)
+    progress, sent = interrupt_at(120)
+    with pytest.raises(KeyboardInterrupt):
+        dr.train(data, 16, tmp_path / "stopped", progress=progress, **options)
+    stopped = dr.load_run(tmp_path / "stopped")
+    assert sent and stopped.step == 100, "the last checkpoint before the interrupt stands"
+    resumed = dr.train(data, 16, tmp_path / "stopped", progress=False, **options)
+    assert resumed.step == 400
+    assert checkpoint(whole.path, 400) == checkpoint(resumed.path, 400)
+
+
+def test_ctrl_c_stops_sampling_at_the_next_step():
+    calls = []
+
+    def slow(x, sigma):
+        calls.append(sigma)
+        if len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.005)
+        return x / (1 + sigma**2)
+
+    with pytest.raises(KeyboardInterrupt):
+        dr.sample(slow, seeds=4, shape=3, steps=200)
+    # The signal is seen within 20 ms, the sampler stops at its next
+    # evaluation: far fewer than the 399 evaluations of the whole run.
+    assert 3 <= len(calls) < 100, len(calls)
