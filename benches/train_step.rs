@@ -72,7 +72,7 @@ fn train_steps(c: &mut Criterion) {
     let device = device_from_env("BENCH_DEVICE").unwrap();
     let mut group = c.benchmark_group("train_step");
     group.sample_size(10);
-    // The five rows of the peer comparison (BENCHMARKS.md, ../shared/peers).
+    // The five rows of the peer comparison (BENCHMARKS.md, scripts/peers).
     let mut cases = vec![
         (
             "unet16-m1x2-1x8x8-b32",

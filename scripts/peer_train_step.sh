@@ -2,17 +2,13 @@
 # The peers' training steps on the five shapes of benches/train_step.rs, for
 # "crate / peer" ratios from one run: run it right before or after
 # `cargo bench --bench train_step` on the same machine and thread count.
-#   bash scripts/peer_train_step.sh [PEERS_DIR] [THREADS]
-# PEERS_DIR: the PyTorch/JAX replicas (default ../shared/peers). Needs
-# python3 with torch (and jax + optax for the JAX rows); a missing framework
-# is reported and skipped. The crate itself never needs Python.
+#   bash scripts/peer_train_step.sh [THREADS]
+# The PyTorch/JAX replicas are in scripts/peers. Needs python3 with torch
+# (and jax + optax for the JAX rows); a missing framework is reported and
+# skipped. The crate itself never needs Python.
 set -uo pipefail
-peers="${1:-$(dirname "$0")/../../shared/peers}"
-threads="${2:-$(nproc)}"
-if [ ! -f "$peers/unet_step.py" ]; then
-    echo "no peer scripts in $peers; skipped" >&2
-    exit 0
-fi
+peers="$(dirname "$0")/peers"
+threads="${1:-$(nproc)}"
 has() { python3 -c "import $1" 2>/dev/null; }
 if has torch; then
     python3 "$peers/unet_step.py" 16 1,2 1 8 32 20 "$threads" 1
