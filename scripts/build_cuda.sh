@@ -6,7 +6,7 @@
 #   bash scripts/build_cuda.sh            # -> target/cuda/release/{regimes,regimes_sweep,...}
 #
 # Copy target/cuda/release/<binary> to the GPU host and run it there with the
-# host's CUDA 13 libraries on LD_LIBRARY_PATH (see README, "GPU").
+# host's CUDA 13 libraries on LD_LIBRARY_PATH (see docs/guide/gpu.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -10,7 +10,7 @@ image with itself), as a.npy/b.npy row-paired files per kind, so that
         --similarity centered-cosine --threshold 0.9
 
 The fraction it reports for different digits is the criterion's false-match
-rate (README, "Image data and image sweeps").
+rate (docs/guide/images.md).
 """
 
 import argparse

@@ -2,7 +2,7 @@
 //! on the quickstart distribution: fresh samples of the true distribution
 //! generalize, samples of the empirical denoiser do not, two independent true
 //! samples are not reproductions of each other, and a sampler reproduces itself.
-//! The printed numbers are quoted in the README (`cargo test --test calibration -- --nocapture`).
+//! The printed numbers are quoted in docs/guide/sweeps.md (`cargo test --test calibration -- --nocapture`).
 
 use std::path::Path;
 

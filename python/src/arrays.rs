@@ -13,12 +13,10 @@ use crate::errors::IntoPy;
 pub fn tensor(x: &Bound<'_, PyAny>, what: &str) -> PyResult<Tensor> {
     if let Ok(a) = x.downcast::<PyArrayDyn<f64>>() {
         let a = a.readonly();
-        let view = a.as_array();
-        from_values(view.iter().copied().collect(), view.shape(), what)
+        from_values(copied(a.as_array()), a.shape(), what)
     } else if let Ok(a) = x.downcast::<PyArrayDyn<f32>>() {
         let a = a.readonly();
-        let view = a.as_array();
-        from_values(view.iter().copied().collect(), view.shape(), what)
+        from_values(copied(a.as_array()), a.shape(), what)
     } else if let Ok(a) = x.downcast::<PyUntypedArray>() {
         Err(PyValueError::new_err(format!(
             "{what}: expected a float32 or float64 array, got dtype {}",
@@ -32,14 +30,24 @@ pub fn tensor(x: &Bound<'_, PyAny>, what: &str) -> PyResult<Tensor> {
     }
 }
 
+/// The values in C order: one copy, a memcpy when they already are.
+fn copied<T: Copy>(view: numpy::ndarray::ArrayViewD<'_, T>) -> Vec<T> {
+    match view.as_slice() {
+        Some(values) => values.to_vec(),
+        None => view.iter().copied().collect(),
+    }
+}
+
 /// A finite tensor of these values and this shape.
 fn from_values<T>(values: Vec<T>, shape: &[usize], what: &str) -> PyResult<Tensor>
 where
     T: candle_core::WithDType + Into<f64> + Copy,
 {
-    if let Some(i) = values.iter().position(|v| !(*v).into().is_finite()) {
+    if !values.iter().all(|v| (*v).into().is_finite()) {
+        let i = values.iter().position(|v| !(*v).into().is_finite());
         return Err(PyValueError::new_err(format!(
-            "{what}: holds a non-finite value (NaN or inf) at flat index {i}"
+            "{what}: holds a non-finite value (NaN or inf) at flat index {}",
+            i.unwrap_or_default()
         )));
     }
     Tensor::from_vec(values, shape, &Device::Cpu).py()

@@ -8,6 +8,7 @@
 //! for the worker and raises the KeyboardInterrupt. What was written stays:
 //! a rerun resumes.
 
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::Duration;
 
 use diffusion_regimes::jobs::{clear_interrupt, interrupt};
@@ -28,9 +29,15 @@ pub fn run<T: Send>(
     let mut signal: Option<PyErr> = None;
     let finished = py.allow_threads(|| {
         std::thread::scope(|scope| {
-            let worker = scope.spawn(work);
-            while !worker.is_finished() {
-                std::thread::sleep(POLL);
+            // The worker says when it is done (or, by dropping the sender,
+            // that it panicked), so a short call returns at once.
+            let (done, finished) = mpsc::channel::<()>();
+            let worker = scope.spawn(move || {
+                let result = work();
+                let _ = done.send(());
+                result
+            });
+            while let Err(RecvTimeoutError::Timeout) = finished.recv_timeout(POLL) {
                 if signal.is_none() {
                     if let Err(e) = Python::with_gil(|py| py.check_signals()) {
                         interrupt();

@@ -15,6 +15,7 @@ mod experiments;
 mod interrupt;
 mod sampling;
 mod scores;
+mod timing;
 mod training;
 
 #[pymodule]
@@ -43,5 +44,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(training::load_run, m)?)?;
     m.add_function(wrap_pyfunction!(experiments::experiments, m)?)?;
     m.add_function(wrap_pyfunction!(experiments::run_experiment, m)?)?;
+    m.add_function(wrap_pyfunction!(timing::time_denoise, m)?)?;
+    m.add_function(wrap_pyfunction!(timing::time_sample, m)?)?;
     Ok(())
 }

@@ -1,5 +1,5 @@
 """Shared fixtures: the repository root and the `regimes` binary that
-`cargo test` (the README's test command, run first) builds."""
+`cargo test` builds (scripts/test.sh, the README's test command, runs it first)."""
 
 import os
 import pathlib
