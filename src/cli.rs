@@ -120,7 +120,7 @@ pub fn experiment_main(name: &str) -> ExitCode {
 /// each time when it is unset: about a quarter of a small MLP's step); and
 /// to 1 for candle's own pool of elementwise ops (CANDLE_NUM_THREADS), whose
 /// workers spin between ops and took a core from rayon's threads (BENCHMARKS.md).
-/// Then [`keep_freed_memory`]. Call it first in `main`, before any thread
+/// Then keeps freed memory in the heap (`keep_freed_memory`). Call it first in `main`, before any thread
 /// starts: the library itself never changes the environment. Results do not
 /// depend on either count: gemm never splits a dot product, and elementwise
 /// ops are per element.

@@ -119,7 +119,7 @@ pub fn training_labels(labels: &[u32], n: usize, part: usize, seed: u64) -> Resu
 }
 
 /// The per-coordinate standard deviation of `examples`, pooled over
-/// coordinates: sqrt(mean_i Var[y_i]); EDM's sigma_data (THEORY §3).
+/// coordinates: sqrt(mean_i Var\[y_i\]); EDM's sigma_data (THEORY §3).
 pub fn sigma_data(examples: &Tensor) -> Result<f64> {
     let y = examples.flatten_from(1)?.to_dtype(DType::F64)?;
     let centred = y.broadcast_sub(&y.mean_keepdim(0)?)?;

@@ -102,7 +102,7 @@ impl EmpiricalDenoiser {
         softmax_rows(&Tensor::cat(&logits, 1)?)
     }
 
-    /// ln p_sigma(x) of the empirical noisy distribution, [B]:
+    /// ln p_sigma(x) of the empirical noisy distribution, \[B\]:
     /// LSE_i(-||x - y_i||^2 / (2 sigma^2)) - ln N - (n/2) ln(2 pi sigma^2).
     pub fn log_density(&self, x: &Tensor, sigma: f64) -> Result<Tensor> {
         let xs = self.prepare(x, sigma)?;

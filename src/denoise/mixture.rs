@@ -189,7 +189,7 @@ impl Mixture {
         softmax_rows(&logits)
     }
 
-    /// ln p_sigma(x) = LSE_k(ln pi_k + ln N(x; mu_k, C_k + sigma^2 I)), [B], in f64.
+    /// ln p_sigma(x) = LSE_k(ln pi_k + ln N(x; mu_k, C_k + sigma^2 I)), \[B\], in f64.
     pub fn log_density(&self, x: &Tensor, sigma: f64) -> Result<Tensor> {
         let logits = Self::log_joints(&self.posteriors(x, sigma)?)?;
         let max = logits.max_keepdim(D::Minus1)?;

@@ -61,7 +61,7 @@ pub struct GuidanceCurves {
     pub class_agreement: Vec<Agreement>,
     /// For image data, per N: the first noises' samples of every class,
     /// by the memorizing solution and each model (each over its nearest
-    /// training images); drawn as samples_w<k>_nNNNNN.png.
+    /// training images); drawn as `samples_w<k>_nNNNNN.png`.
     #[serde(skip)]
     pub grids: Vec<(usize, Vec<GridRow>)>,
 }

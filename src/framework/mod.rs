@@ -43,9 +43,9 @@ pub struct Scalings {
 
 /// One training framework, seen through the VE denoiser (THEORY §9).
 pub trait Parameterisation: Send + Sync {
-    /// c_skip, c_out, c_in and c_noise of every row's noise level `sigma` [B].
+    /// c_skip, c_out, c_in and c_noise of every row's noise level `sigma` \[B\].
     fn scalings(&self, sigma: &Tensor) -> Result<Scalings>;
-    /// lambda(sigma) [B], the weight of mean_i (D - y)_i^2 in the loss.
+    /// lambda(sigma) \[B\], the weight of mean_i (D - y)_i^2 in the loss.
     fn loss_weight(&self, sigma: &Tensor) -> Result<Tensor>;
     /// One training noise level, from the step's stream.
     fn draw_sigma(&self, rng: &mut ChaCha20Rng) -> f32;

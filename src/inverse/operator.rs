@@ -109,7 +109,7 @@ pub struct Operator {
 }
 
 impl Operator {
-    /// The operator of `spec` on samples shaped `sample_shape` ([n] or [C, H, W]).
+    /// The operator of `spec` on samples shaped `sample_shape` (\[n\] or \[C, H, W\]).
     pub fn new(spec: &OperatorSpec, sample_shape: &[usize]) -> Result<Self> {
         let n: usize = sample_shape.iter().product();
         let kept_rows = |keep: &[bool]| {
@@ -230,7 +230,7 @@ impl Operator {
         Ok((x - self.pseudo_inverse(&self.apply(x)?)?)?)
     }
 
-    /// y = A x + noise_y e, e standard normal, row k's from stream (seed, Measurement, indices[k]).
+    /// y = A x + noise_y e, e standard normal, row k's from stream (seed, Measurement, indices\[k\]).
     pub fn measure(&self, x: &Tensor, noise_y: f64, seed: u64, indices: &[u64]) -> Result<Tensor> {
         if !(noise_y.is_finite() && noise_y >= 0.0) {
             return Err(Error::invalid(

@@ -86,7 +86,7 @@ impl Problems {
 }
 
 /// Reconstructions from measurements `y` [R, m] (row r for reconstruction
-/// r), starting at `x` = sigmas[0] z [R, n] and run down `sigmas`.
+/// r), starting at `x` = sigmas\[0\] z \[R, n\] and run down `sigmas`.
 pub fn solve(
     denoiser: &dyn Denoiser,
     a: &Operator,

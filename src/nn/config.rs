@@ -23,7 +23,7 @@ pub struct TrainConfig {
     /// Training-set size N, and the seed of the nested-subset permutation.
     pub n: usize,
     pub subset_seed: u64,
-    /// Shape of one example: [n] or [C, H, W].
+    /// Shape of one example: \[n\] or \[C, H, W\].
     pub sample_shape: Vec<usize>,
     pub arch: Arch,
     /// The training framework (THEORY §9); absent in a config: EDM.

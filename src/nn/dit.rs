@@ -177,7 +177,7 @@ pub struct Dit {
 }
 
 impl Dit {
-    /// The DiT for examples of `shape` ([C, H, W] or [n]).
+    /// The DiT for examples of `shape` (\[C, H, W\] or \[n\]).
     pub fn new(
         shape: &[usize],
         config: &DitConfig,

@@ -59,7 +59,7 @@ impl Precond {
 
     /// D(x; sigma_b) for each example b of `x` `[B, ...]` (any shape with B rows
     /// of `dim()` values) at its own noise level `sigma` `[B]`, with the
-    /// framework's c_skip, c_out, c_in, c_noise (THEORY §3, §9). `labels` [B]
+    /// framework's c_skip, c_out, c_in, c_noise (THEORY §3, §9). `labels` \[B\]
     /// condition a class-conditional network (THEORY §10).
     pub fn forward(&self, x: &Tensor, sigma: &Tensor, labels: Option<&Tensor>) -> Result<Tensor> {
         let b = x.dim(0)?;

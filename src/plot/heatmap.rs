@@ -15,7 +15,7 @@ pub struct Heatmap {
     pub title: String,
     /// Row and column labels, in matrix order.
     pub labels: Vec<String>,
-    /// values[i][j], NaN for no value.
+    /// values\[i\]\[j\], NaN for no value.
     pub values: Vec<Vec<f64>>,
 }
 

@@ -12,7 +12,7 @@ use crate::denoise::Denoiser;
 use crate::rng::{normal_rows, sample_streams};
 use crate::{Error, Result};
 
-/// One way to move samples from sigmas[0] down every level of `sigmas`,
+/// One way to move samples from sigmas\[0\] down every level of `sigmas`,
 /// calling `observe(index, sigma, x, D(x; sigma))` at each evaluation it
 /// reports; `streams` (one per row) supply any noise it draws.
 pub trait Integrator: Send + Sync {
@@ -120,9 +120,9 @@ pub struct Step<'a> {
 /// it returns stops the sampler and is the sampler's result.
 pub type Observer<'a> = &'a mut dyn FnMut(&Step<'_>) -> Result<()>;
 
-/// Standard-normal initial noise z, row k from stream (seed, indices[k]), and
+/// Standard-normal initial noise z, row k from stream (seed, indices\[k\]), and
 /// those streams positioned after it, for any noise the sampler draws later.
-/// Row k depends only on (seed, indices[k]).
+/// Row k depends only on (seed, indices\[k\]).
 pub fn initial_noise(
     seed: u64,
     indices: &[u64],
@@ -151,7 +151,7 @@ pub fn starting_points(
 
 /// How a sampler runs (THEORY §2, §9): the noise levels it visits
 /// (decreasing, ending at 0 or not) and how it steps between them. Sample j
-/// starts at x = sigmas[0] z_j. [`Plan::new`] makes one of the EDM schedule
+/// starts at x = sigmas\[0\] z_j. [`Plan::new`] makes one of the EDM schedule
 /// and a registered [`Method`]; a framework's own sampler is
 /// `Framework::native`.
 pub struct Plan {
@@ -169,7 +169,7 @@ impl Plan {
     }
 }
 
-/// Generates samples `indices` of run `seed`: x_0 = sigmas[0] z_j with z_j
+/// Generates samples `indices` of run `seed`: x_0 = sigmas\[0\] z_j with z_j
 /// the run's per-sample noise ([`initial_noise`]), then the plan's steps.
 /// The one entry for sampling from seeds: EDM samplers, native samplers, the
 /// CLI and the experiments all come through here.
@@ -204,7 +204,7 @@ pub fn generate_from(
 }
 
 /// Runs `integrator` (a [`Method`], or a framework's native one) from `x` at
-/// sigmas[0] through every level in `sigmas` (decreasing; may end at 0).
+/// sigmas\[0\] through every level in `sigmas` (decreasing; may end at 0).
 /// `streams` (one per row) supply the stochastic sampler's noise and are
 /// untouched by the deterministic ones.
 pub fn sample(

@@ -203,7 +203,7 @@ impl Sweep {
         training_part(&self.examples, n, part, self.config.subset_seed)
     }
 
-    /// The shape of one example: [n] for rows, [C, H, W] for images.
+    /// The shape of one example: \[n\] for rows, \[C, H, W\] for images.
     pub fn sample_shape(&self) -> &[usize] {
         &self.examples.dims()[1..]
     }

@@ -39,7 +39,7 @@ impl CloneCurve {
 /// reverse SDE ([`Method::Ancestral`]) over the decreasing grid `sigmas` (ending
 /// at 0) with the empirical denoiser of `train`; at each grid level listed in
 /// `clone_at` a run is copied and both copies continue with independent noise.
-/// Trajectory j starts from sigmas[0] z with z and its noise from stream
+/// Trajectory j starts from sigmas\[0\] z with z and its noise from stream
 /// (seed, Clone, j); the copies made at clone level c draw from streams
 /// (seed, Clone, 2^32 (1 + 2c + copy) + j).
 pub fn clone_test(

@@ -33,7 +33,7 @@ pub fn collapse_sigma_isotropic(std: f64, points: f64, dim: usize) -> f64 {
 }
 
 /// Excess entropy per dimension of the noisy data distribution p_sigma over
-/// one noise kernel, (H[p_sigma] - (d/2) ln(2 pi e sigma^2)) / d, estimated by
+/// one noise kernel, (H\[p_sigma\] - (d/2) ln(2 pi e sigma^2)) / d, estimated by
 /// Monte Carlo with log-sum-exp: p_sigma is the empirical noisy distribution of
 /// the `reference` rows and the points x = y + sigma z take y from the
 /// disjoint `probe` rows (a cross-entropy, so no point sees its own kernel).

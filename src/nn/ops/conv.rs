@@ -31,7 +31,7 @@ use super::{f32_data, runs_here, values, with_bias};
 use crate::Result;
 
 /// `x` [B, Cin, H, W] convolved with `weight` [Cout, Cin, k, k] (k odd),
-/// stride 1, zero padding k / 2, plus `bias` [Cout]. f32 on the CPU runs the
+/// stride 1, zero padding k / 2, plus `bias` \[Cout\]. f32 on the CPU runs the
 /// GEMM kernels of this module; other dtypes and devices run candle's op.
 pub fn conv2d_same(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
     let (outputs, k) = (weight.dim(0)?, weight.dim(3)?);

@@ -22,7 +22,7 @@ use super::matmul::{matmul, Split};
 use super::{f32_data, runs_here, sum_rows, values, with_bias};
 use crate::Result;
 
-/// `x` [B, in] times `weight` [out, in] transposed, plus `bias` [out]. f32 on
+/// `x` \[B, in\] times `weight` \[out, in\] transposed, plus `bias` \[out\]. f32 on
 /// the CPU runs this module's kernel; other dtypes and devices candle's ops.
 pub fn dense(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
     if runs_here(x) && x.rank() == 2 {
