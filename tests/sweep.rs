@@ -352,3 +352,42 @@ fn budgets_must_increase_to_the_step_count() {
         );
     }
 }
+
+/// `sampling.memorizer` picks the memorizing denoiser's sampler (the
+/// paper's code uses Euler for it); the default stays Heun and is not
+/// written, so existing results are unchanged.
+#[test]
+fn the_memorizer_is_sampled_by_its_own_setting() {
+    use candle_core::{DType, Device};
+    use diffusion_regimes::denoise::EmpiricalDenoiser;
+    use diffusion_regimes::sample::{generate, Method, Plan};
+    use diffusion_regimes::sweep::{MemorizerSampler, Model, SamplingSettings};
+
+    let parse = |text: &str| -> SamplingSettings { toml::from_str(text).unwrap() };
+    let heun = parse("samples = 6\nseed = 2");
+    let euler = parse("samples = 6\nseed = 2\nmemorizer = \"euler\"");
+    assert_eq!(euler.memorizer, MemorizerSampler::Euler);
+    assert!(!toml::to_string(&heun).unwrap().contains("memorizer"));
+    let train = common::gaussian(3, 0, 10, 4).to_dtype(DType::F64).unwrap();
+    let d = EmpiricalDenoiser::new(&train).unwrap();
+    let by = |settings: &SamplingSettings| {
+        let plan = settings.plan(&Model::Empirical).unwrap();
+        settings.draw_with(&d, &plan, 6, DType::F64).unwrap()
+    };
+    let want = |method| {
+        let plan = Plan::new(&heun.schedule, method).unwrap();
+        generate(
+            &d,
+            &plan,
+            2,
+            &(0..6).collect::<Vec<_>>(),
+            DType::F64,
+            &Device::Cpu,
+            None,
+        )
+        .unwrap()
+    };
+    assert_eq!(common::max_abs_diff(&by(&euler), &want(Method::Euler)), 0.0);
+    assert_eq!(common::max_abs_diff(&by(&heun), &want(Method::Heun)), 0.0);
+    assert!(common::max_abs_diff(&by(&euler), &by(&heun)) > 0.0);
+}

@@ -268,7 +268,8 @@ pub fn measure(
     model: &Model,
 ) -> Result<Measured> {
     let sampling = &sweep.config.sampling;
-    let samples = sampling.draw_as(denoiser, model.framework(), sampling.samples, dtype)?;
+    let plan = sampling.plan(model)?;
+    let samples = sampling.draw_with(denoiser, &plan, sampling.samples, dtype)?;
     check_finite(&samples, &model.label())?;
     let bootstrap = Bootstrap {
         resamples: sweep.config.metrics.resamples,

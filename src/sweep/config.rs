@@ -7,7 +7,7 @@ use candle_core::{DType, Device, Tensor};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::cell::Estimate;
+use super::cell::{Estimate, Model};
 use crate::data::{ImageImport, SyntheticSpec};
 use crate::denoise::Denoiser;
 use crate::framework::Framework;
@@ -91,9 +91,38 @@ pub struct SamplingSettings {
     pub schedule: Schedule,
     /// `heun` (on `schedule`, for every model) or `native`: each trained
     /// model by its framework's own sampler on `schedule.steps` levels
-    /// (THEORY §9); the empirical denoiser and EDM models use Heun either way.
+    /// (THEORY §9); EDM models use Heun either way.
     #[serde(default, skip_serializing_if = "SamplerChoice::is_heun")]
     pub sampler: SamplerChoice,
+    /// How the memorizing (empirical) denoiser is sampled on `schedule`:
+    /// `heun`, as the models, or `euler`, the convention of the paper's code
+    /// (its edm/generate.py switches Heun's correction off for the optimal
+    /// denoiser). The two send some trajectories to different training
+    /// points (docs/guide/sweeps.md).
+    #[serde(default, skip_serializing_if = "MemorizerSampler::is_heun")]
+    pub memorizer: MemorizerSampler,
+}
+
+/// The sampler of the memorizing denoiser ([`SamplingSettings::memorizer`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MemorizerSampler {
+    #[default]
+    Heun,
+    Euler,
+}
+
+impl MemorizerSampler {
+    pub fn is_heun(&self) -> bool {
+        *self == MemorizerSampler::Heun
+    }
+
+    fn method(self) -> Method {
+        match self {
+            MemorizerSampler::Heun => Method::Heun,
+            MemorizerSampler::Euler => Method::Euler,
+        }
+    }
 }
 
 /// Which sampler a sweep's models use ([`SamplingSettings::sampler`]).
@@ -115,34 +144,47 @@ impl SamplingSettings {
     /// Samples z_0 .. z_(count - 1) of this seed through `denoiser`: Heun on
     /// this schedule, in `dtype`, the noise drawn on the CPU.
     pub fn draw(&self, denoiser: &dyn Denoiser, count: usize, dtype: DType) -> Result<Tensor> {
-        self.draw_as(denoiser, Framework::Edm, count, dtype)
+        self.draw_with(
+            denoiser,
+            &Plan::new(&self.schedule, Method::Heun)?,
+            count,
+            dtype,
+        )
     }
 
-    /// As [`Self::draw`] for a model of `framework`: its native sampler when
-    /// `sampler = "native"` and it is not EDM.
-    pub fn draw_as(
+    /// As [`Self::draw`] by `plan`.
+    pub fn draw_with(
         &self,
         denoiser: &dyn Denoiser,
-        framework: Framework,
+        plan: &Plan,
         count: usize,
         dtype: DType,
     ) -> Result<Tensor> {
         let indices: Vec<u64> = (0..count as u64).collect();
-        let plan = match self.sampler {
-            SamplerChoice::Native if !framework.is_edm() => {
-                framework.native(self.schedule.steps)?
-            }
-            _ => Plan::new(&self.schedule, Method::Heun)?,
-        };
         generate(
             denoiser,
-            &plan,
+            plan,
             self.seed,
             &indices,
             dtype,
             &Device::Cpu,
             None,
         )
+    }
+
+    /// How `model` is sampled: the memorizer by [`Self::memorizer`], a model
+    /// of another framework than EDM by its own sampler when `sampler =
+    /// "native"`, the rest by Heun, all on this schedule.
+    pub fn plan(&self, model: &Model) -> Result<Plan> {
+        match model {
+            Model::Empirical => Plan::new(&self.schedule, self.memorizer.method()),
+            Model::Trained { framework, .. }
+                if self.sampler == SamplerChoice::Native && !framework.is_edm() =>
+            {
+                framework.native(self.schedule.steps)
+            }
+            Model::Trained { .. } => Plan::new(&self.schedule, Method::Heun),
+        }
     }
 }
 

@@ -30,8 +30,8 @@ pub use cell::{
     Measured, Model, SAMPLES_FILE,
 };
 pub use config::{
-    load_toml, DataSource, MetricSettings, ModelSpec, SamplerChoice, SamplingSettings, Split,
-    SweepConfig, TrainSettings,
+    load_toml, DataSource, MemorizerSampler, MetricSettings, ModelSpec, SamplerChoice,
+    SamplingSettings, Split, SweepConfig, TrainSettings,
 };
 pub use engine::{Shard, Sweep};
 pub use failed::{FailedCell, FAILED_FILE};
