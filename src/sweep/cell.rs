@@ -2,7 +2,6 @@
 //! sampled and scored in its own folder. A cell is finished when its
 //! `cell.json` exists; that file is written last, atomically.
 
-use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Tensor};
@@ -11,16 +10,13 @@ use serde::{Deserialize, Serialize};
 use super::budget::budget_file;
 use super::config::Split;
 use super::engine::Sweep;
-use super::lock;
+use super::training::{final_loss, train_model};
 use crate::data::npy::write_npy;
-use crate::data::sigma_data;
 use crate::denoise::{Denoiser, EmpiricalDenoiser};
 use crate::framework::Framework;
-use crate::io::{read, read_json, write_json};
+use crate::io::{read_json, write_json};
 use crate::metrics::{denoiser_gap, ratio_memorization, Bootstrap, Score};
-use crate::nn::checkpoint::{load_model, read_state, Weights, STATE_FILE};
-use crate::nn::optim::AdamWConfig;
-use crate::nn::train::{Sampling, TrainConfig, Trainer};
+use crate::nn::checkpoint::{load_model, read_state, Weights};
 use crate::nn::Arch;
 use crate::{Error, Result};
 
@@ -288,137 +284,6 @@ pub fn measure(
         memorized,
         samples,
     })
-}
-
-/// Trains the network of a trained cell in `run` from step `from` to `until`
-/// (resuming where a previous process stopped), crediting `on_step` with
-/// each step. A fresh run checkpoints every `checkpoint_every` steps (default:
-/// a quarter of the sweep's steps) and always at `until`.
-pub fn train_model(
-    sweep: &Sweep,
-    run: &Path,
-    cell: &Cell,
-    (from, until): (u64, u64),
-    checkpoint_every: Option<u64>,
-    on_step: &(dyn Fn(u64) + Sync),
-) -> Result<()> {
-    let mut trainer = match run.join(STATE_FILE).exists() {
-        true => Trainer::resume(run, Some(until), &sweep.device)?,
-        false => {
-            let train = cell.training_set(sweep)?;
-            let mut config = train_config(sweep, &train, &cell.model)?;
-            config.steps = until;
-            config.checkpoint_every = checkpoint_every.unwrap_or(config.checkpoint_every);
-            let labels = match config.labels {
-                Some(_) => sweep.training_labels(cell.n, cell.part(sweep))?,
-                None => None,
-            };
-            Trainer::start_labelled(
-                run,
-                config.check()?,
-                &train,
-                labels.as_deref(),
-                &sweep.device,
-            )?
-        }
-    };
-    if trainer.step() > until {
-        return Err(Error::format(
-            run,
-            format!(
-                "holds a run at step {}, past the budget {until} it should stop at",
-                trainer.step()
-            ),
-        ));
-    }
-    let start = trainer.step();
-    on_step(start.saturating_sub(from));
-    trainer.run(&mut |_| {
-        on_step(1);
-        ControlFlow::Continue(())
-    })?;
-    // The run folder sits in its cell's folder, whose log records the segment.
-    match run.parent() {
-        Some(cell) => {
-            let me = lock::Holder::me().name();
-            lock::log(cell, &format!("{me} trained steps {start}..{until}"))
-        }
-        None => Ok(()),
-    }
-}
-
-/// The training config of a trained cell's `model`: the sweep's settings,
-/// its architecture, framework and seed, on the training set `train`;
-/// sigma_data is the subset's own unless set. Checkpoints every quarter of
-/// the steps.
-pub fn train_config(sweep: &Sweep, train: &Tensor, model: &Model) -> Result<TrainConfig> {
-    let Model::Trained {
-        arch,
-        framework,
-        seed,
-    } = model
-    else {
-        return Err(Error::invalid(
-            "model",
-            model.label(),
-            "the empirical denoiser is not trained",
-        ));
-    };
-    let s = &sweep.config.train;
-    Ok(TrainConfig {
-        data: sweep.data_origin.clone(),
-        n: train.dim(0)?,
-        subset_seed: sweep.config.subset_seed,
-        sample_shape: train.dims()[1..].to_vec(),
-        arch: arch.clone(),
-        framework: *framework,
-        sigma_data: match s.sigma_data {
-            Some(v) => v,
-            None => sigma_data(train)?.max(1e-3),
-        },
-        p_mean: s.p_mean,
-        p_std: s.p_std,
-        steps: s.steps,
-        batch: s.batch,
-        sampling: Sampling::Replacement,
-        lr: s.lr,
-        warmup: s.warmup,
-        adam: AdamWConfig {
-            weight_decay: s.weight_decay,
-            ..AdamWConfig::default()
-        },
-        clip: s.clip,
-        ema_decay: s.ema_decay,
-        seed: *seed,
-        checkpoint_every: (s.steps / 4).max(1),
-        log_every: (s.steps / 100).max(1),
-        labels: sweep.conditioning(),
-    })
-}
-
-/// Mean logged loss over the last 10% of `steps`, from the run's metrics.csv
-/// (so a resumed cell reports the same value as an uninterrupted one).
-fn final_loss(run: &Path, steps: u64) -> Result<f64> {
-    let path = run.join("metrics.csv");
-    let text = String::from_utf8(read(&path)?).map_err(|_| Error::format(&path, "not UTF-8"))?;
-    let from = steps - steps / 10;
-    let tail: Vec<f64> = text
-        .lines()
-        .skip(1)
-        .filter_map(|line| {
-            let mut fields = line.split(',');
-            let step: u64 = fields.next()?.parse().ok()?;
-            let loss: f64 = fields.next()?.parse().ok()?;
-            (step >= from).then_some(loss)
-        })
-        .collect();
-    match tail.is_empty() {
-        true => Err(Error::format(
-            &path,
-            format!("no logged loss at steps >= {from}"),
-        )),
-        false => Ok(tail.iter().sum::<f64>() / tail.len() as f64),
-    }
 }
 
 /// Refuses to write samples holding NaN or infinity (a diverged model).

@@ -23,16 +23,14 @@ pub mod lock;
 mod options;
 mod results;
 mod run;
+mod settings;
+mod training;
 
 pub use budget::{budget_file, BudgetCheck, BudgetVerdict, CONVERGED_MOVE};
 pub use cell::{
-    check_finite, measure, run_cell, train_config, train_model, Cell, CellResult, Estimate,
-    Measured, Model, SAMPLES_FILE,
+    check_finite, measure, run_cell, Cell, CellResult, Estimate, Measured, Model, SAMPLES_FILE,
 };
-pub use config::{
-    load_toml, DataSource, MemorizerSampler, MetricSettings, ModelSpec, SamplerChoice,
-    SamplingSettings, Split, SweepConfig, TrainSettings,
-};
+pub use config::{load_toml, DataSource, ModelSpec, Split, SweepConfig};
 pub use engine::{Shard, Sweep};
 pub use failed::{FailedCell, FAILED_FILE};
 pub(crate) use figures::regime_shades;
@@ -41,6 +39,10 @@ pub use grids::{nearest_images, sample_grids, GRID_COLUMNS, GRID_ZOOM, NEAREST_L
 pub use options::RunOptions;
 pub use results::{Crossing, Pair, Regimes, Results, REGIME_MARGIN};
 pub use run::{collect, finished, run_sweep, write_sweep, FigureFn, SweepReport};
+pub use settings::{
+    MemorizerSampler, MetricSettings, SamplerChoice, SamplingSettings, TrainSettings,
+};
+pub use training::{train_config, train_model};
 
 /// The quickstart preset (`experiments/configs/quickstart.toml`), built in
 /// so `regimes quickstart` needs no file.
