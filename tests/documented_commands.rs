@@ -63,8 +63,9 @@ impl Documented {
     }
 }
 
-/// The commands in `text`: `cargo run ... --bin NAME -- ARGS` and
-/// `cargo run --release -- ARGS` (the `regimes` binary), each up to the end of its line
+/// The commands in `text`: `cargo run ... --bin NAME -- ARGS`,
+/// `cargo run --release -- ARGS` (the `regimes` binary) and lines that start
+/// with `regimes ARGS` (the installed binary), each up to the end of its line
 /// (a trailing backslash continues it, also inside `#` comments) or a backtick.
 fn commands(source: &str, text: &str) -> Vec<Documented> {
     let joined = text
@@ -76,6 +77,11 @@ fn commands(source: &str, text: &str) -> Vec<Documented> {
         .collect::<String>();
     let mut found = Vec::new();
     for line in joined.lines() {
+        let installed = line.trim_start().strip_prefix("regimes ");
+        let line = match installed {
+            Some(args) => format!("cargo run -- {args}"),
+            None => line.to_string(),
+        };
         let Some(start) = line.find("cargo run") else {
             continue;
         };
@@ -128,6 +134,9 @@ fn documents() -> Vec<(String, String)> {
         .iter()
         .map(|p| root.join(p))
         .collect();
+    for entry in std::fs::read_dir(root.join("docs/guide")).unwrap() {
+        paths.push(entry.unwrap().path());
+    }
     let configs = root.join("experiments/configs");
     for entry in std::fs::read_dir(&configs).unwrap() {
         paths.push(entry.unwrap().path());
@@ -171,6 +180,14 @@ fn the_parser_finds_flags_in_continued_and_inline_commands() {
     );
     assert_eq!(found[1].binary, "training_time");
     assert_eq!(found[1].words, ["experiments/x.toml", "--jobs", "3"]);
+    // The installed binary, as the README's tour writes it.
+    let found = commands("t", "regimes sample --seeds 0-9   # comment\n");
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(
+        (found[0].binary.as_str(), found[0].flags()),
+        ("regimes", vec!["--seeds"])
+    );
+    assert!(found[0].help().contains("--sampler"), "`sample`'s help");
 }
 
 #[test]
