@@ -54,6 +54,8 @@ __all__ = [
     "nested_subset",
     "disjoint_subset",
     "training_set",
+    "solve",
+    "calibrate_patches",
     "train",
     "load_run",
     "experiments",
@@ -322,6 +324,35 @@ def jacobian_rank(d: DenoiserLike, x: ArrayLike, sigma: float, fraction: float =
     ranks = np.asarray([r for r, _ in results], dtype=np.int64)
     values = np.asarray([s for _, s in results], dtype=np.float64)
     return ranks, values
+
+
+# ------------------------------------------------ inverse problems, patches
+
+
+def solve(denoiser: DenoiserLike, clean: ArrayLike, operator: str, solver: str = "dps", *, zeta: float = 10.0,
+          noise_y: float = 0.0, seeds: Union[int, Iterable[int]] = 8, seed: int = 0, steps: int = 18,
+          sigma_min: float = 0.002, sigma_max: float = 80.0, rho: float = 7.0) -> Tuple[np.ndarray, np.ndarray]:
+    """Inverse problems (THEORY §11): measures ``clean`` ``[K, ...]`` with
+    ``operator`` (``inpaint-box:r0,c0,h,w``, ``downsample:f``,
+    ``project:m,seed``, ... as ``regimes solve --operator`` spells it) and
+    reconstructs each measurement from every noise of ``seeds`` by
+    ``solver``: ``"dps"`` (guidance ``zeta``; needs the denoiser's
+    vector-Jacobian product, so not a Python callable) or ``"projection"``
+    (range-null, DDNM). Returns (reconstructions ``[K S, ...]``, row k S + j
+    from noise z_j; measurements ``[K, m]``)."""
+    return _native.solve(denoiser, _array(clean), operator, solver, float(zeta), float(noise_y), _indices(seeds),
+                         int(seed), int(steps), float(sigma_min), float(sigma_max), float(rho))
+
+
+def calibrate_patches(model: DenoiserLike, kind: str, images: ArrayLike, sizes: Sequence[int] = (1, 3, 5, 7), *,
+                      seeds: Union[int, Iterable[int]] = 8, seed: int = 0, steps: int = 18, sampler: str = "heun",
+                      similarity: str = "cosine") -> list:
+    """Patch-size calibration (THEORY §12): along ``model``'s own
+    trajectories, the patch size of ``kind`` (local, els, els-boundary,
+    window-mean) over ``images`` ``[N, C, H, W]`` whose score is most like
+    the model's at each step: ``[(sigma, k, mean similarity per size)]``."""
+    return _native.calibrate_patches(model, kind, _array(images), [int(k) for k in sizes], _indices(seeds),
+                                     int(seed), int(steps), sampler, similarity)
 
 
 # --------------------------------------------------------------------- data

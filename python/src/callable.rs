@@ -71,6 +71,16 @@ impl Denoiser for Callable {
         self.shape.iter().product()
     }
 
+    /// DPS needs (dD/dx)^T v, which a callable returning arrays does not
+    /// give (no autodiff graph reaches into it).
+    fn vjp(&self, _x: &Tensor, _sigma: f64, _v: &Tensor) -> Result<Tensor> {
+        Err(Error::invalid(
+            "solver",
+            "dps with a Python callable",
+            "DPS needs the denoiser's vector-Jacobian product, which a callable does not give; use solver=\"projection\"",
+        ))
+    }
+
     fn jacobian_method(&self) -> &'static str {
         "central finite differences (a Python callable)"
     }

@@ -13,6 +13,7 @@ mod denoisers;
 mod errors;
 mod experiments;
 mod interrupt;
+mod inverse;
 mod sampling;
 mod scores;
 mod timing;
@@ -40,6 +41,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(data::load_distribution, m)?)?;
     m.add_function(wrap_pyfunction!(data::nested_subset, m)?)?;
     m.add_function(wrap_pyfunction!(data::disjoint_subset, m)?)?;
+    m.add_function(wrap_pyfunction!(inverse::solve, m)?)?;
+    m.add_function(wrap_pyfunction!(inverse::calibrate_patches, m)?)?;
     m.add_function(wrap_pyfunction!(training::train, m)?)?;
     m.add_function(wrap_pyfunction!(training::load_run, m)?)?;
     m.add_function(wrap_pyfunction!(experiments::experiments, m)?)?;
