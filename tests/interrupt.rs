@@ -12,39 +12,27 @@ use candle_core::{DType, Device};
 use common::{gaussian, temp_dir};
 use diffusion_regimes::denoise::EmpiricalDenoiser;
 use diffusion_regimes::jobs::{clear_interrupt, interrupt};
-use diffusion_regimes::nn::optim::AdamWConfig;
-use diffusion_regimes::nn::train::{Sampling, TrainConfig, Trainer};
-use diffusion_regimes::nn::{Arch, MlpConfig};
+use diffusion_regimes::nn::train::{CheckedTrainConfig, Trainer};
+use diffusion_regimes::nn::TrainOptions;
 use diffusion_regimes::sample::{generate, Method, Plan, Schedule};
 use diffusion_regimes::Error;
 
-fn config() -> TrainConfig {
-    TrainConfig {
-        data: "test".into(),
-        n: 16,
-        subset_seed: 0,
-        sample_shape: vec![4],
-        arch: Arch::Mlp(MlpConfig {
-            width: 32,
-            depth: 2,
-        }),
-        framework: Default::default(),
-        sigma_data: 0.5,
-        p_mean: -1.2,
-        p_std: 1.2,
+/// A small MLP run of 30 steps, checkpointed every 10.
+fn config(train: &candle_core::Tensor) -> CheckedTrainConfig {
+    let options = TrainOptions {
+        width: 32,
+        depth: Some(2),
         steps: 30,
         batch: 8,
-        sampling: Sampling::Replacement,
         lr: 2e-3,
         warmup: 5,
-        adam: AdamWConfig::default(),
-        clip: 1.0,
         ema_decay: 0.99,
         seed: 3,
         checkpoint_every: 10,
         log_every: 5,
-        labels: None,
-    }
+        ..TrainOptions::default()
+    };
+    options.config("test", train).unwrap().check().unwrap()
 }
 
 /// The bytes of the step-30 checkpoint.
@@ -68,11 +56,11 @@ fn interrupts_stop_sampling_and_training_and_training_resumes_exactly() {
 
     let train = train.to_dtype(DType::F32).unwrap();
     let whole = temp_dir("interrupt_whole");
-    let mut t = Trainer::start(&whole, config().check().unwrap(), &train, &Device::Cpu).unwrap();
+    let mut t = Trainer::start(&whole, config(&train), &train, &Device::Cpu).unwrap();
     t.run(&mut |_| ControlFlow::Continue(())).unwrap();
 
     let stopped = temp_dir("interrupt_stopped");
-    let mut t = Trainer::start(&stopped, config().check().unwrap(), &train, &Device::Cpu).unwrap();
+    let mut t = Trainer::start(&stopped, config(&train), &train, &Device::Cpu).unwrap();
     let e = t
         .run(&mut |p| {
             if p.step == 17 {

@@ -14,7 +14,7 @@ use pyo3::prelude::*;
 use crate::arrays;
 use crate::errors::IntoPy;
 use crate::interrupt;
-use crate::sampling::as_denoiser;
+use crate::sampling::{as_denoiser, schedule};
 
 /// Measures `clean` [K, ...] with `operator` (as `regimes solve --operator`
 /// spells it) and reconstructs each measurement from every noise of
@@ -64,14 +64,7 @@ pub fn solve<'py>(
         Solver::Dps { .. } => Solver::Dps { zeta },
         other => other,
     };
-    let schedule = Schedule {
-        steps,
-        sigma_min,
-        sigma_max,
-        rho,
-    };
-    schedule.validate().py()?;
-    let sigmas = schedule.sigmas().py()?;
+    let sigmas = schedule(steps, sigma_min, sigma_max, rho)?.sigmas().py()?;
     let indices = seeds.unwrap_or_else(|| (0..8).collect());
     let clean = clean
         .reshape((count, a.dim()))
@@ -135,11 +128,10 @@ pub fn calibrate_patches(
     };
     let d = as_denoiser(model, Some(images.dims()[1..].to_vec()), Some(dtype), None)?;
     let d = d.get();
-    let schedule = Schedule {
-        steps,
-        ..Schedule::default()
-    };
-    let sigmas = schedule.sigmas().py()?;
+    let defaults = Schedule::default();
+    let sigmas = schedule(steps, defaults.sigma_min, defaults.sigma_max, defaults.rho)?
+        .sigmas()
+        .py()?;
     let indices = seeds.unwrap_or_else(|| (0..8).collect());
     let dim = d.inner.dim();
     let (start, _) = starting_points(seed, &indices, dim, sigmas[0], d.dtype, &Device::Cpu).py()?;

@@ -101,13 +101,7 @@ pub fn sample<'py>(
             framework.native(steps).py()?
         }
         name => {
-            let schedule = Schedule {
-                steps,
-                sigma_min,
-                sigma_max,
-                rho,
-            };
-            schedule.validate().py()?;
+            let schedule = schedule(steps, sigma_min, sigma_max, rho)?;
             Plan::new(&schedule, name.parse::<Method>().py()?).py()?
         }
     };
@@ -164,6 +158,18 @@ pub fn sample<'py>(
         None => d.failure_or(e),
     })?;
     arrays::array(py, &samples, &step_shape(indices.len(), &d.shape))
+}
+
+/// The EDM schedule of these parameters, checked.
+pub fn schedule(steps: usize, sigma_min: f64, sigma_max: f64, rho: f64) -> PyResult<Schedule> {
+    let schedule = Schedule {
+        steps,
+        sigma_min,
+        sigma_max,
+        rho,
+    };
+    schedule.validate().py()?;
+    Ok(schedule)
 }
 
 /// [B, *shape].
