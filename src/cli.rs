@@ -180,6 +180,6 @@ impl clap::ValueEnum for crate::framework::Framework {
     }
 
     fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
-        Some(clap::builder::PossibleValue::new(self.name()))
+        Some(clap::builder::PossibleValue::new(self.name()).help(self.about()))
     }
 }

@@ -365,7 +365,7 @@ fn perturbed_unet(dtype: DType, shape: &[usize], config: &UnetConfig) -> (Params
     params.assign(&values, "perturbation").unwrap();
     let model = Precond::new(
         net,
-        Framework::Edm.parameterisation(0.5, -1.2, 1.2),
+        Framework::EDM.parameterisation(0.5, -1.2, 1.2),
         shape.to_vec(),
         &Device::Cpu,
     );

@@ -207,7 +207,7 @@ fn model_jacobian_by_autodiff_matches_finite_differences() {
     }
     let model = Precond::new(
         net,
-        Framework::Edm.parameterisation(0.5, -1.2, 1.2),
+        Framework::EDM.parameterisation(0.5, -1.2, 1.2),
         vec![4],
         &Device::Cpu,
     );

@@ -34,7 +34,7 @@ fn unet_forward_backward(shape: [usize; 3], config: UnetConfig) {
     assert_eq!(out.dims(), x.dims());
     let model = Precond::new(
         net,
-        Framework::Edm.parameterisation(0.5, -1.2, 1.2),
+        Framework::EDM.parameterisation(0.5, -1.2, 1.2),
         shape.to_vec(),
         &Device::Cpu,
     );
@@ -135,7 +135,7 @@ fn preconditioning_and_loss_match_a_hand_computation() {
     let sd = 0.7;
     let model = Precond::new(
         net,
-        Framework::Edm.parameterisation(sd, -1.2, 1.2),
+        Framework::EDM.parameterisation(sd, -1.2, 1.2),
         vec![3],
         &Device::Cpu,
     );

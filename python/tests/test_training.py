@@ -47,13 +47,17 @@ def test_unknown_or_bad_options_are_value_errors(tmp_path):
 
 
 def interrupt_at(step_to_stop):
-    """A progress callback that presses Ctrl-C (SIGINT to this process) once."""
+    """A progress callback that presses Ctrl-C (SIGINT to this process) once
+    and then takes as long as a person would to look up: the calling thread
+    sees signals every 20 ms, and a tiny network trains dozens of steps in
+    that time, so without the pause the step it stops at would be a race."""
     sent = []
 
     def progress(step, steps, loss):
         if step >= step_to_stop and not sent:
             sent.append(step)
             os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.5)
 
     return progress, sent
 

@@ -2,7 +2,7 @@
 //! Table 1): each is a preconditioning D(x; sigma) = c_skip x + c_out
 //! F(c_in x, c_noise), a training distribution of sigma, a loss weight
 //! lambda(sigma) on ||D - y||^2, and a native sampler. One file per framework;
-//! a new one is its file, its variant and its line in [`FRAMEWORKS`].
+//! a new one is its file plus one line in [`FRAMEWORKS`].
 //!
 //! ```
 //! use diffusion_regimes::framework::Framework;
@@ -51,40 +51,27 @@ pub trait Parameterisation: Send + Sync {
     fn draw_sigma(&self, rng: &mut ChaCha20Rng) -> f32;
 }
 
-/// The framework names configs and flags use; each variant has its line in
-/// [`FRAMEWORKS`], which holds everything else about it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum Framework {
-    /// EDM (Karras et al. 2022): today's default.
-    #[default]
-    Edm,
-    /// DDPM's epsilon-prediction on the discrete linear betas, T = 1000.
-    VpEps,
-    /// The continuous VP schedule (EDM's VPPrecond / VPLoss).
-    Vp,
-    /// Score-SDE VE (EDM's VEPrecond / VELoss).
-    Ve,
-    /// Rectified flow, t logit-normal.
-    Flow,
-    /// Rectified flow, t uniform.
-    FlowUniform,
-}
+/// One training framework: a handle to its line of [`FRAMEWORKS`], which
+/// holds everything about it. Configs, flags and run records name it.
+#[derive(Clone, Copy)]
+pub struct Framework(&'static FrameworkEntry);
 
 /// One framework of the registry: its name, its adapter (EDM's takes the
 /// run's sigma_data and its log-normal P_mean, P_std, THEORY §3; the others
 /// their papers' constants) and its own sampler on `steps` levels.
 pub struct FrameworkEntry {
-    pub framework: Framework,
     pub name: &'static str,
+    /// One line for `--help` and the docs.
+    pub about: &'static str,
     parameterisation: fn(f64, f64, f64) -> Arc<dyn Parameterisation>,
     native: fn(usize) -> Result<Plan>,
 }
 
-/// The registry, in the order of [`Framework`]'s variants.
-pub const FRAMEWORKS: [FrameworkEntry; 6] = [
+/// The registry: a new framework is its file plus one line here.
+pub static FRAMEWORKS: [FrameworkEntry; 6] = [
     FrameworkEntry {
-        framework: Framework::Edm,
         name: "edm",
+        about: "EDM (Karras et al. 2022): the default",
         parameterisation: |sigma_data, p_mean, p_std| {
             Arc::new(Edm {
                 sigma_data,
@@ -95,69 +82,63 @@ pub const FRAMEWORKS: [FrameworkEntry; 6] = [
         native: Edm::native,
     },
     FrameworkEntry {
-        framework: Framework::VpEps,
         name: "vp-eps",
+        about: "DDPM's epsilon-prediction on the discrete linear betas, T = 1000",
         parameterisation: |_, _, _| Arc::new(VpEps::ddpm()),
         native: |steps| VpEps::ddpm().native(steps),
     },
     FrameworkEntry {
-        framework: Framework::Vp,
         name: "vp",
+        about: "the continuous VP schedule (EDM's VPPrecond / VPLoss)",
         parameterisation: |_, _, _| Arc::new(Vp::default()),
         native: |steps| Vp::default().native(steps),
     },
     FrameworkEntry {
-        framework: Framework::Ve,
         name: "ve",
+        about: "score-SDE VE (EDM's VEPrecond / VELoss)",
         parameterisation: |_, _, _| Arc::new(Ve::default()),
         native: |steps| Ve::default().native(steps),
     },
     FrameworkEntry {
-        framework: Framework::Flow,
         name: "flow",
+        about: "rectified flow, t logit-normal",
         parameterisation: |_, _, _| Arc::new(Flow::new(FlowTime::LogitNormal)),
         native: |steps| Flow::new(FlowTime::LogitNormal).native(steps),
     },
     FrameworkEntry {
-        framework: Framework::FlowUniform,
         name: "flow-uniform",
+        about: "rectified flow, t uniform",
         parameterisation: |_, _, _| Arc::new(Flow::new(FlowTime::Uniform)),
         native: |steps| Flow::new(FlowTime::Uniform).native(steps),
     },
 ];
 
-// Line i of the registry is variant i, so `entry` is an index (checked
-// when the crate compiles).
-const _: () = {
-    let mut i = 0;
-    while i < FRAMEWORKS.len() {
-        assert!(FRAMEWORKS[i].framework as usize == i);
-        i += 1;
-    }
-};
-
 impl Framework {
+    /// EDM (Karras et al. 2022), the default, the first line of the registry.
+    pub const EDM: Framework = Framework(&FRAMEWORKS[0]);
+
     /// Every framework, in the registry's order.
     pub const ALL: [Framework; FRAMEWORKS.len()] = {
-        let mut all = [Framework::Edm; FRAMEWORKS.len()];
+        let mut all = [Framework::EDM; FRAMEWORKS.len()];
         let mut i = 0;
         while i < all.len() {
-            all[i] = FRAMEWORKS[i].framework;
+            all[i] = Framework(&FRAMEWORKS[i]);
             i += 1;
         }
         all
     };
 
-    fn entry(self) -> &'static FrameworkEntry {
-        &FRAMEWORKS[self as usize]
+    pub fn name(self) -> &'static str {
+        self.0.name
     }
 
-    pub fn name(self) -> &'static str {
-        self.entry().name
+    /// One line on what it is.
+    pub fn about(self) -> &'static str {
+        self.0.about
     }
 
     pub fn is_edm(&self) -> bool {
-        *self == Framework::Edm
+        *self == Framework::EDM
     }
 
     /// The framework's adapter; EDM's takes the run's sigma_data and its
@@ -168,14 +149,41 @@ impl Framework {
         p_mean: f64,
         p_std: f64,
     ) -> Arc<dyn Parameterisation> {
-        (self.entry().parameterisation)(sigma_data, p_mean, p_std)
+        (self.0.parameterisation)(sigma_data, p_mean, p_std)
     }
 
     /// The framework's own sampler on `steps` noise levels (then sigma = 0):
     /// Heun for EDM (about 2 `steps` evaluations), one evaluation per step
     /// for the others.
     pub fn native(self, steps: usize) -> Result<Plan> {
-        (self.entry().native)(steps)
+        (self.0.native)(steps)
+    }
+}
+
+impl Default for Framework {
+    fn default() -> Self {
+        Framework::EDM
+    }
+}
+
+/// Frameworks are one when their names are (names are unique: a test).
+impl PartialEq for Framework {
+    fn eq(&self, other: &Self) -> bool {
+        self.name() == other.name()
+    }
+}
+
+impl Eq for Framework {}
+
+impl std::hash::Hash for Framework {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name().hash(state)
+    }
+}
+
+impl std::fmt::Debug for Framework {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Framework({})", self.name())
     }
 }
 
@@ -265,4 +273,31 @@ fn linspace(from: f64, to: f64, steps: usize) -> Vec<f64> {
     (0..steps)
         .map(|i| from + (to - from) * i as f64 / last)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registered_names_are_unique_and_parse_to_their_own_line() {
+        for (i, f) in Framework::ALL.iter().enumerate() {
+            assert!(Framework::ALL[i + 1..].iter().all(|g| g.name() != f.name()));
+            assert_eq!(
+                f.name().parse::<Framework>().unwrap().0 as *const _,
+                f.0 as *const _
+            );
+        }
+        assert!(Framework::default().is_edm() && Framework::EDM.name() == "edm");
+        let json = serde_json::to_string(&Framework::ALL[1]).unwrap();
+        assert_eq!(
+            serde_json::from_str::<Framework>(&json).unwrap(),
+            Framework::ALL[1]
+        );
+        assert!("ddpm"
+            .parse::<Framework>()
+            .unwrap_err()
+            .to_string()
+            .contains("vp-eps"));
+    }
 }

@@ -10,7 +10,7 @@
 //! let params = Params::new(0); // weights drawn from seed 0
 //! let arch = Arch::Mlp(MlpConfig { width: 32, depth: 2 });
 //! let net = arch.build(&[8], None, params.var_builder(DType::F32, &Device::Cpu)).unwrap();
-//! let edm = Framework::Edm.parameterisation(0.5, -1.2, 1.2);
+//! let edm = Framework::EDM.parameterisation(0.5, -1.2, 1.2);
 //! let d = Precond::new(net, edm, vec![8], &Device::Cpu);
 //! let x = Tensor::ones((3, 8), DType::F32, &Device::Cpu).unwrap();
 //! // The output layer starts at zero, so an untrained model denoises as c_skip x.

@@ -151,7 +151,7 @@ impl Default for TrainOptions {
             depth: None,
             multipliers: vec![1, 2, 2],
             no_attention: false,
-            framework: Framework::Edm,
+            framework: Framework::EDM,
             steps: 10_000,
             batch: 256,
             sampling: Sampling::Replacement,

@@ -45,9 +45,9 @@ impl Model {
             Model::Empirical => "empirical".into(),
             Model::Trained {
                 arch,
-                framework: Framework::Edm,
+                framework,
                 seed,
-            } => format!("{}-s{seed}", arch.label()),
+            } if framework.is_edm() => format!("{}-s{seed}", arch.label()),
             Model::Trained {
                 arch,
                 framework,
@@ -60,7 +60,7 @@ impl Model {
     /// which is sampled as EDM samples).
     pub fn framework(&self) -> Framework {
         match self {
-            Model::Empirical => Framework::Edm,
+            Model::Empirical => Framework::EDM,
             Model::Trained { framework, .. } => *framework,
         }
     }

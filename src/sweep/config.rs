@@ -54,7 +54,7 @@ impl From<Arch> for ModelSpec {
     /// The architecture trained with EDM.
     fn from(arch: Arch) -> Self {
         ModelSpec {
-            framework: Framework::Edm,
+            framework: Framework::EDM,
             arch,
         }
     }

@@ -213,3 +213,8 @@ pub fn train_tiny_unet(
     ]));
     run
 }
+
+/// The registered framework called `name`.
+pub fn by_name(name: &str) -> diffusion_regimes::framework::Framework {
+    name.parse().unwrap()
+}
