@@ -76,7 +76,7 @@ fn numpy_ms(count: usize, dim: usize, dtype: DType, sigma: f64) -> Result<f64, S
 
 fn bench(c: &mut Criterion) {
     // As the binaries run: rayon on every core, freed buffers kept on the heap.
-    diffusion_regimes::cli::set_tensor_threads(diffusion_regimes::jobs::tensor_threads(1));
+    diffusion_regimes::cli::set_jobs(1);
     let device = device_from_env("BENCH_DEVICE").unwrap();
     let sigma: f64 =
         std::env::var("BENCH_SIGMA").map_or(1.0, |s| s.parse().expect("BENCH_SIGMA is a number"));

@@ -189,7 +189,7 @@ where
 }
 
 fn bench(_c: &mut Criterion) {
-    diffusion_regimes::cli::set_tensor_threads(diffusion_regimes::jobs::tensor_threads(1));
+    diffusion_regimes::cli::set_jobs(1);
     for dim in dims() {
         compare::<f32>(dim, DType::F32, "f32", [1.0, 0.0]);
         compare::<f64>(dim, DType::F64, "f64", [1.0, 0.0]);

@@ -19,7 +19,7 @@ fn normal(seed: u64, dims: &[usize]) -> Tensor {
 }
 
 fn convolution(c: &mut Criterion) {
-    diffusion_regimes::cli::set_tensor_threads(diffusion_regimes::jobs::tensor_threads(1));
+    diffusion_regimes::cli::set_jobs(1);
     let mut group = c.benchmark_group("conv3x3");
     group.sample_size(10);
     // (batch, channels, side): the U-Net-32 level at 16x16 and the U-Net-16 one at 8x8.

@@ -21,7 +21,7 @@ fn rows(seed: u64, count: usize, n: usize) -> Tensor {
 
 fn bench(c: &mut Criterion) {
     // As the binaries run: rayon on every core, freed buffers kept on the heap.
-    diffusion_regimes::cli::set_tensor_threads(diffusion_regimes::jobs::tensor_threads(1));
+    diffusion_regimes::cli::set_jobs(1);
     let m = if std::env::var_os("BENCH_FULL").is_some() {
         10_000
     } else {

@@ -22,7 +22,7 @@ fn normal(seed: u64, rows: usize, cols: usize) -> Tensor {
 
 fn bench(c: &mut Criterion) {
     // As the binaries run: rayon on every core, freed buffers kept on the heap.
-    diffusion_regimes::cli::set_tensor_threads(diffusion_regimes::jobs::tensor_threads(1));
+    diffusion_regimes::cli::set_jobs(1);
     let batch: usize = std::env::var("BENCH_BATCH")
         .ok()
         .and_then(|b| b.parse().ok())

@@ -5,18 +5,29 @@
 //! replicas of the same steps); and one AdamW update of about 1M parameters,
 //! fused (ours) against candle-nn's tensor-op AdamW.
 //!
+//! `train_loop` runs the CLI's own loop (`Trainer::run`: metrics every 10
+//! steps, the run folder's files, the final checkpoint) for a fixed number
+//! of steps from a fresh run, so the CLI and this bench cannot drift apart;
+//! `train_step_off_pool` times the width-64 MLP's step called from a thread
+//! outside rayon's pool (every kernel handed to the pool, as `regimes train`
+//! did before `jobs::on_pool`) beside the same step on the pool.
+//!
 //! `cargo bench --bench train_step`; set RAYON_NUM_THREADS to pin the thread
-//! count. With `--features cuda` and BENCH_DEVICE=cuda the steps run on the
+//! count. Everything runs on rayon's pool, as the binaries do. With `--features cuda` and BENCH_DEVICE=cuda the steps run on the
 //! GPU (each waits for it) and the GPU-scale U-Net-64 on 3x32x32 at batch 128
 //! is added; the AdamW comparison stays on the CPU.
 
+use std::ops::ControlFlow;
+use std::time::{Duration, Instant};
+
 use candle_core::{Device, Tensor, Var};
 use candle_nn::Optimizer;
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, Criterion};
 use diffusion_regimes::device::device_from_env;
+use diffusion_regimes::jobs::on_pool;
 use diffusion_regimes::nn::optim::{AdamW, AdamWConfig, Kernel};
 use diffusion_regimes::nn::train::{Sampling, TrainConfig, Trainer};
-use diffusion_regimes::nn::{Arch, MlpConfig, UnetConfig};
+use diffusion_regimes::nn::{Arch, MlpConfig, TrainOptions, UnetConfig};
 use diffusion_regimes::rng::{standard_normal, stream, Purpose};
 
 fn examples(shape: &[usize]) -> Tensor {
@@ -35,6 +46,29 @@ fn trainer(
     batch: usize,
     device: &Device,
 ) -> Trainer {
+    let endless = Cadence {
+        steps: 1 << 40,
+        log_every: 1 << 40,
+        checkpoint_every: 1 << 40,
+    };
+    trainer_with(name, arch, sample_shape, batch, endless, device)
+}
+
+/// How long a bench run trains, and how often it writes.
+struct Cadence {
+    steps: u64,
+    log_every: u64,
+    checkpoint_every: u64,
+}
+
+fn trainer_with(
+    name: &str,
+    arch: Arch,
+    sample_shape: Vec<usize>,
+    batch: usize,
+    cadence: Cadence,
+    device: &Device,
+) -> Trainer {
     let dir = std::env::temp_dir().join(format!("regimes-bench-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let n = 1024;
@@ -50,7 +84,7 @@ fn trainer(
         sigma_data: 0.5,
         p_mean: -1.2,
         p_std: 1.2,
-        steps: 1 << 40,
+        steps: cadence.steps,
         batch,
         sampling: Sampling::Replacement,
         lr: 1e-4,
@@ -59,73 +93,18 @@ fn trainer(
         clip: 1.0,
         ema_decay: 0.999,
         seed: 0,
-        checkpoint_every: 1 << 40,
-        log_every: 1 << 40,
+        checkpoint_every: cadence.checkpoint_every,
+        log_every: cadence.log_every,
         labels: None,
     };
     Trainer::start(&dir, config.check().unwrap(), &examples(&shape), device).unwrap()
 }
 
 fn train_steps(c: &mut Criterion) {
-    // As the binaries do: one job, every core for its tensor ops.
-    diffusion_regimes::cli::set_tensor_threads(diffusion_regimes::jobs::tensor_threads(1));
     let device = device_from_env("BENCH_DEVICE").unwrap();
     let mut group = c.benchmark_group("train_step");
     group.sample_size(10);
-    // The five rows of the peer comparison (BENCHMARKS.md, scripts/peers).
-    let mut cases = vec![
-        (
-            "unet16-m1x2-1x8x8-b32",
-            Arch::Unet(UnetConfig {
-                multipliers: vec![1, 2],
-                ..UnetConfig::with_base(16)
-            }),
-            vec![1, 8, 8],
-            32,
-        ),
-        (
-            "mlp-w64-n32-b64",
-            Arch::Mlp(MlpConfig {
-                width: 64,
-                depth: 4,
-            }),
-            vec![32],
-            64,
-        ),
-        (
-            "mlp-w256-n64-b256",
-            Arch::Mlp(MlpConfig {
-                width: 256,
-                depth: 4,
-            }),
-            vec![64],
-            256,
-        ),
-        (
-            "mlp-w1024-n784-b256",
-            Arch::Mlp(MlpConfig {
-                width: 1024,
-                depth: 4,
-            }),
-            vec![784],
-            256,
-        ),
-        (
-            "unet32-1x16x16-b64",
-            Arch::Unet(UnetConfig::with_base(32)),
-            vec![1, 16, 16],
-            64,
-        ),
-    ];
-    if device.is_cuda() {
-        cases.push((
-            "unet64-3x32x32-b128",
-            Arch::Unet(UnetConfig::with_base(64)),
-            vec![3, 32, 32],
-            128,
-        ));
-    }
-    for (name, arch, shape, batch) in cases {
+    for (name, arch, shape, batch, _) in cases(&device) {
         let mut t = trainer(name, arch, shape, batch, &device);
         eprintln!("{name}: {} parameters", t.params().count());
         group.bench_function(name, |b| {
@@ -135,6 +114,120 @@ fn train_steps(c: &mut Criterion) {
             })
         });
     }
+    group.finish();
+}
+
+/// The five rows of the peer comparison (BENCHMARKS.md, scripts/peers), and
+/// how many steps `train_loop` runs of each (about a second).
+fn cases(device: &Device) -> Vec<(&'static str, Arch, Vec<usize>, usize, u64)> {
+    let mut cases = vec![
+        (
+            "unet16-m1x2-1x8x8-b32",
+            Arch::Unet(UnetConfig {
+                multipliers: vec![1, 2],
+                ..UnetConfig::with_base(16)
+            }),
+            vec![1, 8, 8],
+            32,
+            300,
+        ),
+        (
+            "mlp-w64-n32-b64",
+            Arch::Mlp(MlpConfig {
+                width: 64,
+                depth: 4,
+            }),
+            vec![32],
+            64,
+            1000,
+        ),
+        (
+            "mlp-w256-n64-b256",
+            Arch::Mlp(MlpConfig {
+                width: 256,
+                depth: 4,
+            }),
+            vec![64],
+            256,
+            60,
+        ),
+        (
+            "mlp-w1024-n784-b256",
+            Arch::Mlp(MlpConfig {
+                width: 1024,
+                depth: 4,
+            }),
+            vec![784],
+            256,
+            5,
+        ),
+        (
+            "unet32-1x16x16-b64",
+            Arch::Unet(UnetConfig::with_base(32)),
+            vec![1, 16, 16],
+            64,
+            30,
+        ),
+    ];
+    if device.is_cuda() {
+        cases.push((
+            "unet64-3x32x32-b128",
+            Arch::Unet(UnetConfig::with_base(64)),
+            vec![3, 32, 32],
+            128,
+            30,
+        ));
+    }
+    cases
+}
+
+/// The CLI's loop from a fresh run folder, `steps` steps per iteration.
+fn train_loop(c: &mut Criterion) {
+    let device = device_from_env("BENCH_DEVICE").unwrap();
+    let mut group = c.benchmark_group("train_loop");
+    group.sample_size(10);
+    let defaults = TrainOptions::default();
+    for (name, arch, shape, batch, steps) in cases(&device) {
+        group.bench_function(format!("{name}-{steps}-steps"), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let cadence = Cadence {
+                        steps,
+                        log_every: defaults.log_every,
+                        checkpoint_every: defaults.checkpoint_every,
+                    };
+                    let mut t =
+                        trainer_with(name, arch.clone(), shape.clone(), batch, cadence, &device);
+                    let start = Instant::now();
+                    t.run(&mut |_| ControlFlow::Continue(())).unwrap();
+                    total += start.elapsed();
+                }
+                total
+            })
+        });
+    }
+    group.finish();
+}
+
+/// The width-64 MLP's step called from this (the main) thread, outside
+/// rayon's pool, and the same steps run on the pool.
+fn off_pool(c: &mut Criterion) {
+    let mut group = c.benchmark_group("train_step_off_pool");
+    group.sample_size(10);
+    let (name, arch, shape, batch, _) = cases(&Device::Cpu).swap_remove(1);
+    let mut t = trainer(name, arch, shape, batch, &Device::Cpu);
+    let mut steps = |iters: u64| {
+        let start = Instant::now();
+        for _ in 0..iters {
+            t.train_step().unwrap();
+        }
+        start.elapsed()
+    };
+    group.bench_function(format!("{name}-off-pool"), |b| b.iter_custom(&mut steps));
+    group.bench_function(format!("{name}-on-pool"), |b| {
+        b.iter_custom(|iters| on_pool(|| steps(iters)))
+    });
     group.finish();
 }
 
@@ -174,5 +267,15 @@ fn optimizer(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, train_steps, optimizer);
-criterion_main!(benches);
+criterion_group!(benches, train_steps, train_loop, optimizer);
+criterion_group!(from_main_thread, off_pool);
+
+/// criterion_main!, with the benches on rayon's pool as in the binaries
+/// (but `off_pool`, which must start outside it).
+fn main() {
+    // As the binaries do: one job, every core for its tensor ops.
+    diffusion_regimes::cli::set_jobs(1);
+    on_pool(benches);
+    from_main_thread();
+    Criterion::default().configure_from_args().final_summary();
+}

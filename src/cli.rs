@@ -10,7 +10,7 @@ use std::time::Duration;
 use clap::{Args, Parser};
 
 use crate::experiments::find;
-use crate::jobs::tensor_threads;
+use crate::jobs::{on_pool, tensor_threads};
 use crate::sweep::lock::DEFAULT_STALE_AFTER;
 use crate::sweep::{RunOptions, Shard};
 use crate::Result;
@@ -98,11 +98,11 @@ pub fn run_experiment(name: &str, args: &RunArgs) -> Result<()> {
 }
 
 /// Threads for the tensor ops of an experiment run with these arguments.
-pub fn experiment_threads(name: &str, args: &RunArgs) -> usize {
+pub fn experiment_jobs(name: &str, args: &RunArgs) -> usize {
     let parallel = find(name).map_or(true, |e| e.parallel_cells);
     match parallel {
-        true => tensor_threads(args.sweep.jobs()),
-        false => tensor_threads(1),
+        true => args.sweep.jobs(),
+        false => 1,
     }
 }
 
@@ -110,39 +110,49 @@ pub fn experiment_threads(name: &str, args: &RunArgs) -> usize {
 /// the thread count, run it; exit 2 with one line on any error.
 pub fn experiment_main(name: &str) -> ExitCode {
     let cli = ExperimentCli::parse();
-    set_tensor_threads(experiment_threads(name, &cli.run));
-    exit_code(run_experiment(name, &cli.run))
+    set_jobs(experiment_jobs(name, &cli.run));
+    exit_code(on_pool(|| run_experiment(name, &cli.run)))
 }
 
-/// Sets the thread counts of the tensor ops, unless the user set them: to
-/// `threads` for rayon's pool, on which gemm and the kernels of `nn::ops`
-/// run (candle reads RAYON_NUM_THREADS on every CPU op, and counts the CPUs
-/// each time when it is unset: about a quarter of a small MLP's step); and
-/// to 1 for candle's own pool of elementwise ops (CANDLE_NUM_THREADS), whose
-/// workers spin between ops and took a core from rayon's threads (BENCHMARKS.md).
-/// Then keeps freed memory in the heap (`keep_freed_memory`). Call it first in `main`, before any thread
-/// starts: the library itself never changes the environment. Results do not
-/// depend on either count: gemm never splits a dot product, and elementwise
+/// Sets the process up for `jobs` jobs at once (cells trained in parallel;
+/// 1 for a single run), unless the user set the counts: rayon's pool, on
+/// which gemm and the kernels of `nn::ops` run, gets
+/// [`tensor_threads`]`(jobs)` threads (candle reads RAYON_NUM_THREADS on
+/// every CPU op, and counts the CPUs each time when it is unset: about a
+/// quarter of a small MLP's step); candle's own pool of elementwise ops
+/// (CANDLE_NUM_THREADS) gets 1, since its workers spin between ops and took
+/// a core from rayon's threads (BENCHMARKS.md). Then keeps freed memory in
+/// the heap (`keep_freed_memory`). Call it first in `main`, before any
+/// thread starts: the library itself never changes the environment. Results
+/// depend on none of it: gemm never splits a dot product, and elementwise
 /// ops are per element.
-pub fn set_tensor_threads(threads: usize) {
+pub fn set_jobs(jobs: usize) {
+    let threads = tensor_threads(jobs);
     for (var, value) in [("RAYON_NUM_THREADS", threads), ("CANDLE_NUM_THREADS", 1)] {
         if std::env::var_os(var).is_none() {
             std::env::set_var(var, value.to_string());
         }
     }
-    keep_freed_memory();
+    keep_freed_memory(jobs);
 }
 
 /// Has glibc's allocator serve every tensor buffer from its heap and keep
 /// freed memory there. By default buffers over 128 KiB are fresh mappings
 /// and the heap's top is trimmed, so each op's output faulted in zeroed
 /// pages again: 9% of a width-256 MLP's step, 12% of its training time
-/// (BENCHMARKS.md). No effect on results; a no-op off glibc.
-fn keep_freed_memory() {
+/// (BENCHMARKS.md). A single job also keeps one heap for all threads: its
+/// work runs on a pool thread (`jobs::on_pool`), whose own heaps are at most
+/// 64 MiB each and unmapped when emptied, so a width-1024 MLP faulted its
+/// buffers in again every step (system time 1.8 s -> 5 s); several jobs keep
+/// a heap each, which they would otherwise queue for (the quickstart: 139 s
+/// with a heap per job, 165 s with one). No effect on results; a no-op off
+/// glibc.
+fn keep_freed_memory(jobs: usize) {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         const M_TRIM_THRESHOLD: i32 = -1;
         const M_MMAP_THRESHOLD: i32 = -3;
+        const M_ARENA_MAX: i32 = -8;
         extern "C" {
             fn mallopt(param: i32, value: i32) -> i32;
         }
@@ -151,8 +161,13 @@ fn keep_freed_memory() {
         unsafe {
             mallopt(M_MMAP_THRESHOLD, 32 << 20);
             mallopt(M_TRIM_THRESHOLD, i32::MAX);
+            if jobs == 1 {
+                mallopt(M_ARENA_MAX, 1);
+            }
         }
     }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    let _ = jobs;
 }
 
 /// The exit code of a command: 0, or 2 after printing the error on one line.

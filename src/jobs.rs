@@ -26,7 +26,7 @@ pub fn progress_bar(total: u64, unit: &str) -> ProgressBar {
 /// the kernels' parallel loops stay on that worker instead of queueing for
 /// the process's shared pool (where the jobs would wait on each other); how
 /// many threads candle's ops use is the process's setting
-/// (`cli::set_tensor_threads`, called once by the binaries). The results do
+/// (`cli::set_jobs`, called once by the binaries). The results do
 /// not depend on either.
 pub fn run_parallel<T: Sync>(
     items: &[T],
@@ -76,6 +76,16 @@ pub fn run_parallel<T: Sync>(
         Some(e) => Err(e),
         None => Ok(()),
     }
+}
+
+/// Runs `work` on a thread of rayon's pool and waits for it. The kernels'
+/// parallel loops and gemm, called from a pool thread, run on it (the caller
+/// takes part; with one thread, inline); called from any other thread, every
+/// one of them is handed to the pool while the caller sleeps: dozens of
+/// futex waits and yields per training step (BENCHMARKS.md). Long work
+/// (training, sampling, sweeps) starts here; results do not depend on it.
+pub fn on_pool<T: Send>(work: impl FnOnce() -> T + Send) -> T {
+    rayon::scope(|_| work())
 }
 
 /// Threads for each job's tensor ops: one when several jobs run at once (no

@@ -1,6 +1,6 @@
 //! Long work without the GIL, stopped by Ctrl-C.
 //!
-//! The work runs on a worker thread with the GIL released, so other Python
+//! The work runs on a thread of rayon's pool with the GIL released, so other Python
 //! threads run; this (the calling) thread wakes every 20 ms to let Python
 //! run its signal handlers. On Ctrl-C it asks the crate to stop
 //! (`jobs::interrupt`: the sampler stops at its next evaluation, training
@@ -11,7 +11,7 @@
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::Duration;
 
-use diffusion_regimes::jobs::{clear_interrupt, interrupt};
+use diffusion_regimes::jobs::{clear_interrupt, interrupt, on_pool};
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 
@@ -33,7 +33,9 @@ pub fn run<T: Send>(
             // that it panicked), so a short call returns at once.
             let (done, finished) = mpsc::channel::<()>();
             let worker = scope.spawn(move || {
-                let result = work();
+                // On rayon's pool, so the kernels run on the worker instead
+                // of being handed to the pool op by op (`jobs::on_pool`).
+                let result = on_pool(work);
                 let _ = done.send(());
                 result
             });

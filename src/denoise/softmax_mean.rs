@@ -46,7 +46,7 @@ pub(crate) struct Accumulated {
 /// every batch of up to 512 rows at the full block of 8192 keys, and keeps
 /// the blocks of the patch denoisers' many query rows (B x H x W) within
 /// glibc's largest mmap threshold, so a binary that keeps freed memory
-/// (`cli::set_tensor_threads`) reuses them instead of faulting in fresh
+/// (`cli::set_jobs`) reuses them instead of faulting in fresh
 /// pages (ELS at 28x28: 1.13 s a call, 1.27 s with 134 MB blocks at 2^25;
 /// BENCHMARKS.md).
 const LOGIT_BUDGET: usize = 1 << 22;

@@ -8,12 +8,10 @@ use clap::error::ErrorKind;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches};
 
-use diffusion_regimes::cli::{
-    exit_code, experiment_threads, run_experiment, set_tensor_threads, SweepArgs,
-};
+use diffusion_regimes::cli::{exit_code, experiment_jobs, run_experiment, set_jobs, SweepArgs};
 use diffusion_regimes::data::{load_examples, Synthetic, SPEC_FILE};
 use diffusion_regimes::experiments::EXPERIMENTS;
-use diffusion_regimes::jobs::tensor_threads;
+use diffusion_regimes::jobs::on_pool;
 use diffusion_regimes::sweep::{collect, run_sweep, write_sweep, SweepConfig, QUICKSTART};
 use diffusion_regimes::theory;
 use diffusion_regimes::{Error, Result};
@@ -174,10 +172,10 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
-    set_tensor_threads(match &cli.command {
-        Command::Quickstart(args) => tensor_threads(args.jobs()),
-        Command::Run { name, args } => experiment_threads(name, args),
-        _ => tensor_threads(1),
+    set_jobs(match &cli.command {
+        Command::Quickstart(args) => args.jobs(),
+        Command::Run { name, args } => experiment_jobs(name, args),
+        _ => 1,
     });
-    exit_code(run(cli, &explicit))
+    exit_code(on_pool(|| run(cli, &explicit)))
 }
