@@ -19,7 +19,7 @@ use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::matmul::{matmul, Split};
-use super::{f32_data, runs_here, sum_rows, values, with_bias};
+use super::{f32_data, runs_here, sum_rows, values, with_bias, ELEMENTS_PER_TASK, MACS_PER_TASK};
 use crate::Result;
 
 /// `x` \[B, in\] times `weight` \[out, in\] transposed, plus `bias` \[out\]. f32 on
@@ -80,9 +80,12 @@ impl CustomOp3 for Dense {
             false,
             Split::Rows,
         );
-        y.par_chunks_mut(outputs).for_each(|row| {
-            row.iter_mut().zip(b).for_each(|(y, &b)| *y += b);
-        });
+        let rows_per_task = ELEMENTS_PER_TASK.div_ceil(outputs.max(1));
+        y.par_chunks_mut(outputs)
+            .with_min_len(rows_per_task)
+            .for_each(|row| {
+                row.iter_mut().zip(b).for_each(|(y, &b)| *y += b);
+            });
         Ok((CpuStorage::F32(y), Shape::from((batch, outputs))))
     }
 
@@ -112,8 +115,9 @@ impl CustomOp3 for Dense {
         }
         let ws = values(w)?;
         let mut dx = vec![0f32; batch * inputs];
-        // The two products are independent: one thread each.
-        let input_grad = || {
+        // The two products are independent: one thread each, when they are
+        // worth it.
+        let mut input_grad = || {
             let (lhs, rhs) = ((&dys[..], outputs, 1), (&ws[..], inputs, 1));
             matmul(
                 (batch, inputs, outputs),
@@ -124,7 +128,13 @@ impl CustomOp3 for Dense {
                 Split::Single,
             )
         };
-        let db = rayon::join(input_grad, || weight_grad(&mut dw, Split::Single)).1;
+        let db = match batch * inputs * outputs < MACS_PER_TASK {
+            true => {
+                input_grad();
+                weight_grad(&mut dw, Split::Single)
+            }
+            false => rayon::join(input_grad, || weight_grad(&mut dw, Split::Single)).1,
+        };
         Ok((Some(like(dx, x)?), Some(like(dw, w)?), Some(like(db, b)?)))
     }
 }

@@ -19,6 +19,15 @@ pub use silu::silu;
 
 use std::ops::Range;
 
+/// Elements per parallel task of an elementwise loop: below this a thread
+/// hand-off costs more than it saves.
+const ELEMENTS_PER_TASK: usize = 1 << 14;
+
+/// Multiply-adds below which two independent products run one after the
+/// other on one thread: a 64 x 64 x 64 product (2.6e5) is a few
+/// microseconds, about what waking the second thread costs.
+const MACS_PER_TASK: usize = 1 << 20;
+
 use candle_core::{CpuStorage, CustomOp3, DType, Device, Layout, Storage, StorageRef, Tensor};
 
 /// Whether `x` takes these kernels (f32 on the CPU) rather than candle's ops.

@@ -11,11 +11,8 @@ use std::sync::OnceLock;
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::{f32_data, runs_here, values};
+use super::{f32_data, runs_here, values, ELEMENTS_PER_TASK as CHUNK};
 use crate::Result;
-
-/// Elements per parallel task: below this a thread hand-off costs more than it saves.
-const CHUNK: usize = 1 << 14;
 
 /// silu(x), elementwise.
 pub fn silu(x: &Tensor) -> Result<Tensor> {
