@@ -96,6 +96,7 @@ fn trainer_with(
         checkpoint_every: cadence.checkpoint_every,
         log_every: cadence.log_every,
         labels: None,
+        init: None,
     };
     Trainer::start(&dir, config.check().unwrap(), &examples(&shape), device).unwrap()
 }

@@ -328,6 +328,7 @@ fn tiny_run(dir: &Path) -> (PathBuf, PathBuf) {
         checkpoint_every: 2,
         log_every: 1,
         labels: None,
+        init: None,
     };
     let train = Tensor::arange(0f32, 12.0, &Device::Cpu)
         .unwrap()

@@ -410,6 +410,7 @@ mod trained {
             checkpoint_every: 10,
             log_every: 5,
             labels,
+            init: None,
         }
     }
 

@@ -38,6 +38,7 @@ fn config(framework: Framework, arch: Arch, shape: Vec<usize>, steps: u64) -> Tr
         checkpoint_every: steps,
         log_every: steps,
         labels: None,
+        init: None,
     }
 }
 

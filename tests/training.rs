@@ -47,6 +47,7 @@ fn config(n: usize, dim: usize, steps: u64) -> TrainConfig {
         checkpoint_every: 10,
         log_every: 5,
         labels: None,
+        init: None,
     }
 }
 

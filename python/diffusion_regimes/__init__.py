@@ -478,6 +478,9 @@ def train(data: Union[ArrayLike, PathLike], n: int, out: PathLike, *, labels: Op
     width, depth, multipliers, no_attention, framework, steps, batch,
     sampling, lr, warmup, weight_decay, clip, ema_decay, sigma_data, p_mean,
     p_std, seed, subset_seed, checkpoint_every, log_every, p_uncond).
+    ``init=RUN`` fine-tunes: the run starts from RUN's weights
+    (``init_weights="ema"`` or ``"model"``) in RUN's network, with a fresh
+    optimizer, and records RUN and a hash of those weights in its config.
     ``labels`` (one per example) make it class-conditional. ``progress``: a
     bar (True), none (False), or your ``f(step, steps, loss)`` after every
     step. A folder that holds a run is resumed to ``steps``: after Ctrl-C,
@@ -488,6 +491,8 @@ def train(data: Union[ArrayLike, PathLike], n: int, out: PathLike, *, labels: Op
         data = os.fspath(data)
     if labels is not None:
         labels = [int(v) for v in np.asarray(labels).ravel()]
+    if options.get("init") is not None:
+        options["init"] = os.fspath(options["init"])
     bar = None
     if callable(progress):
         report = progress

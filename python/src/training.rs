@@ -98,7 +98,17 @@ pub fn train(
     device: &str,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<Run> {
-    let options: TrainOptions = serde_json::from_str(options)
+    let given: serde_json::Map<String, serde_json::Value> = serde_json::from_str(options)
+        .map_err(|e| PyValueError::new_err(format!("training options: {e}")))?;
+    if let Some(key) = TrainOptions::NETWORK
+        .iter()
+        .find(|k| given.contains_key(**k) && given.contains_key("init"))
+    {
+        return Err(PyValueError::new_err(format!(
+            "{key}: given with init; a fine-tuned run keeps its parent's network"
+        )));
+    }
+    let options: TrainOptions = serde_json::from_value(given.into())
         .map_err(|e| PyValueError::new_err(format!("training options: {e}")))?;
     let device = diffusion_regimes::device::device(device).py()?;
     let (examples, origin) = match data.extract::<PathBuf>() {

@@ -32,6 +32,21 @@ def test_train_equals_the_cli_and_its_model_samples_like_the_cli(tmp_path, regim
     assert dr.load_run(run.path).denoiser().framework == "edm"
 
 
+def test_fine_tuning_equals_the_cli_and_keeps_the_parents_network(tmp_path, regimes):
+    source = dr.molrg(8, ranks=[2, 2], seed=1).sample(64).astype(np.float32)
+    target = dr.molrg(8, ranks=[2, 2], seed=2).sample(64).astype(np.float32)
+    np.save(tmp_path / "target.npy", target)
+    parent = dr.train(source, 32, tmp_path / "parent", progress=False, **OPTIONS)
+    child = dr.train(target, 4, tmp_path / "py", init=tmp_path / "parent", steps=20, seed=9,
+                     checkpoint_every=10, progress=False)
+    regimes("train", "--data", tmp_path / "target.npy", "--n", 4, "--init", tmp_path / "parent",
+            "--steps", 20, "--seed", 9, "--checkpoint-every", 10, "--out", tmp_path / "cli")
+    assert checkpoint(child.path, 20) == checkpoint(tmp_path / "cli", 20)
+    assert child.config["arch"] == parent.config["arch"] and child.config["init"]["step"] == 40
+    with pytest.raises(ValueError, match="width.*init"):
+        dr.train(target, 4, tmp_path / "bad", init=parent.path, width=64, progress=False)
+
+
 def test_unknown_or_bad_options_are_value_errors(tmp_path):
     data = np.zeros((8, 4), dtype=np.float32)
     with pytest.raises(ValueError, match="stepz"):

@@ -54,13 +54,18 @@ impl RunState {
         RunState {
             format: FORMAT.into(),
             step,
-            checkpoint: format!("checkpoints/step-{step:08}.safetensors"),
+            checkpoint: checkpoint_name(step),
             elapsed_seconds,
             seed: config.seed,
             rng_scheme: RNG_SCHEME.into(),
             config,
         }
     }
+}
+
+/// The checkpoint of `step`, relative to the run folder.
+pub fn checkpoint_name(step: u64) -> String {
+    format!("checkpoints/step-{step:08}.safetensors")
 }
 
 /// Reads `DIR/state.json`, rejecting files that are not ours.

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::init::InitFrom;
 use super::optim::AdamWConfig;
 use super::Arch;
 use crate::framework::{Framework, Parameterisation};
@@ -50,6 +51,10 @@ pub struct TrainConfig {
     /// Class-conditional training (THEORY §10); absent for an unconditional run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub labels: Option<LabelConditioning>,
+    /// The run whose weights this one starts from (fine-tuning); absent for
+    /// weights drawn from `seed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<InitFrom>,
 }
 
 /// The training set's labels 0..classes (kept in the run folder as

@@ -29,6 +29,7 @@ pub mod checkpoint;
 mod config;
 mod dit;
 mod embedding;
+mod init;
 mod mlp;
 mod observer;
 pub mod ops;
@@ -40,6 +41,7 @@ pub mod train;
 mod unet;
 
 pub use dit::{Dit, DitConfig};
+pub use init::{weights_hash, InitFrom};
 pub use mlp::{Mlp, MlpConfig};
 pub use options::{SigmaData, TrainOptions};
 pub use params::Params;

@@ -5,7 +5,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::checkpoint::Weights;
 use super::config::{Sampling, TrainConfig};
+use super::init::InitFrom;
 use super::optim::AdamWConfig;
 use super::Arch;
 use crate::data::sigma_data;
@@ -140,6 +142,28 @@ pub struct TrainOptions {
     /// dropped, so the network also learns the unconditional denoiser.
     #[cfg_attr(feature = "cli", arg(long, default_value_t = TrainOptions::default().p_uncond))]
     pub p_uncond: f64,
+    /// Fine-tune: start from the weights of this run folder (its latest
+    /// checkpoint) with a fresh optimizer; the network (architecture,
+    /// framework, sigma_data) is the parent's.
+    #[cfg_attr(feature = "cli", arg(long))]
+    pub init: Option<std::path::PathBuf>,
+    /// With --init: ema (the parent's moving average) or model (its raw weights).
+    #[cfg_attr(feature = "cli", arg(long, default_value = "ema", value_parser = crate::error::parse_variant::<Weights>))]
+    pub init_weights: Weights,
+}
+
+impl TrainOptions {
+    /// The options that choose the network, which a fine-tuned run takes
+    /// from its parent (given with `init`, they are an error).
+    pub const NETWORK: [&'static str; 7] = [
+        "arch",
+        "width",
+        "depth",
+        "multipliers",
+        "no_attention",
+        "framework",
+        "sigma_data",
+    ];
 }
 
 impl Default for TrainOptions {
@@ -167,6 +191,8 @@ impl Default for TrainOptions {
             checkpoint_every: 1000,
             log_every: 10,
             p_uncond: 0.1,
+            init: None,
+            init_weights: Weights::Ema,
         }
     }
 }
@@ -174,17 +200,27 @@ impl Default for TrainOptions {
 impl TrainOptions {
     /// The config of a fresh run on the training set `train` `[N, ...]`
     /// (recorded as coming from `data`), unconditional.
+    /// With `init`, the network is the parent's.
     pub fn config(&self, data: &str, train: &candle_core::Tensor) -> Result<TrainConfig> {
-        let arch = Arch::of_kind(
-            &self.arch,
-            self.width,
-            self.depth,
-            self.multipliers.clone(),
-            !self.no_attention,
-        )?;
-        let sigma_data = match self.sigma_data {
-            SigmaData::Auto => sigma_data(train)?,
-            SigmaData::Value(v) => v,
+        let (arch, framework, sigma_data, init) = match &self.init {
+            Some(run) => {
+                let (init, parent) = InitFrom::read(run, self.init_weights)?;
+                (parent.arch, parent.framework, parent.sigma_data, Some(init))
+            }
+            None => {
+                let arch = Arch::of_kind(
+                    &self.arch,
+                    self.width,
+                    self.depth,
+                    self.multipliers.clone(),
+                    !self.no_attention,
+                )?;
+                let sigma_data = match self.sigma_data {
+                    SigmaData::Auto => sigma_data(train)?,
+                    SigmaData::Value(v) => v,
+                };
+                (arch, self.framework, sigma_data, None)
+            }
         };
         Ok(TrainConfig {
             data: data.to_string(),
@@ -192,7 +228,7 @@ impl TrainOptions {
             subset_seed: self.subset_seed,
             sample_shape: train.dims()[1..].to_vec(),
             arch,
-            framework: self.framework,
+            framework,
             sigma_data,
             p_mean: self.p_mean,
             p_std: self.p_std,
@@ -211,6 +247,7 @@ impl TrainOptions {
             checkpoint_every: self.checkpoint_every,
             log_every: self.log_every,
             labels: None,
+            init,
         })
     }
 }

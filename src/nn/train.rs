@@ -112,6 +112,16 @@ impl Trainer {
         }
         check_training_set(&config, train)?;
         config.check_labels(labels)?;
+        // A fine-tuned run's weights are its parent's (checked before
+        // anything is written).
+        let params = match &config.init {
+            Some(init) => {
+                let parent = read_state(Path::new(&init.run))?.config;
+                init.check_compatible(&parent, &config)?;
+                Params::preloaded(init.load()?, &init.run)
+            }
+            None => Params::new(config.seed),
+        };
         let toml =
             toml::to_string(&*config).map_err(|e| Error::invalid("config", "", e.to_string()))?;
         // All or nothing: a failed start leaves no half-made run folder.
@@ -123,7 +133,6 @@ impl Trainer {
             write_atomic(&dir.join(checkpoint::CONFIG_FILE), toml.as_bytes())
         })?;
         let labels = labels.map(<[u32]>::to_vec);
-        let params = Params::new(config.seed);
         Self::build(
             dir,
             config,

@@ -119,6 +119,7 @@ pub fn train_config(sweep: &Sweep, train: &Tensor, model: &Model) -> Result<Trai
         checkpoint_every: (s.steps / 4).max(1),
         log_every: (s.steps / 100).max(1),
         labels: sweep.conditioning(),
+        init: None,
     })
 }
 

@@ -10,6 +10,7 @@ use diffusion_regimes::data::{
 };
 use diffusion_regimes::device::device;
 use diffusion_regimes::nn::train::{LabelConditioning, Trainer};
+use diffusion_regimes::nn::TrainOptions;
 use diffusion_regimes::{Error, Result};
 
 use crate::args::TrainArgs;
@@ -44,6 +45,18 @@ pub(crate) fn train(args: TrainArgs, explicit: &[String]) -> Result<()> {
                 .as_ref()
                 .expect("clap requires --data without --resume");
             let n = args.n.expect("clap requires --n without --resume");
+            if let (Some(run), Some(flag)) = (
+                &args.options.init,
+                explicit
+                    .iter()
+                    .find(|f| TrainOptions::NETWORK.contains(&f.as_str())),
+            ) {
+                return Err(Error::invalid(
+                    format!("--{}", flag.replace('_', "-")),
+                    "given with --init",
+                    format!("a fine-tuned run keeps the network of {}", run.display()),
+                ));
+            }
             let examples = load_examples(data)?;
             let train = training_set(&examples, n, args.options.subset_seed)?;
             let mut config = args.options.config(&data.display().to_string(), &train)?;
