@@ -13,6 +13,7 @@ use diffusion_regimes::data::npy::{read_npy, write_npy};
 use diffusion_regimes::nn::checkpoint::{group, read_checkpoint, read_state};
 use diffusion_regimes::nn::train::Trainer;
 use diffusion_regimes::nn::{weights_hash, Params};
+use diffusion_regimes::sweep::{Shard, Sweep, SweepConfig};
 
 const SMALL: [&str; 10] = [
     "--width",
@@ -194,4 +195,85 @@ fn a_child_that_cannot_take_the_weights_is_refused_and_leaves_nothing() {
     let message = tampered.load().unwrap_err().to_string();
     assert!(message.contains(&init.hash) && message.contains("not fnv1a64:0000000000000000"));
     assert!(init.load().is_ok());
+}
+
+/// Every run folder (holding state.json) under `dir`.
+fn runs_under(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.join("state.json").exists() {
+            found.push(path);
+        } else if path.is_dir() {
+            found.extend(runs_under(&path));
+        }
+    }
+    found
+}
+
+#[test]
+fn a_sweep_fine_tunes_every_trained_model_from_its_init() {
+    let dir = temp_dir("finetune-sweep");
+    let source = data(&dir, "source.npy", 1, 64, 8);
+    let parent = dir.join("parent");
+    let flags = [
+        "--width", "16", "--depth", "1", "--batch", "8", "--steps", "20",
+    ];
+    succeeds(&train(
+        &[
+            &["--data", &source, "--n", "64", "--out", s(&parent)],
+            &flags[..],
+        ]
+        .concat(),
+    ));
+    let config = |width: usize| {
+        let text = format!(
+            r#"
+name = "ft"
+ns = [2, 8]
+[data]
+synthetic = {{ kind = "molrg", ambient = 8, ranks = [2, 2], floor = 0.0 }}
+[[models]]
+kind = "mlp"
+width = {width}
+depth = 1
+[train]
+steps = 6
+batch = 8
+lr = 1e-3
+warmup = 2
+init = {:?}
+[sampling]
+samples = 4
+schedule = {{ steps = 4, sigma_min = 0.01, sigma_max = 10.0, rho = 7.0 }}
+[metrics]
+gap_sigmas = [1.0]
+gap_points = 4
+resamples = 10
+"#,
+            s(&parent)
+        );
+        SweepConfig::parse(&text, Path::new("ft.toml")).unwrap()
+    };
+    let out = dir.join("out");
+    let sweep = Sweep::prepare(config(16), &out).unwrap();
+    sweep.run(Shard::ALL, 1).unwrap();
+    let parent_state = read_state(&parent).unwrap();
+    let hash = weights_hash(&weights(&parent, 20, "ema")).unwrap();
+    let cells = runs_under(&out);
+    assert_eq!(cells.len(), 2, "one trained model at two N");
+    for cell in cells {
+        let config = read_state(&cell).unwrap().config;
+        let init = config.init.expect("each cell records its parent");
+        assert_eq!((init.step, &init.hash), (20, &hash));
+        assert_eq!(config.sigma_data, parent_state.config.sigma_data);
+    }
+
+    // A model the parent's weights do not fit is refused, naming both.
+    let wrong = Sweep::prepare(config(24), &dir.join("wrong")).unwrap();
+    let e = wrong.run(Shard::ALL, 1).unwrap_err().to_string();
+    assert!(
+        e.contains("architecture") && e.contains("width: 16") && e.contains("width: 24"),
+        "{e}"
+    );
 }

@@ -45,6 +45,12 @@ pub struct TrainSettings {
     /// is both conditional and unconditional. Omitted: unconditional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub p_uncond: Option<f64>,
+    /// Fine-tuning: every trained model starts from this run folder's EMA
+    /// weights (its network and sigma_data must be the model's; fresh
+    /// optimizer, the cell's own seed, data and N). Omitted: weights drawn
+    /// from the seed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<String>,
 }
 
 /// How every model and the references are sampled.
@@ -215,6 +221,7 @@ impl Default for TrainSettings {
             sigma_data: None,
             budgets: Vec::new(),
             p_uncond: None,
+            init: None,
         }
     }
 }

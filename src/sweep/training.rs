@@ -11,9 +11,10 @@ use super::engine::Sweep;
 use super::lock;
 use crate::data::sigma_data;
 use crate::io::read;
-use crate::nn::checkpoint::STATE_FILE;
+use crate::nn::checkpoint::{Weights, STATE_FILE};
 use crate::nn::optim::AdamWConfig;
 use crate::nn::train::{Sampling, TrainConfig, Trainer};
+use crate::nn::InitFrom;
 use crate::{Error, Result};
 
 /// Trains the network of a trained cell in `run` from step `from` to `until`
@@ -75,7 +76,8 @@ pub fn train_model(
 
 /// The training config of a trained cell's `model`: the sweep's settings,
 /// its architecture, framework and seed, on the training set `train`;
-/// sigma_data is the subset's own unless set. Checkpoints every quarter of
+/// sigma_data is the subset's own unless set (a fine-tuned model's is its
+/// parent's). Checkpoints every quarter of
 /// the steps.
 pub fn train_config(sweep: &Sweep, train: &Tensor, model: &Model) -> Result<TrainConfig> {
     let Model::Trained {
@@ -91,6 +93,16 @@ pub fn train_config(sweep: &Sweep, train: &Tensor, model: &Model) -> Result<Trai
         ));
     };
     let s = &sweep.config.train;
+    // A fine-tuned model keeps its parent's sigma_data (part of its network).
+    let parent = match &s.init {
+        Some(run) => Some(InitFrom::read(Path::new(run), Weights::Ema)?),
+        None => None,
+    };
+    let sigma_data = match (&parent, s.sigma_data) {
+        (Some((_, parent)), _) => parent.sigma_data,
+        (None, Some(v)) => v,
+        (None, None) => sigma_data(train)?.max(1e-3),
+    };
     Ok(TrainConfig {
         data: sweep.data_origin.clone(),
         n: train.dim(0)?,
@@ -98,10 +110,7 @@ pub fn train_config(sweep: &Sweep, train: &Tensor, model: &Model) -> Result<Trai
         sample_shape: train.dims()[1..].to_vec(),
         arch: arch.clone(),
         framework: *framework,
-        sigma_data: match s.sigma_data {
-            Some(v) => v,
-            None => sigma_data(train)?.max(1e-3),
-        },
+        sigma_data,
         p_mean: s.p_mean,
         p_std: s.p_std,
         steps: s.steps,
@@ -119,7 +128,7 @@ pub fn train_config(sweep: &Sweep, train: &Tensor, model: &Model) -> Result<Trai
         checkpoint_every: (s.steps / 4).max(1),
         log_every: (s.steps / 100).max(1),
         labels: sweep.conditioning(),
-        init: None,
+        init: parent.map(|(init, _)| init),
     })
 }
 
