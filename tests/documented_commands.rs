@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 
-const BINARIES: [(&str, &str); 13] = [
+const BINARIES: [(&str, &str); 14] = [
     ("regimes", env!("CARGO_BIN_EXE_regimes")),
     ("regimes_sweep", env!("CARGO_BIN_EXE_regimes_sweep")),
     ("optimal_denoiser", env!("CARGO_BIN_EXE_optimal_denoiser")),
@@ -23,6 +23,7 @@ const BINARIES: [(&str, &str); 13] = [
     ("conditional", env!("CARGO_BIN_EXE_conditional")),
     ("frameworks", env!("CARGO_BIN_EXE_frameworks")),
     ("closed_forms", env!("CARGO_BIN_EXE_closed_forms")),
+    ("finetuning", env!("CARGO_BIN_EXE_finetuning")),
 ];
 
 /// One documented command: the binary and the words passed to it.

@@ -217,3 +217,88 @@ resamples = 10
         assert!(dir.join("figures").join(figure).exists(), "{figure}");
     }
 }
+
+/// `finetuning` end to end on a tiny config: the fine-tuned cells record
+/// their base, and every score of every N is a fraction.
+#[test]
+fn finetuning_scores_fine_tuned_and_scratch_models_at_every_n() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("finetuning");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("tiny.toml");
+    std::fs::write(
+        &config,
+        r#"[base]
+n = 16
+steps = 20
+seeds = [0, 1]
+[base.data]
+synthetic = { kind = "molrg", ambient = 8, ranks = [2, 2], floor = 0.0 }
+[sweep]
+name = "tiny"
+ns = [2, 8]
+[sweep.data]
+synthetic = { kind = "molrg", ambient = 8, ranks = [2, 2], floor = 0.0 }
+seed = 1
+[[sweep.models]]
+kind = "mlp"
+width = 16
+depth = 1
+[sweep.train]
+steps = 10
+batch = 8
+lr = 1e-3
+warmup = 5
+[sweep.sampling]
+samples = 8
+[sweep.metrics]
+gap_sigmas = [0.1]
+gap_points = 8
+resamples = 10
+"#,
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_regimes"))
+        .args(["run", "finetuning"])
+        .arg(&config)
+        .arg("--out")
+        .arg(dir.join("run"))
+        .arg("--figures")
+        .arg(dir.join("figures"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("figures/finetuning.json")).unwrap(),
+    )
+    .unwrap();
+    let fraction = |v: &serde_json::Value| (0.0..=1.0).contains(&v.as_f64().unwrap());
+    let points = report["points"].as_array().unwrap();
+    assert_eq!(points.len(), 2);
+    for p in points {
+        assert!(fraction(&p["rp_between_bases"]["value"]));
+        assert_eq!(p["rp_vs_scratch"].as_array().unwrap().len(), 2);
+        let models: Vec<&str> = p["models"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["model"].as_str().unwrap())
+            .collect();
+        assert_eq!(models, ["scratch", "from base s0", "from base s1"]);
+        for m in p["models"].as_array().unwrap() {
+            assert!(fraction(&m["generalization"]["value"]) && fraction(&m["nearer_source"]));
+        }
+    }
+    // Each fine-tuned cell starts from its own base's run.
+    let cell = dir.join("run/from-base-s1/cells/n00008/mlp-w16-d1-s0/run/config.toml");
+    let text = std::fs::read_to_string(cell).unwrap();
+    assert!(
+        text.contains("base/cells/n00016/mlp-w16-d1-s1/run"),
+        "{text}"
+    );
+    assert!(dir.join("figures/finetuning.png").exists());
+}

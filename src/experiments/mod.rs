@@ -18,6 +18,7 @@ mod calibration;
 mod closed_forms;
 mod collapse;
 mod conditional;
+mod finetuning;
 mod frameworks;
 mod inverse_problems;
 mod jacobian_rank;
@@ -40,6 +41,7 @@ pub use collapse::{Collapse, CollapseConfig, CollapseReport};
 pub use conditional::{
     Agreement, Conditional, ConditionalConfig, ConditionalReport, GuidanceCurves,
 };
+pub use finetuning::{BaseConfig, FinetunePoint, Finetuning, FinetuningConfig, FinetuningReport};
 pub use frameworks::{
     DisjointPoint, FrameworkPoint, Frameworks, FrameworksConfig, FrameworksReport, ModelPoint,
 };
@@ -169,6 +171,7 @@ pub const EXPERIMENTS: &[Entry] = &[
     Entry::of::<Conditional>(),
     Entry::of::<Frameworks>(),
     Entry::of::<ClosedForms>(),
+    Entry::of::<Finetuning>(),
 ];
 
 /// The experiment called `name`.
