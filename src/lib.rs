@@ -48,6 +48,7 @@
 //! | §11 | inverse problems: operators, exact posteriors, DPS and projection solvers | [`inverse`], [`experiments`] (`inverse_problems`) |
 //! | §12 | patch-based closed forms, kernel-smoothed empirical denoiser | [`denoise`] (`patches`, `patch_denoiser`, `kde`), [`experiments`] (`closed_forms`, patch-size calibration) |
 //! | §13 | budget convergence of a boundary | [`sweep`] (`analysis`, `budget`) |
+//! | §14 | fine-tuning from another run: its memorizing solution, what the base contributes | [`nn`] (`init`), [`sweep`] (`training`), [`experiments`] (`finetuning`) |
 
 #[cfg(feature = "cli")]
 pub mod cli;

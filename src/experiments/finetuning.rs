@@ -1,4 +1,4 @@
-//! Fine-tuning (the paper's Appendix G): base models pretrained on a source
+//! Fine-tuning (the paper's Appendix G; THEORY §14): base models pretrained on a source
 //! distribution S, then fine-tuned on nested target sets of size N from a
 //! target T, beside the same models trained from scratch on the same sets,
 //! all sampled from the same noise. Per N: RP between the fine-tuned copies

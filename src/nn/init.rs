@@ -1,4 +1,4 @@
-//! Starting a run from another run's weights (fine-tuning): the parent's
+//! Starting a run from another run's weights (fine-tuning, THEORY §14): the parent's
 //! EMA or raw weights at its latest checkpoint, in the same network, with a
 //! fresh optimizer, the child's own seed for batches and noise and its own
 //! training set. The child records where its weights came from and a hash
