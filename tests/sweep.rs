@@ -391,3 +391,53 @@ fn the_memorizer_is_sampled_by_its_own_setting() {
     assert_eq!(common::max_abs_diff(&by(&heun), &want(Method::Heun)), 0.0);
     assert!(common::max_abs_diff(&by(&euler), &by(&heun)) > 0.0);
 }
+
+/// `data.classes` keeps the examples of those labels only: the training sets
+/// and held-out rows come from them alone.
+#[test]
+fn data_classes_select_the_labelled_examples() {
+    let dir = temp_dir("sweep-classes");
+    let rows = common::gaussian(5, 0, 30, 6)
+        .to_dtype(candle_core::DType::F32)
+        .unwrap();
+    let folder = dir.join("data");
+    std::fs::create_dir_all(&folder).unwrap();
+    write_npy(&folder.join("data.npy"), &rows, candle_core::DType::F32).unwrap();
+    let labels: Vec<u32> = (0..30).map(|i| i % 3).collect();
+    diffusion_regimes::data::write_labels(&folder.join("labels.npy"), &labels).unwrap();
+    let text = TINY
+        .replace(
+            "synthetic = { kind = \"molrg\", ambient = 8, ranks = [2, 2], floor = 0.0 }",
+            &format!("file = {:?}\nclasses = [1]", folder.to_str().unwrap()),
+        )
+        .replace("ns = [2, 8]", "ns = [2, 4]");
+    let config = SweepConfig::parse(&text, Path::new("classes.toml")).unwrap();
+    let sweep = Sweep::prepare(config, &dir.join("out")).unwrap();
+    // The 10 rows labelled 1: every training row and held-out row is one.
+    let ones: Vec<Vec<f64>> = common::rows(&rows)
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| i % 3 == 1)
+        .map(|(_, r)| r)
+        .collect();
+    let is_one = |r: &Vec<f64>| ones.iter().any(|o| o == r);
+    let train = sweep.training_set(4).unwrap();
+    assert!(common::rows(&train).iter().all(is_one));
+    assert!(common::rows(&sweep.fresh).iter().all(is_one));
+    assert_eq!(
+        sweep.fresh.dim(0).unwrap(),
+        6,
+        "10 rows of class 1, 4 trained"
+    );
+    assert!(sweep.data_origin.ends_with("classes [1]"));
+
+    let none = text.replace("classes = [1]", "classes = [7]");
+    let e = Sweep::prepare(
+        SweepConfig::parse(&none, Path::new("c.toml")).unwrap(),
+        &dir.join("o2"),
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(e.contains("data.classes") && e.contains("[7]"), "{e}");
+}

@@ -81,6 +81,7 @@ impl ThresholdConfig {
                 file: None,
                 import: None,
                 labels: None,
+                classes: None,
                 seed: 0,
                 rows: None,
                 shape: None,

@@ -30,6 +30,10 @@ pub struct DataSource {
     /// synthetic draws carry their component as the label.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub labels: Option<PathBuf>,
+    /// Only the examples of these labels (file data with labels), e.g. the
+    /// digits [0, 1, 2, 3, 4]. Omitted: every example.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classes: Option<Vec<u32>>,
     /// Seed of the synthetic distribution and of its draws.
     #[serde(default)]
     pub seed: u64,
@@ -153,6 +157,13 @@ impl SweepConfig {
                 "data.labels",
                 "without data.file",
                 "synthetic data carries its components as labels",
+            ));
+        }
+        if self.data.classes.is_some() && self.data.file.is_none() {
+            return Err(Error::invalid(
+                "data.classes",
+                "without data.file",
+                "selects labelled examples of a file; a synthetic distribution's components are its own",
             ));
         }
         if let Some(p) = self.train.p_uncond {

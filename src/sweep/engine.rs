@@ -135,18 +135,23 @@ impl Sweep {
                     }
                     None => (load_examples(path)?, None),
                 };
-                let total = examples.dim(0)?;
+                let count = examples.dim(0)?;
                 let labels = match (&config.data.labels, labels) {
-                    (Some(file), _) => Some(read_labels_of(file, total)?),
+                    (Some(file), _) => Some(read_labels_of(file, count)?),
                     (None, Some(labels)) => Some(labels),
                     (None, None) => {
                         let beside = path.join("labels.npy");
                         match path.is_dir() && beside.exists() {
-                            true => Some(read_labels_of(&beside, total)?),
+                            true => Some(read_labels_of(&beside, count)?),
                             false => None,
                         }
                     }
                 };
+                let (examples, labels) = match &config.data.classes {
+                    Some(classes) => of_classes(examples, labels, classes)?,
+                    None => (examples, labels),
+                };
+                let total = examples.dim(0)?;
                 let order = nested_subset(total, total, config.subset_seed)?;
                 let held_out: Vec<u32> = order[largest.min(total)..]
                     .iter()
@@ -162,7 +167,11 @@ impl Sweep {
                 }
                 let index = Tensor::new(held_out.as_slice(), examples.device())?;
                 let fresh = examples.index_select(&index, 0)?.flatten_from(1)?;
-                (examples, labels, None, fresh, path.display().to_string())
+                let origin = match &config.data.classes {
+                    Some(classes) => format!("{} classes {classes:?}", path.display()),
+                    None => path.display().to_string(),
+                };
+                (examples, labels, None, fresh, origin)
             }
             (None, None) => unreachable!("validated: one data source"),
         };
@@ -299,6 +308,34 @@ impl Sweep {
         let dir = cell.dir(&self.root);
         dir.join(CELL_FILE).exists() || dir.join(FAILED_FILE).exists()
     }
+}
+
+/// The examples (and labels) whose label is one of `classes`, in order.
+fn of_classes(
+    examples: Tensor,
+    labels: Option<Vec<u32>>,
+    classes: &[u32],
+) -> Result<(Tensor, Option<Vec<u32>>)> {
+    let labels = labels.ok_or_else(|| {
+        Error::invalid(
+            "data.classes",
+            format!("{classes:?}"),
+            "needs labelled data: data.labels, an import with labels, or a folder with labels.npy",
+        )
+    })?;
+    let keep: Vec<u32> = (0..labels.len() as u32)
+        .filter(|&i| classes.contains(&labels[i as usize]))
+        .collect();
+    if keep.is_empty() {
+        return Err(Error::invalid(
+            "data.classes",
+            format!("{classes:?}"),
+            "no example has one of these labels",
+        ));
+    }
+    let index = Tensor::new(keep.as_slice(), examples.device())?;
+    let kept = keep.iter().map(|&i| labels[i as usize]).collect();
+    Ok((examples.index_select(&index, 0)?, Some(kept)))
 }
 
 fn read_labels_of(file: &Path, count: usize) -> Result<Vec<u32>> {
