@@ -155,17 +155,23 @@ pub enum Weights {
     Model,
 }
 
+impl Weights {
+    /// Their group in a checkpoint.
+    pub fn group(self) -> &'static str {
+        match self {
+            Weights::Ema => "ema",
+            Weights::Model => "model",
+        }
+    }
+}
+
 /// The trained denoiser of the run in `dir` at its latest checkpoint.
 pub fn load_model(dir: &Path, weights: Weights, device: &Device) -> Result<Precond> {
     let state = read_state(dir)?;
     let path: PathBuf = dir.join(&state.checkpoint);
     let groups = read_checkpoint(&path)?;
-    let name = match weights {
-        Weights::Ema => "ema",
-        Weights::Model => "model",
-    };
     // Built from the checkpoint's tensors, never larger than they are.
-    let values = group(&groups, name, &path)?.clone();
+    let values = group(&groups, weights.group(), &path)?.clone();
     let params = Params::preloaded(values, &path.display().to_string());
     let model = build_with(&state.config, &params, device)?;
     params.check_complete()?;

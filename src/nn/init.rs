@@ -101,11 +101,7 @@ impl InitFrom {
 fn parent_weights(run: &Path, weights: Weights, step: u64) -> Result<BTreeMap<String, Tensor>> {
     let path = run.join(checkpoint_name(step));
     let groups = read_checkpoint(&path)?;
-    let name = match weights {
-        Weights::Ema => "ema",
-        Weights::Model => "model",
-    };
-    Ok(group(&groups, name, &path)?.clone())
+    Ok(group(&groups, weights.group(), &path)?.clone())
 }
 
 /// See [`InitFrom::hash`].
