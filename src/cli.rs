@@ -97,7 +97,8 @@ pub fn run_experiment(name: &str, args: &RunArgs) -> Result<()> {
     entry.run(&config, &options).map(drop)
 }
 
-/// Threads for the tensor ops of an experiment run with these arguments.
+/// How many jobs an experiment run with these arguments runs at once: its
+/// `--jobs`, or 1 when its work is not cells trained in parallel.
 pub fn experiment_jobs(name: &str, args: &RunArgs) -> usize {
     let parallel = find(name).map_or(true, |e| e.parallel_cells);
     match parallel {
