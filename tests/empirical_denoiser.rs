@@ -13,7 +13,7 @@ fn setup(seed: u64, count: usize, dim: usize, batch: usize) -> (Tensor, Tensor) 
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(32))]
+    #![proptest_config(common::proptest_cases(32))]
 
     /// w lies on the simplex, so D lies in the convex hull of the training points:
     /// for every direction v, v.D <= max_i v.y_i.

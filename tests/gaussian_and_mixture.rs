@@ -80,7 +80,7 @@ fn full_covariance_denoiser(components: &[Component], x: &[f64], sigma: f64) -> 
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(24))]
+    #![proptest_config(common::proptest_cases(24))]
 
     #[test]
     fn low_rank_mixture_formula_equals_full_covariance_computation(

@@ -48,7 +48,7 @@ fn value_and_gradients(
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(48))]
+    #![proptest_config(common::proptest_cases(48))]
 
     // Both sides sum at most Cin k^2 = 45 (forward, weight gradient: B H W <=
     // 147) f32 products of unit normals in different orders; rounding leaves
@@ -131,7 +131,7 @@ fn group_norm_and_gradients(
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(48))]
+    #![proptest_config(common::proptest_cases(48))]
 
     // Ours accumulates the statistics in f64, candle in f32 over at most
     // 5 x 49 values: differences of a few f32 roundings of O(1) values, far
@@ -149,9 +149,10 @@ proptest! {
         for (what, (a, c)) in ["y", "dx", "dgamma", "dbeta"].iter().zip(ours.iter().zip(&candle)) {
             prop_assert_eq!(a.dims(), c.dims());
             let e = relative_error(a, c);
-            // A group of one value has x^ = 0 and dx = 0 up to rounding of
-            // candle's eps-dominated division; both ways are noise at 1e-3.
-            let tolerance = if per_group * height * width == 1 { 1e-3 } else { 1e-4 };
+            // In a group of one value x^ = 0, in a group of two x^ = +-1
+            // whatever x is: dx = 0 exactly, and both ways compute rounding
+            // noise of a cancellation (scaled by 1/std of the group), at 1e-3.
+            let tolerance = if per_group * height * width <= 2 { 1e-3 } else { 1e-4 };
             prop_assert!(e < tolerance, "{} differs by {} (relative)", what, e);
         }
     }
@@ -166,7 +167,7 @@ fn value_and_gradient(f: impl Fn(&Tensor) -> Tensor, x: &Tensor, r: &Tensor) -> 
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(32))]
+    #![proptest_config(common::proptest_cases(32))]
 
     // Means and sums of 4 values, or copies: equal to candle's up to the
     // order of adding 4 numbers (2 roundings).
@@ -195,7 +196,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(32))]
+    #![proptest_config(common::proptest_cases(32))]
 
     // Sums of at most 64 (forward, dx), 40 (dW) or 40 (db) f32 products:
     // rounding far below 1e-5 of the scale, an indexing error O(1).

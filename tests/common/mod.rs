@@ -218,3 +218,13 @@ pub fn train_tiny_unet(
 pub fn by_name(name: &str) -> diffusion_regimes::framework::Framework {
     name.parse().unwrap()
 }
+
+/// `cases` proptest cases drawn from a fixed seed, so every run (and CI)
+/// tests the same inputs: a failure reproduces, and a pass is not luck.
+pub fn proptest_cases(cases: u32) -> proptest::test_runner::Config {
+    proptest::test_runner::Config {
+        cases,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(0),
+        ..proptest::test_runner::Config::default()
+    }
+}
