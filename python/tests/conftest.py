@@ -1,5 +1,6 @@
 """Shared fixtures: the repository root and the `regimes` binary that
-`cargo test` builds (scripts/test.sh, the README's test command, runs it first)."""
+`cargo test` builds (the README's test command runs scripts/test.sh, which
+runs it, before pytest)."""
 
 import os
 import pathlib
