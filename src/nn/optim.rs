@@ -12,6 +12,7 @@ use candle_core::{CpuStorage, DType, InplaceOp2, InplaceOp3, Layout, Tensor, Var
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::ops::ELEMENTS_PER_TASK;
 use crate::Result;
 
 /// AdamW's hyperparameters (defaults: PyTorch's, with no weight decay as in EDM).
@@ -215,8 +216,8 @@ impl InplaceOp2 for Lerp {
     ) -> candle_core::Result<()> {
         let (a, b) = (slice_mut(s1, l1)?, slice(s2, l2)?);
         let (d, e) = (self.decay, 1.0 - self.decay);
-        a.par_chunks_mut(CHUNK)
-            .zip(b.par_chunks(CHUNK))
+        a.par_chunks_mut(ELEMENTS_PER_TASK)
+            .zip(b.par_chunks(ELEMENTS_PER_TASK))
             .for_each(|(a, b)| match self.square {
                 true => a.iter_mut().zip(b).for_each(|(a, &b)| {
                     let g = self.scale * b;
@@ -230,10 +231,6 @@ impl InplaceOp2 for Lerp {
         Ok(())
     }
 }
-
-/// Elements per parallel task of the fused updates; every element is
-/// computed alone, so the split does not change a bit.
-const CHUNK: usize = 1 << 14;
 
 /// theta <- theta decay - lr (m / bias1) / (sqrt(v / bias2) + eps).
 struct AdamUpdate {
@@ -260,8 +257,11 @@ impl InplaceOp3 for AdamUpdate {
     ) -> candle_core::Result<()> {
         let (theta, m, v) = (slice_mut(s1, l1)?, slice(s2, l2)?, slice(s3, l3)?);
         theta
-            .par_chunks_mut(CHUNK)
-            .zip(m.par_chunks(CHUNK).zip(v.par_chunks(CHUNK)))
+            .par_chunks_mut(ELEMENTS_PER_TASK)
+            .zip(
+                m.par_chunks(ELEMENTS_PER_TASK)
+                    .zip(v.par_chunks(ELEMENTS_PER_TASK)),
+            )
             .for_each(|(theta, (m, v))| {
                 for ((theta, &m), &v) in theta.iter_mut().zip(m).zip(v) {
                     let step = (m / self.bias1) / ((v / self.bias2).sqrt() + self.eps);

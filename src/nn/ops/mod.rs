@@ -19,9 +19,10 @@ pub use silu::silu;
 
 use std::ops::Range;
 
-/// Elements per parallel task of an elementwise loop: below this a thread
-/// hand-off costs more than it saves.
-const ELEMENTS_PER_TASK: usize = 1 << 14;
+/// Elements per parallel task of an elementwise loop (the kernels here and
+/// the fused optimizer updates): below this a thread hand-off costs more
+/// than it saves. Every element is computed alone, so the split changes no bit.
+pub(crate) const ELEMENTS_PER_TASK: usize = 1 << 14;
 
 /// Multiply-adds below which two independent products run one after the
 /// other on one thread: a 64 x 64 x 64 product (2.6e5) is a few

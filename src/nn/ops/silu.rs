@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::{f32_data, runs_here, values, ELEMENTS_PER_TASK as CHUNK};
+use super::{f32_data, runs_here, values, ELEMENTS_PER_TASK};
 use crate::Result;
 
 /// silu(x), elementwise.
@@ -39,8 +39,8 @@ impl CustomOp1 for Silu {
         let mut y = vec![0f32; x.len()];
         match &self.denominators {
             None => y
-                .par_chunks_mut(CHUNK)
-                .zip(x.par_chunks(CHUNK))
+                .par_chunks_mut(ELEMENTS_PER_TASK)
+                .zip(x.par_chunks(ELEMENTS_PER_TASK))
                 .for_each(|(y, x)| {
                     y.iter_mut()
                         .zip(x)
@@ -48,9 +48,12 @@ impl CustomOp1 for Silu {
                 }),
             Some(kept) => {
                 let mut d = vec![0f32; x.len()];
-                (y.par_chunks_mut(CHUNK), d.par_chunks_mut(CHUNK))
+                (
+                    y.par_chunks_mut(ELEMENTS_PER_TASK),
+                    d.par_chunks_mut(ELEMENTS_PER_TASK),
+                )
                     .into_par_iter()
-                    .zip(x.par_chunks(CHUNK))
+                    .zip(x.par_chunks(ELEMENTS_PER_TASK))
                     .for_each(|((y, d), x)| {
                         for ((y, d), &v) in y.iter_mut().zip(d.iter_mut()).zip(x) {
                             *d = 1.0 + (-v).exp();
@@ -67,17 +70,19 @@ impl CustomOp1 for Silu {
         let (xs, ys, dys) = (values(x)?, values(y)?, values(dy)?);
         let kept = self.denominators.as_ref().and_then(OnceLock::get);
         let mut dx = vec![0f32; xs.len()];
-        dx.par_chunks_mut(CHUNK).enumerate().for_each(|(c, dx)| {
-            let at = c * CHUNK;
-            for (i, dx) in dx.iter_mut().enumerate() {
-                let (v, node) = (xs[at + i], ys[at + i]);
-                let denominator = match kept {
-                    Some(d) => d[at + i],
-                    None => (-v).exp() + 1.0,
-                };
-                *dx = dys[at + i] * (1.0 / denominator * (1.0 - node) + node);
-            }
-        });
+        dx.par_chunks_mut(ELEMENTS_PER_TASK)
+            .enumerate()
+            .for_each(|(c, dx)| {
+                let at = c * ELEMENTS_PER_TASK;
+                for (i, dx) in dx.iter_mut().enumerate() {
+                    let (v, node) = (xs[at + i], ys[at + i]);
+                    let denominator = match kept {
+                        Some(d) => d[at + i],
+                        None => (-v).exp() + 1.0,
+                    };
+                    *dx = dys[at + i] * (1.0 / denominator * (1.0 - node) + node);
+                }
+            });
         Ok(Some(Tensor::from_vec(dx, x.shape(), x.device())?))
     }
 }
