@@ -100,16 +100,12 @@ pub fn train(
 ) -> PyResult<Run> {
     let given: serde_json::Map<String, serde_json::Value> = serde_json::from_str(options)
         .map_err(|e| PyValueError::new_err(format!("training options: {e}")))?;
-    if let Some(key) = TrainOptions::NETWORK
-        .iter()
-        .find(|k| given.contains_key(**k) && given.contains_key("init"))
-    {
-        return Err(PyValueError::new_err(format!(
-            "{key}: given with init; a fine-tuned run keeps its parent's network"
-        )));
-    }
+    let names: Vec<String> = given.keys().cloned().collect();
     let options: TrainOptions = serde_json::from_value(given.into())
         .map_err(|e| PyValueError::new_err(format!("training options: {e}")))?;
+    options
+        .check_init_alone(names.iter().map(String::as_str), str::to_string)
+        .py()?;
     let device = diffusion_regimes::device::device(device).py()?;
     let (examples, origin) = match data.extract::<PathBuf>() {
         Ok(path) => (load_examples(&path).py()?, path.display().to_string()),

@@ -155,7 +155,7 @@ pub struct TrainOptions {
 impl TrainOptions {
     /// The options that choose the network, which a fine-tuned run takes
     /// from its parent (given with `init`, they are an error).
-    pub const NETWORK: [&'static str; 7] = [
+    const NETWORK: [&'static str; 7] = [
         "arch",
         "width",
         "depth",
@@ -164,6 +164,27 @@ impl TrainOptions {
         "framework",
         "sigma_data",
     ];
+
+    /// An error if `init` is set and `given` (the options the caller was
+    /// given, by field name) names one that chooses the network; `spell`
+    /// writes an option as the caller's user wrote it (`--width`, `width`).
+    pub fn check_init_alone<'a>(
+        &self,
+        given: impl IntoIterator<Item = &'a str>,
+        spell: impl Fn(&str) -> String,
+    ) -> Result<()> {
+        let Some(run) = &self.init else {
+            return Ok(());
+        };
+        match given.into_iter().find(|g| Self::NETWORK.contains(g)) {
+            None => Ok(()),
+            Some(name) => Err(Error::invalid(
+                spell(name),
+                format!("given with {}", spell("init")),
+                format!("a fine-tuned run keeps the network of {}", run.display()),
+            )),
+        }
+    }
 }
 
 impl Default for TrainOptions {

@@ -10,7 +10,6 @@ use diffusion_regimes::data::{
 };
 use diffusion_regimes::device::device;
 use diffusion_regimes::nn::train::{LabelConditioning, Trainer};
-use diffusion_regimes::nn::TrainOptions;
 use diffusion_regimes::{Error, Result};
 
 use crate::args::TrainArgs;
@@ -45,18 +44,10 @@ pub(crate) fn train(args: TrainArgs, explicit: &[String]) -> Result<()> {
                 .as_ref()
                 .expect("clap requires --data without --resume");
             let n = args.n.expect("clap requires --n without --resume");
-            if let (Some(run), Some(flag)) = (
-                &args.options.init,
-                explicit
-                    .iter()
-                    .find(|f| TrainOptions::NETWORK.contains(&f.as_str())),
-            ) {
-                return Err(Error::invalid(
-                    format!("--{}", flag.replace('_', "-")),
-                    "given with --init",
-                    format!("a fine-tuned run keeps the network of {}", run.display()),
-                ));
-            }
+            args.options
+                .check_init_alone(explicit.iter().map(String::as_str), |name| {
+                    format!("--{}", name.replace('_', "-"))
+                })?;
             let examples = load_examples(data)?;
             let train = training_set(&examples, n, args.options.subset_seed)?;
             let mut config = args.options.config(&data.display().to_string(), &train)?;
