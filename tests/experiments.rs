@@ -2,7 +2,7 @@
 //! experiment whose default config loads, and `regimes run NAME` is the
 //! same program as the binary NAME.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use diffusion_regimes::experiments::{find, EXPERIMENTS};
@@ -103,16 +103,38 @@ fn regimes_run_is_the_experiment_binary() {
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("boundaries"));
 }
 
+/// Runs `regimes run NAME` on the config `toml` in a fresh folder of the
+/// test target's: the folder (run/ and figures/ inside) and NAME.json.
+fn run_tiny(name: &str, toml: &str) -> (PathBuf, serde_json::Value) {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("tiny.toml");
+    std::fs::write(&config, toml).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_regimes"))
+        .args(["run", name])
+        .arg(&config)
+        .arg("--out")
+        .arg(dir.join("run"))
+        .arg("--figures")
+        .arg(dir.join("figures"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = std::fs::read_to_string(dir.join(format!("figures/{name}.json"))).unwrap();
+    (dir, serde_json::from_str(&report).unwrap())
+}
+
 /// `inverse_problems` end to end on a tiny sweep: one row of scores per
 /// operator, N and model, each a fraction, and a figure per operator.
 #[test]
 fn inverse_problems_scores_every_operator_n_and_model() {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("inverse_problems");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("tiny.toml");
-    std::fs::write(
-        &config,
+    let (dir, report) = run_tiny(
+        "inverse_problems",
         r#"operators = ["inpaint-random:4,0", "project:3,1"]
 measurements = 3
 seeds = 2
@@ -144,26 +166,7 @@ gap_sigmas = [0.1]
 gap_points = 8
 resamples = 10
 "#,
-    )
-    .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_regimes"))
-        .args(["run", "inverse_problems"])
-        .arg(&config)
-        .arg("--out")
-        .arg(dir.join("run"))
-        .arg("--figures")
-        .arg(dir.join("figures"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
-    let report: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.join("figures/inverse_problems.json")).unwrap(),
-    )
-    .unwrap();
     let operators = report["operators"].as_array().unwrap();
     let names: Vec<(&str, &str)> = operators
         .iter()
@@ -222,12 +225,8 @@ resamples = 10
 /// their base, and every score of every N is a fraction.
 #[test]
 fn finetuning_scores_fine_tuned_and_scratch_models_at_every_n() {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("finetuning");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("tiny.toml");
-    std::fs::write(
-        &config,
+    let (dir, report) = run_tiny(
+        "finetuning",
         r#"[base]
 n = 16
 steps = 20
@@ -256,26 +255,7 @@ gap_sigmas = [0.1]
 gap_points = 8
 resamples = 10
 "#,
-    )
-    .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_regimes"))
-        .args(["run", "finetuning"])
-        .arg(&config)
-        .arg("--out")
-        .arg(dir.join("run"))
-        .arg("--figures")
-        .arg(dir.join("figures"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
-    let report: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.join("figures/finetuning.json")).unwrap(),
-    )
-    .unwrap();
     let fraction = |v: &serde_json::Value| (0.0..=1.0).contains(&v.as_f64().unwrap());
     let points = report["points"].as_array().unwrap();
     assert_eq!(points.len(), 2);
