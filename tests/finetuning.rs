@@ -142,47 +142,34 @@ fn a_child_starts_from_its_parents_weights_and_records_them() {
 fn a_child_that_cannot_take_the_weights_is_refused_and_leaves_nothing() {
     let dir = temp_dir("finetune-refused");
     let (parent, _) = parent(&dir);
-    let wrong_shape = data(&dir, "wide.npy", 3, 32, 7);
     let out = dir.join("child");
-    let o = train(&[
-        "--data",
-        &wrong_shape,
-        "--n",
-        "4",
-        "--init",
-        s(&parent),
-        "--out",
-        s(&out),
-    ]);
-    fails_with(&o, &["--init", "example shape", "[6]", "[7]"]);
+    // A child of `init` on `data` with `extra` flags, into `out`.
+    let child = |data: &str, init: &Path, extra: &[&str]| {
+        let flags = [
+            "--data",
+            data,
+            "--n",
+            "4",
+            "--init",
+            s(init),
+            "--out",
+            s(&out),
+        ];
+        train(&[&flags[..], extra].concat())
+    };
+    let wrong_shape = data(&dir, "wide.npy", 3, 32, 7);
+    fails_with(
+        &child(&wrong_shape, &parent, &[]),
+        &["--init", "example shape", "[6]", "[7]"],
+    );
     assert!(!out.exists(), "no half-made run folder");
 
     let target = data(&dir, "target.npy", 2, 32, 6);
-    let o = train(&[
-        "--data",
-        &target,
-        "--n",
-        "4",
-        "--init",
-        s(&parent),
-        "--width",
-        "64",
-        "--out",
-        s(&out),
-    ]);
-    fails_with(&o, &["--width", "--init", "keeps the network"]);
-
-    let o = train(&[
-        "--data",
-        &target,
-        "--n",
-        "4",
-        "--init",
-        s(&dir.join("none")),
-        "--out",
-        s(&out),
-    ]);
-    fails_with(&o, &["none"]);
+    fails_with(
+        &child(&target, &parent, &["--width", "64"]),
+        &["--width", "--init", "keeps the network"],
+    );
+    fails_with(&child(&target, &dir.join("none"), &[]), &["none"]);
 
     // A parent whose weights changed after the child recorded them.
     let (init, _) = diffusion_regimes::nn::InitFrom::read(

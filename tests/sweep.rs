@@ -42,6 +42,15 @@ fn tiny() -> SweepConfig {
     SweepConfig::parse(TINY, Path::new("tiny.toml")).unwrap()
 }
 
+/// TINY's text over the examples in `file` instead of MoLRG draws, with
+/// `extra` lines added to its `[data]`.
+fn tiny_over(file: &Path, extra: &str) -> String {
+    TINY.replace(
+        "synthetic = { kind = \"molrg\", ambient = 8, ranks = [2, 2], floor = 0.0 }",
+        &format!("file = {:?}\n{extra}", file.to_str().unwrap()),
+    )
+}
+
 #[test]
 fn shards_resume_and_collect_reproduce_one_run() {
     let whole = temp_dir("sweep-whole");
@@ -169,12 +178,8 @@ fn a_sweep_over_a_data_file_scores_against_held_out_rows() {
         .unwrap();
     let data = dir.join("data.npy");
     write_npy(&data, &rows, candle_core::DType::F32).unwrap();
-    let text = TINY
-        .replace(
-            "synthetic = { kind = \"molrg\", ambient = 8, ranks = [2, 2], floor = 0.0 }",
-            &format!("file = {:?}", data.to_str().unwrap()),
-        )
-        .replace("[[models]]\nkind = \"mlp\"\nwidth = 24\ndepth = 1\n", "");
+    let text =
+        tiny_over(&data, "").replace("[[models]]\nkind = \"mlp\"\nwidth = 24\ndepth = 1\n", "");
     let config = SweepConfig::parse(&text, Path::new("file.toml")).unwrap();
     let sweep = Sweep::prepare(config.clone(), &dir.join("out")).unwrap();
     // 4 of the 12 rows lie outside the largest training set (N = 8).
@@ -405,12 +410,7 @@ fn data_classes_select_the_labelled_examples() {
     write_npy(&folder.join("data.npy"), &rows, candle_core::DType::F32).unwrap();
     let labels: Vec<u32> = (0..30).map(|i| i % 3).collect();
     diffusion_regimes::data::write_labels(&folder.join("labels.npy"), &labels).unwrap();
-    let text = TINY
-        .replace(
-            "synthetic = { kind = \"molrg\", ambient = 8, ranks = [2, 2], floor = 0.0 }",
-            &format!("file = {:?}\nclasses = [1]", folder.to_str().unwrap()),
-        )
-        .replace("ns = [2, 8]", "ns = [2, 4]");
+    let text = tiny_over(&folder, "classes = [1]").replace("ns = [2, 8]", "ns = [2, 4]");
     let config = SweepConfig::parse(&text, Path::new("classes.toml")).unwrap();
     let sweep = Sweep::prepare(config, &dir.join("out")).unwrap();
     // The 10 rows labelled 1: every training row and held-out row is one.
