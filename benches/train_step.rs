@@ -26,7 +26,7 @@ use criterion::{criterion_group, Criterion};
 use diffusion_regimes::device::device_from_env;
 use diffusion_regimes::jobs::on_pool;
 use diffusion_regimes::nn::optim::{AdamW, AdamWConfig, Kernel};
-use diffusion_regimes::nn::train::{Sampling, TrainConfig, Trainer};
+use diffusion_regimes::nn::train::{RunData, Sampling, TrainConfig, Trainer};
 use diffusion_regimes::nn::{Arch, MlpConfig, TrainOptions, UnetConfig};
 use diffusion_regimes::rng::{standard_normal, stream, Purpose};
 
@@ -50,6 +50,7 @@ fn trainer(
         steps: 1 << 40,
         log_every: 1 << 40,
         checkpoint_every: 1 << 40,
+        eval_every: 1 << 40,
     };
     trainer_with(name, arch, sample_shape, batch, endless, device)
 }
@@ -59,6 +60,8 @@ struct Cadence {
     steps: u64,
     log_every: u64,
     checkpoint_every: u64,
+    /// The losses on the fixed draws (training and held-out rows, THEORY §15).
+    eval_every: u64,
 }
 
 fn trainer_with(
@@ -95,10 +98,19 @@ fn trainer_with(
         seed: 0,
         checkpoint_every: cadence.checkpoint_every,
         log_every: cadence.log_every,
+        eval_every: cadence.eval_every,
+        eval_points: TrainOptions::default().eval_points,
+        target: Default::default(),
         labels: None,
         init: None,
     };
-    Trainer::start(&dir, config.check().unwrap(), &examples(&shape), device).unwrap()
+    // Held-out rows as many as the CLI takes, so its evaluations cost the same.
+    let rows = examples(&shape);
+    let heldout = rows
+        .narrow(0, 0, TrainOptions::default().eval_points.min(n))
+        .unwrap();
+    let data = RunData::new(&rows).heldout(Some(&heldout));
+    Trainer::start(&dir, config.check().unwrap(), data, device).unwrap()
 }
 
 fn train_steps(c: &mut Criterion) {
@@ -197,6 +209,7 @@ fn train_loop(c: &mut Criterion) {
                         steps,
                         log_every: defaults.log_every,
                         checkpoint_every: defaults.checkpoint_every,
+                        eval_every: defaults.eval_every,
                     };
                     let mut t =
                         trainer_with(name, arch.clone(), shape.clone(), batch, cadence, &device);

@@ -21,7 +21,7 @@ use diffusion_regimes::data::{
 };
 use diffusion_regimes::nn::checkpoint::{load_model, read_checkpoint, read_state, Weights};
 use diffusion_regimes::nn::optim::AdamWConfig;
-use diffusion_regimes::nn::train::{Sampling, TrainConfig, Trainer};
+use diffusion_regimes::nn::train::{RunData, Sampling, TrainConfig, Trainer};
 use diffusion_regimes::nn::{Arch, MlpConfig};
 use diffusion_regimes::sweep::SweepConfig;
 use rand::{Rng, SeedableRng};
@@ -327,6 +327,9 @@ fn tiny_run(dir: &Path) -> (PathBuf, PathBuf) {
         seed: 0,
         checkpoint_every: 2,
         log_every: 1,
+        eval_every: 0,
+        eval_points: 0,
+        target: Default::default(),
         labels: None,
         init: None,
     };
@@ -334,7 +337,13 @@ fn tiny_run(dir: &Path) -> (PathBuf, PathBuf) {
         .unwrap()
         .reshape((4, 3))
         .unwrap();
-    let mut trainer = Trainer::start(dir, config.check().unwrap(), &train, &Device::Cpu).unwrap();
+    let mut trainer = Trainer::start(
+        dir,
+        config.check().unwrap(),
+        RunData::new(&train),
+        &Device::Cpu,
+    )
+    .unwrap();
     trainer
         .run(&mut |_| std::ops::ControlFlow::Continue(()))
         .unwrap();

@@ -49,6 +49,7 @@
 //! | §12 | patch-based closed forms, kernel-smoothed empirical denoiser | [`denoise`] (`patches`, `patch_denoiser`, `kde`), [`experiments`] (`closed_forms`, patch-size calibration) |
 //! | §13 | budget convergence of a boundary | [`sweep`] (`analysis`, `budget`) |
 //! | §14 | fine-tuning from another run: its memorizing solution, what the base contributes | [`nn`] (`init`), [`sweep`] (`training`), [`experiments`] (`finetuning`) |
+//! | §15 | training dynamics: held-out loss, tau_gen, tau_mem, the closed-form target | [`nn`] (`train`, `precond`), [`denoise`] (`empirical`), [`experiments`] (`dynamics`) |
 
 #[cfg(feature = "cli")]
 pub mod cli;

@@ -40,6 +40,8 @@ pub enum Purpose {
     Measurement = 11,
     /// Which labels of a training step's batch are dropped (class-conditional training).
     LabelDropout = 12,
+    /// The fixed draws of a run's training and held-out losses.
+    Evaluation = 13,
 }
 
 /// The stream for `(seed, purpose)`, at index `index`.

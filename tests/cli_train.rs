@@ -52,6 +52,24 @@ fn trained_model_samples_through_the_cli_like_the_library() {
         assert!(run.join(file).exists(), "{file}");
     }
     assert_eq!(read_npy(&run.join("train.npy")).unwrap().dims(), [16, 6]);
+    // The held-out loss's rows: the 24 the training set leaves of the 40.
+    let heldout = read_npy(&run.join("heldout.npy")).unwrap();
+    assert_eq!(heldout.dims(), [24, 6]);
+    let last = |name: &str| -> String {
+        let csv = std::fs::read_to_string(run.join(name)).unwrap();
+        csv.lines().last().unwrap().to_string()
+    };
+    // Evaluated at the last step: both losses filled in, positive.
+    let cells: Vec<String> = last("metrics.csv").split(',').map(str::to_string).collect();
+    for k in [5, 6] {
+        assert!(cells[k].parse::<f64>().unwrap() > 0.0, "{cells:?}");
+    }
+    let figures = d.join("figures");
+    succeeds(&regimes(&["losses", s(&run), "--figures", s(&figures)]));
+    for figure in ["losses.png", "losses.svg", "losses_bands.png"] {
+        assert!(figures.join(figure).exists(), "{figure}");
+    }
+    fails_with(&regimes(&["losses", s(&d)]), &["metrics.csv"]);
 
     // Resuming with a changed hyperparameter is refused; extending --steps is not.
     fails_with(

@@ -379,7 +379,9 @@ mod trained {
     use diffusion_regimes::denoise::Denoiser;
     use diffusion_regimes::nn::checkpoint::{load_model, Weights};
     use diffusion_regimes::nn::optim::AdamWConfig;
-    use diffusion_regimes::nn::train::{LabelConditioning, Sampling, TrainConfig, Trainer};
+    use diffusion_regimes::nn::train::{
+        LabelConditioning, RunData, Sampling, TrainConfig, Trainer,
+    };
     use diffusion_regimes::nn::{Arch, ClassModel, MlpConfig};
 
     use super::common::{gaussian, max_abs_diff, temp_dir};
@@ -409,6 +411,9 @@ mod trained {
             seed: 3,
             checkpoint_every: 10,
             log_every: 5,
+            eval_every: 0,
+            eval_points: 0,
+            target: Default::default(),
             labels,
             init: None,
         }
@@ -420,9 +425,13 @@ mod trained {
         let config = config(labels.as_ref().map(|l| l.0.clone()), steps)
             .check()
             .unwrap();
-        let mut trainer =
-            Trainer::start_labelled(&dir, config, &examples, labels.map(|l| l.1), &Device::Cpu)
-                .unwrap();
+        let mut trainer = Trainer::start(
+            &dir,
+            config,
+            RunData::new(&examples).labelled(labels.map(|l| l.1)),
+            &Device::Cpu,
+        )
+        .unwrap();
         trainer.run(&mut |_| ControlFlow::Continue(())).unwrap();
         trainer
     }
@@ -468,8 +477,13 @@ mod trained {
         let dir = temp_dir("conditional-killed");
         let examples = gaussian(8, 0, 12, 6).to_dtype(DType::F32).unwrap();
         let config = config(Some(some), 20).check().unwrap();
-        let mut first =
-            Trainer::start_labelled(&dir, config, &examples, Some(&LABELS), &Device::Cpu).unwrap();
+        let mut first = Trainer::start(
+            &dir,
+            config,
+            RunData::new(&examples).labelled(Some(&LABELS)),
+            &Device::Cpu,
+        )
+        .unwrap();
         first
             .run(&mut |p| match p.step {
                 13 => ControlFlow::Break(()),

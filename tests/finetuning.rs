@@ -11,7 +11,7 @@ use candle_core::{DType, Device, Tensor};
 use common::{fails_with, gaussian, regimes, s, succeeds, temp_dir};
 use diffusion_regimes::data::npy::{read_npy, write_npy};
 use diffusion_regimes::nn::checkpoint::{group, read_checkpoint, read_state};
-use diffusion_regimes::nn::train::Trainer;
+use diffusion_regimes::nn::train::{RunData, Trainer};
 use diffusion_regimes::nn::{weights_hash, Params};
 use diffusion_regimes::sweep::{Shard, Sweep, SweepConfig};
 
@@ -112,7 +112,7 @@ fn a_child_starts_from_its_parents_weights_and_records_them() {
     let trainer = Trainer::start(
         &start,
         state.config.check().unwrap(),
-        &examples,
+        RunData::new(&examples),
         &Device::Cpu,
     )
     .unwrap();

@@ -11,7 +11,7 @@ use common::{by_name, gaussian, temp_dir};
 use diffusion_regimes::denoise::Denoiser;
 use diffusion_regimes::framework::{Framework, Vp, VpEps};
 use diffusion_regimes::nn::optim::AdamWConfig;
-use diffusion_regimes::nn::train::{Batch, Sampling, TrainConfig, Trainer};
+use diffusion_regimes::nn::train::{Batch, RunData, Sampling, TrainConfig, Trainer};
 use diffusion_regimes::nn::{Arch, DitConfig, MlpConfig, Params};
 use diffusion_regimes::sample::TimeMap;
 
@@ -37,6 +37,9 @@ fn config(framework: Framework, arch: Arch, shape: Vec<usize>, steps: u64) -> Tr
         seed: 3,
         checkpoint_every: steps,
         log_every: steps,
+        eval_every: 0,
+        eval_points: 0,
+        target: Default::default(),
         labels: None,
         init: None,
     }
@@ -51,7 +54,13 @@ fn mlp() -> Arch {
 
 fn trainer(name: &str, config: TrainConfig, train: &Tensor) -> Trainer {
     let dir = temp_dir(name);
-    Trainer::start(&dir, config.check().unwrap(), train, &Device::Cpu).unwrap()
+    Trainer::start(
+        &dir,
+        config.check().unwrap(),
+        RunData::new(train),
+        &Device::Cpu,
+    )
+    .unwrap()
 }
 
 /// The sigmas of batches 0..64 (4096 draws).

@@ -12,7 +12,7 @@ use candle_core::{DType, Device};
 use common::{gaussian, temp_dir};
 use diffusion_regimes::denoise::EmpiricalDenoiser;
 use diffusion_regimes::jobs::{clear_interrupt, interrupt};
-use diffusion_regimes::nn::train::{CheckedTrainConfig, Trainer};
+use diffusion_regimes::nn::train::{CheckedTrainConfig, RunData, Trainer};
 use diffusion_regimes::nn::TrainOptions;
 use diffusion_regimes::sample::{generate, Method, Plan, Schedule};
 use diffusion_regimes::Error;
@@ -56,11 +56,12 @@ fn interrupts_stop_sampling_and_training_and_training_resumes_exactly() {
 
     let train = train.to_dtype(DType::F32).unwrap();
     let whole = temp_dir("interrupt_whole");
-    let mut t = Trainer::start(&whole, config(&train), &train, &Device::Cpu).unwrap();
+    let mut t = Trainer::start(&whole, config(&train), RunData::new(&train), &Device::Cpu).unwrap();
     t.run(&mut |_| ControlFlow::Continue(())).unwrap();
 
     let stopped = temp_dir("interrupt_stopped");
-    let mut t = Trainer::start(&stopped, config(&train), &train, &Device::Cpu).unwrap();
+    let mut t =
+        Trainer::start(&stopped, config(&train), RunData::new(&train), &Device::Cpu).unwrap();
     let e = t
         .run(&mut |p| {
             if p.step == 17 {

@@ -13,12 +13,18 @@ use diffusion_regimes::denoise::{Denoiser, EmpiricalDenoiser};
 use diffusion_regimes::metrics::denoiser_gap;
 use diffusion_regimes::nn::checkpoint::{load_model, read_checkpoint, read_state, Weights};
 use diffusion_regimes::nn::optim::AdamWConfig;
-use diffusion_regimes::nn::train::{Batch, Sampling, TrainConfig, Trainer};
+use diffusion_regimes::nn::train::{Batch, RunData, Sampling, TrainConfig, Trainer};
 use diffusion_regimes::nn::{Arch, MlpConfig};
 
 /// A run started in `dir` with `config` (checked) on `train`, on the CPU.
 fn start(dir: &Path, config: TrainConfig, train: &Tensor) -> Trainer {
-    Trainer::start(dir, config.check().unwrap(), train, &Device::Cpu).unwrap()
+    Trainer::start(
+        dir,
+        config.check().unwrap(),
+        RunData::new(train),
+        &Device::Cpu,
+    )
+    .unwrap()
 }
 
 fn config(n: usize, dim: usize, steps: u64) -> TrainConfig {
@@ -46,6 +52,9 @@ fn config(n: usize, dim: usize, steps: u64) -> TrainConfig {
         seed: 7,
         checkpoint_every: 10,
         log_every: 5,
+        eval_every: 0,
+        eval_points: 0,
+        target: Default::default(),
         labels: None,
         init: None,
     }
@@ -293,7 +302,7 @@ fn an_existing_run_folder_is_not_overwritten() {
     let e = Trainer::start(
         &dir,
         config(8, 4, 10).check().unwrap(),
-        &train_set(8, 4),
+        RunData::new(&train_set(8, 4)),
         &Device::Cpu,
     )
     .err()

@@ -465,19 +465,37 @@ class Run:
         """The network as a denoiser: EMA weights ("ema") or the optimizer's ("model")."""
         return self._native.denoiser(weights)
 
+    def metrics(self) -> dict:
+        """metrics.csv as {column: array}: the batch loss every log_every
+        steps and, at each evaluation, the EMA model's losses on fixed draws
+        of training and held-out rows, overall and per noise band (NaN where
+        a row has none)."""
+        path = os.path.join(self.path, "metrics.csv")
+        with open(path) as f:
+            header = f.readline().strip().split(",")
+            rows = [line.rstrip("\n").split(",") for line in f if line.strip()]
+        return {name: np.array([float(r[k]) if r[k] else np.nan for r in rows])
+                for k, name in enumerate(header)}
+
     def __repr__(self) -> str:
         return f"Run({self.path!r}, step={self.step})"
 
 
 def train(data: Union[ArrayLike, PathLike], n: int, out: PathLike, *, labels: Optional[ArrayLike] = None,
-          device: str = "cpu", progress: Union[bool, Callable[[int, int, float], None]] = True,
-          **options: Any) -> Run:
+          heldout: Optional[ArrayLike] = None, device: str = "cpu",
+          progress: Union[bool, Callable[[int, int, float], None]] = True, **options: Any) -> Run:
     """Trains a network on the first n examples of ``data`` (an array or a
     file) of one seeded permutation, into the run folder ``out``, with
     ``regimes train``'s hyperparameters and defaults as keywords (arch,
     width, depth, multipliers, no_attention, framework, steps, batch,
     sampling, lr, warmup, weight_decay, clip, ema_decay, sigma_data, p_mean,
-    p_std, seed, subset_seed, checkpoint_every, log_every, p_uncond).
+    p_std, seed, subset_seed, checkpoint_every, log_every, eval_every,
+    eval_points, target, p_uncond). Every ``eval_every`` steps the EMA
+    model's loss on ``eval_points`` fixed draws of training rows and of
+    held-out rows (``heldout``, an array shaped like the examples; by default
+    the data's rows after the training set) goes to metrics.csv
+    (:meth:`Run.metrics`). ``target="empirical"`` regresses on the training
+    set's memorizing denoiser instead of the clean example.
     ``init=RUN`` fine-tunes: the run starts from RUN's weights
     (``init_weights="ema"`` or ``"model"``) in RUN's network, with a fresh
     optimizer, and records RUN and a hash of those weights in its config.
@@ -504,7 +522,10 @@ def train(data: Union[ArrayLike, PathLike], n: int, out: PathLike, *, labels: Op
     else:
         report = None
     try:
-        native = _native.train(data, int(n), os.fspath(out), json.dumps(options), labels, device, report)
+        if heldout is not None:
+            heldout = _array(heldout)
+        native = _native.train(data, int(n), os.fspath(out), json.dumps(options), labels, device, report,
+                               heldout)
     finally:
         if bar is not None:
             bar.close()

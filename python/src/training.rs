@@ -4,9 +4,9 @@
 use std::ops::ControlFlow;
 use std::path::PathBuf;
 
-use diffusion_regimes::data::{load_examples, training_labels, training_set};
+use diffusion_regimes::data::{heldout_set, load_examples, training_labels, training_set};
 use diffusion_regimes::nn::checkpoint::{read_state, STATE_FILE};
-use diffusion_regimes::nn::train::{LabelConditioning, Trainer};
+use diffusion_regimes::nn::train::{LabelConditioning, RunData, Trainer};
 use diffusion_regimes::nn::TrainOptions;
 use pyo3::exceptions::{PyFileNotFoundError, PyValueError};
 use pyo3::prelude::*;
@@ -84,9 +84,11 @@ pub fn load_run(path: PathBuf) -> PyResult<Run> {
 /// their defaults); `labels` (one per example) make it class-conditional.
 /// A folder that already holds a run is resumed to `steps`, so a call
 /// stopped by Ctrl-C continues where its last checkpoint left it.
-/// `progress(step, steps, loss)` is called after every step.
+/// `progress(step, steps, loss)` is called after every step. The held-out
+/// loss's rows are `heldout` (an array shaped like the examples), else the
+/// data's rows after the training set in the permutation.
 #[pyfunction]
-#[pyo3(signature = (data, n, out, options="{}", labels=None, device="cpu", progress=None))]
+#[pyo3(signature = (data, n, out, options="{}", labels=None, device="cpu", progress=None, heldout=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn train(
     py: Python<'_>,
@@ -97,6 +99,7 @@ pub fn train(
     labels: Option<Vec<u32>>,
     device: &str,
     progress: Option<Py<PyAny>>,
+    heldout: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Run> {
     let given: serde_json::Map<String, serde_json::Value> = serde_json::from_str(options)
         .map_err(|e| PyValueError::new_err(format!("training options: {e}")))?;
@@ -117,6 +120,17 @@ pub fn train(
                 "array".to_string(),
             )
         }
+    };
+    let heldout = match heldout {
+        Some(rows) => {
+            let array = py.import("numpy")?.call_method1("asarray", (rows,))?;
+            Some(
+                arrays::tensor(&array, "heldout")?
+                    .to_dtype(candle_core::DType::F32)
+                    .py()?,
+            )
+        }
+        None => heldout_set(&examples, n, options.eval_points, options.subset_seed).py()?,
     };
     if let Some(labels) = &labels {
         if labels.len() != examples.dim(0).py()? {
@@ -148,11 +162,12 @@ pub fn train(
                     }
                     None => None,
                 };
-                Trainer::start_labelled(
+                Trainer::start(
                     &out,
                     config.check()?,
-                    &train,
-                    subset_labels.as_deref(),
+                    RunData::new(&train)
+                        .labelled(subset_labels.as_deref())
+                        .heldout(heldout.as_ref()),
                     &device,
                 )?
             }

@@ -32,6 +32,35 @@ def test_train_equals_the_cli_and_its_model_samples_like_the_cli(tmp_path, regim
     assert dr.load_run(run.path).denoiser().framework == "edm"
 
 
+def test_metrics_hold_the_heldout_loss_and_it_is_the_cli_one(tmp_path, regimes):
+    data = dr.molrg(8, ranks=[2, 2]).sample(64).astype(np.float32)
+    np.save(tmp_path / "data.npy", data)
+    options = dict(OPTIONS, eval_every=20, eval_points=32)
+    run = dr.train(data, 16, tmp_path / "py", progress=False, **options)
+    flags = [f"--{k.replace('_', '-')}={v}" for k, v in options.items()]
+    regimes("train", "--data", tmp_path / "data.npy", "--n", 16, "--out", tmp_path / "cli", *flags)
+    m = run.metrics()
+    evaluated = ~np.isnan(m["heldout_loss"])
+    np.testing.assert_array_equal(m["step"][evaluated], [20, 40])
+    assert np.all(m["train_loss"][evaluated] > 0)
+    cli = dr.load_run(tmp_path / "cli").metrics()
+    np.testing.assert_array_equal(cli["heldout_loss"][evaluated], m["heldout_loss"][evaluated])
+    # Held-out rows given as an array replace the data's own: given the
+    # training set itself, in its order, both losses are one computation.
+    given = dr.training_set(data, 16)
+    other = dr.train(data, 16, tmp_path / "given", heldout=given, progress=False, **options)
+    g = other.metrics()
+    np.testing.assert_array_equal(g["heldout_loss"][evaluated], g["train_loss"][evaluated])
+
+
+def test_the_empirical_target_is_an_option_recorded_in_the_config(tmp_path):
+    data = dr.molrg(8, ranks=[2, 2]).sample(64).astype(np.float32)
+    run = dr.train(data, 8, tmp_path / "run", target="empirical", progress=False, **OPTIONS)
+    assert run.config["target"] == "empirical"
+    with pytest.raises(ValueError, match="target"):
+        dr.train(data, 8, tmp_path / "bad", target="denoiser", progress=False, **OPTIONS)
+
+
 def test_fine_tuning_equals_the_cli_and_keeps_the_parents_network(tmp_path, regimes):
     source = dr.molrg(8, ranks=[2, 2], seed=1).sample(64).astype(np.float32)
     target = dr.molrg(8, ranks=[2, 2], seed=2).sample(64).astype(np.float32)

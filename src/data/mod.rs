@@ -18,6 +18,6 @@ pub use png_dir::write_png;
 pub use saved::{load_distribution, SPEC_FILE};
 pub use synthetic::{Spectrum, Synthetic, SyntheticSpec, FRESH_ROWS};
 pub use training_set::{
-    data_file, disjoint_subset, examples_from, examples_in, load_examples, nested_subset,
-    permutation, sigma_data, training_labels, training_part, training_set,
+    data_file, disjoint_subset, examples_from, examples_in, heldout_set, load_examples,
+    nested_subset, permutation, sigma_data, training_labels, training_part, training_set,
 };

@@ -99,6 +99,23 @@ pub fn training_set(examples: &Tensor, n: usize, seed: u64) -> Result<Tensor> {
     training_part(examples, n, 0, seed)
 }
 
+/// Up to `count` rows of `examples` outside the nested training set of size
+/// `n`: the next entries of its permutation (THEORY §15's held-out rows);
+/// None when the training set takes every example.
+pub fn heldout_set(examples: &Tensor, n: usize, count: usize, seed: u64) -> Result<Option<Tensor>> {
+    let total = examples.dim(0)?;
+    let end = n.saturating_add(count).min(total);
+    if n >= end {
+        return Ok(None);
+    }
+    let rows: Vec<u32> = disjoint_subset(total, end, 0, seed)?[n..]
+        .iter()
+        .map(|&i| i as u32)
+        .collect();
+    let index = Tensor::new(rows.as_slice(), examples.device())?;
+    Ok(Some(examples.index_select(&index, 0)?))
+}
+
 /// Disjoint training set `part` of size `n` (see [`disjoint_subset`]) as rows of `examples`.
 pub fn training_part(examples: &Tensor, n: usize, part: usize, seed: u64) -> Result<Tensor> {
     let rows: Vec<u32> = disjoint_subset(examples.dim(0)?, n, part, seed)?

@@ -92,6 +92,30 @@ impl EmpiricalDenoiser {
         Ok(x.to_dtype(self.dtype())?.to_device(self.device())?)
     }
 
+    /// D(x_b; sigma_b) for every row b of `x` `[B, n]` at its own noise
+    /// level `sigmas[b]` (THEORY §4), in the training set's dtype: the dense
+    /// path (memory O(B x N)), for the target of a training batch (THEORY §15).
+    pub fn denoise_rows(&self, x: &Tensor, sigmas: &[f64]) -> Result<Tensor> {
+        let b = x.dim(0)?;
+        if sigmas.len() != b {
+            return Err(Error::shape("noise levels", b, sigmas.len()));
+        }
+        for &sigma in sigmas {
+            check_input(x, self.dim, sigma)?;
+        }
+        let x = x.to_dtype(self.dtype())?.to_device(self.device())?;
+        let train = self.train()?;
+        let half_sq_norm = (train.sqr()?.sum_keepdim(1)?.t()? * 0.5)?;
+        let precision: Vec<f64> = sigmas.iter().map(|s| 1.0 / (s * s)).collect();
+        let precision =
+            Tensor::from_vec(precision, (b, 1), self.device())?.to_dtype(self.dtype())?;
+        let logits = x
+            .matmul(&train.t()?)?
+            .broadcast_sub(&half_sq_norm)?
+            .broadcast_mul(&precision)?;
+        Ok(softmax_rows(&logits)?.matmul(&train)?)
+    }
+
     /// Softmax weights w_i(x) over all N training points, [B, N] (THEORY §4).
     /// Memory O(B x N): the slow, direct path, for analysis and as a reference.
     pub fn weights(&self, x: &Tensor, sigma: f64) -> Result<Tensor> {

@@ -27,6 +27,8 @@ pub const CONFIG_FILE: &str = "config.toml";
 pub const TRAIN_FILE: &str = "train.npy";
 /// The training examples' labels of a class-conditional run.
 pub const TRAIN_LABELS_FILE: &str = "train_labels.npy";
+/// The held-out rows of a run's held-out loss (THEORY §15), when it has them.
+pub const HELDOUT_FILE: &str = "heldout.npy";
 pub const METRICS_FILE: &str = "metrics.csv";
 const FORMAT: &str = "diffusion-regimes training state v1";
 

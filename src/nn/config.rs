@@ -16,6 +16,23 @@ pub enum Sampling {
     Epochs,
 }
 
+/// What the network regresses on (THEORY §15): the clean example the noisy
+/// input was made from, or the training set's empirical denoiser at the noisy
+/// input, the minimum-variance target of the same loss.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    #[default]
+    Sample,
+    Empirical,
+}
+
+impl Target {
+    pub fn is_sample(&self) -> bool {
+        *self == Target::Sample
+    }
+}
+
 /// Everything a training run depends on; written to `config.toml`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
@@ -48,6 +65,15 @@ pub struct TrainConfig {
     pub seed: u64,
     pub checkpoint_every: u64,
     pub log_every: u64,
+    /// The held-out loss (THEORY §15) every `eval_every` steps on
+    /// `eval_points` fixed draws; absent in a config: never (0 points).
+    #[serde(default)]
+    pub eval_every: u64,
+    #[serde(default)]
+    pub eval_points: usize,
+    /// The regression target; absent in a config: the clean example.
+    #[serde(default, skip_serializing_if = "Target::is_sample")]
+    pub target: Target,
     /// Class-conditional training (THEORY §10); absent for an unconditional run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub labels: Option<LabelConditioning>,
@@ -138,6 +164,16 @@ impl TrainConfig {
         at_least_one("warmup", self.warmup)?;
         at_least_one("checkpoint_every", self.checkpoint_every)?;
         at_least_one("log_every", self.log_every)?;
+        if self.eval_points > 0 {
+            at_least_one("eval_every", self.eval_every)?;
+        }
+        if self.target == Target::Empirical && self.labels.is_some() {
+            return Err(Error::invalid(
+                "target",
+                "empirical",
+                "is the unconditional memorizer's; a class-conditional run regresses on its examples",
+            ));
+        }
         if let Some(labels) = &self.labels {
             at_least_one("classes", labels.classes as u64)?;
             if !(0.0..=1.0).contains(&labels.p_uncond) {

@@ -5,7 +5,7 @@ use std::ops::ControlFlow;
 use std::path::Path;
 
 use super::checkpoint;
-use super::train::{Progress, Trainer};
+use super::train::{Losses, Progress, Trainer, BAND_NAMES};
 use crate::Result;
 
 /// Watches a training run after each step (after argmin's observers): it
@@ -21,7 +21,7 @@ impl<F: FnMut(&Progress) -> ControlFlow<()>> Observer for F {
 }
 
 /// The run folder's files as an observer: a metrics.csv row every
-/// `log_every` steps and a checkpoint ([`Trainer::save`]) every
+/// `log_every` steps and at each evaluation (its losses filled in), and a checkpoint ([`Trainer::save`]) every
 /// `checkpoint_every` steps and at the last one, with the config's cadences.
 pub struct RunFiles {
     log_every: u64,
@@ -43,17 +43,45 @@ impl RunFiles {
 impl Observer for RunFiles {
     fn observe(&mut self, trainer: &Trainer, p: &Progress) -> Result<ControlFlow<()>> {
         let last = p.step == p.steps;
-        if p.step.is_multiple_of(self.log_every) || last {
-            self.rows.push(format!(
+        if p.step.is_multiple_of(self.log_every) || last || p.losses.is_some() {
+            let mut row = format!(
                 "{},{},{},{},{:.3}",
                 p.step, p.loss, p.lr, p.grad_norm, p.seconds
-            ));
+            );
+            if trainer.config.eval_points > 0 {
+                row.push_str(&loss_cells(p.losses.as_ref()));
+            }
+            self.rows.push(row);
         }
         if p.step.is_multiple_of(self.checkpoint_every) || last {
             trainer.save(&self.rows)?;
         }
         Ok(ControlFlow::Continue(()))
     }
+}
+
+/// The evaluation columns of a metrics.csv row (empty where the step was
+/// not evaluated, a band had no point, or the run has no held-out rows).
+fn loss_cells(losses: Option<&Losses>) -> String {
+    let cell = |v: Option<f64>| {
+        v.filter(|v| v.is_finite())
+            .map_or(String::new(), |v| v.to_string())
+    };
+    let train = losses.map(|l| &l.train);
+    let heldout = losses.and_then(|l| l.heldout.as_ref());
+    let mut cells = format!(
+        ",{},{}",
+        cell(train.map(|l| l.total)),
+        cell(heldout.map(|l| l.total))
+    );
+    for band in 0..BAND_NAMES.len() {
+        cells.push_str(&format!(
+            ",{},{}",
+            cell(train.map(|l| l.bands[band])),
+            cell(heldout.map(|l| l.bands[band]))
+        ));
+    }
+    cells
 }
 
 /// Rows of an existing metrics.csv up to `step` (later rows belong to steps

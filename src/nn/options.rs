@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::checkpoint::Weights;
-use super::config::{Sampling, TrainConfig};
+use super::config::{Sampling, Target, TrainConfig};
 use super::init::InitFrom;
 use super::optim::AdamWConfig;
 use super::Arch;
@@ -138,6 +138,16 @@ pub struct TrainOptions {
     pub checkpoint_every: u64,
     #[cfg_attr(feature = "cli", arg(long, default_value_t = TrainOptions::default().log_every))]
     pub log_every: u64,
+    /// Steps between evaluations of the training and held-out losses on fixed draws.
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = TrainOptions::default().eval_every))]
+    pub eval_every: u64,
+    /// Fixed (example, noise level, noise) draws of those losses; 0 turns them off.
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = TrainOptions::default().eval_points))]
+    pub eval_points: usize,
+    /// sample (regress on the clean example) or empirical (on the training
+    /// set's memorizing denoiser at the noisy input: same minimizer, less variance).
+    #[cfg_attr(feature = "cli", arg(long, default_value = "sample", value_parser = crate::error::parse_variant::<Target>))]
+    pub target: Target,
     /// With labels: the probability that a batch example's label is
     /// dropped, so the network also learns the unconditional denoiser.
     #[cfg_attr(feature = "cli", arg(long, default_value_t = TrainOptions::default().p_uncond))]
@@ -211,6 +221,9 @@ impl Default for TrainOptions {
             seed: 0,
             checkpoint_every: 1000,
             log_every: 10,
+            eval_every: 100,
+            eval_points: 256,
+            target: Target::Sample,
             p_uncond: 0.1,
             init: None,
             init_weights: Weights::Ema,
@@ -267,6 +280,9 @@ impl TrainOptions {
             seed: self.seed,
             checkpoint_every: self.checkpoint_every,
             log_every: self.log_every,
+            eval_every: self.eval_every,
+            eval_points: self.eval_points,
+            target: self.target,
             labels: None,
             init,
         })

@@ -144,15 +144,29 @@ pub fn denoising_loss(
     z: &Tensor,
     labels: Option<&Tensor>,
 ) -> Result<Tensor> {
+    Ok(weighted_errors(model, y, sigma, z, y, labels)?.mean_all()?)
+}
+
+/// The loss's terms per example, `[B]`: lambda(sigma_b) mean_i (D(y_b +
+/// sigma_b z_b; sigma_b) - t_b)_i^2 for the regression target `target`
+/// shaped like `y` (y itself, or the empirical denoiser's value, THEORY §15).
+pub fn weighted_errors(
+    model: &Precond,
+    y: &Tensor,
+    sigma: &Tensor,
+    z: &Tensor,
+    target: &Tensor,
+    labels: Option<&Tensor>,
+) -> Result<Tensor> {
     let b = y.dim(0)?;
     let rows = |t: &Tensor| t.reshape((b, t.elem_count() / b.max(1)));
-    let (y, z) = (rows(y)?, rows(z)?);
+    let (y, z, target) = (rows(y)?, rows(z)?, rows(target)?);
     let s = sigma.reshape((b, 1))?;
     let x = (&y + z.broadcast_mul(&s)?)?;
     let d = model.forward(&x, sigma, labels)?;
     let lambda = model.framework.loss_weight(sigma)?;
-    let err = (d - &y)?.sqr()?.mean(1)?;
-    Ok((err * lambda)?.mean_all()?)
+    let err = (d - &target)?.sqr()?.mean(1)?;
+    Ok((err * lambda)?)
 }
 
 /// A class-conditional network sampled for one class: D(x; sigma, class)

@@ -24,19 +24,52 @@ use candle_core::{DType, Device, Tensor, Var};
 use super::checkpoint::{
     self, build_with, read_checkpoint, read_state, write_checkpoint, write_state, Groups, RunState,
 };
-pub use super::config::{CheckedTrainConfig, LabelConditioning, Sampling, TrainConfig};
+pub use super::config::{CheckedTrainConfig, LabelConditioning, Sampling, Target, TrainConfig};
 pub use super::observer::{Observer, RunFiles};
 use super::optim::{clip_scale, global_norm, update_ema, AdamW};
 use super::params::assign_named;
-use super::{denoising_loss, Params, Precond};
+use super::{weighted_errors, Params, Precond};
 use crate::data::npy::{read_npy, write_npy};
 use crate::data::{read_labels, write_labels};
+use crate::denoise::EmpiricalDenoiser;
 use crate::io::{write_atomic, write_folder};
 use crate::{Error, Result};
 
 mod batches;
+mod evaluation;
 
 pub use batches::Batch;
+use evaluation::{read_heldout, FixedDraws};
+pub use evaluation::{Loss, Losses, BAND_EDGES, BAND_NAMES};
+
+/// What a run trains on: its examples `[N, ...]`, their labels for a
+/// class-conditional config, and held-out rows of the same distribution
+/// `[M, ...]` for the held-out loss (THEORY §15).
+#[derive(Clone, Copy)]
+pub struct RunData<'a> {
+    pub train: &'a Tensor,
+    pub labels: Option<&'a [u32]>,
+    pub heldout: Option<&'a Tensor>,
+}
+
+impl<'a> RunData<'a> {
+    /// The examples alone: unlabelled, without held-out rows.
+    pub fn new(train: &'a Tensor) -> Self {
+        Self {
+            train,
+            labels: None,
+            heldout: None,
+        }
+    }
+
+    pub fn labelled(self, labels: Option<&'a [u32]>) -> Self {
+        Self { labels, ..self }
+    }
+
+    pub fn heldout(self, heldout: Option<&'a Tensor>) -> Self {
+        Self { heldout, ..self }
+    }
+}
 
 /// What the observer sees after each step.
 #[derive(Clone, Debug)]
@@ -49,6 +82,8 @@ pub struct Progress {
     pub grad_norm: f64,
     /// Training seconds, summed over resumed sessions.
     pub seconds: f64,
+    /// The losses on the fixed draws, at the steps the config evaluates.
+    pub losses: Option<Losses>,
 }
 
 /// A training run in progress: the model, its EMA, the optimizer and the run folder.
@@ -61,6 +96,12 @@ pub struct Trainer {
     model: Precond,
     params: Params,
     ema: Params,
+    /// The network with the EMA weights (shared with `ema`), the one sampled.
+    ema_model: Precond,
+    /// The fixed draws of the training and held-out losses.
+    draws: Option<FixedDraws>,
+    /// The training set's memorizer, for a run that regresses on it.
+    memorizer: Option<EmpiricalDenoiser>,
     optimizer: AdamW,
     step: u64,
     elapsed: f64,
@@ -78,31 +119,37 @@ fn check_training_set(config: &TrainConfig, train: &Tensor) -> Result<()> {
     }
 }
 
+/// An error unless `rows` is [M >= 1, ...config.sample_shape].
+fn check_rows(what: &str, config: &TrainConfig, rows: &Tensor) -> Result<()> {
+    match rows.rank() > 0 && rows.dim(0)? > 0 && rows.dims()[1..] == config.sample_shape[..] {
+        true => Ok(()),
+        false => Err(Error::shape(
+            what,
+            format!("[M >= 1, {:?}]", config.sample_shape),
+            format!("{:?}", rows.dims()),
+        )),
+    }
+}
+
 fn vars(params: &Params) -> Vec<Var> {
     params.named().into_iter().map(|(_, v)| v).collect()
 }
 
 impl Trainer {
-    /// Starts a run in `dir` on the training set `train` `[N, ...]`; refuses a
-    /// folder that already holds a run.
+    /// Starts a run in `dir` on `data` (examples, labels for a
+    /// class-conditional config, held-out rows); refuses a folder that
+    /// already holds a run.
     pub fn start(
         dir: &Path,
         config: CheckedTrainConfig,
-        train: &Tensor,
+        data: RunData,
         device: &Device,
     ) -> Result<Self> {
-        Self::start_labelled(dir, config, train, None, device)
-    }
-
-    /// As [`Trainer::start`], with one label per training example for a
-    /// class-conditional config (THEORY §10), kept as train_labels.npy.
-    pub fn start_labelled(
-        dir: &Path,
-        config: CheckedTrainConfig,
-        train: &Tensor,
-        labels: Option<&[u32]>,
-        device: &Device,
-    ) -> Result<Self> {
+        let RunData {
+            train,
+            labels,
+            heldout,
+        } = data;
         if dir.join(checkpoint::STATE_FILE).exists() {
             return Err(Error::invalid(
                 "--out",
@@ -112,6 +159,9 @@ impl Trainer {
         }
         check_training_set(&config, train)?;
         config.check_labels(labels)?;
+        if let Some(heldout) = heldout {
+            check_rows("held-out rows", &config, heldout)?;
+        }
         // A fine-tuned run's weights are its parent's (checked before
         // anything is written).
         let params = match &config.init {
@@ -130,6 +180,9 @@ impl Trainer {
             if let Some(labels) = labels {
                 write_labels(&dir.join(checkpoint::TRAIN_LABELS_FILE), labels)?;
             }
+            if let Some(heldout) = heldout {
+                write_npy(&dir.join(checkpoint::HELDOUT_FILE), heldout, DType::F32)?;
+            }
             write_atomic(&dir.join(checkpoint::CONFIG_FILE), toml.as_bytes())
         })?;
         let labels = labels.map(<[u32]>::to_vec);
@@ -138,6 +191,7 @@ impl Trainer {
             config,
             train.to_device(device)?,
             labels,
+            heldout,
             params,
             device,
         )
@@ -159,6 +213,10 @@ impl Trainer {
         };
         config.check_labels(labels.as_deref())?;
         check_training_set(&config, &train)?;
+        let heldout = read_heldout(&dir.join(checkpoint::HELDOUT_FILE), device)?;
+        if let Some(heldout) = &heldout {
+            check_rows("held-out rows", &config, heldout)?;
+        }
         let path = dir.join(&state.checkpoint);
         let groups = read_checkpoint(&path)?;
         let source = path.display().to_string();
@@ -171,6 +229,7 @@ impl Trainer {
             config,
             train.to_device(device)?,
             labels,
+            heldout.as_ref(),
             weights,
             device,
         )?;
@@ -203,6 +262,7 @@ impl Trainer {
         config: CheckedTrainConfig,
         train: Tensor,
         labels: Option<Vec<u32>>,
+        heldout: Option<&Tensor>,
         params: Params,
         device: &Device,
     ) -> Result<Self> {
@@ -210,19 +270,31 @@ impl Trainer {
         params.check_complete()?;
         // The EMA starts equal to the initial weights.
         let ema = params.copy()?;
+        let ema_model = build_with(&config, &ema, device)?;
         let optimizer = AdamW::new(vars(&params), config.adam.clone())?;
-        Ok(Trainer {
+        let memorizer = match config.target {
+            Target::Sample => None,
+            Target::Empirical => Some(EmpiricalDenoiser::new(
+                &train.flatten_from(1)?.to_dtype(DType::F64)?,
+            )?),
+        };
+        let mut trainer = Trainer {
             dir: dir.to_path_buf(),
             train,
             labels,
             model,
             params,
             ema,
+            ema_model,
+            draws: None,
+            memorizer,
             optimizer,
             step: 0,
             elapsed: 0.0,
             config,
-        })
+        };
+        trainer.draws = FixedDraws::new(&trainer, heldout)?;
+        Ok(trainer)
     }
 
     pub fn step(&self) -> u64 {
@@ -239,6 +311,42 @@ impl Trainer {
         &self.model
     }
 
+    /// The model with its EMA weights, the one sampled and checkpointed as `ema`.
+    pub fn ema_model(&self) -> &Precond {
+        &self.ema_model
+    }
+
+    /// The EMA model's training and held-out losses on the run's fixed
+    /// draws (THEORY §15); None when the config has no evaluation points.
+    pub fn evaluate(&self) -> Result<Option<Losses>> {
+        self.draws
+            .as_ref()
+            .map(|draws| draws.losses(&self.ema_model))
+            .transpose()
+    }
+
+    /// What batch `batch` regresses on: its clean examples, or the
+    /// training set's empirical denoiser at its noisy inputs (THEORY §15).
+    pub fn target(&self, batch: &Batch) -> Result<Tensor> {
+        let Some(memorizer) = &self.memorizer else {
+            return Ok(batch.y.clone());
+        };
+        let b = batch.y.dim(0)?;
+        let x = (batch.y.flatten_from(1)?
+            + batch
+                .z
+                .flatten_from(1)?
+                .broadcast_mul(&batch.sigma.reshape((b, 1))?)?)?;
+        let sigmas: Vec<f64> = batch
+            .sigma
+            .to_vec1::<f32>()?
+            .into_iter()
+            .map(f64::from)
+            .collect();
+        let target = memorizer.denoise_rows(&x.to_dtype(DType::F64)?, &sigmas)?;
+        Ok(target.to_dtype(DType::F32)?.reshape(batch.y.shape())?)
+    }
+
     pub fn params(&self) -> &Params {
         &self.params
     }
@@ -250,13 +358,16 @@ impl Trainer {
     /// One optimizer step on batch `self.step`, without logging or
     /// checkpointing; returns (loss, lr, grad norm).
     pub fn train_step(&mut self) -> Result<(f64, f64, f64)> {
+        let batch = self.batch(self.step)?;
+        let target = self.target(&batch)?;
         let Batch {
             y,
             sigma,
             z,
             labels,
-        } = self.batch(self.step)?;
-        let loss = denoising_loss(&self.model, &y, &sigma, &z, labels.as_ref())?;
+        } = batch;
+        let loss =
+            weighted_errors(&self.model, &y, &sigma, &z, &target, labels.as_ref())?.mean_all()?;
         let loss_value = loss.to_scalar::<f32>()? as f64;
         self.check_finite("loss", loss_value)?;
         let grads = loss.backward()?;
@@ -314,6 +425,8 @@ impl Trainer {
             crate::jobs::check_interrupt()?;
             let (loss, lr, grad_norm) = self.train_step()?;
             self.elapsed = before + start.elapsed().as_secs_f64();
+            let due = self.step == self.config.steps
+                || self.step.is_multiple_of(self.config.eval_every.max(1));
             let progress = Progress {
                 step: self.step,
                 steps: self.config.steps,
@@ -321,6 +434,10 @@ impl Trainer {
                 lr,
                 grad_norm,
                 seconds: self.elapsed,
+                losses: match due {
+                    true => self.evaluate()?,
+                    false => None,
+                },
             };
             for observer in observers.iter_mut() {
                 if observer.observe(self, &progress)?.is_break() {
@@ -356,7 +473,7 @@ impl Trainer {
         groups.insert("adam_m".into(), by_name(self.optimizer.m.clone()));
         groups.insert("adam_v".into(), by_name(self.optimizer.v.clone()));
         write_checkpoint(&self.dir.join(&state.checkpoint), &groups)?;
-        let mut csv = String::from(METRICS_HEADER);
+        let mut csv = metrics_header(&self.config);
         for row in metrics {
             csv.push_str(row);
             csv.push('\n');
@@ -366,4 +483,17 @@ impl Trainer {
     }
 }
 
-const METRICS_HEADER: &str = "step,loss,lr,grad_norm,seconds\n";
+/// metrics.csv's header: the batch loss and optimizer state, then for a run
+/// that evaluates, the losses on the fixed draws (THEORY §15) over all
+/// points and per noise-level band.
+fn metrics_header(config: &TrainConfig) -> String {
+    let mut header = String::from("step,loss,lr,grad_norm,seconds");
+    if config.eval_points > 0 {
+        header.push_str(",train_loss,heldout_loss");
+        for band in BAND_NAMES {
+            header.push_str(&format!(",train_loss_{band},heldout_loss_{band}"));
+        }
+    }
+    header.push('\n');
+    header
+}

@@ -14,10 +14,12 @@ use crate::{Error, Result};
 mod chart;
 mod heatmap;
 mod image_grid;
+mod run_losses;
 
 pub use chart::{Axis, LineChart, Scale, Series, Shade};
 pub use heatmap::Heatmap;
 pub use image_grid::{write_image_grid, GridRow};
+pub use run_losses::run_loss_charts;
 
 const FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 const FAMILY: &str = "sans-serif";

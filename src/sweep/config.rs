@@ -105,6 +105,17 @@ pub struct SweepConfig {
     pub metrics: MetricSettings,
 }
 
+impl SweepConfig {
+    /// Disjoint training sets of one N the grid uses: one per seed when
+    /// split, else the one nested set.
+    pub fn parts(&self) -> usize {
+        match self.split {
+            Split::Nested => 1,
+            Split::Disjoint => self.seeds.len().max(1),
+        }
+    }
+}
+
 fn default_seeds() -> Vec<u64> {
     vec![0]
 }

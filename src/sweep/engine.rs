@@ -153,7 +153,9 @@ impl Sweep {
                 };
                 let total = examples.dim(0)?;
                 let order = nested_subset(total, total, config.subset_seed)?;
-                let held_out: Vec<u32> = order[largest.min(total)..]
+                // Past every training set, the disjoint parts' too.
+                let used = largest.saturating_mul(config.parts()).min(total);
+                let held_out: Vec<u32> = order[used..]
                     .iter()
                     .take(gap_points)
                     .map(|&i| i as u32)
@@ -210,6 +212,14 @@ impl Sweep {
     /// Disjoint training set `part` of size `n` (part 0: the nested set).
     pub fn training_part(&self, n: usize, part: usize) -> Result<Tensor> {
         training_part(&self.examples, n, part, self.config.subset_seed)
+    }
+
+    /// Rows of the data's distribution that no model trains on, shaped like
+    /// the examples (f32): the held-out points of the gaps, also each
+    /// model's held-out loss rows (THEORY §15).
+    pub fn heldout_rows(&self) -> Result<Tensor> {
+        let shape = [&[self.fresh.dim(0)?][..], self.sample_shape()].concat();
+        Ok(self.fresh.reshape(shape)?.to_dtype(DType::F32)?)
     }
 
     /// The shape of one example: \[n\] for rows, \[C, H, W\] for images.

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::cell::{Estimate, Model};
 use crate::denoise::Denoiser;
 use crate::metrics::{reproducibility, Bootstrap, Similarity};
+use crate::nn::train::Target;
 use crate::nn::TrainOptions;
 use crate::sample::{generate, Method, Plan, Schedule};
 use crate::Result;
@@ -51,6 +52,19 @@ pub struct TrainSettings {
     /// from the seed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init: Option<String>,
+    /// Steps between evaluations of each model's training and held-out
+    /// losses (THEORY §15), rounded up to a multiple of the logging cadence
+    /// (a hundredth of the steps), on `eval_points` fixed draws; the
+    /// held-out rows are the sweep's (fresh synthetic rows, or data rows
+    /// outside every training set).
+    #[serde(default = "default_eval_every")]
+    pub eval_every: u64,
+    #[serde(default = "default_eval_points")]
+    pub eval_points: usize,
+    /// `sample` (the clean example) or `empirical` (the training set's
+    /// memorizing denoiser at the noisy input, THEORY §15).
+    #[serde(default, skip_serializing_if = "Target::is_sample")]
+    pub target: Target,
 }
 
 /// How every model and the references are sampled.
@@ -222,8 +236,18 @@ impl Default for TrainSettings {
             budgets: Vec::new(),
             p_uncond: None,
             init: None,
+            eval_every: run.eval_every,
+            eval_points: run.eval_points,
+            target: run.target,
         }
     }
+}
+
+fn default_eval_every() -> u64 {
+    TrainSettings::default().eval_every
+}
+fn default_eval_points() -> usize {
+    TrainSettings::default().eval_points
 }
 
 fn default_warmup() -> u64 {

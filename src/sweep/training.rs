@@ -13,14 +13,15 @@ use crate::data::sigma_data;
 use crate::io::read;
 use crate::nn::checkpoint::{Weights, STATE_FILE};
 use crate::nn::optim::AdamWConfig;
-use crate::nn::train::{Sampling, TrainConfig, Trainer};
+use crate::nn::train::{Losses, RunData, Sampling, TrainConfig, Trainer};
 use crate::nn::InitFrom;
 use crate::{Error, Result};
 
 /// Trains the network of a trained cell in `run` from step `from` to `until`
 /// (resuming where a previous process stopped), crediting `on_step` with
 /// each step. A fresh run checkpoints every `checkpoint_every` steps (default:
-/// a quarter of the sweep's steps) and always at `until`.
+/// a quarter of the sweep's steps) and always at `until`. Returns the
+/// training and held-out losses at `until` (THEORY §15), when it evaluates.
 pub fn train_model(
     sweep: &Sweep,
     run: &Path,
@@ -28,7 +29,7 @@ pub fn train_model(
     (from, until): (u64, u64),
     checkpoint_every: Option<u64>,
     on_step: &(dyn Fn(u64) + Sync),
-) -> Result<()> {
+) -> Result<Option<Losses>> {
     let mut trainer = match run.join(STATE_FILE).exists() {
         true => Trainer::resume(run, Some(until), &sweep.device)?,
         false => {
@@ -40,13 +41,11 @@ pub fn train_model(
                 Some(_) => sweep.training_labels(cell.n, cell.part(sweep))?,
                 None => None,
             };
-            Trainer::start_labelled(
-                run,
-                config.check()?,
-                &train,
-                labels.as_deref(),
-                &sweep.device,
-            )?
+            let heldout = sweep.heldout_rows()?;
+            let data = RunData::new(&train)
+                .labelled(labels.as_deref())
+                .heldout(Some(&heldout));
+            Trainer::start(run, config.check()?, data, &sweep.device)?
         }
     };
     if trainer.step() > until {
@@ -60,17 +59,23 @@ pub fn train_model(
     }
     let start = trainer.step();
     on_step(start.saturating_sub(from));
-    trainer.run(&mut |_| {
+    let mut last = None;
+    trainer.run(&mut |p| {
         on_step(1);
+        if p.step == until {
+            last = p.losses.clone();
+        }
         ControlFlow::Continue(())
     })?;
     // The run folder sits in its cell's folder, whose log records the segment.
-    match run.parent() {
-        Some(cell) => {
-            let me = lock::Holder::me().name();
-            lock::log(cell, &format!("{me} trained steps {start}..{until}"))
-        }
-        None => Ok(()),
+    if let Some(cell) = run.parent() {
+        let me = lock::Holder::me().name();
+        lock::log(cell, &format!("{me} trained steps {start}..{until}"))?;
+    }
+    // A run already at `until` took no step to evaluate at.
+    match last {
+        Some(losses) => Ok(Some(losses)),
+        None => trainer.evaluate(),
     }
 }
 
@@ -93,6 +98,7 @@ pub fn train_config(sweep: &Sweep, train: &Tensor, model: &Model) -> Result<Trai
         ));
     };
     let s = &sweep.config.train;
+    let log_every = (s.steps / 100).max(1);
     // A fine-tuned model keeps its parent's sigma_data (part of its network).
     let parent = match &s.init {
         Some(run) => Some(InitFrom::read(Path::new(run), Weights::Ema)?),
@@ -126,7 +132,11 @@ pub fn train_config(sweep: &Sweep, train: &Tensor, model: &Model) -> Result<Trai
         ema_decay: s.ema_decay,
         seed: *seed,
         checkpoint_every: (s.steps / 4).max(1),
-        log_every: (s.steps / 100).max(1),
+        log_every,
+        // On logged steps, so evaluations add no rows to the loss's tail.
+        eval_every: s.eval_every.div_ceil(log_every) * log_every,
+        eval_points: s.eval_points,
+        target: s.target,
         labels: sweep.conditioning(),
         init: parent.map(|(init, _)| init),
     })

@@ -68,6 +68,16 @@ pub(crate) enum Command {
         #[arg(long)]
         allow_failed: bool,
     },
+    /// A training run's losses as figures: the batch loss and the training
+    /// and held-out losses on fixed draws (losses.png/.svg), and the same per
+    /// noise band (losses_bands.png/.svg), from its metrics.csv.
+    Losses {
+        /// The run folder (written by `regimes train` or a sweep cell's run/).
+        run: PathBuf,
+        /// Where the figures go (default: the run folder).
+        #[arg(long)]
+        figures: Option<PathBuf>,
+    },
     /// Samples as a PNG grid in seed order, each row labelled with its sample
     /// indices and optionally above the nearest training image of each sample.
     Grid {

@@ -12,6 +12,7 @@ use diffusion_regimes::cli::{exit_code, experiment_jobs, run_experiment, set_job
 use diffusion_regimes::data::{load_examples, Synthetic, SPEC_FILE};
 use diffusion_regimes::experiments::EXPERIMENTS;
 use diffusion_regimes::jobs::on_pool;
+use diffusion_regimes::plot::save_figure;
 use diffusion_regimes::sweep::{collect, run_sweep, write_sweep, SweepConfig, QUICKSTART};
 use diffusion_regimes::theory;
 use diffusion_regimes::{Error, Result};
@@ -98,6 +99,19 @@ fn predict(data: &Path, n: usize, json: bool, seed: u64) -> Result<()> {
     Ok(())
 }
 
+/// `regimes losses`: the run's loss figures into `dir`.
+fn losses(run: &Path, dir: &Path) -> Result<()> {
+    let [totals, bands] = diffusion_regimes::plot::run_loss_charts(run)?;
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    save_figure(&dir.join("losses"), &totals)?;
+    save_figure(&dir.join("losses_bands"), &bands)?;
+    eprintln!(
+        "wrote losses and losses_bands (.png, .svg) to {}",
+        dir.display()
+    );
+    Ok(())
+}
+
 fn run(cli: Cli, explicit: &[String]) -> Result<()> {
     match cli.command {
         Command::Quickstart(args) => quickstart(args),
@@ -113,6 +127,7 @@ fn run(cli: Cli, explicit: &[String]) -> Result<()> {
             figures,
             allow_failed,
         } => collect(&out, figures.as_deref().unwrap_or(&out), allow_failed).map(|_| ()),
+        Command::Losses { run, figures } => losses(&run, figures.as_deref().unwrap_or(&run)),
         Command::Grid {
             samples,
             train,

@@ -6,10 +6,10 @@ use std::ops::ControlFlow;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use diffusion_regimes::data::{
-    check_label_count, load_examples, read_labels, training_labels, training_set,
+    check_label_count, heldout_set, load_examples, read_labels, training_labels, training_set,
 };
 use diffusion_regimes::device::device;
-use diffusion_regimes::nn::train::{LabelConditioning, Trainer};
+use diffusion_regimes::nn::train::{LabelConditioning, RunData, Trainer};
 use diffusion_regimes::{Error, Result};
 
 use crate::args::TrainArgs;
@@ -61,13 +61,17 @@ pub(crate) fn train(args: TrainArgs, explicit: &[String]) -> Result<()> {
                 }
                 None => None,
             };
-            Trainer::start_labelled(
-                &args.out,
-                config.check()?,
-                &train,
-                labels.as_deref(),
-                &device,
-            )?
+            // The held-out loss's rows: the data's next rows after the training set.
+            let heldout = heldout_set(
+                &examples,
+                n,
+                args.options.eval_points,
+                args.options.subset_seed,
+            )?;
+            let data = RunData::new(&train)
+                .labelled(labels.as_deref())
+                .heldout(heldout.as_ref());
+            Trainer::start(&args.out, config.check()?, data, &device)?
         }
     };
     let bar = ProgressBar::new(trainer.config.steps);
