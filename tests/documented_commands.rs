@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 
-const BINARIES: [(&str, &str); 14] = [
+const BINARIES: [(&str, &str); 15] = [
     ("regimes", env!("CARGO_BIN_EXE_regimes")),
     ("regimes_sweep", env!("CARGO_BIN_EXE_regimes_sweep")),
     ("optimal_denoiser", env!("CARGO_BIN_EXE_optimal_denoiser")),
@@ -17,6 +17,7 @@ const BINARIES: [(&str, &str); 14] = [
     ("boundaries", env!("CARGO_BIN_EXE_boundaries")),
     ("collapse", env!("CARGO_BIN_EXE_collapse")),
     ("training_time", env!("CARGO_BIN_EXE_training_time")),
+    ("dynamics", env!("CARGO_BIN_EXE_dynamics")),
     ("molrg_threshold", env!("CARGO_BIN_EXE_molrg_threshold")),
     ("jacobian_rank", env!("CARGO_BIN_EXE_jacobian_rank")),
     ("inverse_problems", env!("CARGO_BIN_EXE_inverse_problems")),

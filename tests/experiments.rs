@@ -282,3 +282,116 @@ resamples = 10
     );
     assert!(dir.join("figures/finetuning.png").exists());
 }
+
+/// `dynamics` end to end on a tiny grid: every (target, capacity, seed, N,
+/// checkpoint) is scored with its losses, every model's tau_gen is the
+/// first checkpoint within the tolerance of its best gap, and the fit of
+/// tau_gen against N is the closed form of least squares on two sizes.
+#[test]
+fn dynamics_times_every_model_and_fits_them_against_n() {
+    let (dir, report) = run_tiny(
+        "dynamics",
+        r#"checkpoints = [10, 20, 40]
+tolerance = 0.1
+targets = ["sample", "empirical"]
+[sweep]
+name = "tiny"
+ns = [2, 8]
+seeds = [0, 1, 2]
+[sweep.data]
+synthetic = { kind = "molrg", ambient = 8, ranks = [2, 2], floor = 0.0 }
+[[sweep.models]]
+kind = "mlp"
+width = 16
+depth = 1
+[[sweep.models]]
+kind = "mlp"
+width = 32
+depth = 1
+[sweep.train]
+steps = 40
+batch = 8
+lr = 1e-3
+warmup = 5
+eval_every = 10
+eval_points = 16
+[sweep.sampling]
+samples = 8
+[sweep.metrics]
+gap_sigmas = [0.5]
+gap_points = 16
+resamples = 50
+"#,
+    );
+    let points = report["points"].as_array().unwrap();
+    assert_eq!(points.len(), 2 * 2 * 3 * 2 * 3);
+    for p in points {
+        for loss in ["train_loss", "heldout_loss", "gap_to_truth"] {
+            assert!(p[loss].as_f64().unwrap() > 0.0, "{loss}: {p}");
+        }
+    }
+    let key = |v: &serde_json::Value| {
+        (
+            v["target"].as_str().unwrap().to_string(),
+            v["arch"].as_str().unwrap().to_string(),
+            v["seed"].as_u64().unwrap(),
+            v["n"].as_u64().unwrap(),
+        )
+    };
+    let times = report["times"].as_array().unwrap();
+    assert_eq!(times.len(), 2 * 2 * 3 * 2);
+    for t in times {
+        let curve: Vec<(f64, f64)> = points
+            .iter()
+            .filter(|p| key(p) == key(t))
+            .map(|p| {
+                (
+                    p["step"].as_f64().unwrap(),
+                    p["gap_to_truth"].as_f64().unwrap(),
+                )
+            })
+            .collect();
+        let best = curve.iter().map(|c| c.1).fold(f64::INFINITY, f64::min);
+        let first = curve.iter().find(|c| c.1 <= 1.1 * best).unwrap().0;
+        assert_eq!(t["tau_gen"].as_f64().unwrap(), first, "{t}");
+    }
+    // Two sizes, three seeds each: the least-squares slope is the
+    // difference of the mean log times over the difference of log N.
+    let fit = report["fits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["target"] == "empirical" && f["arch"] == "mlp-w32-d1" && f["what"] == "tau_gen")
+        .unwrap();
+    let mean_log = |n: u64| -> f64 {
+        let logs: Vec<f64> = times
+            .iter()
+            .filter(|t| t["target"] == "empirical" && t["arch"] == "mlp-w32-d1" && t["n"] == n)
+            .map(|t| t["tau_gen"].as_f64().unwrap().ln())
+            .collect();
+        logs.iter().sum::<f64>() / logs.len() as f64
+    };
+    let slope = (mean_log(8) - mean_log(2)) / (8f64.ln() - 2f64.ln());
+    assert!(
+        (fit["exponent"].as_f64().unwrap() - slope).abs() < 1e-9,
+        "{fit}"
+    );
+    let [lo, hi] = [0, 1].map(|k| fit["interval"][k].as_f64().unwrap());
+    assert!(lo <= slope + 1e-9 && slope <= hi + 1e-9, "{fit}");
+    // The empirical target's runs record it; the ordinary ones do not.
+    let config = |target: &str| {
+        let run = dir.join(format!(
+            "run/{target}/cells/n00002/mlp-w16-d1-s0/run/config.toml"
+        ));
+        std::fs::read_to_string(run).unwrap()
+    };
+    assert!(config("empirical").contains("target = \"empirical\""));
+    assert!(!config("sample").contains("target"));
+    for figure in [
+        "phase_diagram_sample.png",
+        "losses_empirical_mlp-w16-d1.svg",
+        "times.csv",
+    ] {
+        assert!(dir.join("figures").join(figure).exists(), "{figure}");
+    }
+}

@@ -18,6 +18,7 @@ mod calibration;
 mod closed_forms;
 mod collapse;
 mod conditional;
+mod dynamics;
 mod finetuning;
 mod frameworks;
 mod inverse_problems;
@@ -40,6 +41,9 @@ pub use closed_forms::{
 pub use collapse::{Collapse, CollapseConfig, CollapseReport};
 pub use conditional::{
     Agreement, Conditional, ConditionalConfig, ConditionalReport, GuidanceCurves,
+};
+pub use dynamics::{
+    Dynamics, DynamicsConfig, DynamicsPoint, DynamicsReport, ModelTimes, PowerFit, TimeBand,
 };
 pub use finetuning::{BaseConfig, FinetunePoint, Finetuning, FinetuningConfig, FinetuningReport};
 pub use frameworks::{
@@ -167,6 +171,7 @@ pub const EXPERIMENTS: &[Entry] = &[
     Entry::of::<MolrgThreshold>(),
     Entry::of::<JacobianRank>(),
     Entry::of::<TrainingTime>(),
+    Entry::of::<Dynamics>(),
     Entry::of::<InverseProblems>(),
     Entry::of::<Conditional>(),
     Entry::of::<Frameworks>(),

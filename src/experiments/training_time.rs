@@ -39,6 +39,12 @@ pub struct TimePoint {
     pub memorized: f64,
     pub gap_to_empirical: Vec<f64>,
     pub gap_to_truth: Option<Vec<f64>>,
+    /// The EMA model's losses on its run's fixed draws of training and
+    /// held-out rows (THEORY §15); absent for a run that does not evaluate.
+    #[serde(default)]
+    pub train_loss: Option<f64>,
+    #[serde(default)]
+    pub heldout_loss: Option<f64>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -50,7 +56,7 @@ pub struct TimeReport {
 
 /// Trains `cell` segment by segment, scoring after each; finished
 /// checkpoints are read back, so a killed run resumes where it stopped.
-fn run_cell(
+pub(super) fn run_cell(
     sweep: &Sweep,
     cell: &Cell,
     checkpoints: &[u64],
@@ -73,7 +79,7 @@ fn run_cell(
         // Checkpoints only where segments end (each run saves its last step).
         let every = checkpoints.last().copied();
         let segment = (points.last().map_or(0, |p: &TimePoint| p.step), step);
-        train_model(sweep, &run, cell, segment, every, on_step)?;
+        let losses = train_model(sweep, &run, cell, segment, every, on_step)?;
         let model = load_model(&run, Weights::Ema, &sweep.device)?;
         let m = measure(sweep, &model, DType::F32, &empirical, &cell.model)?;
         let point = TimePoint {
@@ -83,11 +89,57 @@ fn run_cell(
             memorized: m.memorized.value,
             gap_to_empirical: m.gap_to_empirical,
             gap_to_truth: m.gap_to_truth,
+            train_loss: losses.as_ref().map(|l| l.train.total),
+            heldout_loss: losses.and_then(|l| l.heldout).map(|l| l.total),
         };
         write_json(&file, &point)?;
         points.push(point);
     }
     Ok(points)
+}
+
+/// The last of `checkpoints` (the config at `path`'s), the budget; an
+/// error unless they are positive and increasing.
+pub(super) fn last_checkpoint(path: &Path, checkpoints: &[u64]) -> Result<u64> {
+    match checkpoints.windows(2).all(|w| w[0] < w[1]) && checkpoints.first() > Some(&0) {
+        true => Ok(*checkpoints.last().expect("not empty")),
+        false => Err(Error::format(
+            path,
+            "checkpoints must be positive and increasing",
+        )),
+    }
+}
+
+/// Trains every trained cell of `sweep` that `options.shard` owns to each
+/// of `checkpoints` ([`run_cell`]), `--jobs` cells at a time; each cell
+/// with its points, in grid order.
+pub(super) fn train_cells(
+    sweep: &Sweep,
+    checkpoints: &[u64],
+    options: &RunOptions,
+) -> Result<Vec<(Cell, Vec<TimePoint>)>> {
+    let cells: Vec<Cell> = Sweep::grid(&sweep.config)
+        .into_iter()
+        .enumerate()
+        .filter(|(k, c)| options.shard.owns(*k) && c.model != Model::Empirical)
+        .map(|(_, c)| c)
+        .collect();
+    let last = checkpoints.last().copied().unwrap_or(0);
+    let bar = progress_bar(last * cells.len() as u64, "steps");
+    let collected = Mutex::new(Vec::new());
+    run_parallel(&cells, options.jobs, &bar, |cell| {
+        let points = run_cell(sweep, cell, checkpoints, &|s| bar.inc(s))?;
+        collected
+            .lock()
+            .expect("no worker panics holding it")
+            .push((cell.clone(), points));
+        Ok(())
+    })?;
+    let mut cells = collected.into_inner().expect("workers have finished");
+    let grid = Sweep::grid(&sweep.config);
+    let order = |c: &Cell| grid.iter().position(|g| g == c);
+    cells.sort_by_key(|(c, _)| order(c));
+    Ok(cells)
 }
 
 impl TimeReport {
@@ -244,47 +296,22 @@ impl Experiment for TrainingTime {
     fn load(path: &Path, options: &RunOptions) -> Result<TimeConfig> {
         let mut c: TimeConfig = crate::sweep::load_toml(path)?;
         c.sweep = options.with_data(c.sweep, path)?;
-        if c.checkpoints.is_empty()
-            || c.checkpoints.windows(2).any(|w| w[0] >= w[1])
-            || c.checkpoints[0] == 0
-        {
-            return Err(Error::format(
-                path,
-                "checkpoints must be positive and increasing",
-            ));
-        }
-        c.sweep.train.steps = *c.checkpoints.last().expect("checked non-empty");
+        c.sweep.train.steps = last_checkpoint(path, &c.checkpoints)?;
         Ok(c)
     }
 
     fn run(c: &TimeConfig, options: &RunOptions) -> Result<Option<TimeReport>> {
-        let config = &c.sweep;
-        let sweep = options.prepare(config.clone())?;
-        let cells: Vec<Cell> = Sweep::grid(config)
-            .into_iter()
-            .enumerate()
-            .filter(|(k, c)| options.shard.owns(*k) && c.model != Model::Empirical)
-            .map(|(_, c)| c)
-            .collect();
-        let bar = progress_bar(config.train.steps * cells.len() as u64, "steps");
-        let collected = Mutex::new(Vec::new());
-        run_parallel(&cells, options.jobs, &bar, |cell| {
-            let points = run_cell(&sweep, cell, &c.checkpoints, &|s| bar.inc(s))?;
-            collected
-                .lock()
-                .expect("no worker panics holding it")
-                .extend(points);
-            Ok(())
-        })?;
+        let sweep = options.prepare(c.sweep.clone())?;
+        let cells = train_cells(&sweep, &c.checkpoints, options)?;
         if options.shard.count > 1 {
             eprintln!("shard done; rerun without --shard to draw the figures");
             return Ok(None);
         }
-        let mut points = collected.into_inner().expect("workers have finished");
+        let mut points: Vec<TimePoint> = cells.into_iter().flat_map(|(_, p)| p).collect();
         points
             .sort_by(|a, b| (a.model.as_str(), a.n, a.step).cmp(&(b.model.as_str(), b.n, b.step)));
         let report = TimeReport {
-            gap_sigmas: config.metrics.gap_sigmas.clone(),
+            gap_sigmas: c.sweep.metrics.gap_sigmas.clone(),
             points,
         };
         print!("{}", report.summary());

@@ -27,16 +27,29 @@ impl Bootstrap {
     /// The percentile interval [q_2.5%, q_97.5%] of the means of `resamples`
     /// resamples (with replacement, of the same size) of `values`.
     pub fn interval(&self, values: &[f64]) -> [f64; 2] {
-        let m = values.len();
+        self.interval_of(values.len(), |rows| {
+            rows.iter().map(|&i| values[i]).sum::<f64>() / rows.len() as f64
+        })
+    }
+
+    /// The percentile interval of `statistic` over resamples of `m` units
+    /// (it gets the drawn unit indices, with repeats). Resamples where it is
+    /// not finite (e.g. a fit with too few points) are dropped; NaN when
+    /// fewer than half remain.
+    pub fn interval_of(&self, m: usize, statistic: impl Fn(&[usize]) -> f64) -> [f64; 2] {
         if m == 0 || self.resamples == 0 {
             return [f64::NAN, f64::NAN];
         }
         let mut rng = stream(self.seed, Purpose::Bootstrap, 0);
-        let mut means: Vec<f64> = (0..self.resamples)
-            .map(|_| (0..m).map(|_| values[rng.gen_range(0..m)]).sum::<f64>() / m as f64)
+        let mut values: Vec<f64> = (0..self.resamples)
+            .map(|_| statistic(&(0..m).map(|_| rng.gen_range(0..m)).collect::<Vec<_>>()))
+            .filter(|v| v.is_finite())
             .collect();
-        means.sort_by(f64::total_cmp);
-        let at = |q: f64| quantile(&means, q).expect("at least one resample");
+        if 2 * values.len() < self.resamples {
+            return [f64::NAN, f64::NAN];
+        }
+        values.sort_by(f64::total_cmp);
+        let at = |q: f64| quantile(&values, q).expect("at least one resample");
         [at(0.025), at(0.975)]
     }
 }
