@@ -104,8 +104,17 @@ pub fn train(
     let given: serde_json::Map<String, serde_json::Value> = serde_json::from_str(options)
         .map_err(|e| PyValueError::new_err(format!("training options: {e}")))?;
     let names: Vec<String> = given.keys().cloned().collect();
-    let options: TrainOptions = serde_json::from_value(given.into())
-        .map_err(|e| PyValueError::new_err(format!("training options: {e}")))?;
+    let options: TrainOptions = serde_json::from_value(given.clone().into()).map_err(|e| {
+        // serde names a bad value but not its key: find the key alone.
+        let bad = given.iter().find(|(k, v)| {
+            let one = serde_json::json!({ k.as_str(): v });
+            serde_json::from_value::<TrainOptions>(one).is_err()
+        });
+        match bad {
+            Some((key, _)) => PyValueError::new_err(format!("training option {key}: {e}")),
+            None => PyValueError::new_err(format!("training options: {e}")),
+        }
+    })?;
     options
         .check_init_alone(names.iter().map(String::as_str), str::to_string)
         .py()?;

@@ -5,7 +5,9 @@
 //! fraction of its samples, its gap to the true denoiser and its training
 //! and held-out losses on fixed draws. Per model: tau_gen (the first
 //! checkpoint within `tolerance` of its best gap to the truth, or of its
-//! lowest held-out loss without a truth), tau_mem (half its samples
+//! lowest held-out loss without a truth), tau_level (the time its gap, or
+//! held-out loss, first falls to a fixed `level`: the time to a given
+//! quality, which Bonnaire et al. find independent of N), tau_mem (half its samples
 //! memorized) and tau_mem by the losses (the held-out loss `loss_gap` above
 //! the training loss, relative). Per capacity: fits tau = a N^alpha with
 //! bootstrap intervals over seeds, and the phase diagram. The grid runs
@@ -35,6 +37,10 @@ pub struct DynamicsConfig {
     /// this relative tolerance of the model's best.
     #[serde(default = "default_tolerance")]
     pub tolerance: f64,
+    /// tau_level: where the gap (or held-out loss) first falls to this
+    /// (interpolated in log step); absent: not measured.
+    #[serde(default)]
+    pub level: Option<f64>,
     /// tau_mem by the losses: where (held-out - training) / held-out first
     /// reaches this.
     #[serde(default = "default_loss_gap")]
@@ -96,18 +102,23 @@ pub struct ModelTimes {
     pub arch: String,
     pub seed: u64,
     pub n: usize,
+    /// The smallest gap to the truth (or held-out loss) over the checkpoints:
+    /// how well it ever generalized.
+    pub best: f64,
     pub tau_gen: Option<f64>,
+    pub tau_level: Option<f64>,
     pub tau_mem: Option<f64>,
     pub tau_mem_loss: Option<f64>,
 }
 
 /// Which time a fit or a band is of.
-const TIMES: [&str; 3] = ["tau_gen", "tau_mem", "tau_mem_loss"];
+const TIMES: [&str; 4] = ["tau_gen", "tau_level", "tau_mem", "tau_mem_loss"];
 
 impl ModelTimes {
     fn get(&self, what: &str) -> Option<f64> {
         match what {
             "tau_gen" => self.tau_gen,
+            "tau_level" => self.tau_level,
             "tau_mem" => self.tau_mem,
             _ => self.tau_mem_loss,
         }
@@ -156,8 +167,9 @@ pub struct DynamicsReport {
 /// A model's checkpoints in step order.
 type Curve<'a> = Vec<&'a DynamicsPoint>;
 
-/// tau_gen, tau_mem and tau_mem by the losses of one model's curve.
-fn times_of(curve: &Curve, tolerance: f64, loss_gap: f64) -> [Option<f64>; 3] {
+/// The best gap (or held-out loss), then tau_gen, tau_level, tau_mem and
+/// tau_mem by the losses of one model's curve.
+fn times_of(curve: &Curve, c: &DynamicsConfig) -> (f64, [Option<f64>; 4]) {
     let series = |value: &dyn Fn(&DynamicsPoint) -> Option<f64>| -> Vec<(f64, f64)> {
         curve
             .iter()
@@ -172,11 +184,15 @@ fn times_of(curve: &Curve, tolerance: f64, loss_gap: f64) -> [Option<f64>; 3] {
     let best = quality.iter().map(|q| q.1).fold(f64::INFINITY, f64::min);
     let tau_gen = quality
         .iter()
-        .find(|q| q.1 <= (1.0 + tolerance) * best)
+        .find(|q| q.1 <= (1.0 + c.tolerance) * best)
         .map(|q| q.0);
+    // Falling to the level is its negation rising past it.
+    let negated: Vec<(f64, f64)> = quality.iter().map(|q| (q.0, -q.1)).collect();
+    let tau_level = c.level.and_then(|level| crossing(&negated, -level));
     let tau_mem = crossing(&series(&|p| Some(p.memorized)), 0.5);
     let parted = series(&|p| Some((p.heldout_loss? - p.train_loss?) / p.heldout_loss?));
-    [tau_gen, tau_mem, crossing(&parted, loss_gap)]
+    let tau_mem_loss = crossing(&parted, c.loss_gap);
+    (best, [tau_gen, tau_level, tau_mem, tau_mem_loss])
 }
 
 /// Least-squares ln tau = ln a + alpha ln N: (a, alpha).
@@ -202,13 +218,15 @@ impl DynamicsReport {
                 .iter()
                 .filter(|p| (p.target.clone(), p.arch.clone(), p.n, p.seed) == model)
                 .collect();
-            let [tau_gen, tau_mem, tau_mem_loss] = times_of(&curve, c.tolerance, c.loss_gap);
+            let (best, [tau_gen, tau_level, tau_mem, tau_mem_loss]) = times_of(&curve, c);
             times.push(ModelTimes {
                 target: model.0,
                 arch: model.1,
                 n: model.2,
                 seed: model.3,
+                best,
                 tau_gen,
+                tau_level,
                 tau_mem,
                 tau_mem_loss,
             });
@@ -220,7 +238,11 @@ impl DynamicsReport {
                 .iter()
                 .filter(|t| t.target == target && t.arch == arch)
                 .collect();
-            for what in TIMES {
+            // tau_level only where a level was given.
+            for what in TIMES
+                .into_iter()
+                .filter(|w| *w != "tau_level" || c.level.is_some())
+            {
                 for n in distinct(&of, |t| t.n) {
                     let logs: Vec<f64> = of
                         .iter()
@@ -284,6 +306,20 @@ impl DynamicsReport {
                 f.target, f.arch, f.what, f.prefactor, f.exponent, f.interval[0], f.interval[1], f.points
             ));
         }
+        for (target, arch, n) in distinct(&self.times, |t| (t.target.clone(), t.arch.clone(), t.n))
+        {
+            let best: Vec<f64> = self
+                .times
+                .iter()
+                .filter(|t| t.target == target && t.arch == arch && t.n == n)
+                .map(|t| t.best)
+                .collect();
+            text.push_str(&format!(
+                "{target} {arch} N = {n}: best gap (or held-out loss) {:.4}, mean over {} seeds\n",
+                best.iter().sum::<f64>() / best.len() as f64,
+                best.len()
+            ));
+        }
         for b in &self.bands {
             text.push_str(&format!(
                 "{} {} N = {}: {} {:.0} [{:.0}, {:.0}] ({} of {} seeds)\n",
@@ -323,15 +359,18 @@ impl DynamicsReport {
     }
 
     fn times_csv(&self) -> String {
-        let mut csv = String::from("target,arch,seed,n,tau_gen,tau_mem,tau_mem_loss\n");
+        let mut csv =
+            String::from("target,arch,seed,n,best,tau_gen,tau_level,tau_mem,tau_mem_loss\n");
         for t in &self.times {
             csv.push_str(&format!(
-                "{},{},{},{},{},{},{}\n",
+                "{},{},{},{},{},{},{},{},{}\n",
                 t.target,
                 t.arch,
                 t.seed,
                 t.n,
+                t.best,
                 csv_cell(t.tau_gen),
+                csv_cell(t.tau_level),
                 csv_cell(t.tau_mem),
                 csv_cell(t.tau_mem_loss)
             ));
@@ -345,13 +384,21 @@ impl DynamicsReport {
         let mut series = Vec::new();
         let archs = distinct(&self.bands, |b| b.arch.clone());
         for (k, arch) in archs.iter().enumerate() {
-            for (what, dashed) in [("tau_gen", true), ("tau_mem", false)] {
+            // tau_level in a colour of its own, after the capacities'.
+            for (what, dashed, color) in [
+                ("tau_gen", true, k),
+                ("tau_level", true, k + archs.len()),
+                ("tau_mem", false, k),
+            ] {
                 let of: Vec<&TimeBand> = self
                     .bands
                     .iter()
                     .filter(|b| b.target == target && &b.arch == arch && b.what == what)
                     .filter(|b| b.reached > 0)
                     .collect();
+                if of.is_empty() {
+                    continue;
+                }
                 series.push(Series {
                     label: format!("{arch} {what}"),
                     points: of.iter().map(|b| (b.n as f64, b.mean)).collect(),
@@ -361,13 +408,13 @@ impl DynamicsReport {
                         .map(|b| (b.n as f64, b.interval[0], b.interval[1]))
                         .collect(),
                     dashed,
-                    color: k,
+                    color,
                 });
             }
         }
         LineChart {
             title: format!(
-                "{target} target: generalizes between tau_gen (dashed) and tau_mem (solid), memorizes above"
+                "{target} target: memorizes above tau_mem (solid); tau_gen, tau_level dashed"
             ),
             x: Axis::new("training-set size N", Scale::Log2),
             y: Axis::new("training step", Scale::Log2),
@@ -450,7 +497,11 @@ impl Experiment for Dynamics {
         if c.targets.is_empty() {
             return Err(Error::format(path, "targets: name at least one"));
         }
-        for (name, v) in [("tolerance", c.tolerance), ("loss_gap", c.loss_gap)] {
+        for (name, v) in [
+            ("tolerance", c.tolerance),
+            ("loss_gap", c.loss_gap),
+            ("level", c.level.unwrap_or(1.0)),
+        ] {
             if !(v.is_finite() && v > 0.0) {
                 return Err(Error::invalid(name, v, "must be a finite number > 0"));
             }

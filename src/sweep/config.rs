@@ -37,7 +37,8 @@ pub struct DataSource {
     /// Seed of the synthetic distribution and of its draws.
     #[serde(default)]
     pub seed: u64,
-    /// Rows drawn from the synthetic distribution (default: the largest N).
+    /// Rows drawn from the synthetic distribution (default: the largest N,
+    /// times the seeds under the disjoint split).
     pub rows: Option<usize>,
     /// Shape of one synthetic example, e.g. [1, 8, 8] to train a U-Net on
     /// ambient-64 data; its product must equal the ambient dimension.
@@ -234,9 +235,10 @@ impl SweepConfig {
             .try_for_each(|&s| crate::error::check_sigma(s))
     }
 
-    /// Rows of the synthetic data set: enough for the largest N.
+    /// Rows of the synthetic data set: enough for the largest N (once per
+    /// seed under the disjoint split).
     pub fn synthetic_rows(&self) -> usize {
-        let largest = self.ns.iter().copied().max().unwrap_or(1);
-        self.data.rows.unwrap_or(largest).max(largest)
+        let needed = self.ns.iter().copied().max().unwrap_or(1) * self.parts();
+        self.data.rows.unwrap_or(needed).max(needed)
     }
 }
