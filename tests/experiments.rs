@@ -293,6 +293,7 @@ fn dynamics_times_every_model_and_fits_them_against_n() {
         "dynamics",
         r#"checkpoints = [10, 20, 40]
 tolerance = 0.1
+level = 0.7
 targets = ["sample", "empirical"]
 [sweep]
 name = "tiny"
@@ -354,6 +355,20 @@ resamples = 50
         let best = curve.iter().map(|c| c.1).fold(f64::INFINITY, f64::min);
         let first = curve.iter().find(|c| c.1 <= 1.1 * best).unwrap().0;
         assert_eq!(t["tau_gen"].as_f64().unwrap(), first, "{t}");
+        // tau_level: where the gap first falls to 0.7, interpolated in log step.
+        let level = match curve.iter().position(|c| c.1 <= 0.7) {
+            Some(0) => Some(curve[0].0),
+            Some(k) => {
+                let ((s0, g0), (s1, g1)) = (curve[k - 1], curve[k]);
+                let t = (g0 - 0.7) / (g0 - g1);
+                Some((s0.ln() + t * (s1.ln() - s0.ln())).exp())
+            }
+            None => None,
+        };
+        match (level, t["tau_level"].as_f64()) {
+            (Some(want), Some(got)) => assert!((want - got).abs() < 1e-9 * want, "{t}"),
+            (want, got) => assert_eq!(want, got, "{t}"),
+        }
     }
     // Two sizes, three seeds each: the least-squares slope is the
     // difference of the mean log times over the difference of log N.
