@@ -157,6 +157,7 @@ pub struct PowerFit {
 pub struct DynamicsReport {
     pub gap_sigma: f64,
     pub tolerance: f64,
+    pub level: Option<f64>,
     pub loss_gap: f64,
     pub points: Vec<DynamicsPoint>,
     pub times: Vec<ModelTimes>,
@@ -289,6 +290,7 @@ impl DynamicsReport {
         DynamicsReport {
             gap_sigma: c.sweep.metrics.gap_sigmas[0],
             tolerance: c.tolerance,
+            level: c.level,
             loss_gap: c.loss_gap,
             points,
             times,
