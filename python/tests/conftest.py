@@ -1,6 +1,6 @@
 """Shared fixtures: the repository root and the `regimes` binary that
-`cargo test` builds (the README's test command runs scripts/test.sh, which
-runs it, before pytest)."""
+`cargo test` builds (the README's test command, scripts/test.sh, runs it
+before pytest)."""
 
 import os
 import pathlib
