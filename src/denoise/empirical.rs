@@ -104,26 +104,27 @@ impl EmpiricalDenoiser {
             check_input(x, self.dim, sigma)?;
         }
         let x = x.to_dtype(self.dtype())?.to_device(self.device())?;
-        let train = self.train()?;
-        let half_sq_norm = (train.sqr()?.sum_keepdim(1)?.t()? * 0.5)?;
         let precision: Vec<f64> = sigmas.iter().map(|s| 1.0 / (s * s)).collect();
         let precision =
             Tensor::from_vec(precision, (b, 1), self.device())?.to_dtype(self.dtype())?;
-        let logits = x
-            .matmul(&train.t()?)?
-            .broadcast_sub(&half_sq_norm)?
-            .broadcast_mul(&precision)?;
-        Ok(softmax_rows(&logits)?.matmul(&train)?)
+        let logits = self.logits(&x, 1.0)?.broadcast_mul(&precision)?;
+        Ok(softmax_rows(&logits)?.matmul(&self.train()?)?)
+    }
+
+    /// The logits of every training point for the rows of `x` (already in
+    /// the training set's dtype and device) at noise level `sigma`, [B, N].
+    fn logits(&self, x: &Tensor, sigma: f64) -> Result<Tensor> {
+        let logits: Vec<Tensor> = (self.points.blocks(x)?.iter())
+            .map(|block| SoftmaxMean::logits(block, x, sigma))
+            .collect::<Result<_>>()?;
+        Ok(Tensor::cat(&logits, 1)?)
     }
 
     /// Softmax weights w_i(x) over all N training points, [B, N] (THEORY §4).
     /// Memory O(B x N): the slow, direct path, for analysis and as a reference.
     pub fn weights(&self, x: &Tensor, sigma: f64) -> Result<Tensor> {
         let x = self.prepare(x, sigma)?;
-        let logits: Vec<Tensor> = (self.points.blocks(&x)?.iter())
-            .map(|block| SoftmaxMean::logits(block, &x, sigma))
-            .collect::<Result<_>>()?;
-        softmax_rows(&Tensor::cat(&logits, 1)?)
+        softmax_rows(&self.logits(&x, sigma)?)
     }
 
     /// ln p_sigma(x) of the empirical noisy distribution, \[B\]:
