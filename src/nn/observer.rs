@@ -5,7 +5,7 @@ use std::ops::ControlFlow;
 use std::path::Path;
 
 use super::checkpoint;
-use super::train::{Losses, Progress, Trainer, BAND_NAMES};
+use super::train::{Losses, Progress, TrainConfig, Trainer, BAND_NAMES};
 use crate::Result;
 
 /// Watches a training run after each step (after argmin's observers): it
@@ -48,7 +48,7 @@ impl Observer for RunFiles {
                 "{},{},{},{},{:.3}",
                 p.step, p.loss, p.lr, p.grad_norm, p.seconds
             );
-            if trainer.config.eval_points > 0 {
+            if evaluates(&trainer.config) {
                 row.push_str(&loss_cells(p.losses.as_ref()));
             }
             self.rows.push(row);
@@ -58,6 +58,26 @@ impl Observer for RunFiles {
         }
         Ok(ControlFlow::Continue(()))
     }
+}
+
+/// Whether a run's metrics.csv has the evaluation columns.
+fn evaluates(config: &TrainConfig) -> bool {
+    config.eval_points > 0
+}
+
+/// metrics.csv's header: the batch loss and optimizer state, then for a run
+/// that evaluates, the losses on the fixed draws (THEORY §15) over all
+/// points and per noise-level band.
+pub(super) fn metrics_header(config: &TrainConfig) -> String {
+    let mut header = String::from("step,loss,lr,grad_norm,seconds");
+    if evaluates(config) {
+        header.push_str(",train_loss,heldout_loss");
+        for band in BAND_NAMES {
+            header.push_str(&format!(",train_loss_{band},heldout_loss_{band}"));
+        }
+    }
+    header.push('\n');
+    header
 }
 
 /// The evaluation columns of a metrics.csv row (empty where the step was

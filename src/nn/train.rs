@@ -25,6 +25,7 @@ use super::checkpoint::{
     self, build_with, read_checkpoint, read_state, write_checkpoint, write_state, Groups, RunState,
 };
 pub use super::config::{CheckedTrainConfig, LabelConditioning, Sampling, Target, TrainConfig};
+use super::observer::metrics_header;
 pub use super::observer::{Observer, RunFiles};
 use super::optim::{clip_scale, global_norm, update_ema, AdamW};
 use super::params::assign_named;
@@ -107,28 +108,30 @@ pub struct Trainer {
     elapsed: f64,
 }
 
-/// An error unless `train` is [config.n, ...config.sample_shape].
-fn check_training_set(config: &TrainConfig, train: &Tensor) -> Result<()> {
-    match train.dim(0)? == config.n && train.dims()[1..] == config.sample_shape[..] {
-        true => Ok(()),
-        false => Err(Error::shape(
-            "training set",
-            format!("[{}, {:?}]", config.n, config.sample_shape),
-            format!("{:?}", train.dims()),
-        )),
-    }
-}
-
-/// An error unless `rows` is [M >= 1, ...config.sample_shape].
-fn check_rows(what: &str, config: &TrainConfig, rows: &Tensor) -> Result<()> {
-    match rows.rank() > 0 && rows.dim(0)? > 0 && rows.dims()[1..] == config.sample_shape[..] {
-        true => Ok(()),
-        false => Err(Error::shape(
-            what,
-            format!("[M >= 1, {:?}]", config.sample_shape),
-            format!("{:?}", rows.dims()),
-        )),
-    }
+/// An error unless `train` is [config.n, ...config.sample_shape] and the
+/// held-out rows, if any, [M >= 1, ...config.sample_shape].
+fn check_rows(config: &TrainConfig, train: &Tensor, heldout: Option<&Tensor>) -> Result<()> {
+    let check = |what: &str, rows: &Tensor, count: Option<usize>| {
+        let length = rows.dims().first().copied();
+        let fits = match count {
+            Some(n) => length == Some(n),
+            None => length.is_some_and(|m| m > 0),
+        };
+        match fits && rows.dims()[1..] == config.sample_shape[..] {
+            true => Ok(()),
+            false => Err(Error::shape(
+                what,
+                format!(
+                    "[{}, {:?}]",
+                    count.map_or("M >= 1".into(), |n| n.to_string()),
+                    config.sample_shape
+                ),
+                format!("{:?}", rows.dims()),
+            )),
+        }
+    };
+    check("training set", train, Some(config.n))?;
+    heldout.map_or(Ok(()), |rows| check("held-out rows", rows, None))
 }
 
 fn vars(params: &Params) -> Vec<Var> {
@@ -157,11 +160,8 @@ impl Trainer {
                 "already holds a training run; pass --resume to continue it or choose another folder",
             ));
         }
-        check_training_set(&config, train)?;
+        check_rows(&config, train, heldout)?;
         config.check_labels(labels)?;
-        if let Some(heldout) = heldout {
-            check_rows("held-out rows", &config, heldout)?;
-        }
         // A fine-tuned run's weights are its parent's (checked before
         // anything is written).
         let params = match &config.init {
@@ -212,11 +212,8 @@ impl Trainer {
             None => None,
         };
         config.check_labels(labels.as_deref())?;
-        check_training_set(&config, &train)?;
         let heldout = read_heldout(&dir.join(checkpoint::HELDOUT_FILE), device)?;
-        if let Some(heldout) = &heldout {
-            check_rows("held-out rows", &config, heldout)?;
-        }
+        check_rows(&config, &train, heldout.as_ref())?;
         let path = dir.join(&state.checkpoint);
         let groups = read_checkpoint(&path)?;
         let source = path.display().to_string();
@@ -278,7 +275,8 @@ impl Trainer {
                 &train.flatten_from(1)?.to_dtype(DType::F64)?,
             )?),
         };
-        let mut trainer = Trainer {
+        let draws = FixedDraws::new(&config, &train, heldout)?;
+        Ok(Trainer {
             dir: dir.to_path_buf(),
             train,
             labels,
@@ -286,15 +284,13 @@ impl Trainer {
             params,
             ema,
             ema_model,
-            draws: None,
+            draws,
             memorizer,
             optimizer,
             step: 0,
             elapsed: 0.0,
             config,
-        };
-        trainer.draws = FixedDraws::new(&trainer, heldout)?;
-        Ok(trainer)
+        })
     }
 
     pub fn step(&self) -> u64 {
@@ -481,19 +477,4 @@ impl Trainer {
         write_atomic(&self.dir.join(checkpoint::METRICS_FILE), csv.as_bytes())?;
         write_state(&self.dir, &state)
     }
-}
-
-/// metrics.csv's header: the batch loss and optimizer state, then for a run
-/// that evaluates, the losses on the fixed draws (THEORY §15) over all
-/// points and per noise-level band.
-fn metrics_header(config: &TrainConfig) -> String {
-    let mut header = String::from("step,loss,lr,grad_norm,seconds");
-    if config.eval_points > 0 {
-        header.push_str(",train_loss,heldout_loss");
-        for band in BAND_NAMES {
-            header.push_str(&format!(",train_loss_{band},heldout_loss_{band}"));
-        }
-    }
-    header.push('\n');
-    header
 }

@@ -10,7 +10,7 @@
 use candle_core::{Device, Tensor};
 use rand_distr::{Distribution, StandardNormal};
 
-use super::Trainer;
+use super::TrainConfig;
 use crate::nn::{weighted_errors, Precond};
 use crate::rng::{stream, Purpose};
 use crate::Result;
@@ -66,22 +66,21 @@ fn cycled(rows: &Tensor, points: usize) -> Result<Tensor> {
 }
 
 impl FixedDraws {
-    /// The draws of `trainer`'s run, on its training rows and `heldout`
-    /// (rows of the same distribution, shaped like them); None when the
-    /// config asks for no evaluation points.
-    pub fn new(trainer: &Trainer, heldout: Option<&Tensor>) -> Result<Option<Self>> {
-        let c = &trainer.config;
+    /// The draws of the run of config `c`, on its training rows `train` and
+    /// `heldout` (rows of the same distribution, shaped like them); None
+    /// when the config asks for no evaluation points.
+    pub fn new(c: &TrainConfig, train: &Tensor, heldout: Option<&Tensor>) -> Result<Option<Self>> {
         let points = c.eval_points;
         if points == 0 {
             return Ok(None);
         }
-        let device = trainer.train.device();
+        let device = train.device();
         let mut rng = stream(c.seed, Purpose::Evaluation, 0);
         let framework = c.parameterisation();
         let sigma: Vec<f32> = (0..points)
             .map(|_| framework.draw_sigma(&mut rng))
             .collect();
-        let train = cycled(&trainer.train, points)?;
+        let train = cycled(train, points)?;
         let z: Vec<f32> = (0..train.elem_count())
             .map(|_| StandardNormal.sample(&mut rng))
             .collect();
