@@ -72,13 +72,6 @@ impl DynamicsConfig {
     }
 }
 
-fn target_name(target: Target) -> &'static str {
-    match target {
-        Target::Sample => "sample",
-        Target::Empirical => "empirical",
-    }
-}
-
 /// One model at one checkpoint.
 #[derive(Clone, Debug, Serialize)]
 pub struct DynamicsPoint {
@@ -270,8 +263,8 @@ impl DynamicsReport {
                         .filter_map(|t| t.get(what).map(|tau| (t.n, tau)))
                         .collect()
                 };
-                let all: Vec<usize> = (0..seeds.len()).collect();
-                if let Some((prefactor, exponent)) = power_fit(&reached(&all)) {
+                let all = reached(&(0..seeds.len()).collect::<Vec<_>>());
+                if let Some((prefactor, exponent)) = power_fit(&all) {
                     let interval = bootstrap.interval_of(seeds.len(), |drawn| {
                         power_fit(&reached(drawn)).map_or(f64::NAN, |f| f.1)
                     });
@@ -282,7 +275,7 @@ impl DynamicsReport {
                         prefactor,
                         exponent,
                         interval,
-                        points: reached(&all).len(),
+                        points: all.len(),
                     });
                 }
             }
@@ -521,13 +514,13 @@ impl Experiment for Dynamics {
         let root = options.sweep_root(&c.sweep);
         let mut points = Vec::new();
         for &target in &c.targets {
-            let sweep = options.prepare_in(c.sweep_of(target), &root.join(target_name(target)))?;
+            let sweep = options.prepare_in(c.sweep_of(target), &root.join(target.name()))?;
             for (cell, timeline) in train_cells(&sweep, &c.checkpoints, options)? {
                 let Model::Trained { arch, seed, .. } = &cell.model else {
                     continue;
                 };
                 points.extend(timeline.into_iter().map(|p: TimePoint| DynamicsPoint {
-                    target: target_name(target).into(),
+                    target: target.name().into(),
                     arch: arch.label(),
                     seed: *seed,
                     n: p.n,

@@ -31,6 +31,14 @@ impl Target {
     pub fn is_sample(&self) -> bool {
         *self == Target::Sample
     }
+
+    /// Its name in configs and flags.
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::Sample => "sample",
+            Target::Empirical => "empirical",
+        }
+    }
 }
 
 /// Everything a training run depends on; written to `config.toml`.
