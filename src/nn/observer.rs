@@ -1,12 +1,14 @@
 //! What watches a training run: the [`Observer`] trait, and [`RunFiles`],
-//! the observer that keeps the run folder's metrics and checkpoints.
+//! the observer that keeps the run folder's metrics and checkpoints, and
+//! [`MetricsTable`], metrics.csv read back by column.
 
 use std::ops::ControlFlow;
 use std::path::Path;
 
 use super::checkpoint;
 use super::train::{Losses, Progress, TrainConfig, Trainer, BAND_NAMES};
-use crate::Result;
+use crate::io::read;
+use crate::{Error, Result};
 
 /// Watches a training run after each step (after argmin's observers): it
 /// acts at its own cadence and may stop the run.
@@ -102,6 +104,69 @@ fn loss_cells(losses: Option<&Losses>) -> String {
         ));
     }
     cells
+}
+
+/// metrics.csv of a run folder, its columns by name (empty cells NaN).
+pub struct MetricsTable {
+    header: Vec<String>,
+    rows: Vec<Vec<f64>>,
+}
+
+impl MetricsTable {
+    /// The table of the run folder `run`; an error naming the file and row
+    /// for a row that does not fit the header or a cell that is no number.
+    pub fn read(run: &Path) -> Result<Self> {
+        let path = run.join(checkpoint::METRICS_FILE);
+        let text =
+            String::from_utf8(read(&path)?).map_err(|_| Error::format(&path, "not UTF-8"))?;
+        let mut lines = text.lines();
+        let header: Vec<String> = lines
+            .next()
+            .ok_or_else(|| Error::format(&path, "empty: no header"))?
+            .split(',')
+            .map(str::to_string)
+            .collect();
+        let rows = lines
+            .enumerate()
+            .map(|(k, line)| {
+                let cells: Vec<&str> = line.split(',').collect();
+                if cells.len() != header.len() {
+                    return Err(Error::format(
+                        &path,
+                        format!(
+                            "row {} has {} cells, the header {}",
+                            k + 2,
+                            cells.len(),
+                            header.len()
+                        ),
+                    ));
+                }
+                cells
+                    .iter()
+                    .map(|c| match c.is_empty() {
+                        true => Ok(f64::NAN),
+                        false => c.parse().map_err(|_| {
+                            Error::format(&path, format!("row {}: {c:?} is not a number", k + 2))
+                        }),
+                    })
+                    .collect()
+            })
+            .collect::<Result<_>>()?;
+        Ok(Self { header, rows })
+    }
+
+    /// (step, value) of column `name` where it has a finite value; empty
+    /// for a column the table lacks.
+    pub fn column(&self, name: &str) -> Vec<(f64, f64)> {
+        let Some(k) = self.header.iter().position(|h| h == name) else {
+            return Vec::new();
+        };
+        self.rows
+            .iter()
+            .map(|r| (r[0], r[k]))
+            .filter(|p| p.1.is_finite())
+            .collect()
+    }
 }
 
 /// Rows of an existing metrics.csv up to `step` (later rows belong to steps

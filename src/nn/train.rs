@@ -26,7 +26,7 @@ use super::checkpoint::{
 };
 pub use super::config::{CheckedTrainConfig, LabelConditioning, Sampling, Target, TrainConfig};
 use super::observer::metrics_header;
-pub use super::observer::{Observer, RunFiles};
+pub use super::observer::{MetricsTable, Observer, RunFiles};
 use super::optim::{clip_scale, global_norm, update_ema, AdamW};
 use super::params::assign_named;
 use super::{weighted_errors, Params, Precond};

@@ -5,80 +5,20 @@
 use std::path::Path;
 
 use super::{Axis, LineChart, Scale, Series};
-use crate::io::read;
-use crate::nn::checkpoint::METRICS_FILE;
-use crate::nn::train::BAND_NAMES;
-use crate::{Error, Result};
-
-/// metrics.csv of the run folder `run`: its columns by name, empty cells
-/// as NaN.
-struct Metrics {
-    header: Vec<String>,
-    rows: Vec<Vec<f64>>,
-}
-
-impl Metrics {
-    fn read(run: &Path) -> Result<Self> {
-        let path = run.join(METRICS_FILE);
-        let text =
-            String::from_utf8(read(&path)?).map_err(|_| Error::format(&path, "not UTF-8"))?;
-        let mut lines = text.lines();
-        let header: Vec<String> = lines
-            .next()
-            .ok_or_else(|| Error::format(&path, "empty: no header"))?
-            .split(',')
-            .map(str::to_string)
-            .collect();
-        let rows = lines
-            .enumerate()
-            .map(|(k, line)| {
-                let cells: Vec<&str> = line.split(',').collect();
-                if cells.len() != header.len() {
-                    return Err(Error::format(
-                        &path,
-                        format!(
-                            "row {} has {} cells, the header {}",
-                            k + 2,
-                            cells.len(),
-                            header.len()
-                        ),
-                    ));
-                }
-                cells
-                    .iter()
-                    .map(|c| match c.is_empty() {
-                        true => Ok(f64::NAN),
-                        false => c.parse().map_err(|_| {
-                            Error::format(&path, format!("row {}: {c:?} is not a number", k + 2))
-                        }),
-                    })
-                    .collect()
-            })
-            .collect::<Result<_>>()?;
-        Ok(Self { header, rows })
-    }
-
-    /// (step, value) of column `name` where it has a value.
-    fn curve(&self, name: &str) -> Vec<(f64, f64)> {
-        let Some(k) = self.header.iter().position(|h| h == name) else {
-            return Vec::new();
-        };
-        self.rows
-            .iter()
-            .map(|r| (r[0], r[k]))
-            .filter(|p| p.0 > 0.0 && p.1.is_finite() && p.1 > 0.0)
-            .collect()
-    }
-}
+use crate::nn::train::{MetricsTable, BAND_NAMES};
+use crate::Result;
 
 /// The run's losses against the step: the batch loss (thin), the training
 /// (solid) and held-out (dashed) losses on fixed draws; then the same two
 /// per noise-level band, one colour per band.
 pub fn run_loss_charts(run: &Path) -> Result<[LineChart; 2]> {
-    let metrics = Metrics::read(run)?;
+    let metrics = MetricsTable::read(run)?;
+    // Log axes: positive steps and losses only.
     let line = |label: &str, column: &str, color, dashed| Series {
         label: label.into(),
-        points: metrics.curve(column),
+        points: (metrics.column(column).into_iter())
+            .filter(|p| p.0 > 0.0 && p.1 > 0.0)
+            .collect(),
         color,
         dashed,
         ..Series::default()

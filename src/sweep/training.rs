@@ -10,10 +10,9 @@ use super::cell::{Cell, Model};
 use super::engine::Sweep;
 use super::lock;
 use crate::data::sigma_data;
-use crate::io::read;
-use crate::nn::checkpoint::{Weights, STATE_FILE};
+use crate::nn::checkpoint::{Weights, METRICS_FILE, STATE_FILE};
 use crate::nn::optim::AdamWConfig;
-use crate::nn::train::{Losses, RunData, Sampling, TrainConfig, Trainer};
+use crate::nn::train::{Losses, MetricsTable, RunData, Sampling, TrainConfig, Trainer};
 use crate::nn::InitFrom;
 use crate::{Error, Result};
 
@@ -145,22 +144,14 @@ pub fn train_config(sweep: &Sweep, train: &Tensor, model: &Model) -> Result<Trai
 /// Mean logged loss over the last 10% of `steps`, from the run's metrics.csv
 /// (so a resumed cell reports the same value as an uninterrupted one).
 pub(super) fn final_loss(run: &Path, steps: u64) -> Result<f64> {
-    let path = run.join("metrics.csv");
-    let text = String::from_utf8(read(&path)?).map_err(|_| Error::format(&path, "not UTF-8"))?;
     let from = steps - steps / 10;
-    let tail: Vec<f64> = text
-        .lines()
-        .skip(1)
-        .filter_map(|line| {
-            let mut fields = line.split(',');
-            let step: u64 = fields.next()?.parse().ok()?;
-            let loss: f64 = fields.next()?.parse().ok()?;
-            (step >= from).then_some(loss)
-        })
+    let tail: Vec<f64> = (MetricsTable::read(run)?.column("loss").into_iter())
+        .filter(|&(step, _)| step >= from as f64)
+        .map(|(_, loss)| loss)
         .collect();
     match tail.is_empty() {
         true => Err(Error::format(
-            &path,
+            &run.join(METRICS_FILE),
             format!("no logged loss at steps >= {from}"),
         )),
         false => Ok(tail.iter().sum::<f64>() / tail.len() as f64),
