@@ -73,4 +73,72 @@ fn frameworks_experiment_compares_frameworks_and_disjoint_sets() {
     // One architecture per framework here: no across-architecture pair.
     assert!(!report.contains("rp_across_architectures"), "{report}");
     assert!(report.contains("8,rp_between_disjoint_sets,mlp-w32-d2,"));
+
+    // pairs.csv: every pair at each N after 30 and 60 steps; after 60 its
+    // RP is the sweep's, and the shared memorized example is recomputed
+    // here by brute force from the kept samples.
+    let pairs = std::fs::read_to_string(out.join("pairs.csv")).unwrap();
+    let rows: Vec<Vec<&str>> = pairs
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    assert_eq!(rows.len(), 2 * 2 * 3, "{pairs}");
+    let row = rows
+        .iter()
+        .find(|r| r[..4] == ["8", "60", "mlp-w32-d2-s0", "flow-mlp-w32-d2-s0"])
+        .unwrap_or_else(|| panic!("{pairs}"));
+    assert_eq!(row[4].parse::<f64>().unwrap(), rp);
+    for r in &rows {
+        let cell = |label: &str| {
+            out.join(format!(
+                "cells/n{:05}/{label}",
+                r[0].parse::<usize>().unwrap()
+            ))
+        };
+        let samples = |label: &str| {
+            let file = match r[1] {
+                "60" => cell(label).join("samples.npy"),
+                _ => cell(label).join("budgets/step-00000030.npy"),
+            };
+            common::rows(&read_npy(&file).unwrap().flatten_from(1).unwrap())
+        };
+        let train = rows_of(&cell(r[2]).join("run/train.npy"));
+        // (nearest example, d1/d2 < 1/3) per sample.
+        let landing = |label: &str| -> Vec<(usize, bool)> {
+            samples(label)
+                .iter()
+                .map(|x| {
+                    let mut d: Vec<(f64, usize)> = train
+                        .iter()
+                        .enumerate()
+                        .map(|(i, y)| {
+                            (
+                                x.iter()
+                                    .zip(y)
+                                    .map(|(a, b)| (a - b).powi(2))
+                                    .sum::<f64>()
+                                    .sqrt(),
+                                i,
+                            )
+                        })
+                        .collect();
+                    d.sort_by(|a, b| a.0.total_cmp(&b.0));
+                    (d[0].1, d[0].0 < d[1].0 / 3.0)
+                })
+                .collect()
+        };
+        let (a, b) = (landing(r[2]), landing(r[3]));
+        let shared = a
+            .iter()
+            .zip(&b)
+            .filter(|(a, b)| a.1 && b.1 && a.0 == b.0)
+            .count();
+        let expected = shared as f64 / a.len() as f64;
+        assert_eq!(r[7].parse::<f64>().unwrap(), expected, "{r:?}");
+    }
+}
+
+fn rows_of(path: &std::path::Path) -> Vec<Vec<f64>> {
+    common::rows(&read_npy(path).unwrap().flatten_from(1).unwrap())
 }

@@ -15,10 +15,11 @@ use super::{Experiment, RunOptions};
 use crate::data::npy::read_npy;
 use crate::denoise::EmpiricalDenoiser;
 use crate::io::write_atomic;
+use crate::metrics::{nearest_two, DEFAULT_CHUNK};
 use crate::plot::{save_figure, Axis, LineChart, Scale, Series};
 use crate::sweep::{
-    rp_heatmaps, run_sweep, write_sweep, CellResult, Estimate, Model, ModelSpec, Results, Split,
-    Sweep, SweepConfig, SweepReport, SAMPLES_FILE,
+    budget_samples, rp_heatmaps, run_sweep, write_sweep, CellResult, Estimate, Model, ModelSpec,
+    Results, Split, Sweep, SweepConfig, SweepReport, SAMPLES_FILE,
 };
 use crate::{Error, Result};
 
@@ -82,9 +83,27 @@ pub struct FrameworkPoint {
     pub disjoint: Vec<DisjointPoint>,
 }
 
+/// Two trained models at one N after one training budget, sampled from the
+/// same noise.
+#[derive(Clone, Debug, Serialize)]
+pub struct PairPoint {
+    pub n: usize,
+    /// Training steps the two models had taken.
+    pub steps: u64,
+    pub a: String,
+    pub b: String,
+    pub rp: Estimate,
+    /// Fraction of the noises from which both models' samples are memorized
+    /// (d1/d2 < 1/3) and memorize the same training example.
+    pub same_training_point: f64,
+}
+
 #[derive(Serialize)]
 pub struct FrameworksReport {
     pub points: Vec<FrameworkPoint>,
+    /// Every pair of trained models of the nested sweep at every N, after
+    /// each budget whose samples the cells kept and after the last step.
+    pub pairs: Vec<PairPoint>,
     #[serde(skip)]
     nested: SweepReport,
     #[serde(skip)]
@@ -111,7 +130,8 @@ impl Experiment for Frameworks {
 
     fn run(config: &FrameworksConfig, options: &RunOptions) -> Result<Option<FrameworksReport>> {
         let root = options.sweep_root(&config.sweep);
-        let nested = run_sweep(&options.prepare(config.sweep.clone())?, options)?;
+        let sweep = options.prepare(config.sweep.clone())?;
+        let nested = run_sweep(&sweep, options)?;
         let disjoint = match config.disjoint_sweep() {
             None => None,
             Some(c) => {
@@ -129,6 +149,7 @@ impl Experiment for Frameworks {
         let points = points(&nested.results, disjoint.as_ref())?;
         Ok(Some(FrameworksReport {
             points,
+            pairs: pairs(&sweep, &nested.results)?,
             nested,
             disjoint: disjoint.map(|(_, r)| r),
         }))
@@ -145,9 +166,10 @@ impl Experiment for Frameworks {
         write_sweep(&report.nested, dir, &[rp_heatmaps])?;
         crate::io::write_json(&dir.join("frameworks.json"), report)?;
         write_atomic(&dir.join("frameworks.csv"), csv(&report.points).as_bytes())?;
+        write_atomic(&dir.join("pairs.csv"), pairs_csv(&report.pairs).as_bytes())?;
         save_figure(&dir.join("frameworks"), &chart(&report.points))?;
         eprintln!(
-            "wrote frameworks.json, frameworks.csv and frameworks.png to {}",
+            "wrote frameworks.json, frameworks.csv, pairs.csv and frameworks.png to {}",
             dir.display()
         );
         Ok(())
@@ -281,6 +303,80 @@ fn disjoint_point(
         });
     }
     Ok((Some(memorizers), points))
+}
+
+/// RP and the shared memorized example of every pair of trained models, per
+/// N and per stage: each budget of `train.budgets` whose samples every
+/// model kept, then the last step.
+fn pairs(sweep: &Sweep, results: &Results) -> Result<Vec<PairPoint>> {
+    let c = &sweep.config;
+    let mut ns = c.ns.clone();
+    ns.sort_unstable();
+    let mut stages: Vec<u64> = c.train.budgets.clone();
+    stages.retain(|&b| b < c.train.steps);
+    stages.push(c.train.steps);
+    let mut out = Vec::new();
+    for n in ns {
+        let trained: Vec<&CellResult> = results
+            .cells
+            .iter()
+            .filter(|r| r.cell.n == n && parts(r).is_some())
+            .collect();
+        let Some(first) = trained.first() else {
+            continue;
+        };
+        let train = first.cell.training_set(sweep)?.flatten_from(1)?;
+        for &steps in &stages {
+            let file = |r: &CellResult| {
+                let dir = r.cell.dir(&sweep.root);
+                match steps == c.train.steps {
+                    true => dir.join(SAMPLES_FILE),
+                    false => budget_samples(&dir, steps),
+                }
+            };
+            if !trained.iter().all(|r| file(r).exists()) {
+                continue;
+            }
+            // Per model: its samples, the example each lands nearest and
+            // whether it is memorized there.
+            let models = trained
+                .iter()
+                .map(|r| {
+                    let samples = read_npy(&file(r))?.flatten_from(1)?.to_dtype(DType::F32)?;
+                    let neighbours = nearest_two(&samples, &train, DEFAULT_CHUNK)?;
+                    let memorized = neighbours.ratio_memorized();
+                    Ok((r, samples, neighbours.nearest, memorized))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            for (i, (ra, xa, na, ma)) in models.iter().enumerate() {
+                for (rb, xb, nb, mb) in &models[i + 1..] {
+                    let shared = (0..na.len())
+                        .filter(|&j| ma[j] && mb[j] && na[j] == nb[j])
+                        .count();
+                    out.push(PairPoint {
+                        n,
+                        steps,
+                        a: ra.label.clone(),
+                        b: rb.label.clone(),
+                        rp: c.metrics.rp(xa, xb, c.sampling.seed)?,
+                        same_training_point: shared as f64 / na.len().max(1) as f64,
+                    });
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn pairs_csv(pairs: &[PairPoint]) -> String {
+    let mut out = String::from("n,steps,a,b,rp,rp_low,rp_high,same_training_point\n");
+    for p in pairs {
+        out.push_str(&format!(
+            "{},{},{},{},{},{},{},{}\n",
+            p.n, p.steps, p.a, p.b, p.rp.value, p.rp.ci95[0], p.rp.ci95[1], p.same_training_point
+        ));
+    }
+    out
 }
 
 fn csv(points: &[FrameworkPoint]) -> String {

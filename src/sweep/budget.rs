@@ -43,6 +43,12 @@ pub fn budget_file(dir: &Path, budget: u64) -> PathBuf {
     dir.join("budgets").join(format!("step-{budget:08}.json"))
 }
 
+/// The samples a cell's model drew after `budget` steps, beside its scores
+/// (sweeps of earlier versions kept only the scores).
+pub fn budget_samples(dir: &Path, budget: u64) -> PathBuf {
+    budget_file(dir, budget).with_extension("npy")
+}
+
 /// The check for every trained model of the sweep in `root`, from the
 /// finished cells (`cells`, scored at train.steps) and their budget files;
 /// empty when the config lists no budgets. Cells without a file yet are

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::budget::budget_file;
+use super::budget::{budget_file, budget_samples};
 use super::config::Split;
 use super::engine::Sweep;
 use super::training::{final_loss, train_model};
@@ -187,7 +187,8 @@ pub fn run_cell(sweep: &Sweep, cell: &Cell, on_step: &(dyn Fn(u64) + Sync)) -> R
                 true => on_step(budget - from),
                 false => {
                     train_model(sweep, &run, cell, (from, budget), None, on_step)?;
-                    let (result, _) = score(sweep, cell, &empirical, Some((&run, budget)))?;
+                    let (result, samples) = score(sweep, cell, &empirical, Some((&run, budget)))?;
+                    write_npy(&budget_samples(&dir, budget), &samples, DType::F32)?;
                     write_json(&file, &result)?;
                 }
             }

@@ -26,7 +26,7 @@ mod run;
 mod settings;
 mod training;
 
-pub use budget::{budget_file, BudgetCheck, BudgetVerdict, CONVERGED_MOVE};
+pub use budget::{budget_file, budget_samples, BudgetCheck, BudgetVerdict, CONVERGED_MOVE};
 pub use cell::{
     check_finite, measure, run_cell, Cell, CellResult, Estimate, Measured, Model, SAMPLES_FILE,
 };
