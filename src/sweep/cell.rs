@@ -170,7 +170,8 @@ impl CellResult {
 /// Trains (or resumes), samples and scores `cell`; `on_step` is called after
 /// every training step with the number of steps just taken. With budgets
 /// (THEORY §13) the training runs in segments ending at each budget, and the
-/// model is scored at each into `budgets/step-XXXXXXXX.json`.
+/// model is scored at each into `budgets/step-XXXXXXXX.json`, its samples
+/// kept beside them (`.npy`).
 pub fn run_cell(sweep: &Sweep, cell: &Cell, on_step: &(dyn Fn(u64) + Sync)) -> Result<CellResult> {
     let dir = cell.dir(&sweep.root);
     let rows = cell.training_set(sweep)?.flatten_from(1)?;
