@@ -94,8 +94,9 @@ pub struct PairPoint {
     pub b: String,
     pub rp: Estimate,
     /// Fraction of the noises from which both models' samples are memorized
-    /// (d1/d2 < 1/3) and memorize the same training example.
-    pub same_training_point: f64,
+    /// (d1/d2 < 1/3) and memorize the same training example; None when the
+    /// two learned different sets.
+    pub same_training_point: Option<f64>,
 }
 
 #[derive(Serialize)]
@@ -322,10 +323,12 @@ fn pairs(sweep: &Sweep, results: &Results) -> Result<Vec<PairPoint>> {
             .iter()
             .filter(|r| r.cell.n == n && parts(r).is_some())
             .collect();
-        let Some(first) = trained.first() else {
-            continue;
-        };
-        let train = first.cell.training_set(sweep)?.flatten_from(1)?;
+        // Each model is searched in its own training set (a disjoint split
+        // gives each seed its own part).
+        let sets = trained
+            .iter()
+            .map(|r| Ok(r.cell.training_set(sweep)?.flatten_from(1)?))
+            .collect::<Result<Vec<_>>>()?;
         for &steps in &stages {
             let file = |r: &CellResult| {
                 let dir = r.cell.dir(&sweep.root);
@@ -341,9 +344,10 @@ fn pairs(sweep: &Sweep, results: &Results) -> Result<Vec<PairPoint>> {
             // whether it is memorized there.
             let models = trained
                 .iter()
-                .map(|r| {
+                .zip(&sets)
+                .map(|(r, train)| {
                     let samples = read_npy(&file(r))?.flatten_from(1)?.to_dtype(DType::F32)?;
-                    let neighbours = nearest_two(&samples, &train, DEFAULT_CHUNK)?;
+                    let neighbours = nearest_two(&samples, train, DEFAULT_CHUNK)?;
                     let memorized = neighbours.ratio_memorized();
                     Ok((r, samples, neighbours.nearest, memorized))
                 })
@@ -352,14 +356,15 @@ fn pairs(sweep: &Sweep, results: &Results) -> Result<Vec<PairPoint>> {
                 for (rb, xb, nb, mb) in &models[i + 1..] {
                     let shared = (0..na.len())
                         .filter(|&j| ma[j] && mb[j] && na[j] == nb[j])
-                        .count();
+                        .count() as f64;
+                    let same_set = ra.cell.part(sweep) == rb.cell.part(sweep);
                     out.push(PairPoint {
                         n,
                         steps,
                         a: ra.label.clone(),
                         b: rb.label.clone(),
                         rp: c.metrics.rp(xa, xb, c.sampling.seed)?,
-                        same_training_point: shared as f64 / na.len().max(1) as f64,
+                        same_training_point: same_set.then(|| shared / na.len().max(1) as f64),
                     });
                 }
             }
@@ -371,9 +376,12 @@ fn pairs(sweep: &Sweep, results: &Results) -> Result<Vec<PairPoint>> {
 fn pairs_csv(pairs: &[PairPoint]) -> String {
     let mut out = String::from("n,steps,a,b,rp,rp_low,rp_high,same_training_point\n");
     for p in pairs {
+        let same = p
+            .same_training_point
+            .map_or(String::new(), |v| v.to_string());
         out.push_str(&format!(
-            "{},{},{},{},{},{},{},{}\n",
-            p.n, p.steps, p.a, p.b, p.rp.value, p.rp.ci95[0], p.rp.ci95[1], p.same_training_point
+            "{},{},{},{},{},{},{},{same}\n",
+            p.n, p.steps, p.a, p.b, p.rp.value, p.rp.ci95[0], p.rp.ci95[1]
         ));
     }
     out
