@@ -9,9 +9,9 @@ use std::ops::ControlFlow;
 use candle_core::{DType, Device, Tensor};
 use common::{by_name, gaussian, temp_dir};
 use diffusion_regimes::denoise::Denoiser;
-use diffusion_regimes::framework::{Framework, Vp, VpEps};
+use diffusion_regimes::framework::{Consistency, Framework, Vp, VpEps};
 use diffusion_regimes::nn::optim::AdamWConfig;
-use diffusion_regimes::nn::train::{Batch, RunData, Sampling, TrainConfig, Trainer};
+use diffusion_regimes::nn::train::{Batch, RunData, Sampling, Target, TrainConfig, Trainer};
 use diffusion_regimes::nn::{Arch, DitConfig, MlpConfig, Params};
 use diffusion_regimes::sample::TimeMap;
 
@@ -125,17 +125,33 @@ fn each_framework_draws_its_own_noise_levels() {
 
 /// The framework's loss on batches 10_000..10_008 (never drawn in training),
 /// with its weight written from the papers: EDM (sigma^2 + sd^2)/(sigma sd)^2,
-/// flow 1/t^2, the others 1/sigma^2. In f64, row by row.
+/// flow 1/t^2, the others 1/sigma^2; a consistency model its consistency
+/// loss. In f64, row by row.
 fn held_out_loss(framework: Framework, trainer: &Trainer, d: &dyn Denoiser) -> f64 {
     let mut total = Vec::new();
     for k in 10_000..10_008 {
-        let Batch { y, sigma, z, .. } = trainer.batch(k).unwrap();
+        let Batch {
+            y, sigma, z, lower, ..
+        } = trainer.batch(k).unwrap();
         let y = y.flatten_from(1).unwrap().to_dtype(DType::F64).unwrap();
         let z = z.flatten_from(1).unwrap().to_dtype(DType::F64).unwrap();
+        let lower = lower.map(|l| l.to_vec1::<f32>().unwrap());
         for (b, s) in sigma.to_vec1::<f32>().unwrap().into_iter().enumerate() {
             let s = s as f64;
             let (yb, zb) = (y.narrow(0, b, 1).unwrap(), z.narrow(0, b, 1).unwrap());
-            let x = (&yb + (zb * s).unwrap()).unwrap();
+            let at = |level: f64| (&yb + (&zb * level).unwrap()).unwrap();
+            if let Some(lower) = &lower {
+                // A consistency model's own loss (THEORY §16): the pseudo-Huber
+                // distance between its outputs at the pair's two levels, over
+                // their spacing.
+                let l = lower[b] as f64;
+                let diff = (d.denoise(&at(s), s).unwrap() - d.denoise(&at(l), l).unwrap()).unwrap();
+                let squared: f64 = diff.sqr().unwrap().sum_all().unwrap().to_scalar().unwrap();
+                let c = 0.00054 * (diff.elem_count() as f64).sqrt();
+                total.push(((squared + c * c).sqrt() - c) / (s - l));
+                continue;
+            }
+            let x = at(s);
             let err: f64 = (d.denoise(&x, s).unwrap() - &yb)
                 .unwrap()
                 .sqr()
@@ -182,10 +198,50 @@ fn loss_before_and_after(
 
 #[test]
 fn every_framework_lowers_its_own_held_out_loss() {
-    for framework in Framework::ALL {
+    // Not consistency training: its loss starts near 0 (at initialisation f is
+    // about c_skip x, smooth and so nearly consistent between adjacent levels)
+    // and rises as f learns to move points (measured 0.64 -> 2.15 here).
+    for framework in Framework::ALL
+        .into_iter()
+        .filter(|f| f.name() != "consistency")
+    {
         let (before, after) = loss_before_and_after(framework, mlp(), vec![4], 150);
         assert!(after < 0.7 * before, "{framework}: {before} -> {after}");
     }
+}
+
+#[test]
+fn consistency_batches_pair_adjacent_levels_of_the_step_curriculum() {
+    let framework = by_name("consistency");
+    let ct = Consistency::new(0.5);
+    let train = gaussian(2, 0, 16, 4).to_dtype(DType::F32).unwrap();
+    let run = trainer("ct-pairs", config(framework, mlp(), vec![4], 800), &train);
+    // K' = 800 / 8 = 100: 11 levels at step 0, 21 at step 100, 1281 from step 700.
+    for (step, count) in [(0, 11), (150, 21), (799, 1281)] {
+        let levels: Vec<f32> = ct.levels(count).into_iter().map(|l| l as f32).collect();
+        let Batch { sigma, lower, .. } = run.batch(step).unwrap();
+        let lower = lower.expect("consistency batches carry their lower levels");
+        let pairs = lower
+            .to_vec1::<f32>()
+            .unwrap()
+            .into_iter()
+            .zip(sigma.to_vec1::<f32>().unwrap());
+        for (lo, hi) in pairs {
+            let i = levels.iter().position(|&l| l == lo).expect("a level");
+            assert_eq!(levels[i + 1], hi, "step {step}");
+        }
+    }
+    let edm = trainer(
+        "edm-pairs",
+        config(Framework::EDM, mlp(), vec![4], 10),
+        &train,
+    );
+    assert!(edm.batch(0).unwrap().lower.is_none());
+    // It has no regression target to replace.
+    let mut empirical = config(framework, mlp(), vec![4], 10);
+    empirical.target = Target::Empirical;
+    let message = empirical.check().unwrap_err().to_string();
+    assert!(message.contains("consistency"), "{message}");
 }
 
 #[test]

@@ -1,8 +1,9 @@
 //! Training frameworks as adapters to the one VE denoiser (THEORY §9): each
 //! framework's closed-form native predictor (epsilon, F, velocity), written
 //! here from its own definition, becomes the exact denoiser again through
-//! the crate's scalings; the native samplers of the empirical optimum all end
-//! on the training point VE Heun ends on; golden schedule values.
+//! the crate's scalings; the native samplers of the empirical optimum (for
+//! consistency models, of its ODE's endpoint) all end on the training point
+//! VE Heun ends on; golden schedule values.
 
 mod common;
 
@@ -14,7 +15,7 @@ use diffusion_regimes::data::{Synthetic, SyntheticSpec};
 use diffusion_regimes::denoise::{Denoiser, EmpiricalDenoiser};
 use diffusion_regimes::framework::{Framework, VpEps};
 use diffusion_regimes::nn::{Network, Precond};
-use diffusion_regimes::sample::{generate, Method, Plan, Schedule, TimeMap};
+use diffusion_regimes::sample::{generate, sample, Method, Plan, Schedule, TimeMap};
 
 const BETA_D: f64 = 19.9;
 const BETA_MIN: f64 = 0.1;
@@ -29,6 +30,7 @@ fn sigma_of(framework: Framework, c_noise: f64) -> f64 {
             .exp_m1()
             .sqrt(),
         "flow" | "flow-uniform" => c_noise / (1.0 - c_noise),
+        "consistency" => (4.0 * c_noise).exp(),
         "vp-eps" => {
             // Bisect on the crate's continuous timestep (its definition is
             // checked against the integer schedule below).
@@ -91,6 +93,16 @@ impl<D: Denoiser + Send + Sync> Network for Oracle<D> {
                     let t = c;
                     let y = self.exact.denoise(&(&x_in / (1.0 - t))?, sigma)?;
                     ((&x_in - y)? / t)?
+                }
+                // Song et al.'s f = c_skip x + c_out F, with x = x_in sqrt(sigma^2 + sd^2)
+                // and the boundary sigma_min = 0.002: F = (f - c_skip x) / c_out.
+                "consistency" => {
+                    let total = sigma * sigma + sd * sd;
+                    let above = sigma - 0.002;
+                    let x = (&x_in * total.sqrt())?;
+                    let f = self.exact.denoise(&x, sigma)?;
+                    let c_skip = sd * sd / (above * above + sd * sd);
+                    ((f - (&x * c_skip)?)? / (sd * above / total.sqrt()))?
                 }
                 other => panic!("no oracle for framework {other}"),
             };
@@ -162,6 +174,37 @@ impl Denoiser for F64 {
     }
 }
 
+/// The exact consistency function of `exact` (THEORY §16): the endpoint of
+/// its probability-flow ODE from x at sigma, by Heun on `steps` EDM levels
+/// from sigma down.
+struct OdeEndpoint<D> {
+    exact: Arc<D>,
+    steps: usize,
+}
+
+impl<D: Denoiser> Denoiser for OdeEndpoint<D> {
+    fn denoise(&self, x: &Tensor, sigma: f64) -> diffusion_regimes::Result<Tensor> {
+        let levels = Schedule {
+            steps: self.steps,
+            sigma_max: sigma,
+            ..Schedule::default()
+        }
+        .sigmas()?;
+        sample(
+            self.exact.as_ref(),
+            x,
+            &levels,
+            &Method::Heun,
+            &mut [],
+            None,
+        )
+    }
+
+    fn dim(&self) -> usize {
+        self.exact.dim()
+    }
+}
+
 /// The index of the training row nearest each row of `x`, and that distance.
 fn nearest(x: &Tensor, train: &Tensor) -> Vec<(usize, f64)> {
     let train = common::rows(train);
@@ -202,7 +245,17 @@ fn native_samplers_of_the_empirical_optimum_land_where_ve_heun_lands() {
     let reached: std::collections::BTreeSet<usize> = reference.iter().map(|r| r.0).collect();
     assert!(reached.len() >= 3, "{reached:?}");
     for framework in Framework::ALL {
-        let model = F64(oracle_model(framework, empirical.clone()));
+        // A consistency model's exact function is the ODE's endpoint (THEORY §16).
+        let model = match framework.name() {
+            "consistency" => F64(oracle_model(
+                framework,
+                Arc::new(OdeEndpoint {
+                    exact: empirical.clone(),
+                    steps: schedule.steps,
+                }),
+            )),
+            _ => F64(oracle_model(framework, empirical.clone())),
+        };
         let native = framework.native(1000).unwrap();
         let x = generate(&model, &native, 9, &indices, DType::F64, &Device::Cpu, None).unwrap();
         let landed = nearest(&x, &train);

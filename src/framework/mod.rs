@@ -21,12 +21,14 @@ use serde::{Deserialize, Serialize};
 use crate::sample::Plan;
 use crate::{Error, Result};
 
+mod consistency;
 mod edm;
 mod flow;
 mod ve;
 mod vp;
 mod vp_eps;
 
+pub use consistency::{Consistency, LevelPairs};
 pub use edm::Edm;
 pub use flow::{Flow, FlowTime};
 pub use ve::Ve;
@@ -49,6 +51,12 @@ pub trait Parameterisation: Send + Sync {
     fn loss_weight(&self, sigma: &Tensor) -> Result<Tensor>;
     /// One training noise level, from the step's stream.
     fn draw_sigma(&self, rng: &mut ChaCha20Rng) -> f32;
+    /// For consistency training (THEORY §16), the adjacent levels step
+    /// `step` of `steps` draws its pairs from; None for the frameworks that
+    /// regress on the clean example.
+    fn level_pairs(&self, _step: u64, _steps: u64) -> Option<LevelPairs> {
+        None
+    }
 }
 
 /// One training framework: a handle to its line of [`FRAMEWORKS`], which
@@ -111,6 +119,12 @@ pub const FRAMEWORKS: &[FrameworkEntry] = &[
         parameterisation: |_, _, _| Arc::new(Flow::new(FlowTime::Uniform)),
         native: |steps| Flow::new(FlowTime::Uniform).native(steps),
     },
+    FrameworkEntry {
+        name: "consistency",
+        about: "consistency training (Song & Dhariwal 2023): f(x, sigma) is the ODE's endpoint, sampled in one step",
+        parameterisation: |sigma_data, _, _| Arc::new(Consistency::new(sigma_data)),
+        native: |steps| Consistency::new(0.5).native(steps),
+    },
 ];
 
 impl Framework {
@@ -154,7 +168,7 @@ impl Framework {
 
     /// The framework's own sampler on `steps` noise levels (then sigma = 0):
     /// Heun for EDM (about 2 `steps` evaluations), one evaluation per step
-    /// for the others.
+    /// for the others, and one evaluation in all for consistency models.
     pub fn native(self, steps: usize) -> Result<Plan> {
         (self.0.native)(steps)
     }

@@ -182,6 +182,16 @@ impl TrainConfig {
                 "is the unconditional memorizer's; a class-conditional run regresses on its examples",
             ));
         }
+        if self.target == Target::Empirical && self.parameterisation().level_pairs(0, 1).is_some() {
+            return Err(Error::invalid(
+                "target",
+                "empirical",
+                format!(
+                    "{} trains on pairs of its own outputs, not on a regression target",
+                    self.framework
+                ),
+            ));
+        }
         if let Some(labels) = &self.labels {
             at_least_one("classes", labels.classes as u64)?;
             if !(0.0..=1.0).contains(&labels.p_uncond) {

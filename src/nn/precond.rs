@@ -169,6 +169,32 @@ pub fn weighted_errors(
     Ok((err * lambda)?)
 }
 
+/// The consistency loss's terms per example, `[B]` (THEORY §16, iCT):
+/// w_b d(f(y_b + s_b z_b; s_b), sg f(y_b + l_b z_b; l_b)) for the adjacent
+/// levels l_b = `lower` < s_b = `sigma` and one noise z_b for both, with
+/// w = 1 / (s - l), the target detached from the graph (sg), and d the
+/// pseudo-Huber distance sqrt(|a - b|^2 + c^2) - c, c = 0.00054 sqrt(n).
+pub fn consistency_errors(
+    model: &Precond,
+    y: &Tensor,
+    sigma: &Tensor,
+    lower: &Tensor,
+    z: &Tensor,
+    labels: Option<&Tensor>,
+) -> Result<Tensor> {
+    let b = y.dim(0)?;
+    let rows = |t: &Tensor| t.reshape((b, t.elem_count() / b.max(1)));
+    let (y, z) = (rows(y)?, rows(z)?);
+    let at = |level: &Tensor| -> Result<Tensor> {
+        let x = (&y + z.broadcast_mul(&level.reshape((b, 1))?)?)?;
+        model.forward(&x, level, labels)
+    };
+    let target = at(lower)?.detach();
+    let c = 0.00054 * (y.dim(1)? as f64).sqrt();
+    let distance = (((at(sigma)? - target)?.sqr()?.sum(1)? + c * c)?.sqrt()? - c)?;
+    Ok((distance / (sigma - lower)?)?)
+}
+
 /// A class-conditional network sampled for one class: D(x; sigma, class)
 /// (THEORY §10). Its [`Denoiser`] calls pass `class` for every row.
 pub struct ClassModel {

@@ -29,7 +29,7 @@ use super::observer::metrics_header;
 pub use super::observer::{MetricsTable, Observer, RunFiles};
 use super::optim::{clip_scale, global_norm, update_ema, AdamW};
 use super::params::assign_named;
-use super::{weighted_errors, Params, Precond};
+use super::{consistency_errors, weighted_errors, Params, Precond};
 use crate::data::npy::{read_npy, write_npy};
 use crate::data::{read_labels, write_labels};
 use crate::denoise::EmpiricalDenoiser;
@@ -360,10 +360,14 @@ impl Trainer {
             y,
             sigma,
             z,
+            lower,
             labels,
         } = batch;
-        let loss =
-            weighted_errors(&self.model, &y, &sigma, &z, &target, labels.as_ref())?.mean_all()?;
+        let errors = match &lower {
+            Some(lower) => consistency_errors(&self.model, &y, &sigma, lower, &z, labels.as_ref())?,
+            None => weighted_errors(&self.model, &y, &sigma, &z, &target, labels.as_ref())?,
+        };
+        let loss = errors.mean_all()?;
         let loss_value = loss.to_scalar::<f32>()? as f64;
         self.check_finite("loss", loss_value)?;
         let grads = loss.backward()?;

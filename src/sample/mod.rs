@@ -12,6 +12,7 @@
 //! ```
 
 mod ancestral;
+mod consistency;
 mod ddim;
 mod edm_stochastic;
 mod euler;
@@ -21,6 +22,7 @@ mod schedule;
 mod time_euler;
 
 pub use ancestral::Ancestral;
+pub use consistency::ConsistencySteps;
 pub use ddim::Ddim;
 pub use edm_stochastic::Churn;
 pub use euler::Euler;

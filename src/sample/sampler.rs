@@ -7,7 +7,7 @@ use candle_core::{DType, Device, Tensor};
 use rand_chacha::ChaCha20Rng;
 use serde::{Deserialize, Serialize};
 
-use super::{Ancestral, Churn, Ddim, Euler, Heun, Schedule};
+use super::{Ancestral, Churn, ConsistencySteps, Ddim, Euler, Heun, Schedule};
 use crate::denoise::Denoiser;
 use crate::rng::{normal_rows, sample_streams};
 use crate::{Error, Result};
@@ -89,6 +89,8 @@ samplers! {
     with_settings {
         // EDM's stochastic sampler: Langevin-like churn, then a Heun step.
         EdmStochastic(Churn) = "edm-stochastic",
+        // A consistency model's multistep sampler: f(x, sigma), then fresh noise.
+        Consistency(ConsistencySteps) = "consistency",
     }
 }
 

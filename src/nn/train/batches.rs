@@ -15,6 +15,9 @@ pub struct Batch {
     pub y: Tensor,
     pub sigma: Tensor,
     pub z: Tensor,
+    /// For consistency training, each row's adjacent lower level (sigma is
+    /// the upper one of the pair, THEORY §16); None for the other frameworks.
+    pub lower: Option<Tensor>,
     /// The examples' labels (some dropped), for a class-conditional run.
     pub labels: Option<Tensor>,
 }
@@ -48,7 +51,8 @@ impl Trainer {
         (rows, rng)
     }
 
-    /// Step `step`'s batch: clean examples y, noise levels sigma, noise z
+    /// Step `step`'s batch: clean examples y, noise levels sigma (for
+    /// consistency training each row's pair of adjacent levels), noise z
     /// and, for a class-conditional run, the examples' labels, each dropped
     /// to "no class" (the class count) with probability p_uncond by stream
     /// (seed, LabelDropout, step), apart from the batch's own draws.
@@ -62,7 +66,17 @@ impl Trainer {
             .index_select(&Tensor::new(rows.as_slice(), device)?, 0)?;
         let normal = |rng: &mut rand_chacha::ChaCha20Rng| -> f32 { StandardNormal.sample(rng) };
         let framework = self.model.framework();
-        let sigma: Vec<f32> = (0..b).map(|_| framework.draw_sigma(&mut rng)).collect();
+        let (sigma, lower): (Vec<f32>, Option<Vec<f32>>) =
+            match framework.level_pairs(step, c.steps) {
+                Some(pairs) => {
+                    let (lower, upper) = (0..b).map(|_| pairs.draw(&mut rng)).unzip();
+                    (upper, Some(lower))
+                }
+                None => (
+                    (0..b).map(|_| framework.draw_sigma(&mut rng)).collect(),
+                    None,
+                ),
+            };
         let z: Vec<f32> = (0..y.elem_count()).map(|_| normal(&mut rng)).collect();
         let labels = match (&c.labels, &self.labels) {
             (Some(conditioning), Some(labels)) => {
@@ -80,6 +94,9 @@ impl Trainer {
         };
         Ok(Batch {
             sigma: Tensor::from_vec(sigma, b, device)?,
+            lower: lower
+                .map(|lower| Tensor::from_vec(lower, b, device))
+                .transpose()?,
             z: Tensor::from_vec(z, y.shape(), device)?,
             y,
             labels,

@@ -1,0 +1,230 @@
+//! Consistency models (THEORY §16): the boundary f(x, sigma_min) = x, iCT's
+//! curriculum and pair draw against the normal density integrated
+//! numerically, the loss against a row-by-row recomputation and its gradient
+//! against the same loss with the target computed apart, and the multistep
+//! sampler against Song et al.'s Algorithm 1 written out on a Gaussian's
+//! exact consistency function.
+
+mod common;
+
+use candle_core::{DType, Device, Tensor};
+use common::{by_name, gaussian, max_abs_diff};
+use diffusion_regimes::denoise::Denoiser;
+use diffusion_regimes::framework::Consistency;
+use diffusion_regimes::nn::{consistency_errors, Arch, MlpConfig, Params, Precond};
+use diffusion_regimes::rng::normal_rows;
+use diffusion_regimes::sample::{generate, initial_noise, ConsistencySteps, Method, Plan};
+use rand::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+
+const DIM: usize = 3;
+
+/// A consistency model on a small random MLP; its output layer is not zero,
+/// so F contributes everywhere but at the boundary.
+fn model(seed: u64) -> (Precond, Params) {
+    let params = Params::new(seed);
+    let net = Arch::Mlp(MlpConfig {
+        width: 16,
+        depth: 2,
+    })
+    .build(&[DIM], None, params.var_builder(DType::F32, &Device::Cpu))
+    .unwrap();
+    let framework = by_name("consistency").parameterisation(0.5, -1.2, 1.2);
+    (
+        Precond::new(net, framework, vec![DIM], &Device::Cpu),
+        params,
+    )
+}
+
+fn f32s(t: &Tensor) -> Tensor {
+    t.to_dtype(DType::F32).unwrap()
+}
+
+#[test]
+fn the_boundary_holds_and_away_from_it_the_network_counts() {
+    let (model, _) = model(1);
+    let x = f32s(&(gaussian(2, 0, 8, DIM) * 3.0).unwrap());
+    // sigma_min = 0.002 is not exact in f32: c_out = sd (sigma - 0.002) /
+    // sqrt(...) is about 1e-10, so f moves x by 1e-10 |F|.
+    assert!(max_abs_diff(&model.denoise(&x, 0.002).unwrap(), &x) < 1e-6);
+    assert!(max_abs_diff(&model.denoise(&x, 1.0).unwrap(), &x) > 0.1);
+}
+
+#[test]
+fn the_curriculum_doubles_from_11_to_1281_levels() {
+    let ct = Consistency::new(0.5);
+    let steps = 8000; // K' = 8000 / (log2(128) + 1) = 1000
+    for (step, count) in [(0, 11), (999, 11), (1000, 21), (3500, 81), (6999, 641)] {
+        assert_eq!(ct.level_count(step, steps), count, "step {step}");
+    }
+    assert_eq!(ct.level_count(7000, steps), 1281);
+    assert_eq!(ct.level_count(u64::MAX, steps), 1281);
+    let levels = ct.levels(11);
+    assert!((levels[0] - 0.002).abs() < 1e-15 && (levels[10] - 80.0).abs() < 1e-12);
+    // Uniform in sigma^(1/7).
+    let roots: Vec<f64> = levels.iter().map(|l| l.powf(1.0 / 7.0)).collect();
+    let gap = roots[1] - roots[0];
+    assert!(roots.windows(2).all(|w| (w[1] - w[0] - gap).abs() < 1e-12));
+}
+
+/// P(a <= u < b) for u ~ N(mean, std^2), by Simpson's rule on the density.
+fn normal_mass(a: f64, b: f64, mean: f64, std: f64) -> f64 {
+    let density = |u: f64| (-0.5 * ((u - mean) / std).powi(2)).exp();
+    let intervals = 2000;
+    let h = (b - a) / intervals as f64;
+    let sum: f64 = (0..=intervals)
+        .map(|i| {
+            let w = match i {
+                0 => 1.0,
+                i if i == intervals => 1.0,
+                i if i % 2 == 1 => 4.0,
+                _ => 2.0,
+            };
+            w * density(a + i as f64 * h)
+        })
+        .sum();
+    sum * h / 3.0 / (std * (2.0 * std::f64::consts::PI).sqrt())
+}
+
+#[test]
+fn pairs_are_drawn_with_the_lognormal_masses_of_their_intervals() {
+    let ct = Consistency::new(0.5);
+    let pairs = ct.level_pairs_at(11);
+    let levels = pairs.levels().to_vec();
+    let mut counts = vec![0usize; levels.len() - 1];
+    let mut rng = ChaCha20Rng::seed_from_u64(5);
+    let draws = 200_000;
+    for _ in 0..draws {
+        let (lo, hi) = pairs.draw(&mut rng);
+        let i = levels.iter().position(|&l| l as f32 == lo).unwrap();
+        assert_eq!(levels[i + 1] as f32, hi);
+        counts[i] += 1;
+    }
+    let masses: Vec<f64> = levels
+        .windows(2)
+        .map(|w| normal_mass(w[0].ln(), w[1].ln(), -1.1, 2.0))
+        .collect();
+    let total: f64 = masses.iter().sum();
+    for (i, (&count, mass)) in counts.iter().zip(&masses).enumerate() {
+        let p = mass / total;
+        let se = (p * (1.0 - p) / draws as f64).sqrt();
+        let got = count as f64 / draws as f64;
+        // Five standard errors: ten bins never fail by chance (p ~ 6e-6 each).
+        assert!((got - p).abs() < 5.0 * se, "pair {i}: {got} vs {p}");
+    }
+}
+
+/// The loss written out: pseudo-Huber distance of f at the two levels over their spacing.
+#[test]
+fn the_loss_is_its_terms_and_no_gradient_flows_through_the_target() {
+    let (model, params) = model(2);
+    let b = 6;
+    let y = f32s(&gaussian(3, 0, b, DIM));
+    let z = f32s(&gaussian(4, 0, b, DIM));
+    let lower = Tensor::new(&[0.002f32, 0.05, 0.3, 1.0, 4.0, 30.0], &Device::Cpu).unwrap();
+    let upper = Tensor::new(&[0.004f32, 0.07, 0.35, 1.3, 5.0, 40.0], &Device::Cpu).unwrap();
+    let errors = consistency_errors(&model, &y, &upper, &lower, &z, None).unwrap();
+    let (lo, hi) = (
+        lower.to_vec1::<f32>().unwrap(),
+        upper.to_vec1::<f32>().unwrap(),
+    );
+    let c = 0.00054 * (DIM as f64).sqrt();
+    let at = |row: usize, level: f32| {
+        let x =
+            (y.narrow(0, row, 1).unwrap() + (z.narrow(0, row, 1).unwrap() * level as f64)).unwrap();
+        model.denoise(&x, level as f64).unwrap()
+    };
+    for (row, got) in errors.to_vec1::<f32>().unwrap().into_iter().enumerate() {
+        let diff = (at(row, hi[row]) - at(row, lo[row])).unwrap();
+        let squared: f32 = diff.sqr().unwrap().sum_all().unwrap().to_scalar().unwrap();
+        let want = (((squared as f64) + c * c).sqrt() - c) / (hi[row] - lo[row]) as f64;
+        assert!(
+            (got as f64 - want).abs() < 1e-4 * want.max(1e-3),
+            "row {row}: {got} vs {want}"
+        );
+    }
+
+    // The same loss with its target computed apart, as constants.
+    let rows =
+        |level: &Tensor| (&y + z.broadcast_mul(&level.reshape((b, 1)).unwrap()).unwrap()).unwrap();
+    let target_values = model.forward(&rows(&lower), &lower, None).unwrap();
+    let constant = Tensor::new(target_values.to_vec2::<f32>().unwrap(), &Device::Cpu).unwrap();
+    let apart = |target: &Tensor| {
+        let d = (model.forward(&rows(&upper), &upper, None).unwrap() - target).unwrap();
+        let distance = ((d.sqr().unwrap().sum(1).unwrap() + c * c)
+            .unwrap()
+            .sqrt()
+            .unwrap()
+            - c)
+            .unwrap();
+        (distance / (&upper - &lower).unwrap())
+            .unwrap()
+            .mean_all()
+            .unwrap()
+    };
+    let grads = |loss: Tensor| {
+        let g = loss.backward().unwrap();
+        params
+            .named()
+            .into_iter()
+            .map(|(name, v)| (name, g.get(&v).unwrap().clone()))
+            .collect::<Vec<_>>()
+    };
+    let ours = grads(errors.mean_all().unwrap());
+    let detached = grads(apart(&constant));
+    // With the gradient through the target the test would see it.
+    let through = grads(apart(&target_values));
+    let mut largest_through = 0f64;
+    for ((name, a), ((_, b), (_, t))) in ours.iter().zip(detached.iter().zip(&through)) {
+        assert!(max_abs_diff(a, b) < 1e-5, "{name}");
+        largest_through = largest_through.max(max_abs_diff(a, t));
+    }
+    assert!(largest_through > 1e-3, "{largest_through}");
+}
+
+/// f(x, sigma) = x sd / sqrt(sd^2 + sigma^2): the exact consistency function
+/// of N(0, sd^2 I), whose ODE scales x by sqrt(sd^2 + sigma^2).
+struct GaussianEndpoint(f64);
+
+impl Denoiser for GaussianEndpoint {
+    fn denoise(&self, x: &Tensor, sigma: f64) -> diffusion_regimes::Result<Tensor> {
+        Ok((x * (self.0 / (self.0 * self.0 + sigma * sigma).sqrt()))?)
+    }
+
+    fn dim(&self) -> usize {
+        DIM
+    }
+}
+
+#[test]
+fn multistep_sampling_is_song_et_al_algorithm_1() {
+    let f = GaussianEndpoint(0.7);
+    let taus = [80.0, 2.5, 0.3];
+    let mut sigmas = taus.to_vec();
+    sigmas.push(0.0);
+    let plan = Plan {
+        sigmas,
+        integrator: Box::new(Method::Consistency(ConsistencySteps::default())),
+    };
+    let indices: Vec<u64> = (0..5).collect();
+    let got = generate(&f, &plan, 7, &indices, DType::F64, &Device::Cpu, None).unwrap();
+
+    let (z, mut streams) = initial_noise(7, &indices, DIM, DType::F64, &Device::Cpu).unwrap();
+    let mut x = f.denoise(&(z * taus[0]).unwrap(), taus[0]).unwrap();
+    for &tau in &taus[1..] {
+        let noise = normal_rows(&mut streams, DIM, DType::F64, &Device::Cpu).unwrap();
+        let spread = (tau * tau - 0.002f64 * 0.002).sqrt();
+        x = f
+            .denoise(&(x + (noise * spread).unwrap()).unwrap(), tau)
+            .unwrap();
+    }
+    assert!(max_abs_diff(&got, &x) < 1e-12);
+
+    // The native sampler is the one-step map f(80 z, 80).
+    let native = by_name("consistency").native(40).unwrap();
+    assert_eq!(native.sigmas, vec![80.0, 0.0]);
+    let one = generate(&f, &native, 7, &indices, DType::F64, &Device::Cpu, None).unwrap();
+    let (z, _) = initial_noise(7, &indices, DIM, DType::F64, &Device::Cpu).unwrap();
+    let want = f.denoise(&(z * 80.0).unwrap(), 80.0).unwrap();
+    assert!(max_abs_diff(&one, &want) < 1e-12);
+}
