@@ -78,6 +78,17 @@ impl Consistency {
             .map(|i| (lo + i as f64 / last * (hi - lo)).powf(self.rho))
             .collect()
     }
+
+    /// The pairs of the discretisation with `count` levels.
+    pub fn level_pairs_at(&self, count: usize) -> LevelPairs {
+        let levels = self.levels(count);
+        LevelPairs {
+            log_levels: levels.iter().map(|l| l.ln()).collect(),
+            levels,
+            p_mean: self.p_mean,
+            p_std: self.p_std,
+        }
+    }
 }
 
 /// The adjacent levels training draws from at one step (THEORY §16).
@@ -142,18 +153,5 @@ impl Parameterisation for Consistency {
 
     fn level_pairs(&self, step: u64, steps: u64) -> Option<LevelPairs> {
         Some(self.level_pairs_at(self.level_count(step, steps)))
-    }
-}
-
-impl Consistency {
-    /// The pairs of the discretisation with `count` levels.
-    pub fn level_pairs_at(&self, count: usize) -> LevelPairs {
-        let levels = self.levels(count);
-        LevelPairs {
-            log_levels: levels.iter().map(|l| l.ln()).collect(),
-            levels,
-            p_mean: self.p_mean,
-            p_std: self.p_std,
-        }
     }
 }
