@@ -58,7 +58,7 @@ struct Oracle<D> {
     sigma_data: f64,
 }
 
-impl<D: Denoiser + Send + Sync> Network for Oracle<D> {
+impl<D: Denoiser + Send + Sync + 'static> Network for Oracle<D> {
     fn forward(
         &self,
         x_in: &Tensor,

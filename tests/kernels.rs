@@ -221,6 +221,80 @@ proptest! {
     }
 }
 
+/// y, dL/dx (None for an input without gradient), dL/dw, dL/db of the dense
+/// layer for L = sum(y * r).
+fn dense_gradients(
+    x: &Tensor,
+    w: &Tensor,
+    b: &Tensor,
+    r: &Tensor,
+    tracked: bool,
+) -> Vec<Option<Tensor>> {
+    let (xv, wv, bv) = (
+        Var::from_tensor(x).unwrap(),
+        Var::from_tensor(w).unwrap(),
+        Var::from_tensor(b).unwrap(),
+    );
+    let input = if tracked {
+        xv.as_tensor().clone()
+    } else {
+        x.clone()
+    };
+    let y = dense(&input, wv.as_tensor(), Some(bv.as_tensor())).unwrap();
+    let grads = (&y * r).unwrap().sum_all().unwrap().backward().unwrap();
+    let grad = |v: &Var| grads.get(v).cloned();
+    vec![Some(y), grad(&xv), grad(&wv), grad(&bv)]
+}
+
+/// K models' layers stacked on a leading axis give each model the bits of
+/// its own layer, forward and all three gradients, at shapes on both sides
+/// of the kernels' thresholds (a lone product split by rows once n > 64 and
+/// m >= 32; the two backward products side by side from 2^20 multiply-adds),
+/// with and without an input that needs its gradient; and the stacked layer
+/// off the kernel (f64, candle's ops) agrees with it.
+#[test]
+fn stacked_dense_layers_give_each_model_the_bits_of_its_own_layer() {
+    let bits = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    for (models, batch, inputs, outputs) in [(3, 5, 7, 9), (2, 64, 128, 128), (4, 40, 96, 80)] {
+        for tracked in [true, false] {
+            let seed = (batch * inputs) as u64;
+            let x = normal(seed, &[models, batch, inputs]);
+            let w = normal(seed + 1, &[models, outputs, inputs]);
+            let b = normal(seed + 2, &[models, outputs]);
+            let r = normal(seed + 3, &[models, batch, outputs]);
+            let stacked = dense_gradients(&x, &w, &b, &r, tracked);
+            assert_eq!(stacked[1].is_some(), tracked);
+            let f64s = |t: &Tensor| t.to_dtype(DType::F64).unwrap();
+            let exact = dense_gradients(&f64s(&x), &f64s(&w), &f64s(&b), &f64s(&r), tracked);
+            for k in 0..models {
+                let slice = |t: &Tensor| t.get(k).unwrap();
+                let alone =
+                    dense_gradients(&slice(&x), &slice(&w), &slice(&b), &slice(&r), tracked);
+                for (what, (s, a)) in ["y", "dx", "dw", "db"]
+                    .iter()
+                    .zip(stacked.iter().zip(&alone))
+                {
+                    if let (Some(s), Some(a)) = (s, a) {
+                        let shape = format!("{batch}x{inputs}x{outputs}");
+                        assert!(bits(&slice(s)) == bits(a), "{what} of model {k} at {shape}");
+                    }
+                }
+            }
+            // At most 128 products of unit normals per sum: f32 rounding is
+            // far below 1e-5 of the scale, an indexing error O(1).
+            for (what, (s, e)) in ["y", "dx", "dw", "db"]
+                .iter()
+                .zip(stacked.iter().zip(&exact))
+            {
+                if let (Some(s), Some(e)) = (s, e) {
+                    let e = relative_error(s, &e.to_dtype(DType::F32).unwrap());
+                    assert!(e < 1e-5, "{what}: {e}");
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn same_convolution_over_several_panels_matches_candle() {
     // 64 channels at 32x32 fill a 4 MB panel with one image, so a batch of

@@ -166,6 +166,14 @@ impl Framework {
         (self.0.parameterisation)(sigma_data, p_mean, p_std)
     }
 
+    /// Whether it trains on pairs of its own outputs at adjacent levels
+    /// (consistency training, THEORY §16) rather than on a regression target.
+    pub fn trains_on_pairs(self) -> bool {
+        self.parameterisation(1.0, 0.0, 1.0)
+            .level_pairs(0, 1)
+            .is_some()
+    }
+
     /// The framework's own sampler on `steps` noise levels (then sigma = 0):
     /// Heun for EDM (about 2 `steps` evaluations), one evaluation per step
     /// for the others, and one evaluation in all for consistency models.

@@ -182,7 +182,7 @@ impl TrainConfig {
                 "is the unconditional memorizer's; a class-conditional run regresses on its examples",
             ));
         }
-        if self.target == Target::Empirical && self.parameterisation().level_pairs(0, 1).is_some() {
+        if self.target == Target::Empirical && self.framework.trains_on_pairs() {
             return Err(Error::invalid(
                 "target",
                 "empirical",

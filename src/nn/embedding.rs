@@ -11,9 +11,10 @@ use crate::{Error, Result};
 /// coarse to fine (EDM's Fourier embedding draws them from N(0, 16^2)).
 const MAX_FREQUENCY: f64 = 32.0;
 
-/// Fourier features [cos(2 pi f_k c), sin(2 pi f_k c)] of c_noise `[B]`, with
-/// `dim / 2` geometric frequencies f_k from 1 to 32: deterministic, so nothing
-/// to store or seed.
+/// Fourier features [cos(2 pi f_k c), sin(2 pi f_k c)] of c_noise `[B]` (or
+/// `[K, B]` for models stacked), with `dim / 2` geometric frequencies f_k
+/// from 1 to 32, on a new last axis: deterministic, so nothing to store or
+/// seed.
 pub fn fourier_embedding(c_noise: &Tensor, dim: usize) -> Result<Tensor> {
     let half = (dim / 2).max(1);
     let freqs: Vec<f32> = (0..half)
@@ -27,7 +28,7 @@ pub fn fourier_embedding(c_noise: &Tensor, dim: usize) -> Result<Tensor> {
         })
         .collect();
     let freqs = Tensor::from_vec(freqs, (1, half), c_noise.device())?.to_dtype(c_noise.dtype())?;
-    let angles = c_noise.unsqueeze(1)?.broadcast_mul(&freqs)?;
+    let angles = c_noise.unsqueeze(c_noise.rank())?.broadcast_mul(&freqs)?;
     Ok(Tensor::cat(&[angles.cos()?, angles.sin()?], D::Minus1)?)
 }
 

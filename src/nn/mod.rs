@@ -49,7 +49,7 @@ pub use precond::{consistency_errors, denoising_loss, weighted_errors, ClassMode
 pub use unet::{Unet, UnetConfig};
 
 /// The raw network F(c_in x, c_noise) of EDM (THEORY §3).
-pub trait Network: Send + Sync {
+pub trait Network: Send + Sync + std::any::Any {
     /// `x` is `[B, ...]` in the network's input shape; `c_noise` is `[B]`;
     /// `labels` `[B]` (u32, the class count meaning "no class") for a
     /// class-conditional network (THEORY §10), None for no class at all.

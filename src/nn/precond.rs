@@ -10,7 +10,7 @@ use super::Network;
 use crate::denoise::jacobian::jacobian_autodiff;
 use crate::denoise::Denoiser;
 use crate::error::check_sigma;
-use crate::framework::Parameterisation;
+use crate::framework::{Parameterisation, Scalings};
 use crate::{Error, Result};
 
 /// A network with its framework's input/output scalings; implements [`Denoiser`].
@@ -57,30 +57,83 @@ impl Precond {
         self.framework.as_ref()
     }
 
+    /// The shape of one example, as the network takes it.
+    pub(crate) fn input_shape(&self) -> &[usize] {
+        &self.input_shape
+    }
+
+    /// The network it scales.
+    pub(crate) fn network(&self) -> &dyn Network {
+        self.net.as_ref()
+    }
+
     /// D(x; sigma_b) for each example b of `x` `[B, ...]` (any shape with B rows
     /// of `dim()` values) at its own noise level `sigma` `[B]`, with the
     /// framework's c_skip, c_out, c_in, c_noise (THEORY §3, §9). `labels` \[B\]
     /// condition a class-conditional network (THEORY §10).
     pub fn forward(&self, x: &Tensor, sigma: &Tensor, labels: Option<&Tensor>) -> Result<Tensor> {
-        let b = x.dim(0)?;
-        let mut shape = vec![b];
-        shape.extend(&self.input_shape);
-        let xs = x.reshape(shape.as_slice())?;
         let scalings = self.framework.scalings(sigma)?;
-        let column = |t: Tensor| -> Result<Tensor> {
-            let mut dims = vec![b];
-            dims.resize(shape.len(), 1);
-            Ok(t.reshape(dims)?)
-        };
-        let c_skip = column(scalings.c_skip)?;
-        let c_out = column(scalings.c_out)?;
-        let c_in = column(scalings.c_in)?;
-        let c_noise = scalings.c_noise;
-        let f = self
-            .net
-            .forward(&xs.broadcast_mul(&c_in)?, &c_noise, labels)?;
-        let d = (xs.broadcast_mul(&c_skip)? + f.broadcast_mul(&c_out)?)?;
-        Ok(d.reshape(x.shape())?)
+        let lead = [x.dim(0)?];
+        precondition(
+            self.net.as_ref(),
+            &self.input_shape,
+            x,
+            &lead,
+            scalings,
+            labels,
+        )
+    }
+}
+
+/// D(x) = c_skip x + c_out F(c_in x, c_noise) (THEORY §3, §9) for the rows
+/// of `x`, each with its own scalings \[rows\], the network `net` given its
+/// input shaped `lead` + `input_shape` (lead: \[B\], or \[K, B\] for K
+/// models stacked) and c_noise shaped `lead`.
+pub(crate) fn precondition(
+    net: &dyn Network,
+    input_shape: &[usize],
+    x: &Tensor,
+    lead: &[usize],
+    scalings: Scalings,
+    labels: Option<&Tensor>,
+) -> Result<Tensor> {
+    let b = x.dim(0)?;
+    let mut shape = vec![b];
+    shape.extend(input_shape);
+    let xs = x.reshape(shape.as_slice())?;
+    let column = |t: Tensor| -> Result<Tensor> {
+        let mut dims = vec![b];
+        dims.resize(shape.len(), 1);
+        Ok(t.reshape(dims)?)
+    };
+    let c_skip = column(scalings.c_skip)?;
+    let c_out = column(scalings.c_out)?;
+    let c_in = column(scalings.c_in)?;
+    let mut net_shape = lead.to_vec();
+    net_shape.extend(input_shape);
+    let net_input = xs.broadcast_mul(&c_in)?.reshape(net_shape)?;
+    let f = net.forward(&net_input, &scalings.c_noise.reshape(lead)?, labels)?;
+    let d = (xs.broadcast_mul(&c_skip)? + f.reshape(xs.shape())?.broadcast_mul(&c_out)?)?;
+    Ok(d.reshape(x.shape())?)
+}
+
+/// What the training losses need of a model: its denoiser on a batch of rows
+/// at their own noise levels, and its framework's loss weight per row. A
+/// [`Precond`], or models trained together (`train::together`).
+pub trait Preconditioned {
+    /// D(x; sigma_b) for each row b of `x` `[B, ...]`, `sigma` `[B]`.
+    fn forward(&self, x: &Tensor, sigma: &Tensor, labels: Option<&Tensor>) -> Result<Tensor>;
+    /// lambda(sigma_b) `[B]` (THEORY §9).
+    fn loss_weight(&self, sigma: &Tensor) -> Result<Tensor>;
+}
+
+impl Preconditioned for Precond {
+    fn forward(&self, x: &Tensor, sigma: &Tensor, labels: Option<&Tensor>) -> Result<Tensor> {
+        Precond::forward(self, x, sigma, labels)
+    }
+
+    fn loss_weight(&self, sigma: &Tensor) -> Result<Tensor> {
+        self.framework.loss_weight(sigma)
     }
 }
 
@@ -138,7 +191,7 @@ impl Denoiser for Precond {
 /// Averaging over the coordinates i (as EDM does) keeps the loss scale
 /// independent of n.
 pub fn denoising_loss(
-    model: &Precond,
+    model: &dyn Preconditioned,
     y: &Tensor,
     sigma: &Tensor,
     z: &Tensor,
@@ -151,7 +204,7 @@ pub fn denoising_loss(
 /// sigma_b z_b; sigma_b) - t_b)_i^2 for the regression target `target`
 /// shaped like `y` (y itself, or the empirical denoiser's value, THEORY §15).
 pub fn weighted_errors(
-    model: &Precond,
+    model: &dyn Preconditioned,
     y: &Tensor,
     sigma: &Tensor,
     z: &Tensor,
@@ -164,7 +217,7 @@ pub fn weighted_errors(
     let s = sigma.reshape((b, 1))?;
     let x = (&y + z.broadcast_mul(&s)?)?;
     let d = model.forward(&x, sigma, labels)?;
-    let lambda = model.framework.loss_weight(sigma)?;
+    let lambda = model.loss_weight(sigma)?;
     let err = (d - &target)?.sqr()?.mean(1)?;
     Ok((err * lambda)?)
 }

@@ -19,6 +19,7 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Tensor, Var};
 
 use super::checkpoint::{
@@ -38,6 +39,7 @@ use crate::{Error, Result};
 
 mod batches;
 mod evaluation;
+pub mod together;
 
 pub use batches::Batch;
 use evaluation::{read_heldout, FixedDraws};
@@ -85,6 +87,21 @@ pub struct Progress {
     pub seconds: f64,
     /// The losses on the fixed draws, at the steps the config evaluates.
     pub losses: Option<Losses>,
+}
+
+/// When a training session started, and the run's training seconds before it.
+pub(crate) struct Clock {
+    start: Instant,
+    before: f64,
+}
+
+impl Clock {
+    pub(crate) fn start(trainer: &Trainer) -> Self {
+        Clock {
+            start: Instant::now(),
+            before: trainer.elapsed,
+        }
+    }
 }
 
 /// A training run in progress: the model, its EMA, the optimizer and the run folder.
@@ -368,9 +385,21 @@ impl Trainer {
             None => weighted_errors(&self.model, &y, &sigma, &z, &target, labels.as_ref())?,
         };
         let loss = errors.mean_all()?;
-        let loss_value = loss.to_scalar::<f32>()? as f64;
-        self.check_finite("loss", loss_value)?;
-        let grads = loss.backward()?;
+        let loss_value = self.checked_loss(&loss)?;
+        self.update(loss_value, &loss.backward()?)
+    }
+
+    /// The value of this step's batch loss, or a divergence error.
+    fn checked_loss(&self, loss: &Tensor) -> Result<f64> {
+        let value = loss.to_scalar::<f32>()? as f64;
+        self.check_finite("loss", value)?;
+        Ok(value)
+    }
+
+    /// The step's update from the gradients of its loss `loss_value` in
+    /// `grads` (which may hold other models' too): clipping, AdamW, the EMA;
+    /// returns (loss, lr, grad norm).
+    fn update(&mut self, loss_value: f64, grads: &GradStore) -> Result<(f64, f64, f64)> {
         let weights = vars(&self.params);
         let grads = weights
             .iter()
@@ -419,33 +448,47 @@ impl Trainer {
     /// ([`crate::jobs::interrupt`]) before the next step's update. The loop
     /// itself writes nothing.
     pub fn run_observed(&mut self, observers: &mut [&mut dyn Observer]) -> Result<()> {
-        let start = Instant::now();
-        let before = self.elapsed;
+        let clock = Clock::start(self);
         while self.step < self.config.steps {
             crate::jobs::check_interrupt()?;
-            let (loss, lr, grad_norm) = self.train_step()?;
-            self.elapsed = before + start.elapsed().as_secs_f64();
-            let due = self.step == self.config.steps
-                || self.step.is_multiple_of(self.config.eval_every.max(1));
-            let progress = Progress {
-                step: self.step,
-                steps: self.config.steps,
-                loss,
-                lr,
-                grad_norm,
-                seconds: self.elapsed,
-                losses: match due {
-                    true => self.evaluate()?,
-                    false => None,
-                },
-            };
-            for observer in observers.iter_mut() {
-                if observer.observe(self, &progress)?.is_break() {
-                    return Ok(());
-                }
+            let taken = self.train_step()?;
+            if self.after_step(taken, &clock, observers)?.is_break() {
+                break;
             }
         }
         Ok(())
+    }
+
+    /// What follows a step that returned `(loss, lr, grad_norm)`: the
+    /// training time from `clock`, the evaluation when due, and the step
+    /// shown to every observer in turn (the first `Break` is returned).
+    pub(crate) fn after_step(
+        &mut self,
+        (loss, lr, grad_norm): (f64, f64, f64),
+        clock: &Clock,
+        observers: &mut [&mut dyn Observer],
+    ) -> Result<ControlFlow<()>> {
+        self.elapsed = clock.before + clock.start.elapsed().as_secs_f64();
+        let due = self.step == self.config.steps
+            || self.step.is_multiple_of(self.config.eval_every.max(1));
+        let progress = Progress {
+            step: self.step,
+            steps: self.config.steps,
+            loss,
+            lr,
+            grad_norm,
+            seconds: self.elapsed,
+            losses: match due {
+                true => self.evaluate()?,
+                false => None,
+            },
+        };
+        for observer in observers.iter_mut() {
+            if observer.observe(self, &progress)?.is_break() {
+                return Ok(ControlFlow::Break(()));
+            }
+        }
+        Ok(ControlFlow::Continue(()))
     }
 
     /// Writes the checkpoint of the current step (a divergence error instead

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::budget::{budget_file, budget_samples};
 use super::config::Split;
 use super::engine::Sweep;
-use super::training::{final_loss, train_model};
+use super::training::{final_loss, train_models};
 use crate::data::npy::write_npy;
 use crate::denoise::{Denoiser, EmpiricalDenoiser};
 use crate::framework::Framework;
@@ -167,42 +167,87 @@ impl CellResult {
     }
 }
 
-/// Trains (or resumes), samples and scores `cell`; `on_step` is called after
-/// every training step with the number of steps just taken. With budgets
-/// (THEORY §13) the training runs in segments ending at each budget, and the
-/// model is scored at each into `budgets/step-XXXXXXXX.json`, its samples
-/// kept beside them (`.npy`).
-pub fn run_cell(sweep: &Sweep, cell: &Cell, on_step: &(dyn Fn(u64) + Sync)) -> Result<CellResult> {
-    let dir = cell.dir(&sweep.root);
-    let rows = cell.training_set(sweep)?.flatten_from(1)?;
-    let empirical = EmpiricalDenoiser::new(&rows.to_dtype(DType::F64)?)?;
+/// Trains (or resumes), samples and scores `cells`, their networks trained
+/// together where they can ([`train_models`]); `on_step` is called after
+/// every model's training step with the number of steps just taken. With
+/// budgets (THEORY §13) the training runs in segments ending at each budget,
+/// and each model is scored at each into `budgets/step-XXXXXXXX.json`, its
+/// samples kept beside them (`.npy`). Returns each cell's result, or the
+/// divergence that stopped it (the others go on); any other error stops all.
+pub fn run_cells(
+    sweep: &Sweep,
+    cells: &[&Cell],
+    on_step: &(dyn Fn(u64) + Sync),
+) -> Result<Vec<Result<CellResult>>> {
+    let dirs: Vec<PathBuf> = cells.iter().map(|c| c.dir(&sweep.root)).collect();
+    let empirical = cells
+        .iter()
+        .map(|c| {
+            EmpiricalDenoiser::new(
+                &c.training_set(sweep)?
+                    .flatten_from(1)?
+                    .to_dtype(DType::F64)?,
+            )
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut diverged: Vec<Option<Error>> = cells.iter().map(|_| None).collect();
     let steps = sweep.config.train.steps;
-    let mut trained = None;
-    if let Model::Trained { .. } = &cell.model {
-        let run = dir.join("run");
-        let mut from = 0;
-        for &budget in sweep.config.train.budgets.iter().filter(|&&b| b < steps) {
-            let file = budget_file(&dir, budget);
-            match file.exists() {
-                // Scored by an earlier process, whose run may be past it.
-                true => on_step(budget - from),
-                false => {
-                    train_model(sweep, &run, cell, (from, budget), None, on_step)?;
-                    let (result, samples) = score(sweep, cell, &empirical, Some((&run, budget)))?;
-                    write_npy(&budget_samples(&dir, budget), &samples, DType::F32)?;
-                    write_json(&file, &result)?;
+    // The trained cells not stopped yet, each with its run folder.
+    let live = |diverged: &[Option<Error>]| -> Vec<usize> {
+        (0..cells.len())
+            .filter(|&k| matches!(cells[k].model, Model::Trained { .. }) && diverged[k].is_none())
+            .collect()
+    };
+    let mut from = 0;
+    let segments = sweep.config.train.budgets.iter().filter(|&&b| b < steps);
+    for &until in segments.chain([&steps]) {
+        // A budget scored by an earlier process, whose run may be past it.
+        let (scored, due): (Vec<usize>, Vec<usize>) = live(&diverged)
+            .into_iter()
+            .partition(|&k| until < steps && budget_file(&dirs[k], until).exists());
+        scored.iter().for_each(|_| on_step(until - from));
+        let runs: Vec<(PathBuf, &Cell)> = due
+            .iter()
+            .map(|&k| (dirs[k].join("run"), cells[k]))
+            .collect();
+        let trained = train_models(sweep, &runs, (from, until), None, on_step)?;
+        for ((k, (run, _)), outcome) in due.into_iter().zip(&runs).zip(trained) {
+            match outcome {
+                Ok(_) if until < steps => {
+                    let scored = || -> Result<()> {
+                        let run = Some((run.as_path(), until));
+                        let (result, samples) = score(sweep, cells[k], &empirical[k], run)?;
+                        write_npy(&budget_samples(&dirs[k], until), &samples, DType::F32)?;
+                        write_json(&budget_file(&dirs[k], until), &result)
+                    };
+                    scored().map_err(|e| Error::at(&dirs[k], e))?;
                 }
+                Ok(_) => {}
+                Err(e @ Error::Diverged { .. }) => diverged[k] = Some(e),
+                Err(e) => return Err(Error::at(&dirs[k], e)),
             }
-            from = budget;
         }
-        train_model(sweep, &run, cell, (from, steps), None, on_step)?;
-        trained = Some((run, steps));
+        from = until;
     }
-    let run = trained.as_ref().map(|(run, steps)| (run.as_path(), *steps));
-    let (result, samples) = score(sweep, cell, &empirical, run)?;
-    write_npy(&dir.join(SAMPLES_FILE), &samples, DType::F32)?;
-    write_json(&dir.join(CELL_FILE), &result)?;
-    Ok(result)
+    cells
+        .iter()
+        .zip(diverged)
+        .enumerate()
+        .map(|(k, (cell, diverged))| {
+            if let Some(e) = diverged {
+                return Ok(Err(e));
+            }
+            let run = matches!(cell.model, Model::Trained { .. }).then(|| dirs[k].join("run"));
+            let run = run.as_deref().map(|run| (run, steps));
+            let scored = || -> Result<CellResult> {
+                let (result, samples) = score(sweep, cell, &empirical[k], run)?;
+                write_npy(&dirs[k].join(SAMPLES_FILE), &samples, DType::F32)?;
+                write_json(&dirs[k].join(CELL_FILE), &result)?;
+                Ok(result)
+            };
+            Ok(Ok(scored().map_err(|e| Error::at(&dirs[k], e))?))
+        })
+        .collect()
 }
 
 /// Samples and scores the cell's denoiser as it is now (for a trained cell,

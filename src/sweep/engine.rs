@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use candle_core::{DType, Device, Tensor};
 
-use super::cell::{run_cell, Cell, Model, CELL_FILE};
+use super::cell::{run_cells, Cell, Model, CELL_FILE};
 use super::config::SweepConfig;
 use super::failed::{FailedCell, FAILED_FILE};
 use super::lock::{CellLock, DEFAULT_STALE_AFTER, LOCK_FILE};
@@ -22,7 +22,9 @@ use crate::data::{
 };
 use crate::io::write_atomic;
 use crate::jobs::{progress_bar, run_parallel};
+use crate::nn::train::together::why_alone;
 use crate::nn::train::LabelConditioning;
+use crate::nn::Arch;
 use crate::{Error, Result};
 
 /// Which cells a process runs: cell k (in grid order) belongs to shard k mod count.
@@ -270,10 +272,11 @@ impl Sweep {
     }
 
     /// Runs this shard's unfinished cells on `jobs` worker threads
-    /// ([`run_parallel`]), showing a progress bar over their training steps.
-    /// Each cell is run under its lock (`lock`), skipped while another
-    /// worker holds it; a cell whose training diverges is recorded as failed
-    /// (`failed`) and the others go on. Returns the number of cells run.
+    /// ([`run_parallel`]), in the groups of [`Sweep::groups`], showing a
+    /// progress bar over their training steps. Each cell is run under its
+    /// lock (`lock`), skipped while another worker holds it; a cell whose
+    /// training diverges is recorded as failed (`failed`) and the others go
+    /// on. Returns the number of cells run.
     pub fn run(&self, shard: Shard, jobs: usize) -> Result<usize> {
         let pending: Vec<Cell> = Sweep::grid(&self.config)
             .into_iter()
@@ -285,32 +288,75 @@ impl Sweep {
         let total_steps: u64 = pending.iter().map(|c| c.steps(self)).sum();
         let bar = progress_bar(total_steps, "steps");
         let ran = AtomicUsize::new(0);
-        run_parallel(&pending, jobs, &bar, |cell| {
-            let dir = cell.dir(&self.root);
-            let Some(_lock) = CellLock::acquire(&dir, self.lock_stale_after)? else {
-                bar.suspend(|| {
-                    eprintln!(
-                        "{}: another worker holds its lock ({LOCK_FILE}), skipped",
-                        dir.display()
-                    )
-                });
+        run_parallel(&self.groups(pending, jobs), jobs, &bar, |group| {
+            let mut locks = Vec::new();
+            let mut cells = Vec::new();
+            for cell in group {
+                let dir = cell.dir(&self.root);
+                match CellLock::acquire(&dir, self.lock_stale_after)? {
+                    None => bar.suspend(|| {
+                        eprintln!(
+                            "{}: another worker holds its lock ({LOCK_FILE}), skipped",
+                            dir.display()
+                        )
+                    }),
+                    // Another worker may have finished it before we took the lock.
+                    Some(lock) if !self.ended(cell) => {
+                        locks.push(lock);
+                        cells.push(cell);
+                        continue;
+                    }
+                    Some(_) => {}
+                }
                 bar.inc(cell.steps(self));
-                return Ok(());
-            };
-            // Another worker may have finished it before we took the lock.
-            if self.ended(cell) {
-                bar.inc(cell.steps(self));
-                return Ok(());
             }
-            ran.fetch_add(1, Ordering::SeqCst);
-            match run_cell(self, cell, &|steps| bar.inc(steps)) {
-                Ok(_) => Ok(()),
-                Err(e) => FailedCell::record(cell, &dir, e)
-                    .map(|_| ())
-                    .map_err(|e| Error::at(&dir, e)),
+            ran.fetch_add(cells.len(), Ordering::SeqCst);
+            let outcomes = run_cells(self, &cells, &|steps| bar.inc(steps))?;
+            for (cell, outcome) in cells.into_iter().zip(outcomes) {
+                if let Err(e) = outcome {
+                    let dir = cell.dir(&self.root);
+                    FailedCell::record(cell, &dir, e).map_err(|e| Error::at(&dir, e))?;
+                }
             }
+            Ok(())
         })?;
         Ok(ran.into_inner())
+    }
+
+    /// `pending` cells in the groups a worker runs at once: the trained
+    /// cells that can train together (`nn::train::together::why_alone`),
+    /// by network, each network's cells dealt into up to `jobs` groups so
+    /// that every job has work; every other cell alone. Cells keep their
+    /// grid order within a group.
+    pub fn groups(&self, pending: Vec<Cell>, jobs: usize) -> Vec<Vec<Cell>> {
+        let labelled = self.conditioning().is_some();
+        let mut alone = Vec::new();
+        let mut by_network: Vec<(Arch, Vec<Cell>)> = Vec::new();
+        for cell in pending {
+            let arch = match &cell.model {
+                Model::Trained {
+                    arch, framework, ..
+                } if why_alone(arch, *framework, labelled).is_none() => arch.clone(),
+                _ => {
+                    alone.push(vec![cell]);
+                    continue;
+                }
+            };
+            match by_network.iter_mut().find(|(a, _)| *a == arch) {
+                Some((_, cells)) => cells.push(cell),
+                None => by_network.push((arch, vec![cell])),
+            }
+        }
+        let mut groups = Vec::new();
+        for (_, cells) in by_network {
+            let size = cells.len().div_ceil(jobs.max(1));
+            let mut cells = cells.into_iter().peekable();
+            while cells.peek().is_some() {
+                groups.push(cells.by_ref().take(size).collect());
+            }
+        }
+        groups.extend(alone);
+        groups
     }
 
     /// Whether `cell` has ended: scored (`cell.json`) or failed (`failed.json`).

@@ -28,7 +28,7 @@ mod training;
 
 pub use budget::{budget_file, budget_samples, BudgetCheck, BudgetVerdict, CONVERGED_MOVE};
 pub use cell::{
-    check_finite, measure, run_cell, Cell, CellResult, Estimate, Measured, Model, SAMPLES_FILE,
+    check_finite, measure, run_cells, Cell, CellResult, Estimate, Measured, Model, SAMPLES_FILE,
 };
 pub use config::{load_toml, DataSource, ModelSpec, Split, SweepConfig};
 pub use engine::{Shard, Sweep};

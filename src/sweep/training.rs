@@ -2,7 +2,7 @@
 //! settings, resumable training in segments, and the loss it reports.
 
 use std::ops::ControlFlow;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use candle_core::Tensor;
 
@@ -12,24 +12,104 @@ use super::lock;
 use crate::data::sigma_data;
 use crate::nn::checkpoint::{Weights, METRICS_FILE, STATE_FILE};
 use crate::nn::optim::AdamWConfig;
-use crate::nn::train::{Losses, MetricsTable, RunData, Sampling, TrainConfig, Trainer};
+use crate::nn::train::together::{run_together, why_not_together};
+use crate::nn::train::{Losses, MetricsTable, Progress, RunData, Sampling, TrainConfig, Trainer};
 use crate::nn::InitFrom;
 use crate::{Error, Result};
 
-/// Trains the network of a trained cell in `run` from step `from` to `until`
-/// (resuming where a previous process stopped), crediting `on_step` with
-/// each step. A fresh run checkpoints every `checkpoint_every` steps (default:
-/// a quarter of the sweep's steps) and always at `until`. Returns the
-/// training and held-out losses at `until` (THEORY §15), when it evaluates.
+/// Trains the network of a trained cell in `run` from step `from` to
+/// `until` ([`train_models`] of one cell), checkpointing every
+/// `checkpoint_every` steps when given.
 pub fn train_model(
     sweep: &Sweep,
     run: &Path,
     cell: &Cell,
-    (from, until): (u64, u64),
+    segment: (u64, u64),
     checkpoint_every: Option<u64>,
     on_step: &(dyn Fn(u64) + Sync),
 ) -> Result<Option<Losses>> {
-    let mut trainer = match run.join(STATE_FILE).exists() {
+    let runs = [(run.to_path_buf(), cell)];
+    let mut outcomes = train_models(sweep, &runs, segment, checkpoint_every, on_step)?;
+    outcomes.remove(0)
+}
+
+/// Trains the networks of trained cells (`runs`: each run folder with its
+/// cell) from step `from` to `until`, resuming where a previous process
+/// stopped, together where they can (`nn::train::together`: every model
+/// gets the bits of its solo training), else one after another; `on_step`
+/// is credited with every model's every step. A fresh run checkpoints every
+/// `checkpoint_every` steps (default: a quarter of the sweep's steps) and
+/// always at `until`. Returns each cell's training and held-out losses at
+/// `until` (THEORY §15, when it evaluates), or the error that stopped it;
+/// an interrupt stops them all.
+pub fn train_models(
+    sweep: &Sweep,
+    runs: &[(PathBuf, &Cell)],
+    (from, until): (u64, u64),
+    checkpoint_every: Option<u64>,
+    on_step: &(dyn Fn(u64) + Sync),
+) -> Result<Vec<Result<Option<Losses>>>> {
+    let mut outcomes: Vec<Option<Result<Option<Losses>>>> = Vec::new();
+    let (mut trainers, mut opened) = (Vec::new(), Vec::new());
+    for (k, (run, cell)) in runs.iter().enumerate() {
+        match open(sweep, run, cell, until, checkpoint_every) {
+            Ok(trainer) => {
+                on_step(trainer.step().saturating_sub(from));
+                opened.push((k, trainer.step()));
+                trainers.push(trainer);
+                outcomes.push(None);
+            }
+            Err(e) => outcomes.push(Some(Err(e))),
+        }
+    }
+    let mut last: Vec<Option<Losses>> = vec![None; trainers.len()];
+    let mut observe = |j: usize, p: &Progress| {
+        on_step(1);
+        if p.step == until {
+            last[j] = p.losses.clone();
+        }
+        ControlFlow::Continue(())
+    };
+    let views: Vec<&Trainer> = trainers.iter().collect();
+    let trained: Vec<Result<()>> = match why_not_together(&views) {
+        None if trainers.len() > 1 => run_together(&mut trainers, &mut observe)?,
+        _ => trainers
+            .iter_mut()
+            .enumerate()
+            .map(|(j, t)| t.run(&mut |p| observe(j, p)))
+            .collect(),
+    };
+    let finished = opened.into_iter().zip(&trainers).zip(trained);
+    for (j, (((k, start), trainer), result)) in finished.enumerate() {
+        outcomes[k] = Some(result.and_then(|()| {
+            // The run folder sits in its cell's folder, whose log records the segment.
+            if let Some(cell) = runs[k].0.parent() {
+                let me = lock::Holder::me().name();
+                lock::log(cell, &format!("{me} trained steps {start}..{until}"))?;
+            }
+            // A run already at `until` took no step to evaluate at.
+            match last[j].take() {
+                Some(losses) => Ok(Some(losses)),
+                None => trainer.evaluate(),
+            }
+        }));
+    }
+    Ok(outcomes
+        .into_iter()
+        .map(|o| o.expect("every run trained or failed"))
+        .collect())
+}
+
+/// The trainer of a trained cell's run folder `run`, resumed to stop at
+/// `until`, or started there from the sweep's settings.
+fn open(
+    sweep: &Sweep,
+    run: &Path,
+    cell: &Cell,
+    until: u64,
+    checkpoint_every: Option<u64>,
+) -> Result<Trainer> {
+    let trainer = match run.join(STATE_FILE).exists() {
         true => Trainer::resume(run, Some(until), &sweep.device)?,
         false => {
             let train = cell.training_set(sweep)?;
@@ -56,26 +136,7 @@ pub fn train_model(
             ),
         ));
     }
-    let start = trainer.step();
-    on_step(start.saturating_sub(from));
-    let mut last = None;
-    trainer.run(&mut |p| {
-        on_step(1);
-        if p.step == until {
-            last = p.losses.clone();
-        }
-        ControlFlow::Continue(())
-    })?;
-    // The run folder sits in its cell's folder, whose log records the segment.
-    if let Some(cell) = run.parent() {
-        let me = lock::Holder::me().name();
-        lock::log(cell, &format!("{me} trained steps {start}..{until}"))?;
-    }
-    // A run already at `until` took no step to evaluate at.
-    match last {
-        Some(losses) => Ok(Some(losses)),
-        None => trainer.evaluate(),
-    }
+    Ok(trainer)
 }
 
 /// The training config of a trained cell's `model`: the sweep's settings,

@@ -36,7 +36,7 @@ use crate::Result;
 pub fn conv2d_same(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
     let (outputs, k) = (weight.dim(0)?, weight.dim(3)?);
     if runs_here(x) {
-        return with_bias(x, weight, bias, SameConv);
+        return with_bias(x, weight, (bias, &weight.dims()[..1]), SameConv);
     }
     let y = x.conv2d(weight, k / 2, 1, 1, 1)?;
     Ok(match bias {

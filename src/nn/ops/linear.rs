@@ -5,6 +5,11 @@
 //! splits its rows, the backward runs its two products side by side; see
 //! [`Split`]), so the committed MLP results stand.
 //!
+//! Models trained together (`nn::train::together`) stack their layers on a
+//! leading model axis: x \[K, B, in\], W \[K, out, in\], b \[K, out\]. Each
+//! model's slice makes the same gemm calls as the model alone, so it gets
+//! the same bits; the slices, not the rows, are shared among the threads.
+//!
 //! ```
 //! use candle_core::{Device, Tensor};
 //! use diffusion_regimes::nn::ops::dense;
@@ -20,16 +25,28 @@ use rayon::prelude::*;
 
 use super::matmul::{matmul, Split};
 use super::{f32_data, runs_here, sum_rows, values, with_bias, ELEMENTS_PER_TASK, MACS_PER_TASK};
-use crate::Result;
+use crate::{Error, Result};
 
-/// `x` \[B, in\] times `weight` \[out, in\] transposed, plus `bias` \[out\]. f32 on
-/// the CPU runs this module's kernel; other dtypes and devices candle's ops.
+/// `x` \[B, in\] times `weight` \[out, in\] transposed, plus `bias` \[out\];
+/// or, for K models at once, `x` \[K, B, in\], `weight` \[K, out, in\] and
+/// `bias` \[K, out\]. f32 on the CPU runs this module's kernel; other dtypes
+/// and devices candle's ops.
 pub fn dense(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
-    if runs_here(x) && x.rank() == 2 {
-        return with_bias(x, weight, bias, Dense);
+    if !matches!((x.rank(), weight.rank()), (2, 2) | (3, 3)) {
+        return Err(Error::shape(
+            "dense layer",
+            "x [B, in] with weight [out, in], or x [K, B, in] with weight [K, out, in]",
+            format!("x {:?}, weight {:?}", x.dims(), weight.dims()),
+        ));
     }
-    let y = x.broadcast_matmul(&weight.t()?)?;
+    if runs_here(x) {
+        let outputs = &weight.dims()[..weight.rank() - 1];
+        return with_bias(x, weight, (bias, outputs), Dense);
+    }
+    let y = x.matmul(&weight.t()?)?;
     Ok(match bias {
+        // [out] or [K, 1, out] against y's rows.
+        Some(b) if x.rank() == 3 => y.broadcast_add(&b.unsqueeze(1)?)?,
         Some(b) => y.broadcast_add(b)?,
         None => y,
     })
@@ -41,6 +58,28 @@ pub fn linear_forward(layer: &candle_nn::Linear, x: &Tensor) -> Result<Tensor> {
 }
 
 struct Dense;
+
+/// (models, batch, inputs, outputs) of a dense layer's operands, the model
+/// axis absent (1) for a single model.
+fn sizes(x: &Shape, w: &Shape, b: &Shape) -> candle_core::Result<(usize, usize, usize, usize)> {
+    let (models, batch, inputs, w_models, outputs, w_inputs) = match (x.dims(), w.dims()) {
+        (&[batch, inputs], &[outputs, w_inputs]) => (1, batch, inputs, 1, outputs, w_inputs),
+        (&[k, batch, inputs], &[w_k, outputs, w_inputs]) => {
+            (k, batch, inputs, w_k, outputs, w_inputs)
+        }
+        _ => candle_core::bail!("dense: input {x:?}, weight {w:?}"),
+    };
+    if w_models != models || w_inputs != inputs || b.elem_count() != models * outputs {
+        candle_core::bail!("dense: input {x:?}, weight {w:?}, bias {b:?}");
+    }
+    Ok((models, batch, inputs, outputs))
+}
+
+/// How many models' slices one parallel task takes: enough multiply-adds to
+/// be worth a thread hand-off.
+fn models_per_task(macs_per_model: usize) -> usize {
+    MACS_PER_TASK.div_ceil(macs_per_model.max(1))
+}
 
 impl CustomOp3 for Dense {
     fn name(&self) -> &'static str {
@@ -61,32 +100,45 @@ impl CustomOp3 for Dense {
             f32_data(s2, l2, "dense")?,
             f32_data(s3, l3, "dense")?,
         );
-        let (batch, inputs) = l1.shape().dims2()?;
-        let (outputs, w_inputs) = l2.shape().dims2()?;
-        if w_inputs != inputs || b.len() != outputs {
-            candle_core::bail!(
-                "dense: input {:?}, weight {:?}, bias {:?}",
-                l1.shape(),
-                l2.shape(),
-                l3.shape()
+        let (models, batch, inputs, outputs) = sizes(l1.shape(), l2.shape(), l3.shape())?;
+        let mut y = vec![0f32; models * batch * outputs];
+        // One model's product and bias; the rows of a lone model shared
+        // among the threads, those of a stack's slices not (same bits).
+        let slice = |k: usize, y: &mut [f32], split| {
+            let (x, w, b) = (
+                &x[k * batch * inputs..],
+                &w[k * outputs * inputs..],
+                &b[k * outputs..(k + 1) * outputs],
             );
+            matmul(
+                (batch, outputs, inputs),
+                y,
+                (x, inputs, 1),
+                (w, 1, inputs),
+                false,
+                split,
+            );
+            let rows_per_task = match split {
+                Split::Rows => ELEMENTS_PER_TASK.div_ceil(outputs.max(1)),
+                _ => batch,
+            };
+            y.par_chunks_mut(outputs.max(1))
+                .with_min_len(rows_per_task.max(1))
+                .for_each(|row| row.iter_mut().zip(b).for_each(|(y, &b)| *y += b));
+        };
+        match models {
+            1 => slice(0, &mut y, Split::Rows),
+            _ => y
+                .par_chunks_mut((batch * outputs).max(1))
+                .with_min_len(models_per_task(batch * inputs * outputs))
+                .enumerate()
+                .for_each(|(k, y)| slice(k, y, Split::Single)),
         }
-        let mut y = vec![0f32; batch * outputs];
-        matmul(
-            (batch, outputs, inputs),
-            &mut y,
-            (x, inputs, 1),
-            (w, 1, inputs),
-            false,
-            Split::Rows,
-        );
-        let rows_per_task = ELEMENTS_PER_TASK.div_ceil(outputs.max(1));
-        y.par_chunks_mut(outputs)
-            .with_min_len(rows_per_task)
-            .for_each(|row| {
-                row.iter_mut().zip(b).for_each(|(y, &b)| *y += b);
-            });
-        Ok((CpuStorage::F32(y), Shape::from((batch, outputs))))
+        let shape = match l1.shape().rank() {
+            2 => Shape::from((batch, outputs)),
+            _ => Shape::from((models, batch, outputs)),
+        };
+        Ok((CpuStorage::F32(y), shape))
     }
 
     fn bwd(
@@ -98,43 +150,63 @@ impl CustomOp3 for Dense {
         dy: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let like = |values, t: &Tensor| Tensor::from_vec(values, t.shape(), t.device());
-        let (batch, inputs) = x.dims2()?;
-        let outputs = w.dim(0)?;
+        let (models, batch, inputs, outputs) = sizes(x.shape(), w.shape(), b.shape())?;
         let (xs, dys) = (values(x)?, values(dy)?);
-        let mut dw = vec![0f32; outputs * inputs];
-        let weight_grad = |dw: &mut [f32], split| {
-            let (lhs, rhs) = ((&dys[..], 1, outputs), (&xs[..], inputs, 1));
-            matmul((outputs, inputs, batch), dw, lhs, rhs, false, split);
-            sum_rows(&dys, outputs)
+        // A network's input (noisy data, noise embedding) needs no gradient.
+        let ws = match x.track_op() {
+            true => Some(values(w)?),
+            false => None,
         };
-        // A network's input (noisy data, noise embedding) needs no gradient:
-        // then the weights' product has both threads.
-        if !x.track_op() {
-            let db = weight_grad(&mut dw, Split::Rows);
-            return Ok((None, Some(like(dw, w)?), Some(like(db, b)?)));
-        }
-        let ws = values(w)?;
-        let mut dx = vec![0f32; batch * inputs];
-        // The two products are independent: one thread each, when they are
-        // worth it.
-        let mut input_grad = || {
-            let (lhs, rhs) = ((&dys[..], outputs, 1), (&ws[..], inputs, 1));
-            matmul(
-                (batch, inputs, outputs),
-                &mut dx,
-                lhs,
-                rhs,
-                false,
-                Split::Single,
-            )
-        };
-        let db = match batch * inputs * outputs < MACS_PER_TASK {
-            true => {
-                input_grad();
-                weight_grad(&mut dw, Split::Single)
+        let mut dx = vec![0f32; ws.as_ref().map_or(0, |_| models * batch * inputs)];
+        let mut dw = vec![0f32; models * outputs * inputs];
+        let mut db = vec![0f32; models * outputs];
+        // One model's gradients (`lone`: the only model, whose products
+        // may take both threads).
+        let slice = |k: usize, dx: &mut [f32], dw: &mut [f32], db: &mut [f32], lone: bool| {
+            let dys = &dys[k * batch * outputs..(k + 1) * batch * outputs];
+            let xs = &xs[k * batch * inputs..];
+            let mut weight_grad = |split| {
+                let (lhs, rhs) = ((dys, 1, outputs), (xs, inputs, 1));
+                matmul((outputs, inputs, batch), dw, lhs, rhs, false, split);
+                db.copy_from_slice(&sum_rows(dys, outputs));
+            };
+            let Some(ws) = &ws else {
+                return weight_grad(if lone { Split::Rows } else { Split::Single });
+            };
+            let ws = &ws[k * outputs * inputs..];
+            let mut input_grad = || {
+                let (lhs, rhs) = ((dys, outputs, 1), (ws, inputs, 1));
+                matmul((batch, inputs, outputs), dx, lhs, rhs, false, Split::Single)
+            };
+            // The two products are independent: one thread each, when they
+            // are worth it.
+            match lone && batch * inputs * outputs >= MACS_PER_TASK {
+                true => drop(rayon::join(input_grad, || weight_grad(Split::Single))),
+                false => {
+                    input_grad();
+                    weight_grad(Split::Single)
+                }
             }
-            false => rayon::join(input_grad, || weight_grad(&mut dw, Split::Single)).1,
         };
-        Ok((Some(like(dx, x)?), Some(like(dw, w)?), Some(like(db, b)?)))
+        match models {
+            1 => slice(0, &mut dx, &mut dw, &mut db, true),
+            _ => {
+                let dx: Vec<&mut [f32]> = match dx.is_empty() {
+                    true => (0..models).map(|_| &mut [][..]).collect(),
+                    false => dx.chunks_mut(batch * inputs).collect(),
+                };
+                dx.into_par_iter()
+                    .zip(dw.par_chunks_mut((outputs * inputs).max(1)))
+                    .zip(db.par_chunks_mut(outputs.max(1)))
+                    .enumerate()
+                    .with_min_len(models_per_task(2 * batch * inputs * outputs))
+                    .for_each(|(k, ((dx, dw), db))| slice(k, dx, dw, db, false));
+            }
+        }
+        let dx = match ws {
+            Some(_) => Some(like(dx, x)?),
+            None => None,
+        };
+        Ok((dx, Some(like(dw, w)?), Some(like(db, b)?)))
     }
 }

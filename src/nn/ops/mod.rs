@@ -36,19 +36,19 @@ fn runs_here(x: &Tensor) -> bool {
     matches!(x.device(), Device::Cpu) && x.dtype() == DType::F32
 }
 
-/// `op` applied to contiguous `x`, `weight` and `bias` (zeros when None): the
-/// CPU f32 path of the layers with a bias.
+/// `op` applied to contiguous `x`, `weight` and `bias` (zeros shaped
+/// `bias_shape` when None): the CPU f32 path of the layers with a bias.
 fn with_bias(
     x: &Tensor,
     weight: &Tensor,
-    bias: Option<&Tensor>,
+    (bias, bias_shape): (Option<&Tensor>, &[usize]),
     op: impl CustomOp3 + Send + Sync + 'static,
 ) -> crate::Result<Tensor> {
     let zeros;
     let bias = match bias {
         Some(b) => b,
         None => {
-            zeros = Tensor::zeros(weight.dim(0)?, DType::F32, x.device())?;
+            zeros = Tensor::zeros(bias_shape, DType::F32, x.device())?;
             &zeros
         }
     };
