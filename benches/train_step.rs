@@ -18,14 +18,17 @@
 //! is added; the AdamW comparison stays on the CPU.
 
 use std::ops::ControlFlow;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use candle_core::{Device, Tensor, Var};
 use candle_nn::Optimizer;
-use criterion::{criterion_group, Criterion};
+use criterion::{criterion_group, Criterion, Throughput};
 use diffusion_regimes::device::device_from_env;
-use diffusion_regimes::jobs::on_pool;
+use diffusion_regimes::jobs::{on_pool, run_parallel};
+use indicatif::ProgressBar;
 use diffusion_regimes::nn::optim::{AdamW, AdamWConfig, Kernel};
+use diffusion_regimes::nn::train::together::step_together;
 use diffusion_regimes::nn::train::{RunData, Sampling, TrainConfig, Trainer};
 use diffusion_regimes::nn::{Arch, MlpConfig, TrainOptions, UnetConfig};
 use diffusion_regimes::rng::{standard_normal, stream, Purpose};
@@ -46,13 +49,14 @@ fn trainer(
     batch: usize,
     device: &Device,
 ) -> Trainer {
-    let endless = Cadence {
-        steps: 1 << 40,
-        log_every: 1 << 40,
-        checkpoint_every: 1 << 40,
-        eval_every: 1 << 40,
-    };
-    trainer_with(name, arch, sample_shape, batch, endless, device)
+    trainer_with(
+        name,
+        arch,
+        sample_shape,
+        batch,
+        Cadence::endless(),
+        (0, device),
+    )
 }
 
 /// How long a bench run trains, and how often it writes.
@@ -64,13 +68,25 @@ struct Cadence {
     eval_every: u64,
 }
 
+impl Cadence {
+    /// Steps taken one at a time, nothing written.
+    fn endless() -> Self {
+        Cadence {
+            steps: 1 << 40,
+            log_every: 1 << 40,
+            checkpoint_every: 1 << 40,
+            eval_every: 1 << 40,
+        }
+    }
+}
+
 fn trainer_with(
     name: &str,
     arch: Arch,
     sample_shape: Vec<usize>,
     batch: usize,
     cadence: Cadence,
-    device: &Device,
+    (seed, device): (u64, &Device),
 ) -> Trainer {
     let dir = std::env::temp_dir().join(format!("regimes-bench-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -95,7 +111,7 @@ fn trainer_with(
         adam: AdamWConfig::default(),
         clip: 1.0,
         ema_decay: 0.999,
-        seed: 0,
+        seed,
         checkpoint_every: cadence.checkpoint_every,
         log_every: cadence.log_every,
         eval_every: cadence.eval_every,
@@ -211,8 +227,14 @@ fn train_loop(c: &mut Criterion) {
                         checkpoint_every: defaults.checkpoint_every,
                         eval_every: defaults.eval_every,
                     };
-                    let mut t =
-                        trainer_with(name, arch.clone(), shape.clone(), batch, cadence, &device);
+                    let mut t = trainer_with(
+                        name,
+                        arch.clone(),
+                        shape.clone(),
+                        batch,
+                        cadence,
+                        (0, &device),
+                    );
                     let start = Instant::now();
                     t.run(&mut |_| ControlFlow::Continue(())).unwrap();
                     total += start.elapsed();
@@ -220,6 +242,57 @@ fn train_loop(c: &mut Criterion) {
                 total
             })
         });
+    }
+    group.finish();
+}
+
+/// Model-steps per second of K MLPs (each its own seed; the widths 64 and
+/// 256 of `cases`) trained together (`nn::train::together::step_together`,
+/// a sweep's path with `--together K`; K = 1 is the lone model's own
+/// `train_step`), and trained alone on as many workers as the pool has
+/// threads, each a one-thread pool (`jobs::run_parallel`, a sweep's default
+/// path with `--jobs`). `scripts/train_together_peers.sh` times JAX's vmap
+/// of the same K steps and K single-model processes beside them.
+fn together(c: &mut Criterion) {
+    let mut group = c.benchmark_group("train_together");
+    group.sample_size(10);
+    for (name, arch, shape, batch, steps) in cases(&Device::Cpu).into_iter().skip(1).take(2) {
+        for models in [1, 10, 30] {
+            let mut trainers: Vec<Trainer> = (0..models)
+                .map(|k| {
+                    let label = format!("{name}-together-{k}");
+                    let endless = Cadence::endless();
+                    let at = (k as u64, &Device::Cpu);
+                    trainer_with(&label, arch.clone(), shape.clone(), batch, endless, at)
+                })
+                .collect();
+            let steps = (steps / models as u64).max(2);
+            group.throughput(Throughput::Elements(steps * models as u64));
+            group.bench_function(format!("{name}-k{models}-{steps}-steps"), |b| {
+                b.iter(|| {
+                    for _ in 0..steps {
+                        match trainers.as_mut_slice() {
+                            [alone] => drop(alone.train_step().unwrap()),
+                            all => {
+                                let mut all: Vec<&mut Trainer> = all.iter_mut().collect();
+                                step_together(&mut all).unwrap();
+                            }
+                        }
+                    }
+                })
+            });
+            let jobs = rayon::current_num_threads();
+            let alone: Vec<Mutex<Trainer>> = trainers.into_iter().map(Mutex::new).collect();
+            group.bench_function(format!("{name}-k{models}-alone-jobs{jobs}-{steps}-steps"), |b| {
+                b.iter(|| {
+                    run_parallel(&alone, jobs, &ProgressBar::hidden(), |trainer| {
+                        let mut trainer = trainer.lock().unwrap();
+                        (0..steps).try_for_each(|_| trainer.train_step().map(drop))
+                    })
+                    .unwrap()
+                })
+            });
+        }
     }
     group.finish();
 }
@@ -281,7 +354,7 @@ fn optimizer(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, train_steps, train_loop, optimizer);
+criterion_group!(benches, train_steps, train_loop, together, optimizer);
 criterion_group!(from_main_thread, off_pool);
 
 /// criterion_main!, with the benches on rayon's pool as in the binaries

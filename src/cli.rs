@@ -42,6 +42,12 @@ pub struct SweepArgs {
     /// died. A dead process on this host is noticed at once.
     #[arg(long, default_value_t = DEFAULT_STALE_AFTER.as_secs())]
     pub lock_stale_after: u64,
+    /// Train up to K MLP cells of one size as one network with a model
+    /// axis (each with the bits of its own training). On a CPU one at a
+    /// time is faster at widths 64-256 (BENCHMARKS.md); it pays where each
+    /// operation's fixed cost dominates (tiny networks, a GPU).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    pub together: u64,
 }
 
 impl SweepArgs {
@@ -60,6 +66,7 @@ impl SweepArgs {
             device: crate::device::device(&self.device)?,
             data: None,
             lock_stale_after: Duration::from_secs(self.lock_stale_after),
+            together: self.together as usize,
         })
     }
 }

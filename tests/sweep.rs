@@ -442,9 +442,9 @@ fn data_classes_select_the_labelled_examples() {
     assert!(e.contains("data.classes") && e.contains("[7]"), "{e}");
 }
 
-/// One job trains each network's cells as one group (together); as many
-/// jobs as cells, one group per cell (alone): the cells, their budget
-/// scores and samples come out the same, with two frameworks in a group.
+/// With `together` = 4 and one job, each network's cells train as one
+/// group; alone (the default, 1): the cells, their budget scores and
+/// samples come out the same, with two frameworks in a group.
 #[test]
 fn cells_trained_together_score_as_cells_trained_alone() {
     let text = TINY
@@ -455,21 +455,25 @@ fn cells_trained_together_score_as_cells_trained_alone() {
         );
     let config = || SweepConfig::parse(&text, Path::new("t.toml")).unwrap();
     let together = temp_dir("sweep-together");
-    let sweep = Sweep::prepare(config(), &together).unwrap();
+    let mut sweep = Sweep::prepare(config(), &together).unwrap();
     let pending = Sweep::grid(&sweep.config);
-    let sizes = |jobs| -> Vec<usize> {
+    let sizes = |sweep: &Sweep, jobs| -> Vec<usize> {
         let groups = sweep.groups(pending.clone(), jobs);
         groups.iter().map(Vec::len).collect()
     };
-    // 2 sizes x (empirical + 2 MLPs of one size): one group of the 4 MLPs
-    // and the 2 empirical cells alone; with 2 jobs, two groups of 2.
-    assert_eq!(sizes(1), [4, 1, 1]);
-    assert_eq!(sizes(2), [2, 2, 1, 1]);
+    // 2 sizes x (empirical + 2 MLPs of one size): alone by default; with
+    // up to 4 together, one group of the 4 MLPs and the 2 empirical cells
+    // alone, with 2 jobs two groups of 2, and at most 3 together, 3 and 1.
+    assert_eq!(sizes(&sweep, 1), [1; 6]);
+    sweep.together = 3;
+    assert_eq!(sizes(&sweep, 1), [3, 1, 1, 1]);
+    sweep.together = 4;
+    assert_eq!(sizes(&sweep, 1), [4, 1, 1]);
+    assert_eq!(sizes(&sweep, 2), [2, 2, 1, 1]);
     assert_eq!(sweep.run(Shard::ALL, 1).unwrap(), 6);
     let alone = temp_dir("sweep-alone");
     let sweep = Sweep::prepare(config(), &alone).unwrap();
-    assert_eq!(sizes(6), [1, 1, 1, 1, 1, 1]);
-    assert_eq!(sweep.run(Shard::ALL, 6).unwrap(), 6);
+    assert_eq!(sweep.run(Shard::ALL, 2).unwrap(), 6);
     common::assert_same_cells(&together, &alone);
     for cell in ["n00002/mlp-w16-d1-s0", "n00008/flow-mlp-w16-d1-s0"] {
         let budget = |root: &Path| {

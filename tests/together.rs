@@ -192,7 +192,7 @@ fn networks_that_cannot_stack_are_refused_with_the_reason() {
     let b = start(&dir.join("b"), &wider, &train);
     assert!(why_not_together(&[&a, &b])
         .unwrap()
-        .contains("MLPs of one size"));
+        .contains("network sizes"));
     let batch = TrainOptions {
         batch: 8,
         ..options.clone()

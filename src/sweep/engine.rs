@@ -78,6 +78,8 @@ pub struct Sweep {
     pub device: Device,
     /// A cell lock whose heartbeat stopped this long ago is taken over.
     pub lock_stale_after: Duration,
+    /// Most MLP cells a worker trains together as one network (1: each alone).
+    pub together: usize,
 }
 
 impl Sweep {
@@ -203,6 +205,7 @@ impl Sweep {
             fresh: fresh.to_dtype(DType::F64)?,
             device: Device::Cpu,
             lock_stale_after: DEFAULT_STALE_AFTER,
+            together: 1,
         })
     }
 
@@ -325,9 +328,10 @@ impl Sweep {
 
     /// `pending` cells in the groups a worker runs at once: the trained
     /// cells that can train together (`nn::train::together::why_alone`),
-    /// by network, each network's cells dealt into up to `jobs` groups so
-    /// that every job has work; every other cell alone. Cells keep their
-    /// grid order within a group.
+    /// by network, in groups of at most `self.together` cells, each
+    /// network's cells dealt into at least `jobs` groups so that every job
+    /// has work; every other cell alone. Cells keep their grid order within
+    /// a group.
     pub fn groups(&self, pending: Vec<Cell>, jobs: usize) -> Vec<Vec<Cell>> {
         let labelled = self.conditioning().is_some();
         let mut alone = Vec::new();
@@ -349,7 +353,7 @@ impl Sweep {
         }
         let mut groups = Vec::new();
         for (_, cells) in by_network {
-            let size = cells.len().div_ceil(jobs.max(1));
+            let size = cells.len().div_ceil(jobs.max(1)).min(self.together.max(1));
             let mut cells = cells.into_iter().peekable();
             while cells.peek().is_some() {
                 groups.push(cells.by_ref().take(size).collect());

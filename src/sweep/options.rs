@@ -27,6 +27,8 @@ pub struct RunOptions {
     pub data: Option<PathBuf>,
     /// A cell lock whose heartbeat stopped this long ago is taken over.
     pub lock_stale_after: Duration,
+    /// Most MLP cells trained together as one network ([`Sweep::groups`]).
+    pub together: usize,
 }
 
 impl RunOptions {
@@ -40,6 +42,7 @@ impl RunOptions {
             device: Device::Cpu,
             data: None,
             lock_stale_after: DEFAULT_STALE_AFTER,
+            together: 1,
         }
     }
 
@@ -66,6 +69,7 @@ impl RunOptions {
         let mut sweep = Sweep::prepare(config, root)?;
         sweep.device = self.device.clone();
         sweep.lock_stale_after = self.lock_stale_after;
+        sweep.together = self.together;
         Ok(sweep)
     }
 
