@@ -26,12 +26,12 @@ use candle_nn::Optimizer;
 use criterion::{criterion_group, Criterion, Throughput};
 use diffusion_regimes::device::device_from_env;
 use diffusion_regimes::jobs::{on_pool, run_parallel};
-use indicatif::ProgressBar;
 use diffusion_regimes::nn::optim::{AdamW, AdamWConfig, Kernel};
 use diffusion_regimes::nn::train::together::step_together;
 use diffusion_regimes::nn::train::{RunData, Sampling, TrainConfig, Trainer};
 use diffusion_regimes::nn::{Arch, MlpConfig, TrainOptions, UnetConfig};
 use diffusion_regimes::rng::{standard_normal, stream, Purpose};
+use indicatif::ProgressBar;
 
 fn examples(shape: &[usize]) -> Tensor {
     let n: usize = shape.iter().product();
@@ -283,15 +283,18 @@ fn together(c: &mut Criterion) {
             });
             let jobs = rayon::current_num_threads();
             let alone: Vec<Mutex<Trainer>> = trainers.into_iter().map(Mutex::new).collect();
-            group.bench_function(format!("{name}-k{models}-alone-jobs{jobs}-{steps}-steps"), |b| {
-                b.iter(|| {
-                    run_parallel(&alone, jobs, &ProgressBar::hidden(), |trainer| {
-                        let mut trainer = trainer.lock().unwrap();
-                        (0..steps).try_for_each(|_| trainer.train_step().map(drop))
+            group.bench_function(
+                format!("{name}-k{models}-alone-jobs{jobs}-{steps}-steps"),
+                |b| {
+                    b.iter(|| {
+                        run_parallel(&alone, jobs, &ProgressBar::hidden(), |trainer| {
+                            let mut trainer = trainer.lock().unwrap();
+                            (0..steps).try_for_each(|_| trainer.train_step().map(drop))
+                        })
+                        .unwrap()
                     })
-                    .unwrap()
-                })
-            });
+                },
+            );
         }
     }
     group.finish();

@@ -42,8 +42,16 @@ fn trained(dir: &Path, options: &TrainOptions, shape: &[usize], device: &Device)
 }
 
 fn relative(a: &Tensor, b: &Tensor) -> f64 {
-    let a = a.to_device(&Device::Cpu).unwrap().to_dtype(DType::F64).unwrap();
-    let b = b.to_device(&Device::Cpu).unwrap().to_dtype(DType::F64).unwrap();
+    let a = a
+        .to_device(&Device::Cpu)
+        .unwrap()
+        .to_dtype(DType::F64)
+        .unwrap();
+    let b = b
+        .to_device(&Device::Cpu)
+        .unwrap()
+        .to_dtype(DType::F64)
+        .unwrap();
     max_abs_diff(&a, &b) / max_abs(&b).max(1e-12)
 }
 
@@ -90,7 +98,10 @@ fn a_cpu_trained_network_denoises_and_samples_alike_on_the_gpu() {
         let dim: usize = shape[1..].iter().product();
         let x = gaussian(8, 0, 24, dim);
         for sigma in [0.01, 0.3, 5.0] {
-            let (a, b) = (cuda.denoise(&x, sigma).unwrap(), cpu.denoise(&x, sigma).unwrap());
+            let (a, b) = (
+                cuda.denoise(&x, sigma).unwrap(),
+                cpu.denoise(&x, sigma).unwrap(),
+            );
             let e = relative(&a, &b);
             assert!(e < 1e-4, "{name} at sigma {sigma}: {e}");
         }
@@ -120,9 +131,18 @@ fn training_on_the_gpu_follows_the_cpus_losses() {
         let (cpu, cuda) = (losses(&on_cpu), losses(&on_gpu));
         assert_eq!(cpu.len(), 20, "{name}: a loss per step");
         // The first step sees the same weights and batch: rounding alone.
-        assert!((cuda[0] - cpu[0]).abs() <= 1e-4 * cpu[0].abs(), "{name}: {} vs {}", cuda[0], cpu[0]);
+        assert!(
+            (cuda[0] - cpu[0]).abs() <= 1e-4 * cpu[0].abs(),
+            "{name}: {} vs {}",
+            cuda[0],
+            cpu[0]
+        );
         for (step, (g, c)) in cuda.iter().zip(&cpu).enumerate() {
-            assert!((g - c).abs() <= 1e-3 * c.abs(), "{name} step {}: {g} vs {c}", step + 1);
+            assert!(
+                (g - c).abs() <= 1e-3 * c.abs(),
+                "{name} step {}: {g} vs {c}",
+                step + 1
+            );
         }
     }
 }
