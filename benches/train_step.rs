@@ -119,6 +119,7 @@ fn trainer_with(
         target: Default::default(),
         labels: None,
         init: None,
+        teacher: None,
     };
     // Held-out rows as many as the CLI takes, so its evaluations cost the same.
     let rows = examples(&shape);

@@ -332,6 +332,7 @@ fn tiny_run(dir: &Path) -> (PathBuf, PathBuf) {
         target: Default::default(),
         labels: None,
         init: None,
+        teacher: None,
     };
     let train = Tensor::arange(0f32, 12.0, &Device::Cpu)
         .unwrap()

@@ -416,6 +416,7 @@ mod trained {
             target: Default::default(),
             labels,
             init: None,
+            teacher: None,
         }
     }
 

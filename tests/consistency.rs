@@ -3,17 +3,24 @@
 //! numerically, the loss against a row-by-row recomputation and its gradient
 //! against the same loss with the target computed apart, and the multistep
 //! sampler against Song et al.'s Algorithm 1 written out on a Gaussian's
-//! exact consistency function.
+//! exact consistency function; distillation's teacher step against the
+//! samplers' Heun step, its loss against the same terms at that point, the
+//! runs' refusals and resuming.
 
 mod common;
 
 use candle_core::{DType, Device, Tensor};
-use common::{by_name, gaussian, max_abs_diff};
+use common::{by_name, gaussian, max_abs, max_abs_diff, temp_dir};
 use diffusion_regimes::denoise::Denoiser;
 use diffusion_regimes::framework::Consistency;
-use diffusion_regimes::nn::{consistency_errors, Arch, MlpConfig, Params, Precond};
+use diffusion_regimes::nn::train::{RunData, Trainer};
+use diffusion_regimes::nn::{
+    consistency_errors, heun_step, Arch, MlpConfig, Params, Precond, TrainOptions,
+};
 use diffusion_regimes::rng::normal_rows;
-use diffusion_regimes::sample::{generate, initial_noise, ConsistencySteps, Method, Plan};
+use diffusion_regimes::sample::{
+    generate, initial_noise, sample, ConsistencySteps, Method, Plan, Schedule,
+};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
@@ -123,7 +130,7 @@ fn the_loss_is_its_terms_and_no_gradient_flows_through_the_target() {
     let z = f32s(&gaussian(4, 0, b, DIM));
     let lower = Tensor::new(&[0.002f32, 0.05, 0.3, 1.0, 4.0, 30.0], &Device::Cpu).unwrap();
     let upper = Tensor::new(&[0.004f32, 0.07, 0.35, 1.3, 5.0, 40.0], &Device::Cpu).unwrap();
-    let errors = consistency_errors(&model, &y, &upper, &lower, &z, None).unwrap();
+    let errors = consistency_errors(&model, None, &y, (&upper, &lower), &z, None).unwrap();
     let (lo, hi) = (
         lower.to_vec1::<f32>().unwrap(),
         upper.to_vec1::<f32>().unwrap(),
@@ -227,4 +234,152 @@ fn multistep_sampling_is_song_et_al_algorithm_1() {
     let (z, _) = initial_noise(7, &indices, DIM, DType::F64, &Device::Cpu).unwrap();
     let want = f.denoise(&(z * 80.0).unwrap(), 80.0).unwrap();
     assert!(max_abs_diff(&one, &want) < 1e-12);
+}
+
+/// A random EDM network on R^DIM, as a teacher.
+fn teacher(seed: u64) -> Precond {
+    let params = Params::new(seed);
+    let net = Arch::Mlp(MlpConfig {
+        width: 16,
+        depth: 2,
+    })
+    .build(&[DIM], None, params.var_builder(DType::F32, &Device::Cpu))
+    .unwrap();
+    let framework = by_name("edm").parameterisation(0.5, -1.2, 1.2);
+    Precond::new(net, framework, vec![DIM], &Device::Cpu)
+}
+
+/// The teacher's step, each row at its own pair of levels, is the samplers'
+/// Heun step (EDM's Algorithm 1, the second-order correction included) run
+/// on that row alone; and distillation's loss is consistency training's
+/// terms with the lower point moved there.
+#[test]
+fn distillation_steps_by_the_teachers_heun_step() {
+    let teacher = teacher(9);
+    let (model, _) = model(2);
+    let b = 4;
+    let x = f32s(&(gaussian(5, 0, b, DIM) * 2.0).unwrap());
+    let from = [0.01f32, 0.4, 3.0, 60.0];
+    let to = [0.002f32, 0.3, 2.2, 45.0];
+    let (from_t, to_t) = (
+        Tensor::new(&from, &Device::Cpu).unwrap(),
+        Tensor::new(&to, &Device::Cpu).unwrap(),
+    );
+    let stepped = heun_step(&teacher, &x, (&from_t, &to_t), None).unwrap();
+    let heun = Plan::new(&Schedule::default(), Method::Heun).unwrap();
+    for row in 0..b {
+        let alone = sample(
+            &teacher,
+            &x.narrow(0, row, 1).unwrap(),
+            &[from[row] as f64, to[row] as f64],
+            heun.integrator.as_ref(),
+            &mut [],
+            None,
+        )
+        .unwrap();
+        let got = stepped.narrow(0, row, 1).unwrap();
+        // The same f32 operations but for the slopes' mean, (a + b) / 2
+        // against a / 2 + b / 2: a few ulps of the point's scale.
+        let e = max_abs_diff(&got, &alone) / max_abs(&alone).max(1.0);
+        assert!(e < 1e-5, "row {row}: {e}");
+    }
+
+    // The loss's terms: d(f(x, s), f(teacher step, l)) / (s - l).
+    let y = f32s(&gaussian(6, 0, b, DIM));
+    let z = f32s(&gaussian(7, 0, b, DIM));
+    let errors = consistency_errors(&model, Some(&teacher), &y, (&from_t, &to_t), &z, None)
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    let c = 0.00054 * (DIM as f64).sqrt();
+    for row in 0..b {
+        let pick = |t: &Tensor| t.narrow(0, row, 1).unwrap();
+        let x = (pick(&y) + (pick(&z) * from[row] as f64).unwrap()).unwrap();
+        let (s, l) = (pick(&from_t), pick(&to_t));
+        let lower = heun_step(&teacher, &x, (&s, &l), None).unwrap();
+        let diff = (model.denoise(&x, from[row] as f64).unwrap()
+            - model.denoise(&lower, to[row] as f64).unwrap())
+        .unwrap();
+        let squared: f32 = diff.sqr().unwrap().sum_all().unwrap().to_scalar().unwrap();
+        let want = (((squared as f64) + c * c).sqrt() - c) / (from[row] - to[row]) as f64;
+        let got = errors[row] as f64;
+        assert!(
+            (got - want).abs() < 1e-4 * want.max(1e-3),
+            "row {row}: {got} vs {want}"
+        );
+    }
+}
+
+/// A distilling run needs a teacher of its examples' shape (refused before
+/// its folder is written); no other framework takes one; and a distilling
+/// run resumed halfway ends with the uninterrupted run's checkpoint.
+#[test]
+fn distillation_runs_check_their_teacher_and_resume_exactly() {
+    let dir = temp_dir("distillation");
+    let train = f32s(&(gaussian(8, 0, 8, DIM) * 0.5).unwrap());
+    let small = TrainOptions {
+        width: 16,
+        depth: Some(2),
+        steps: 20,
+        batch: 8,
+        warmup: 2,
+        checkpoint_every: 10,
+        eval_points: 0,
+        ..TrainOptions::default()
+    };
+    let start = |name: &str, options: &TrainOptions, train: &Tensor| {
+        let config = options.config("test", train)?.check()?;
+        Trainer::start(&dir.join(name), config, RunData::new(train), &Device::Cpu)
+    };
+    let mut edm = start("teacher", &small, &train).unwrap();
+    edm.run(&mut |_| std::ops::ControlFlow::Continue(()))
+        .unwrap();
+
+    let distill = TrainOptions {
+        framework: by_name("consistency-distillation"),
+        teacher: Some(dir.join("teacher")),
+        ..small.clone()
+    };
+    let untaught = TrainOptions {
+        teacher: None,
+        ..distill.clone()
+    };
+    let e = start("untaught", &untaught, &train)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("--teacher"), "{e}");
+    let taught_edm = TrainOptions {
+        teacher: distill.teacher.clone(),
+        ..small.clone()
+    };
+    let e = start("edm", &taught_edm, &train).err().unwrap().to_string();
+    assert!(e.contains("teacher") && e.contains("edm"), "{e}");
+    let wide = f32s(&gaussian(8, 0, 8, DIM + 1));
+    let e = start("wide", &distill, &wide).err().unwrap().to_string();
+    assert!(e.contains("shaped [3]") && e.contains("[4]"), "{e}");
+    assert!(!dir.join("wide").exists());
+
+    let mut whole = start("whole", &distill, &train).unwrap();
+    whole
+        .run(&mut |_| std::ops::ControlFlow::Continue(()))
+        .unwrap();
+    let mut half = start("half", &distill, &train).unwrap();
+    // Stopped at step 11, before its files: it resumes from step 10's checkpoint.
+    half.run(&mut |p| match p.step {
+        11 => std::ops::ControlFlow::Break(()),
+        _ => std::ops::ControlFlow::Continue(()),
+    })
+    .unwrap();
+    let mut resumed = Trainer::resume(&dir.join("half"), None, &Device::Cpu).unwrap();
+    resumed
+        .run(&mut |_| std::ops::ControlFlow::Continue(()))
+        .unwrap();
+    let last = |run: &str| {
+        std::fs::read(dir.join(run).join("checkpoints/step-00000020.safetensors")).unwrap()
+    };
+    assert!(last("whole") == last("half"));
+    // Distillation trained: its last checkpoint moved from the first.
+    let first = std::fs::read(dir.join("whole/checkpoints/step-00000010.safetensors")).unwrap();
+    assert!(first != last("whole"));
 }

@@ -30,7 +30,7 @@ fn sigma_of(framework: Framework, c_noise: f64) -> f64 {
             .exp_m1()
             .sqrt(),
         "flow" | "flow-uniform" => c_noise / (1.0 - c_noise),
-        "consistency" => (4.0 * c_noise).exp(),
+        "consistency" | "consistency-distillation" => (4.0 * c_noise).exp(),
         "vp-eps" => {
             // Bisect on the crate's continuous timestep (its definition is
             // checked against the integer schedule below).
@@ -96,7 +96,7 @@ impl<D: Denoiser + Send + Sync + 'static> Network for Oracle<D> {
                 }
                 // Song et al.'s f = c_skip x + c_out F, with x = x_in sqrt(sigma^2 + sd^2)
                 // and the boundary sigma_min = 0.002: F = (f - c_skip x) / c_out.
-                "consistency" => {
+                "consistency" | "consistency-distillation" => {
                     let total = sigma * sigma + sd * sd;
                     let above = sigma - 0.002;
                     let x = (&x_in * total.sqrt())?;
@@ -247,7 +247,7 @@ fn native_samplers_of_the_empirical_optimum_land_where_ve_heun_lands() {
     for framework in Framework::ALL {
         // A consistency model's exact function is the ODE's endpoint (THEORY §16).
         let model = match framework.name() {
-            "consistency" => F64(oracle_model(
+            "consistency" | "consistency-distillation" => F64(oracle_model(
                 framework,
                 Arc::new(OdeEndpoint {
                     exact: empirical.clone(),

@@ -57,6 +57,7 @@ fn config(n: usize, dim: usize, steps: u64) -> TrainConfig {
         target: Default::default(),
         labels: None,
         init: None,
+        teacher: None,
     }
 }
 

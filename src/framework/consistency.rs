@@ -28,6 +28,9 @@ pub struct Consistency {
     /// The curriculum: s0 + 1 levels at the start, doubling to s1 + 1.
     pub s0: u64,
     pub s1: u64,
+    /// Consistency distillation: the lower level of a pair is reached by a
+    /// teacher's Heun step, not by the same noise (THEORY §16).
+    pub distilled: bool,
 }
 
 impl Consistency {
@@ -41,6 +44,20 @@ impl Consistency {
             p_std: 2.0,
             s0: 10,
             s1: 1280,
+            distilled: false,
+        }
+    }
+
+    /// Consistency distillation (Song et al. 2023): iCT's levels, pair
+    /// weights and loss, on a fixed discretisation of 18 levels (their
+    /// CIFAR-10 setting: s0 = s1 = 17), each pair's lower point the
+    /// teacher's Heun step from the upper one.
+    pub fn distillation(sigma_data: f64) -> Self {
+        Consistency {
+            s0: 17,
+            s1: 17,
+            distilled: true,
+            ..Consistency::new(sigma_data)
         }
     }
 
@@ -153,5 +170,9 @@ impl Parameterisation for Consistency {
 
     fn level_pairs(&self, step: u64, steps: u64) -> Option<LevelPairs> {
         Some(self.level_pairs_at(self.level_count(step, steps)))
+    }
+
+    fn distills(&self) -> bool {
+        self.distilled
     }
 }

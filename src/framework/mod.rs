@@ -57,6 +57,11 @@ pub trait Parameterisation: Send + Sync {
     fn level_pairs(&self, _step: u64, _steps: u64) -> Option<LevelPairs> {
         None
     }
+    /// Whether the lower point of each pair is a teacher's ODE step
+    /// (consistency distillation) rather than the same noise at the lower level.
+    fn distills(&self) -> bool {
+        false
+    }
 }
 
 /// One training framework: a handle to its line of [`FRAMEWORKS`], which
@@ -125,6 +130,12 @@ pub const FRAMEWORKS: &[FrameworkEntry] = &[
         parameterisation: |sigma_data, _, _| Arc::new(Consistency::new(sigma_data)),
         native: |steps| Consistency::new(0.5).native(steps),
     },
+    FrameworkEntry {
+        name: "consistency-distillation",
+        about: "consistency distillation (Song et al. 2023) from a trained model (--teacher RUN), 18 levels",
+        parameterisation: |sigma_data, _, _| Arc::new(Consistency::distillation(sigma_data)),
+        native: |steps| Consistency::distillation(0.5).native(steps),
+    },
 ];
 
 impl Framework {
@@ -172,6 +183,12 @@ impl Framework {
         self.parameterisation(1.0, 0.0, 1.0)
             .level_pairs(0, 1)
             .is_some()
+    }
+
+    /// Whether it learns from a teacher's ODE steps (consistency
+    /// distillation, THEORY §16), so a run needs a teacher.
+    pub fn distills(self) -> bool {
+        self.parameterisation(1.0, 0.0, 1.0).distills()
     }
 
     /// The framework's own sampler on `steps` noise levels (then sigma = 0):

@@ -89,6 +89,10 @@ pub struct TrainConfig {
     /// weights drawn from `seed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init: Option<InitFrom>,
+    /// The run folder whose EMA network a distilling framework learns
+    /// from (THEORY §16); absent for every other framework.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teacher: Option<std::path::PathBuf>,
 }
 
 /// The training set's labels 0..classes (kept in the run folder as
@@ -191,6 +195,29 @@ impl TrainConfig {
                     self.framework
                 ),
             ));
+        }
+        match (self.framework.distills(), &self.teacher) {
+            (true, None) => {
+                return Err(Error::invalid(
+                    "teacher",
+                    "absent",
+                    format!(
+                        "{} learns from a trained run: give --teacher RUN",
+                        self.framework
+                    ),
+                ))
+            }
+            (false, Some(teacher)) => {
+                return Err(Error::invalid(
+                    "teacher",
+                    teacher.display(),
+                    format!(
+                        "only consistency-distillation learns from a teacher, not {}",
+                        self.framework
+                    ),
+                ))
+            }
+            _ => {}
         }
         if let Some(labels) = &self.labels {
             at_least_one("classes", labels.classes as u64)?;

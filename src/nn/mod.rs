@@ -45,7 +45,9 @@ pub use init::{weights_hash, InitFrom};
 pub use mlp::{Mlp, MlpConfig};
 pub use options::{SigmaData, TrainOptions};
 pub use params::Params;
-pub use precond::{consistency_errors, denoising_loss, weighted_errors, ClassModel, Precond};
+pub use precond::{
+    consistency_errors, denoising_loss, heun_step, weighted_errors, ClassModel, Precond,
+};
 pub use unet::{Unet, UnetConfig};
 
 /// The raw network F(c_in x, c_noise) of EDM (THEORY §3).

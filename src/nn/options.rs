@@ -160,6 +160,10 @@ pub struct TrainOptions {
     /// With --init: ema (the parent's moving average) or model (its raw weights).
     #[cfg_attr(feature = "cli", arg(long, default_value = "ema", value_parser = crate::error::parse_variant::<Weights>))]
     pub init_weights: Weights,
+    /// With --framework consistency-distillation: the trained run (its EMA
+    /// network, any framework) whose ODE steps it distills.
+    #[cfg_attr(feature = "cli", arg(long))]
+    pub teacher: Option<std::path::PathBuf>,
 }
 
 impl TrainOptions {
@@ -227,6 +231,7 @@ impl Default for TrainOptions {
             p_uncond: 0.1,
             init: None,
             init_weights: Weights::Ema,
+            teacher: None,
         }
     }
 }
@@ -285,6 +290,7 @@ impl TrainOptions {
             target: self.target,
             labels: None,
             init,
+            teacher: self.teacher.clone(),
         })
     }
 }

@@ -223,29 +223,64 @@ pub fn weighted_errors(
 }
 
 /// The consistency loss's terms per example, `[B]` (THEORY §16, iCT):
-/// w_b d(f(y_b + s_b z_b; s_b), sg f(y_b + l_b z_b; l_b)) for the adjacent
-/// levels l_b = `lower` < s_b = `sigma` and one noise z_b for both, with
-/// w = 1 / (s - l), the target detached from the graph (sg), and d the
-/// pseudo-Huber distance sqrt(|a - b|^2 + c^2) - c, c = 0.00054 sqrt(n).
+/// w_b d(f(x_b; s_b), sg f(x'_b; l_b)) for the adjacent levels l_b =
+/// `lower` < s_b = `sigma`, x = y + s z and, in consistency training, x' =
+/// y + l z (one noise z_b for both), in distillation x' the `teacher`'s Heun
+/// step from x to l ([`heun_step`]); w = 1 / (s - l), the target detached
+/// from the graph (sg), d the pseudo-Huber distance sqrt(|a - b|^2 + c^2) -
+/// c, c = 0.00054 sqrt(n).
 pub fn consistency_errors(
     model: &Precond,
+    teacher: Option<&Precond>,
     y: &Tensor,
-    sigma: &Tensor,
-    lower: &Tensor,
+    (sigma, lower): (&Tensor, &Tensor),
     z: &Tensor,
     labels: Option<&Tensor>,
 ) -> Result<Tensor> {
     let b = y.dim(0)?;
     let rows = |t: &Tensor| t.reshape((b, t.elem_count() / b.max(1)));
     let (y, z) = (rows(y)?, rows(z)?);
-    let at = |level: &Tensor| -> Result<Tensor> {
-        let x = (&y + z.broadcast_mul(&level.reshape((b, 1))?)?)?;
-        model.forward(&x, level, labels)
+    let noisy = |level: &Tensor| -> Result<Tensor> {
+        Ok((&y + z.broadcast_mul(&level.reshape((b, 1))?)?)?)
     };
-    let target = at(lower)?.detach();
+    let x = noisy(sigma)?;
+    let lower_point = match teacher {
+        None => noisy(lower)?,
+        Some(teacher) => heun_step(teacher, &x, (sigma, lower), labels)?,
+    };
+    let target = model.forward(&lower_point, lower, labels)?.detach();
     let c = 0.00054 * (y.dim(1)? as f64).sqrt();
-    let distance = (((at(sigma)? - target)?.sqr()?.sum(1)? + c * c)?.sqrt()? - c)?;
+    let distance = (((model.forward(&x, sigma, labels)? - target)?
+        .sqr()?
+        .sum(1)?
+        + c * c)?
+        .sqrt()?
+        - c)?;
     Ok((distance / (sigma - lower)?)?)
+}
+
+/// One Heun step of the probability-flow ODE dx/dsigma = (x - D(x;
+/// sigma)) / sigma (THEORY §2) of `teacher` for each row of `x` `[B, n]`,
+/// from its level `from` to its level `to` (both `[B]`, to > 0), EDM's
+/// second-order step: Euler to `to`, then the mean of both slopes. Detached:
+/// the teacher is not trained.
+pub fn heun_step(
+    teacher: &Precond,
+    x: &Tensor,
+    (from, to): (&Tensor, &Tensor),
+    labels: Option<&Tensor>,
+) -> Result<Tensor> {
+    let b = x.dim(0)?;
+    let column = |t: &Tensor| t.reshape((b, 1));
+    let slope = |x: &Tensor, sigma: &Tensor| -> Result<Tensor> {
+        let d = teacher.forward(x, sigma, labels)?.detach();
+        Ok((x - d)?.broadcast_div(&column(sigma)?)?)
+    };
+    let h = column(&(to - from)?)?;
+    let first = slope(x, from)?;
+    let euler = (x + first.broadcast_mul(&h)?)?;
+    let mean = ((first + slope(&euler, to)?)? * 0.5)?;
+    Ok((x + mean.broadcast_mul(&h)?)?.detach())
 }
 
 /// A class-conditional network sampled for one class: D(x; sigma, class)

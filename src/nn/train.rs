@@ -23,7 +23,8 @@ use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Tensor, Var};
 
 use super::checkpoint::{
-    self, build_with, read_checkpoint, read_state, write_checkpoint, write_state, Groups, RunState,
+    self, build_with, load_model, read_checkpoint, read_state, write_checkpoint, write_state,
+    Groups, RunState, Weights,
 };
 pub use super::config::{CheckedTrainConfig, LabelConditioning, Sampling, Target, TrainConfig};
 use super::observer::metrics_header;
@@ -120,6 +121,8 @@ pub struct Trainer {
     draws: Option<FixedDraws>,
     /// The training set's memorizer, for a run that regresses on it.
     memorizer: Option<EmpiricalDenoiser>,
+    /// The network a distilling run learns from (its EMA weights).
+    teacher: Option<Precond>,
     optimizer: AdamW,
     step: u64,
     elapsed: f64,
@@ -149,6 +152,23 @@ fn check_rows(config: &TrainConfig, train: &Tensor, heldout: Option<&Tensor>) ->
     };
     check("training set", train, Some(config.n))?;
     heldout.map_or(Ok(()), |rows| check("held-out rows", rows, None))
+}
+
+/// The EMA network of the run folder `run`, the teacher of `config`'s run,
+/// refused unless it takes examples of the run's shape.
+fn load_teacher(run: &Path, config: &TrainConfig, device: &Device) -> Result<Precond> {
+    let taught = read_state(run)?.config.sample_shape;
+    if taught != config.sample_shape {
+        return Err(Error::invalid(
+            "teacher",
+            run.display(),
+            format!(
+                "learned examples shaped {taught:?}, this run's are {:?}",
+                config.sample_shape
+            ),
+        ));
+    }
+    load_model(run, Weights::Ema, device)
 }
 
 fn vars(params: &Params) -> Vec<Var> {
@@ -189,6 +209,10 @@ impl Trainer {
             }
             None => Params::new(config.seed),
         };
+        // A teacher that cannot be read is refused before anything is written.
+        if let Some(run) = &config.teacher {
+            load_teacher(run, &config, device)?;
+        }
         let toml =
             toml::to_string(&*config).map_err(|e| Error::invalid("config", "", e.to_string()))?;
         // All or nothing: a failed start leaves no half-made run folder.
@@ -293,6 +317,11 @@ impl Trainer {
             )?),
         };
         let draws = FixedDraws::new(&config, &train, heldout)?;
+        let teacher = config
+            .teacher
+            .as_ref()
+            .map(|run| load_teacher(run, &config, device))
+            .transpose()?;
         Ok(Trainer {
             dir: dir.to_path_buf(),
             train,
@@ -303,6 +332,7 @@ impl Trainer {
             ema_model,
             draws,
             memorizer,
+            teacher,
             optimizer,
             step: 0,
             elapsed: 0.0,
@@ -381,7 +411,14 @@ impl Trainer {
             labels,
         } = batch;
         let errors = match &lower {
-            Some(lower) => consistency_errors(&self.model, &y, &sigma, lower, &z, labels.as_ref())?,
+            Some(lower) => consistency_errors(
+                &self.model,
+                self.teacher.as_ref(),
+                &y,
+                (&sigma, lower),
+                &z,
+                labels.as_ref(),
+            )?,
             None => weighted_errors(&self.model, &y, &sigma, &z, &target, labels.as_ref())?,
         };
         let loss = errors.mean_all()?;

@@ -199,6 +199,7 @@ pub fn train_config(sweep: &Sweep, train: &Tensor, model: &Model) -> Result<Trai
         target: s.target,
         labels: sweep.conditioning(),
         init: parent.map(|(init, _)| init),
+        teacher: None,
     })
 }
 
