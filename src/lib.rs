@@ -50,7 +50,7 @@
 //! | §13 | budget convergence of a boundary | [`sweep`] (`analysis`, `budget`) |
 //! | §14 | fine-tuning from another run: its memorizing solution, what the base contributes | [`nn`] (`init`), [`sweep`] (`training`), [`experiments`] (`finetuning`) |
 //! | §15 | training dynamics: held-out loss, tau_gen, tau_mem, the closed-form target | [`nn`] (`train`, `precond`), [`denoise`] (`empirical`), [`experiments`] (`dynamics`) |
-//! | §16 | consistency models: consistency training (iCT), the one-step and multistep samplers | [`framework`] (`consistency`), [`nn`] (`precond`), [`sample`] (`consistency`) |
+//! | §16 | consistency models: consistency training (iCT) and distillation, the one-step and multistep samplers | [`framework`] (`consistency`), [`nn`] (`precond`), [`sample`] (`consistency`) |
 
 #[cfg(feature = "cli")]
 pub mod cli;

@@ -121,6 +121,34 @@ fn pairs_are_drawn_with_the_lognormal_masses_of_their_intervals() {
     }
 }
 
+/// Distillation's discretisation: 18 levels at every step, those of
+/// consistency training's 18-level stage, each pair drawn alike.
+#[test]
+fn distillation_draws_the_pairs_of_18_fixed_levels_alike() {
+    let cd = Consistency::distillation(0.5);
+    for step in [0, 500, 999] {
+        assert_eq!(cd.level_count(step, 1000), 18);
+    }
+    let pairs = cd.level_pairs_at(18);
+    assert_eq!(pairs.levels(), Consistency::new(0.5).levels(18).as_slice());
+    let levels = pairs.levels().to_vec();
+    let mut counts = vec![0usize; 17];
+    let mut rng = ChaCha20Rng::seed_from_u64(6);
+    let draws = 170_000;
+    for _ in 0..draws {
+        let (lo, hi) = pairs.draw(&mut rng);
+        let i = levels.iter().position(|&l| l as f32 == lo).unwrap();
+        assert_eq!(levels[i + 1] as f32, hi);
+        counts[i] += 1;
+    }
+    let p = 1.0 / 17.0;
+    let se = (p * (1.0 - p) / draws as f64).sqrt();
+    for (i, &count) in counts.iter().enumerate() {
+        let got = count as f64 / draws as f64;
+        assert!((got - p).abs() < 5.0 * se, "pair {i}: {got}");
+    }
+}
+
 /// The loss written out: pseudo-Huber distance of f at the two levels over their spacing.
 #[test]
 fn the_loss_is_its_terms_and_no_gradient_flows_through_the_target() {

@@ -9,6 +9,7 @@
 
 use candle_core::Tensor;
 use rand_chacha::ChaCha20Rng;
+use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 
 use super::{Parameterisation, Scalings};
@@ -22,9 +23,8 @@ pub struct Consistency {
     pub sigma_min: f64,
     pub sigma_max: f64,
     pub rho: f64,
-    /// ln sigma ~ N(p_mean, p_std^2) picks the pair (THEORY §16).
-    pub p_mean: f64,
-    pub p_std: f64,
+    /// How a training row picks its pair (THEORY §16).
+    pub pairs: PairWeights,
     /// The curriculum: s0 + 1 levels at the start, doubling to s1 + 1.
     pub s0: u64,
     pub s1: u64,
@@ -40,22 +40,25 @@ impl Consistency {
             sigma_min: 0.002,
             sigma_max: 80.0,
             rho: 7.0,
-            p_mean: -1.1,
-            p_std: 2.0,
+            pairs: PairWeights::Lognormal {
+                p_mean: -1.1,
+                p_std: 2.0,
+            },
             s0: 10,
             s1: 1280,
             distilled: false,
         }
     }
 
-    /// Consistency distillation (Song et al. 2023): iCT's levels, pair
-    /// weights and loss, on a fixed discretisation of 18 levels (their
-    /// CIFAR-10 setting: s0 = s1 = 17), each pair's lower point the
-    /// teacher's Heun step from the upper one.
+    /// Consistency distillation (Song et al. 2023): a fixed discretisation
+    /// of 18 levels (their CIFAR-10 setting: s0 = s1 = 17) whose pairs are
+    /// drawn alike, each pair's lower point the teacher's Heun step from
+    /// the upper one; iCT's distance and target.
     pub fn distillation(sigma_data: f64) -> Self {
         Consistency {
             s0: 17,
             s1: 17,
+            pairs: PairWeights::Uniform,
             distilled: true,
             ..Consistency::new(sigma_data)
         }
@@ -102,32 +105,43 @@ impl Consistency {
         LevelPairs {
             log_levels: levels.iter().map(|l| l.ln()).collect(),
             levels,
-            p_mean: self.p_mean,
-            p_std: self.p_std,
+            weights: self.pairs,
         }
     }
+}
+
+/// How a pair of adjacent levels is picked (THEORY §16).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum PairWeights {
+    /// iCT's: pair i with probability proportional to P(ln sigma_i <= u <
+    /// ln sigma_i+1), u ~ N(p_mean, p_std^2).
+    Lognormal { p_mean: f64, p_std: f64 },
+    /// Song et al.'s: every pair alike.
+    Uniform,
 }
 
 /// The adjacent levels training draws from at one step (THEORY §16).
 pub struct LevelPairs {
     levels: Vec<f64>,
     log_levels: Vec<f64>,
-    p_mean: f64,
-    p_std: f64,
+    weights: PairWeights,
 }
 
 impl LevelPairs {
-    /// One pair (sigma_i, sigma_i+1): pair i with probability proportional
-    /// to P(ln sigma_i <= u < ln sigma_i+1), u ~ N(p_mean, p_std^2) (iCT's
-    /// lognormal pair weights), drawn by rejecting the u outside the levels.
+    /// One pair (sigma_i, sigma_i+1), by the weights: lognormal ones drawn
+    /// by rejecting the u outside the levels, uniform ones by one index.
     pub fn draw(&self, rng: &mut ChaCha20Rng) -> (f32, f32) {
+        let pair = |i: usize| (self.levels[i] as f32, self.levels[i + 1] as f32);
+        let (p_mean, p_std) = match self.weights {
+            PairWeights::Uniform => return pair(rng.gen_range(0..self.levels.len() - 1)),
+            PairWeights::Lognormal { p_mean, p_std } => (p_mean, p_std),
+        };
         let (first, last) = (self.log_levels[0], self.log_levels[self.levels.len() - 1]);
         loop {
             let normal: f64 = StandardNormal.sample(rng);
-            let u = self.p_mean + self.p_std * normal;
+            let u = p_mean + p_std * normal;
             if (first..last).contains(&u) {
-                let i = self.log_levels.partition_point(|&l| l <= u) - 1;
-                return (self.levels[i] as f32, self.levels[i + 1] as f32);
+                return pair(self.log_levels.partition_point(|&l| l <= u) - 1);
             }
         }
     }

@@ -28,7 +28,7 @@ mod ve;
 mod vp;
 mod vp_eps;
 
-pub use consistency::{Consistency, LevelPairs};
+pub use consistency::{Consistency, LevelPairs, PairWeights};
 pub use edm::Edm;
 pub use flow::{Flow, FlowTime};
 pub use ve::Ve;
