@@ -507,7 +507,10 @@ fn the_image_sweep_configs_parse_and_the_gpu_one_is_the_papers_setting() {
     // The GPU check's one cell (scripts/gpu_check.sh): a 32x32 RGB U-Net on
     // synthetic images, no data file (the GPU host has no network).
     let check = load("gpu_check.toml");
-    assert_eq!((check.ns.as_slice(), check.models.len()), ([64].as_slice(), 1));
+    assert_eq!(
+        (check.ns.as_slice(), check.models.len()),
+        ([64].as_slice(), 1)
+    );
     assert_eq!(check.data.shape, Some(vec![3, 32, 32]));
     assert!(check.data.file.is_none());
 }

@@ -8,8 +8,8 @@
 //! ([`crate::sample::ConsistencySteps`]).
 
 use candle_core::Tensor;
-use rand_chacha::ChaCha20Rng;
 use rand::Rng;
+use rand_chacha::ChaCha20Rng;
 use rand_distr::{Distribution, StandardNormal};
 
 use super::{Parameterisation, Scalings};

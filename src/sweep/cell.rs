@@ -192,7 +192,7 @@ pub fn run_cells(
         .collect::<Result<Vec<_>>>()?;
     let mut diverged: Vec<Option<Error>> = cells.iter().map(|_| None).collect();
     let steps = sweep.config.train.steps;
-    // The trained cells not stopped yet, each with its run folder.
+    // The trained cells no divergence has stopped.
     let live = |diverged: &[Option<Error>]| -> Vec<usize> {
         (0..cells.len())
             .filter(|&k| matches!(cells[k].model, Model::Trained { .. }) && diverged[k].is_none())
@@ -214,13 +214,13 @@ pub fn run_cells(
         for ((k, (run, _)), outcome) in due.into_iter().zip(&runs).zip(trained) {
             match outcome {
                 Ok(_) if until < steps => {
-                    let scored = || -> Result<()> {
+                    let score_budget = || -> Result<()> {
                         let run = Some((run.as_path(), until));
                         let (result, samples) = score(sweep, cells[k], &empirical[k], run)?;
                         write_npy(&budget_samples(&dirs[k], until), &samples, DType::F32)?;
                         write_json(&budget_file(&dirs[k], until), &result)
                     };
-                    scored().map_err(|e| Error::at(&dirs[k], e))?;
+                    score_budget().map_err(|e| Error::at(&dirs[k], e))?;
                 }
                 Ok(_) => {}
                 Err(e @ Error::Diverged { .. }) => diverged[k] = Some(e),
@@ -239,13 +239,13 @@ pub fn run_cells(
             }
             let run = matches!(cell.model, Model::Trained { .. }).then(|| dirs[k].join("run"));
             let run = run.as_deref().map(|run| (run, steps));
-            let scored = || -> Result<CellResult> {
+            let score_cell = || -> Result<CellResult> {
                 let (result, samples) = score(sweep, cell, &empirical[k], run)?;
                 write_npy(&dirs[k].join(SAMPLES_FILE), &samples, DType::F32)?;
                 write_json(&dirs[k].join(CELL_FILE), &result)?;
                 Ok(result)
             };
-            Ok(Ok(scored().map_err(|e| Error::at(&dirs[k], e))?))
+            Ok(Ok(score_cell().map_err(|e| Error::at(&dirs[k], e))?))
         })
         .collect()
 }
