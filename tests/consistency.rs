@@ -132,7 +132,7 @@ fn distillation_draws_the_pairs_of_18_fixed_levels_alike() {
     let pairs = cd.level_pairs_at(18);
     assert_eq!(pairs.levels(), Consistency::new(0.5).levels(18).as_slice());
     let levels = pairs.levels().to_vec();
-    let mut counts = vec![0usize; 17];
+    let mut counts = [0usize; 17];
     let mut rng = ChaCha20Rng::seed_from_u64(6);
     let draws = 170_000;
     for _ in 0..draws {
