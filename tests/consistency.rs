@@ -12,7 +12,7 @@ mod common;
 use candle_core::{DType, Device, Tensor};
 use common::{by_name, gaussian, max_abs, max_abs_diff, temp_dir};
 use diffusion_regimes::denoise::Denoiser;
-use diffusion_regimes::framework::Consistency;
+use diffusion_regimes::framework::{Consistency, PairWeights};
 use diffusion_regimes::nn::train::{RunData, Trainer};
 use diffusion_regimes::nn::{
     consistency_errors, heun_step, Arch, MlpConfig, Params, Precond, TrainOptions,
@@ -122,31 +122,57 @@ fn pairs_are_drawn_with_the_lognormal_masses_of_their_intervals() {
 }
 
 /// Distillation's discretisation: 18 levels at every step, those of
-/// consistency training's 18-level stage, each pair drawn alike.
+/// consistency training's 18-level stage; Song et al.'s uniform weights
+/// draw each of its pairs alike, the continuous ones draw two points one
+/// spacing apart with the upper one uniform (in sigma^(1/7)) over the span.
 #[test]
-fn distillation_draws_the_pairs_of_18_fixed_levels_alike() {
+fn distillation_draws_pairs_of_18_levels_alike_or_anywhere_between() {
     let cd = Consistency::distillation(0.5);
     for step in [0, 500, 999] {
         assert_eq!(cd.level_count(step, 1000), 18);
     }
-    let pairs = cd.level_pairs_at(18);
-    assert_eq!(pairs.levels(), Consistency::new(0.5).levels(18).as_slice());
-    let levels = pairs.levels().to_vec();
-    let mut counts = [0usize; 17];
-    let mut rng = ChaCha20Rng::seed_from_u64(6);
+    let levels = Consistency::new(0.5).levels(18);
+    assert_eq!(cd.level_pairs_at(18).levels(), levels.as_slice());
+    // Five standard errors: no bin fails by chance (p ~ 6e-6 each).
+    let alike = |counts: &[usize], draws: usize| {
+        let p = 1.0 / counts.len() as f64;
+        let se = (p * (1.0 - p) / draws as f64).sqrt();
+        for (i, &count) in counts.iter().enumerate() {
+            let got = count as f64 / draws as f64;
+            assert!((got - p).abs() < 5.0 * se, "bin {i}: {got}");
+        }
+    };
     let draws = 170_000;
+    let uniform = Consistency {
+        pairs: PairWeights::Uniform,
+        ..Consistency::distillation(0.5)
+    };
+    let pairs = uniform.level_pairs_at(18);
+    let mut rng = ChaCha20Rng::seed_from_u64(6);
+    let mut counts = [0usize; 17];
     for _ in 0..draws {
         let (lo, hi) = pairs.draw(&mut rng);
         let i = levels.iter().position(|&l| l as f32 == lo).unwrap();
         assert_eq!(levels[i + 1] as f32, hi);
         counts[i] += 1;
     }
-    let p = 1.0 / 17.0;
-    let se = (p * (1.0 - p) / draws as f64).sqrt();
-    for (i, &count) in counts.iter().enumerate() {
-        let got = count as f64 / draws as f64;
-        assert!((got - p).abs() < 5.0 * se, "pair {i}: {got}");
+    alike(&counts, draws);
+
+    assert_eq!(cd.pairs, PairWeights::Continuous);
+    let pairs = cd.level_pairs_at(18);
+    let root = |s: f32| (s as f64).powf(1.0 / 7.0);
+    let (first, last) = (root(0.002), root(80.0));
+    let spacing = (last - first) / 17.0;
+    let mut counts = [0usize; 10];
+    for _ in 0..draws {
+        let (lo, hi) = pairs.draw(&mut rng);
+        assert!(0.002 * (1.0 - 1e-6) <= lo && lo < hi && hi as f64 <= 80.0 * (1.0 + 1e-6));
+        // One spacing apart, up to the f32 rounding of the levels.
+        assert!((root(hi) - root(lo) - spacing).abs() < 1e-5, "{lo} {hi}");
+        let position = (root(hi) - first - spacing) / (last - first - spacing);
+        counts[((position * 10.0) as usize).min(9)] += 1;
     }
+    alike(&counts, draws);
 }
 
 /// The loss written out: pseudo-Huber distance of f at the two levels over their spacing.

@@ -547,11 +547,13 @@ def experiments() -> list:
 
 def run_experiment(name: str, config: Union[None, dict, PathLike] = None, *, out: Optional[PathLike] = None,
                    figures: Optional[PathLike] = None, jobs: Optional[int] = None,
-                   data: Optional[PathLike] = None) -> Optional[dict]:
+                   data: Optional[PathLike] = None, together: Optional[int] = None) -> Optional[dict]:
     """Runs a registered experiment with its config (a dict, a TOML path, or
-    its default), cells in ``out``, figures in ``figures``: the report as
-    nested dicts and lists (the content of its JSON), None while other shards
-    are unfinished. A rerun resumes."""
+    its default), cells in ``out``, figures in ``figures``, on ``jobs``
+    workers, up to ``together`` MLP cells of one size trained as one network
+    (the same bits; default 1): the report as nested dicts and lists (the
+    content of its JSON), None while other shards are unfinished. A rerun
+    resumes."""
     path = None if config is None or isinstance(config, dict) else os.fspath(config)
     text = json.dumps(config) if isinstance(config, dict) else None
     report = _native.run_experiment(
@@ -560,6 +562,7 @@ def run_experiment(name: str, config: Union[None, dict, PathLike] = None, *, out
         None if figures is None else os.fspath(figures),
         jobs,
         None if data is None else os.fspath(data),
+        together,
     )
     return None if report is None else json.loads(report)
 

@@ -21,10 +21,11 @@ pub fn experiments() -> Vec<(&'static str, &'static str)> {
 /// Runs experiment `name` with the TOML config at `config` (default: its
 /// own in experiments/configs/), or with `config_json` (the config as JSON,
 /// written as TOML beside the cells), cells in `out`, figures in `figures`,
-/// on `jobs` workers. Returns the report's JSON text (None while other
-/// shards are unfinished). A rerun resumes: finished cells are kept.
+/// on `jobs` workers, up to `together` MLP cells trained as one network
+/// (default 1). Returns the report's JSON text (None while other shards are
+/// unfinished). A rerun resumes: finished cells are kept.
 #[pyfunction]
-#[pyo3(signature = (name, config=None, config_json=None, out=None, figures=None, jobs=None, data=None))]
+#[pyo3(signature = (name, config=None, config_json=None, out=None, figures=None, jobs=None, data=None, together=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn run_experiment(
     py: Python<'_>,
@@ -35,6 +36,7 @@ pub fn run_experiment(
     figures: Option<PathBuf>,
     jobs: Option<usize>,
     data: Option<PathBuf>,
+    together: Option<usize>,
 ) -> PyResult<Option<String>> {
     let entry = find(name).py()?;
     let config = match (config, config_json) {
@@ -48,6 +50,7 @@ pub fn run_experiment(
         figures,
         jobs: jobs.unwrap_or(defaults.jobs),
         data,
+        together: together.unwrap_or(defaults.together).max(1),
         ..defaults
     };
     let report = interrupt::run(py, || entry.run(&config, &options))?;

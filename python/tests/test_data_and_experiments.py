@@ -60,4 +60,10 @@ def test_experiments_are_listed_and_one_runs_to_its_report(tmp_path):
     # A rerun resumes: every cell is finished, the report is the same.
     again = dr.run_experiment("regimes_sweep", config, out=tmp_path / "cells", figures=tmp_path / "figures", jobs=1)
     assert again == report
+    # Its two MLP cells trained as one network: the same samples, bit for bit.
+    dr.run_experiment("regimes_sweep", config, out=tmp_path / "together", figures=tmp_path / "f2", jobs=1, together=2)
+    for n in ["n00002", "n00004"]:
+        samples = [root / "cells" / n / "mlp-w16-d1-s0" / "samples.npy" for root in [tmp_path / "cells", tmp_path / "together"]]
+        with open(samples[0], "rb") as alone, open(samples[1], "rb") as together:
+            assert alone.read() == together.read()
     assert os.path.exists(tmp_path / "figures" / "b_generalization.png")

@@ -50,15 +50,16 @@ impl Consistency {
         }
     }
 
-    /// Consistency distillation (Song et al. 2023): a fixed discretisation
-    /// of 18 levels (their CIFAR-10 setting: s0 = s1 = 17) whose pairs are
-    /// drawn alike, each pair's lower point the teacher's Heun step from
-    /// the upper one; iCT's distance and target.
+    /// Consistency distillation (Song et al. 2023): the spacing of 18
+    /// levels (their CIFAR-10 setting: s0 = s1 = 17), each pair shifted
+    /// uniformly between the ends (THEORY §16; Song et al. draw the grid's
+    /// pairs alike, [`PairWeights::Uniform`]), its lower point the
+    /// teacher's Heun step from the upper one; iCT's distance and target.
     pub fn distillation(sigma_data: f64) -> Self {
         Consistency {
             s0: 17,
             s1: 17,
-            pairs: PairWeights::Uniform,
+            pairs: PairWeights::Continuous,
             distilled: true,
             ..Consistency::new(sigma_data)
         }
@@ -106,6 +107,7 @@ impl Consistency {
             log_levels: levels.iter().map(|l| l.ln()).collect(),
             levels,
             weights: self.pairs,
+            rho: self.rho,
         }
     }
 }
@@ -118,6 +120,11 @@ pub enum PairWeights {
     Lognormal { p_mean: f64, p_std: f64 },
     /// Song et al.'s: every pair alike.
     Uniform,
+    /// Two points one spacing apart (in sigma^(1/rho)) anywhere between
+    /// the first and the last level, the upper one uniform: the pairs of
+    /// every shift of the discretisation, so f is trained at every level
+    /// in between, not only at the grid's.
+    Continuous,
 }
 
 /// The adjacent levels training draws from at one step (THEORY §16).
@@ -125,6 +132,7 @@ pub struct LevelPairs {
     levels: Vec<f64>,
     log_levels: Vec<f64>,
     weights: PairWeights,
+    rho: f64,
 }
 
 impl LevelPairs {
@@ -132,11 +140,22 @@ impl LevelPairs {
     /// by rejecting the u outside the levels, uniform ones by one index.
     pub fn draw(&self, rng: &mut ChaCha20Rng) -> (f32, f32) {
         let pair = |i: usize| (self.levels[i] as f32, self.levels[i + 1] as f32);
+        let last = self.levels.len() - 1;
         let (p_mean, p_std) = match self.weights {
-            PairWeights::Uniform => return pair(rng.gen_range(0..self.levels.len() - 1)),
+            PairWeights::Uniform => return pair(rng.gen_range(0..last)),
+            PairWeights::Continuous => {
+                let (lo, hi) = (
+                    self.levels[0].powf(1.0 / self.rho),
+                    self.levels[last].powf(1.0 / self.rho),
+                );
+                let spacing = (hi - lo) / last as f64;
+                let upper = rng.gen_range(lo + spacing..=hi);
+                let level = |r: f64| r.max(lo).powf(self.rho) as f32;
+                return (level(upper - spacing), level(upper));
+            }
             PairWeights::Lognormal { p_mean, p_std } => (p_mean, p_std),
         };
-        let (first, last) = (self.log_levels[0], self.log_levels[self.levels.len() - 1]);
+        let (first, last) = (self.log_levels[0], self.log_levels[last]);
         loop {
             let normal: f64 = StandardNormal.sample(rng);
             let u = p_mean + p_std * normal;

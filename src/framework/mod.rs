@@ -132,7 +132,7 @@ pub const FRAMEWORKS: &[FrameworkEntry] = &[
     },
     FrameworkEntry {
         name: "consistency-distillation",
-        about: "consistency distillation (Song et al. 2023) from a trained model (--teacher RUN), 18 levels",
+        about: "consistency distillation (Song et al. 2023) from a trained model (--teacher RUN)",
         parameterisation: |sigma_data, _, _| Arc::new(Consistency::distillation(sigma_data)),
         native: |steps| Consistency::distillation(0.5).native(steps),
     },
