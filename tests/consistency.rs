@@ -29,6 +29,11 @@ const DIM: usize = 3;
 /// A consistency model on a small random MLP; its output layer is not zero,
 /// so F contributes everywhere but at the boundary.
 fn model(seed: u64) -> (Precond, Params) {
+    network(seed, "consistency")
+}
+
+/// A small random MLP on R^DIM behind `framework`'s scalings.
+fn network(seed: u64, framework: &str) -> (Precond, Params) {
     let params = Params::new(seed);
     let net = Arch::Mlp(MlpConfig {
         width: 16,
@@ -36,7 +41,7 @@ fn model(seed: u64) -> (Precond, Params) {
     })
     .build(&[DIM], None, params.var_builder(DType::F32, &Device::Cpu))
     .unwrap();
-    let framework = by_name("consistency").parameterisation(0.5, -1.2, 1.2);
+    let framework = by_name(framework).parameterisation(0.5, -1.2, 1.2);
     (
         Precond::new(net, framework, vec![DIM], &Device::Cpu),
         params,
@@ -290,26 +295,14 @@ fn multistep_sampling_is_song_et_al_algorithm_1() {
     assert!(max_abs_diff(&one, &want) < 1e-12);
 }
 
-/// A random EDM network on R^DIM, as a teacher.
-fn teacher(seed: u64) -> Precond {
-    let params = Params::new(seed);
-    let net = Arch::Mlp(MlpConfig {
-        width: 16,
-        depth: 2,
-    })
-    .build(&[DIM], None, params.var_builder(DType::F32, &Device::Cpu))
-    .unwrap();
-    let framework = by_name("edm").parameterisation(0.5, -1.2, 1.2);
-    Precond::new(net, framework, vec![DIM], &Device::Cpu)
-}
-
 /// The teacher's step, each row at its own pair of levels, is the samplers'
 /// Heun step (EDM's Algorithm 1, the second-order correction included) run
 /// on that row alone; and distillation's loss is consistency training's
 /// terms with the lower point moved there.
 #[test]
 fn distillation_steps_by_the_teachers_heun_step() {
-    let teacher = teacher(9);
+    // A random EDM network as the teacher.
+    let (teacher, _) = network(9, "edm");
     let (model, _) = model(2);
     let b = 4;
     let x = f32s(&(gaussian(5, 0, b, DIM) * 2.0).unwrap());

@@ -77,6 +77,14 @@ fn start(dir: &Path, options: &TrainOptions, train: &Tensor) -> Trainer {
     Trainer::start(dir, config, data, &Device::Cpu).unwrap()
 }
 
+/// The runs `runs` started in `dir`/together0, together1, ...
+fn start_together(dir: &Path, runs: &[(TrainOptions, Tensor)]) -> Vec<Trainer> {
+    runs.iter()
+        .enumerate()
+        .map(|(k, (options, train))| start(&dir.join(format!("together{k}")), options, train))
+        .collect()
+}
+
 /// Every file of `run`'s checkpoints folder, by name, with its bytes.
 fn checkpoints(run: &Path) -> Vec<(String, Vec<u8>)> {
     let mut files: Vec<_> = std::fs::read_dir(run.join("checkpoints"))
@@ -120,11 +128,7 @@ fn trained_together_as_alone(width: usize, batch: usize) {
         let mut alone = start(&dir.join(format!("alone{k}")), options, train);
         alone.run(&mut |_| ControlFlow::Continue(())).unwrap();
     }
-    let mut trainers: Vec<Trainer> = runs
-        .iter()
-        .enumerate()
-        .map(|(k, (options, train))| start(&dir.join(format!("together{k}")), options, train))
-        .collect();
+    let mut trainers = start_together(&dir, &runs);
     let mut seen = vec![0; runs.len()];
     let outcomes = run_together(&mut trainers, &mut |k, _| {
         seen[k] += 1;
@@ -157,11 +161,7 @@ fn a_diverged_model_stops_alone() {
     let (options0, train0) = &runs[0];
     let mut alone = start(&dir.join("alone"), options0, train0);
     alone.run(&mut |_| ControlFlow::Continue(())).unwrap();
-    let mut trainers: Vec<Trainer> = runs
-        .iter()
-        .enumerate()
-        .map(|(k, (options, train))| start(&dir.join(format!("together{k}")), options, train))
-        .collect();
+    let mut trainers = start_together(&dir, &runs);
     // Two steps together, then model 1's first weight is broken.
     for _ in 0..2 {
         let mut all: Vec<&mut Trainer> = trainers.iter_mut().collect();
