@@ -161,6 +161,46 @@ fn unet_trains_on_byte_images() {
     assert_eq!(read_npy(&out).unwrap().dims(), [3, 64]);
 }
 
+/// The local CNN trains from the command line: its padding is recorded in
+/// config.toml, its receptive field reported, and its run denoises.
+#[test]
+fn local_cnn_trains_and_reports_its_receptive_field() {
+    let d = common::temp_dir("cli-cnn");
+    let (run, stderr) = common::train_tiny_image_net(
+        &d,
+        6,
+        4,
+        37,
+        &["--arch", "cnn", "--depth", "1", "--padding", "circular"],
+    );
+    assert!(
+        stderr.contains("cnn-w8-d1-circular: each output pixel sees 9x9"),
+        "{stderr}"
+    );
+    let config = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    assert!(
+        config.contains("kind = \"cnn\"") && config.contains("padding = \"circular\""),
+        "{config}"
+    );
+    let x = d.join("x.npy");
+    write_npy(&x, &common::gaussian(0, 0, 3, 64), DType::F32).unwrap();
+    let out = d.join("d.npy");
+    succeeds(&regimes(&[
+        "denoise",
+        "--denoiser",
+        "model",
+        "--checkpoint",
+        s(&run),
+        "--sigma",
+        "0.5",
+        "--input",
+        s(&x),
+        "--out",
+        s(&out),
+    ]));
+    assert_eq!(read_npy(&out).unwrap().dims(), [3, 64]);
+}
+
 #[test]
 fn bad_training_requests_are_clear_errors() {
     let d = common::temp_dir("cli-train-errors");
@@ -175,6 +215,10 @@ fn bad_training_requests_are_clear_errors() {
     fails_with(&args(&["--n", "11"]), &["11", "10 examples"]);
     fails_with(&args(&["--n", "4", "--lr=-1"]), &["lr", "-1"]);
     fails_with(&args(&["--n", "4", "--arch", "unet"]), &["U-Net", "[4]"]);
+    fails_with(
+        &args(&["--n", "4", "--arch", "cnn", "--padding", "reflect"]),
+        &["padding", "reflect", "circular"],
+    );
     fails_with(
         &args(&["--n", "4", "--sigma-data", "big"]),
         &["--sigma-data", "big"],

@@ -10,7 +10,9 @@ use diffusion_regimes::data::{nested_subset, sigma_data};
 use diffusion_regimes::denoise::Denoiser;
 use diffusion_regimes::framework::Framework;
 use diffusion_regimes::nn::optim::{clip_scale, AdamW, AdamWConfig, Kernel};
-use diffusion_regimes::nn::{denoising_loss, Arch, MlpConfig, Params, Precond, UnetConfig};
+use diffusion_regimes::nn::{
+    denoising_loss, Arch, CnnConfig, MlpConfig, Network, Padding, Params, Precond, UnetConfig,
+};
 use proptest::prelude::*;
 
 fn f32_gaussian(seed: u64, rows: usize, cols: usize) -> Tensor {
@@ -267,4 +269,176 @@ proptest! {
         prop_assert!(l.iter().all(|&i| i < total));
         prop_assert!(nested_subset(total, total + 1, seed).is_err());
     }
+}
+
+/// A local CNN of `depth` blocks and width 8 on one-channel images of side
+/// `side`, its zero-initialised output layer replaced by random weights so
+/// that every path reaches the output.
+fn random_cnn(depth: usize, padding: Padding, side: usize) -> Box<dyn Network> {
+    let params = Params::new(5);
+    let arch = Arch::Cnn(CnnConfig {
+        width: 8,
+        depth,
+        padding,
+    });
+    let net = arch
+        .build(
+            &[1, side, side],
+            None,
+            params.var_builder(DType::F32, &Device::Cpu),
+        )
+        .unwrap();
+    for (name, var) in params.named() {
+        if name.starts_with("output") {
+            let n = var.elem_count();
+            let values = f32_gaussian(6, 1, n).reshape(var.dims()).unwrap();
+            var.set(&values).unwrap();
+        }
+    }
+    net
+}
+
+/// The input pixels output pixel (row, col) of `net` depends on, by autodiff
+/// at a random image: the set of (i, j) whose gradient is not exactly zero.
+fn support(net: &dyn Network, side: usize, row: usize, col: usize) -> Vec<(usize, usize)> {
+    let x = Var::from_tensor(
+        &f32_gaussian(7, 1, side * side)
+            .reshape((1, 1, side, side))
+            .unwrap(),
+    )
+    .unwrap();
+    let c_noise = Tensor::new(&[0.3f32], &Device::Cpu).unwrap();
+    let y = net.forward(x.as_tensor(), &c_noise, None).unwrap();
+    let pixel = y
+        .narrow(2, row, 1)
+        .unwrap()
+        .narrow(3, col, 1)
+        .unwrap()
+        .sum_all()
+        .unwrap();
+    let grad = pixel
+        .backward()
+        .unwrap()
+        .get(&x)
+        .unwrap()
+        .flatten_all()
+        .unwrap();
+    let grad = grad.to_vec1::<f32>().unwrap();
+    (0..side * side)
+        .filter(|&k| grad[k] != 0.0)
+        .map(|k| (k / side, k % side))
+        .collect()
+}
+
+/// The square of side 2 r + 1 around (row, col), clipped to the image or
+/// wrapped around it.
+fn square(side: usize, row: usize, col: usize, r: usize, wrap: bool) -> Vec<(usize, usize)> {
+    let axis = |c: usize| -> Vec<usize> {
+        let (c, r, s) = (c as i64, r as i64, side as i64);
+        let range = (c - r)..=(c + r);
+        match wrap {
+            true => range.map(|k| k.rem_euclid(s) as usize).collect(),
+            false => range
+                .filter(|k| (0..s).contains(k))
+                .map(|k| k as usize)
+                .collect(),
+        }
+    };
+    let mut cells: Vec<_> = (axis(row).into_iter())
+        .flat_map(|i| axis(col).into_iter().map(move |j| (i, j)))
+        .collect();
+    cells.sort();
+    cells
+}
+
+/// The CNN's receptive field is what `receptive_field` says: an output
+/// pixel's gradient is non-zero on exactly that square of inputs (clipped at
+/// the edges with zero padding, wrapped with circular padding), a U-Net's
+/// reaches everything (its group norms see every pixel).
+#[test]
+fn a_local_cnn_sees_exactly_its_receptive_field() {
+    let side = 21;
+    for depth in [1, 2] {
+        let field = CnnConfig {
+            width: 8,
+            depth,
+            padding: Padding::Zero,
+        }
+        .receptive_field();
+        assert_eq!(field, 4 * depth + 5);
+        let r = field / 2;
+        let zero = random_cnn(depth, Padding::Zero, side);
+        let circular = random_cnn(depth, Padding::Circular, side);
+        for (row, col) in [(10, 10), (0, 3), (20, 19)] {
+            let sq = |wrap| square(side, row, col, r, wrap);
+            assert_eq!(
+                support(&*zero, side, row, col),
+                sq(false),
+                "zero, depth {depth}, ({row}, {col})"
+            );
+            assert_eq!(
+                support(&*circular, side, row, col),
+                sq(true),
+                "circular, depth {depth}, ({row}, {col})"
+            );
+        }
+    }
+    let params = Params::new(5);
+    let unet = Arch::Unet(UnetConfig {
+        base: 8,
+        multipliers: vec![1],
+        blocks: 1,
+        attention: false,
+    })
+    .build(
+        &[1, 8, 8],
+        None,
+        params.var_builder(DType::F32, &Device::Cpu),
+    )
+    .unwrap();
+    for (name, var) in params.named() {
+        if name.starts_with("output") {
+            let values = f32_gaussian(6, 1, var.elem_count())
+                .reshape(var.dims())
+                .unwrap();
+            var.set(&values).unwrap();
+        }
+    }
+    assert_eq!(support(&*unet, 8, 0, 0).len(), 64);
+}
+
+/// `x` rolled by (dr, dc) pixels along its last two axes, as numpy.roll.
+fn roll(x: &Tensor, dr: usize, dc: usize) -> Tensor {
+    let rolled = |dim: usize, by: usize| {
+        let n = x.dim(dim).unwrap();
+        let from: Vec<u32> = (0..n).map(|k| ((k + n - by) % n) as u32).collect();
+        Tensor::new(from, &Device::Cpu).unwrap()
+    };
+    (x.contiguous().unwrap())
+        .index_select(&rolled(2, dr), 2)
+        .unwrap()
+        .index_select(&rolled(3, dc), 3)
+        .unwrap()
+}
+
+/// With circular padding the CNN commutes with circular shifts of the image
+/// (to f32 rounding: the same sums in another order); with zero padding the
+/// edges break it.
+#[test]
+fn a_circular_cnn_commutes_with_circular_shifts() {
+    let side = 12;
+    let x = f32_gaussian(8, 2, side * side)
+        .reshape((2, 1, side, side))
+        .unwrap();
+    let c_noise = Tensor::new(&[0.3f32, -1.0], &Device::Cpu).unwrap();
+    let shift_error = |padding| {
+        let net = random_cnn(2, padding, side);
+        let f = |x: &Tensor| net.forward(x, &c_noise, None).unwrap();
+        let (a, b) = (f(&roll(&x, 3, 5)), roll(&f(&x), 3, 5));
+        max_abs_diff(&a, &b) / max_abs(&b)
+    };
+    let circular = shift_error(Padding::Circular);
+    assert!(circular < 1e-5, "circular: relative error {circular}");
+    let zero = shift_error(Padding::Zero);
+    assert!(zero > 1e-2, "zero padding commutes with shifts? {zero}");
 }

@@ -487,7 +487,7 @@ def train(data: Union[ArrayLike, PathLike], n: int, out: PathLike, *, labels: Op
     """Trains a network on the first n examples of ``data`` (an array or a
     file) of one seeded permutation, into the run folder ``out``, with
     ``regimes train``'s hyperparameters and defaults as keywords (arch,
-    width, depth, multipliers, no_attention, framework, steps, batch,
+    width, depth, multipliers, no_attention, padding, framework, steps, batch,
     sampling, lr, warmup, weight_decay, clip, ema_decay, sigma_data, p_mean,
     p_std, seed, subset_seed, checkpoint_every, log_every, eval_every,
     eval_points, target, p_uncond). Every ``eval_every`` steps the EMA

@@ -25,7 +25,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
 
+mod blocks;
 pub mod checkpoint;
+mod cnn;
 mod config;
 mod dit;
 mod embedding;
@@ -40,6 +42,8 @@ mod precond;
 pub mod train;
 mod unet;
 
+pub use blocks::Padding;
+pub use cnn::{Cnn, CnnConfig};
 pub use dit::{Dit, DitConfig};
 pub use init::{weights_hash, InitFrom};
 pub use mlp::{Mlp, MlpConfig};
@@ -65,23 +69,26 @@ pub enum Arch {
     Mlp(MlpConfig),
     Unet(UnetConfig),
     Dit(DitConfig),
+    Cnn(CnnConfig),
 }
 
 impl Arch {
     /// The kinds `of_kind` builds, as configs and `--arch` name them.
-    pub const KINDS: &'static [&'static str] = &["mlp", "unet", "dit"];
+    pub const KINDS: &'static [&'static str] = &["mlp", "unet", "dit", "cnn"];
 
-    /// The network of kind `mlp`, `unet` or `dit` (the names configs use):
-    /// hidden width, base channels or token width `width`, `depth` blocks
-    /// (per resolution, for the U-Net; default 4 for the MLP and the DiT, 1
-    /// for the U-Net), and for the U-Net its channel multipliers and
-    /// self-attention. The DiT gets 4 heads and patches of 2 (see [`DitConfig`]).
+    /// The network of kind `mlp`, `unet`, `dit` or `cnn` (the names configs
+    /// use): hidden width, base channels, token width or channels `width`,
+    /// `depth` blocks (per resolution, for the U-Net; default 4 for the MLP,
+    /// the DiT and the CNN, 1 for the U-Net), for the U-Net its channel
+    /// multipliers and self-attention, for the CNN its padding. The DiT gets
+    /// 4 heads and patches of 2 (see [`DitConfig`]).
     pub fn of_kind(
         kind: &str,
         width: usize,
         depth: Option<usize>,
         multipliers: Vec<usize>,
         attention: bool,
+        padding: Padding,
     ) -> Result<Arch> {
         match kind {
             "mlp" => Ok(Arch::Mlp(MlpConfig {
@@ -100,6 +107,11 @@ impl Arch {
                 heads: 4,
                 patch: 2,
             })),
+            "cnn" => Ok(Arch::Cnn(CnnConfig {
+                width,
+                depth: depth.unwrap_or(4),
+                padding,
+            })),
             _ => Err(Error::invalid(
                 "architecture",
                 kind,
@@ -109,22 +121,26 @@ impl Arch {
     }
 
     /// The shape one example has inside the network: the MLP sees flat
-    /// vectors (images are flattened), the U-Net sees `[C, H, W]`, the DiT
-    /// either.
+    /// vectors (images are flattened), the U-Net and the CNN see
+    /// `[C, H, W]`, the DiT either.
     pub fn input_shape(&self, sample_shape: &[usize]) -> Result<Vec<usize>> {
         match self {
             Arch::Mlp(_) => Ok(vec![sample_shape.iter().product()]),
             Arch::Dit(_) => Ok(sample_shape.to_vec()),
-            Arch::Unet(_) if sample_shape.len() == 3 => Ok(sample_shape.to_vec()),
-            Arch::Unet(_) => Err(Error::shape(
-                "U-Net training data",
+            Arch::Unet(_) | Arch::Cnn(_) if sample_shape.len() == 3 => Ok(sample_shape.to_vec()),
+            Arch::Unet(_) | Arch::Cnn(_) => Err(Error::shape(
+                match self {
+                    Arch::Cnn(_) => "CNN training data",
+                    _ => "U-Net training data",
+                },
                 "images [N, C, H, W]",
                 format!("examples of shape {sample_shape:?}"),
             )),
         }
     }
 
-    /// A short name for folders and legends: `mlp-w64-d4`, `unet-b32-m1x2x2-r1-attn`.
+    /// A short name for folders and legends: `mlp-w64-d4`,
+    /// `unet-b32-m1x2x2-r1-attn`, `cnn-w64-d4-circular`.
     pub fn label(&self) -> String {
         match self {
             Arch::Mlp(c) => format!("mlp-w{}-d{}", c.width, c.depth),
@@ -134,6 +150,16 @@ impl Arch {
                 format!("unet-b{}-m{}-r{}{attention}", c.base, m.join("x"), c.blocks)
             }
             Arch::Dit(c) => format!("dit-w{}-d{}-h{}-p{}", c.width, c.depth, c.heads, c.patch),
+            Arch::Cnn(c) => format!("cnn-w{}-d{}-{}", c.width, c.depth, c.padding.name()),
+        }
+    }
+
+    /// The side of the square of input pixels one output pixel depends on;
+    /// None where it is the whole example (a norm or a layer mixes all).
+    pub fn receptive_field(&self) -> Option<usize> {
+        match self {
+            Arch::Cnn(c) => Some(c.receptive_field()),
+            Arch::Mlp(_) | Arch::Unet(_) | Arch::Dit(_) => None,
         }
     }
 
@@ -150,6 +176,7 @@ impl Arch {
             Arch::Mlp(config) => Box::new(Mlp::new(shape[0], config, classes, vb)?),
             Arch::Unet(config) => Box::new(Unet::new(&shape, config, classes, vb)?),
             Arch::Dit(config) => Box::new(Dit::new(&shape, config, classes, vb)?),
+            Arch::Cnn(config) => Box::new(Cnn::new(&shape, config, classes, vb)?),
         })
     }
 }

@@ -9,7 +9,7 @@ use super::checkpoint::Weights;
 use super::config::{Sampling, Target, TrainConfig};
 use super::init::InitFrom;
 use super::optim::AdamWConfig;
-use super::Arch;
+use super::{Arch, Padding};
 use crate::data::sigma_data;
 use crate::framework::Framework;
 use crate::{Error, Result};
@@ -81,13 +81,13 @@ pub struct TrainOptions {
     /// Seed of the permutation whose first N rows form the training set.
     #[cfg_attr(feature = "cli", arg(long, default_value_t = TrainOptions::default().subset_seed))]
     pub subset_seed: u64,
-    /// The network: mlp, unet or dit.
+    /// The network: mlp, unet, dit or cnn (local: no down-sampling, per-pixel norms).
     #[cfg_attr(feature = "cli", arg(long, default_value = "mlp", value_parser = clap::builder::PossibleValuesParser::new(Arch::KINDS)))]
     pub arch: String,
-    /// MLP hidden width, U-Net base channels (UNet-64/128/256) or DiT token width.
+    /// MLP hidden width, U-Net base channels (UNet-64/128/256), DiT token width or CNN channels.
     #[cfg_attr(feature = "cli", arg(long, default_value_t = TrainOptions::default().width))]
     pub width: usize,
-    /// MLP or DiT blocks, or U-Net residual blocks per resolution [default: 4 for mlp and dit, 1 for unet].
+    /// MLP, DiT or CNN blocks, or U-Net residual blocks per resolution [default: 4 for mlp, dit and cnn, 1 for unet].
     #[cfg_attr(feature = "cli", arg(long))]
     pub depth: Option<usize>,
     /// U-Net channel multipliers per resolution.
@@ -99,6 +99,9 @@ pub struct TrainOptions {
     /// U-Net without self-attention at the lowest resolution.
     #[cfg_attr(feature = "cli", arg(long))]
     pub no_attention: bool,
+    /// CNN padding: zero, or circular (the image wraps around, as circular ELS assumes).
+    #[cfg_attr(feature = "cli", arg(long, default_value = "zero"))]
+    pub padding: Padding,
     /// Training framework (THEORY §9): vp-eps is DDPM's epsilon-prediction,
     /// flow rectified flow with logit-normal t.
     #[cfg_attr(feature = "cli", arg(long, default_value = "edm"))]
@@ -169,12 +172,13 @@ pub struct TrainOptions {
 impl TrainOptions {
     /// The options that choose the network, which a fine-tuned run takes
     /// from its parent (given with `init`, they are an error).
-    const NETWORK: [&'static str; 7] = [
+    const NETWORK: [&'static str; 8] = [
         "arch",
         "width",
         "depth",
         "multipliers",
         "no_attention",
+        "padding",
         "framework",
         "sigma_data",
     ];
@@ -210,6 +214,7 @@ impl Default for TrainOptions {
             depth: None,
             multipliers: vec![1, 2, 2],
             no_attention: false,
+            padding: Padding::Zero,
             framework: Framework::EDM,
             steps: 10_000,
             batch: 256,
@@ -253,6 +258,7 @@ impl TrainOptions {
                     self.depth,
                     self.multipliers.clone(),
                     !self.no_attention,
+                    self.padding,
                 )?;
                 let sigma_data = match self.sigma_data {
                     SigmaData::Auto => sigma_data(train)?,

@@ -5,11 +5,11 @@
 //! between the paper's UNet-64/128/256.
 
 use candle_core::{Tensor, D};
-use candle_nn::{conv2d, linear, Conv2d, Conv2dConfig, Linear, VarBuilder};
+use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
-use super::embedding::{fourier_embedding, with_classes, ClassEmbedding};
-use super::ops::{avg_pool2x, conv2d_same, linear_forward, silu, upsample2x, GroupNorm};
+use super::blocks::{conv, zero_conv, Conv, Locality, NoiseEmbedding, Norm, ResBlock, SKIP_SCALE};
+use super::ops::{avg_pool2x, upsample2x};
 use super::Network;
 use crate::{Error, Result};
 
@@ -36,81 +36,12 @@ impl UnetConfig {
     }
 }
 
-/// DDPM++ scales residual sums by sqrt(1/2) to keep activations' variance.
-const SKIP_SCALE: f64 = std::f64::consts::FRAC_1_SQRT_2;
-
-/// The largest group count <= 32 that divides `channels` with at least 4 channels a group.
-fn groups(channels: usize) -> usize {
-    (1..=(channels / 4).clamp(1, 32))
-        .rev()
-        .find(|g| channels.is_multiple_of(*g))
-        .unwrap_or(1)
-}
-
-/// A stride-1, same-padded convolution run by [`conv2d_same`] (candle's
-/// layer holds and initialises the weights).
-struct Conv(Conv2d);
-
-impl Conv {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        conv2d_same(x, self.0.weight(), self.0.bias())
-    }
-}
-
-fn conv(inputs: usize, outputs: usize, kernel: usize, vb: VarBuilder) -> Result<Conv> {
-    let cfg = Conv2dConfig {
-        padding: kernel / 2,
-        ..Default::default()
-    };
-    Ok(Conv(conv2d(inputs, outputs, kernel, cfg, vb)?))
-}
-
-fn norm(channels: usize, vb: VarBuilder) -> Result<GroupNorm> {
-    GroupNorm::new(groups(channels), channels, 1e-6, vb)
-}
-
-struct ResBlock {
-    norm1: GroupNorm,
-    conv1: Conv,
-    embed: Linear,
-    norm2: GroupNorm,
-    conv2: Conv,
-    skip: Option<Conv>,
-}
-
-impl ResBlock {
-    fn new(inputs: usize, outputs: usize, emb: usize, vb: VarBuilder) -> Result<Self> {
-        Ok(ResBlock {
-            norm1: norm(inputs, vb.pp("norm1"))?,
-            conv1: conv(inputs, outputs, 3, vb.pp("conv1"))?,
-            embed: linear(emb, outputs, vb.pp("embed"))?,
-            norm2: norm(outputs, vb.pp("norm2"))?,
-            conv2: conv(outputs, outputs, 3, vb.pp("conv2"))?,
-            skip: match inputs == outputs {
-                true => None,
-                false => Some(conv(inputs, outputs, 1, vb.pp("skip"))?),
-            },
-        })
-    }
-
-    fn forward(&self, x: &Tensor, emb: &Tensor) -> Result<Tensor> {
-        let h = self.conv1.forward(&self.norm1.forward_silu(x)?)?;
-        let e = linear_forward(&self.embed, emb)?
-            .unsqueeze(2)?
-            .unsqueeze(3)?;
-        let h = h.broadcast_add(&e)?;
-        let h = self.conv2.forward(&self.norm2.forward_silu(&h)?)?;
-        let skip = match &self.skip {
-            Some(conv) => conv.forward(x)?,
-            None => x.clone(),
-        };
-        Ok(((h + skip)? * SKIP_SCALE)?)
-    }
-}
+/// The U-Net's norms see whole images and its convolutions pad with zeros.
+const GLOBAL: Locality = Locality::Global;
 
 /// Single-head self-attention over the H*W positions.
 struct Attention {
-    norm: GroupNorm,
+    norm: Norm,
     qkv: Conv,
     proj: Conv,
 }
@@ -118,9 +49,9 @@ struct Attention {
 impl Attention {
     fn new(channels: usize, vb: VarBuilder) -> Result<Self> {
         Ok(Attention {
-            norm: norm(channels, vb.pp("norm"))?,
-            qkv: conv(channels, 3 * channels, 1, vb.pp("qkv"))?,
-            proj: conv(channels, channels, 1, vb.pp("proj"))?,
+            norm: Norm::new(channels, GLOBAL, vb.pp("norm"))?,
+            qkv: conv(channels, 3 * channels, 1, GLOBAL, vb.pp("qkv"))?,
+            proj: conv(channels, channels, 1, GLOBAL, vb.pp("proj"))?,
         })
     }
 
@@ -146,17 +77,14 @@ impl Attention {
 /// one more block per level than going down, each fed the matching skip,
 /// then 2x nearest upsampling and a 3x3 convolution.
 pub struct Unet {
-    embed1: Linear,
-    embed2: Linear,
+    embedding: NoiseEmbedding,
     input: Conv,
     down: Vec<Vec<ResBlock>>,
     middle: (ResBlock, Option<Attention>, ResBlock),
     up: Vec<Vec<ResBlock>>,
     upsample: Vec<Conv>,
-    out_norm: GroupNorm,
+    out_norm: Norm,
     output: Conv,
-    classes: Option<ClassEmbedding>,
-    base: usize,
 }
 
 impl Unet {
@@ -177,12 +105,8 @@ impl Unet {
         for (l, m) in config.multipliers.iter().enumerate() {
             let mut level = Vec::new();
             for b in 0..config.blocks {
-                level.push(ResBlock::new(
-                    c,
-                    base * m,
-                    emb,
-                    vb.pp(format!("down{l}.{b}")),
-                )?);
+                let name = format!("down{l}.{b}");
+                level.push(ResBlock::new(c, base * m, emb, GLOBAL, vb.pp(name))?);
                 c = base * m;
                 skip_channels.push(c);
             }
@@ -192,12 +116,12 @@ impl Unet {
             }
         }
         let middle = (
-            ResBlock::new(c, c, emb, vb.pp("middle.0"))?,
+            ResBlock::new(c, c, emb, GLOBAL, vb.pp("middle.0"))?,
             match config.attention {
                 true => Some(Attention::new(c, vb.pp("middle.attention"))?),
                 false => None,
             },
-            ResBlock::new(c, c, emb, vb.pp("middle.1"))?,
+            ResBlock::new(c, c, emb, GLOBAL, vb.pp("middle.1"))?,
         );
         let mut up = Vec::new();
         let mut upsample = Vec::new();
@@ -207,43 +131,31 @@ impl Unet {
                 let skip = skip_channels
                     .pop()
                     .expect("one skip per down block plus the input");
-                level.push(ResBlock::new(
-                    c + skip,
-                    base * m,
-                    emb,
-                    vb.pp(format!("up{l}.{b}")),
-                )?);
+                let name = format!("up{l}.{b}");
+                level.push(ResBlock::new(c + skip, base * m, emb, GLOBAL, vb.pp(name))?);
                 c = base * m;
             }
             up.push(level);
             if l > 0 {
-                upsample.push(conv(c, c, 3, vb.pp(format!("upsample{l}")))?);
+                upsample.push(conv(c, c, 3, GLOBAL, vb.pp(format!("upsample{l}")))?);
             }
         }
         Ok(Unet {
-            embed1: linear(base, emb, vb.pp("embed1"))?,
-            embed2: linear(emb, emb, vb.pp("embed2"))?,
-            input: conv(channels, base, 3, vb.pp("input"))?,
+            embedding: NoiseEmbedding::new(base, classes, vb.clone())?,
+            input: conv(channels, base, 3, GLOBAL, vb.pp("input"))?,
             down,
             middle,
             up,
             upsample,
-            out_norm: norm(c, vb.pp("out_norm"))?,
-            output: zero_conv(c, channels, vb.pp("output"))?,
-            classes: classes
-                .map(|k| ClassEmbedding::new(k, base, vb.clone()))
-                .transpose()?,
-            base,
+            out_norm: Norm::new(c, GLOBAL, vb.pp("out_norm"))?,
+            output: zero_conv(c, channels, GLOBAL, vb.pp("output"))?,
         })
     }
 }
 
 impl Network for Unet {
     fn forward(&self, x: &Tensor, c_noise: &Tensor, labels: Option<&Tensor>) -> Result<Tensor> {
-        let emb = fourier_embedding(c_noise, self.base)?;
-        let emb = with_classes(emb, self.classes.as_ref(), labels)?;
-        let emb = silu(&linear_forward(&self.embed1, &emb)?)?;
-        let emb = silu(&linear_forward(&self.embed2, &emb)?)?;
+        let emb = self.embedding.forward(c_noise, labels)?;
         let mut h = self.input.forward(x)?;
         let mut skips = vec![h.clone()];
         let last = self.down.len() - 1;
@@ -302,20 +214,4 @@ fn image_channels(shape: &[usize], config: &UnetConfig) -> Result<usize> {
         ));
     }
     Ok(channels)
-}
-
-/// A 3x3 convolution whose weights and bias start at zero (the output layer:
-/// the network starts as D = c_skip x).
-fn zero_conv(in_channels: usize, out_channels: usize, vb: VarBuilder) -> Result<Conv> {
-    let weight = vb.get_with_hints(
-        (out_channels, in_channels, 3, 3),
-        "weight",
-        candle_nn::Init::Const(0.0),
-    )?;
-    let bias = vb.get_with_hints(out_channels, "bias", candle_nn::Init::Const(0.0))?;
-    let cfg = Conv2dConfig {
-        padding: 1,
-        ..Default::default()
-    };
-    Ok(Conv(Conv2d::new(weight, Some(bias), cfg)))
 }

@@ -188,30 +188,31 @@ pub fn train_tiny_unet(
     n: usize,
     stride: usize,
 ) -> std::path::PathBuf {
+    let run = train_tiny_image_net(dir, count, n, stride, &["--arch", "unet"]);
+    run.0
+}
+
+/// As [`train_tiny_unet`], with the network `arch` flags choose: the run
+/// folder and what `regimes train` wrote to stderr.
+pub fn train_tiny_image_net(
+    dir: &std::path::Path,
+    count: usize,
+    n: usize,
+    stride: usize,
+    arch: &[&str],
+) -> (std::path::PathBuf, String) {
     let pixels: Vec<u8> = (0..count * 64).map(|i| (i * stride % 256) as u8).collect();
     let images = Tensor::from_vec(pixels, (count, 1, 8, 8), &Device::Cpu).unwrap();
     let data = dir.join("images.npy");
     diffusion_regimes::data::npy::write_npy(&data, &images, candle_core::DType::U8).unwrap();
     let run = dir.join("run");
     let n = n.to_string();
-    succeeds(&regimes(&[
-        "train",
-        "--data",
-        s(&data),
-        "--n",
-        &n,
-        "--arch",
-        "unet",
-        "--width",
-        "8",
-        "--steps",
-        "3",
-        "--batch",
-        "2",
-        "--out",
-        s(&run),
-    ]));
-    run
+    let mut args = vec!["train", "--data", s(&data), "--n", &n, "--width", "8"];
+    args.extend_from_slice(arch);
+    args.extend_from_slice(&["--steps", "3", "--batch", "2", "--out", s(&run)]);
+    let o = regimes(&args);
+    succeeds(&o);
+    (run, String::from_utf8_lossy(&o.stderr).into_owned())
 }
 
 /// The registered framework called `name`.

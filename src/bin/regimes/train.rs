@@ -74,6 +74,10 @@ pub(crate) fn train(args: TrainArgs, explicit: &[String]) -> Result<()> {
             Trainer::start(&args.out, config.check()?, data, &device)?
         }
     };
+    if let Some(side) = trainer.config.arch.receptive_field() {
+        let label = trainer.config.arch.label();
+        eprintln!("{label}: each output pixel sees {side}x{side} input pixels");
+    }
     let bar = ProgressBar::new(trainer.config.steps);
     bar.set_style(
         ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} {per_sec} eta {eta}")
