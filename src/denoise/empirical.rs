@@ -114,7 +114,7 @@ impl EmpiricalDenoiser {
     /// The logits of every training point for the rows of `x` (already in
     /// the training set's dtype and device) at noise level `sigma`, [B, N].
     fn logits(&self, x: &Tensor, sigma: f64) -> Result<Tensor> {
-        let logits: Vec<Tensor> = (self.points.blocks(x)?.iter())
+        let logits: Vec<Tensor> = (self.points.blocks(x, sigma)?.iter())
             .map(|block| SoftmaxMean::logits(block, x, sigma))
             .collect::<Result<_>>()?;
         Ok(Tensor::cat(&logits, 1)?)

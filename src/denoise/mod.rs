@@ -17,6 +17,7 @@ use crate::error::check_sigma;
 use crate::{Error, Result};
 
 pub mod conditional;
+mod distinct;
 mod empirical;
 mod gaussian;
 pub mod jacobian;

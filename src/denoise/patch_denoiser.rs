@@ -1,12 +1,15 @@
 //! The patch-based closed forms (THEORY §12): LS, ELS, boundary-aware ELS
 //! and the window mean, each a softmax-weighted mean of training patches
-//! per pixel (or per window), streamed like the empirical denoiser.
+//! per pixel (or per window), streamed like the empirical denoiser, over
+//! the distinct training patches of each group, each weighted by how many
+//! times it occurs.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use candle_core::Tensor;
 
+use super::distinct::merge_equal;
 use super::patches::{gather, ImageShape, Layout, PatchKind};
 use super::softmax_mean::SoftmaxMean;
 use super::{check_input, Denoiser, EmpiricalDenoiser, PatchSize};
@@ -30,6 +33,8 @@ struct Prepared {
     batches: Vec<Batch>,
     /// Site j of the batched order is site `order[j]`; this inverts it.
     inverse: Tensor,
+    /// Distinct training patches, summed over groups, and all of them.
+    distinct: (usize, usize),
 }
 
 struct Batch {
@@ -76,6 +81,12 @@ impl PatchDenoiser {
         self.size.at(sigma)
     }
 
+    /// How many distinct training patches of size `k` the softmaxes run
+    /// over (summed over the groups that compete), and how many there are.
+    pub fn distinct_patches(&self, k: usize) -> Result<(usize, usize)> {
+        Ok(self.prepared(k)?.distinct)
+    }
+
     /// The layout and training patches of patch size `k`, cut on first use.
     fn prepared(&self, k: usize) -> Result<Arc<Prepared>> {
         let mut cache = self
@@ -92,14 +103,23 @@ impl PatchDenoiser {
             None => patches.flatten_from(2)?,
         };
         let patches = patches.flatten_from(2)?;
-        let (mut batches, mut order) = (Vec::new(), Vec::new());
+        let (mut batches, mut order, mut distinct) = (Vec::new(), Vec::new(), (0, 0));
         for groups in &layout.batches {
             let flat: Vec<u32> = groups.iter().flatten().map(|&s| s as u32).collect();
             order.extend(flat.iter().copied());
             let sites = Tensor::new(flat, self.train.device())?;
             let keys = regroup(&patches, &sites, groups.len())?;
             let values = regroup(&values, &sites, groups.len())?;
-            let patches = SoftmaxMean::new(keys, values, EmpiricalDenoiser::DEFAULT_CHUNK)?;
+            let all = keys.dim(1)?;
+            let (keys, values, counts) = merge_equal(&keys, &values)?;
+            distinct.0 += counts
+                .ne(0.0)?
+                .to_dtype(candle_core::DType::U32)?
+                .sum_all()?
+                .to_scalar::<u32>()? as usize;
+            distinct.1 += all * groups.len();
+            let chunk = EmpiricalDenoiser::DEFAULT_CHUNK;
+            let patches = SoftmaxMean::with_counts(keys, values, &counts, all, chunk)?;
             batches.push(Batch {
                 sites,
                 groups: groups.len(),
@@ -115,6 +135,7 @@ impl PatchDenoiser {
             layout,
             batches,
             inverse,
+            distinct,
         });
         cache.insert(k, prepared.clone());
         Ok(prepared)

@@ -143,24 +143,25 @@ pub(crate) struct BlockWeights {
 }
 
 /// The block step from the GEMM's `dot` = q . k (`[.., Q, c]`): logits
-/// l = (dot - ||k||^2 / 2) / sigma^2 with `half_sq_norm` `[.., 1, c]`, the
+/// l = (dot - offset) / sigma^2 with `offset` `[.., 1, c]` (||k||^2 / 2,
+/// less sigma^2 ln m for a key that stands for m equal ones), the
 /// maximum over this block and `previous` (`[.., Q, 1]`), then the weights.
 pub(crate) fn block_weights(
     dot: &Tensor,
-    half_sq_norm: &Tensor,
+    offset: &Tensor,
     sigma: f64,
     previous: Option<&Tensor>,
     cutoff: f64,
 ) -> Result<BlockWeights> {
     match dot.dtype() {
-        DType::F32 => block_weights_in::<f32>(dot, half_sq_norm, sigma, previous, cutoff),
-        _ => block_weights_in::<f64>(dot, half_sq_norm, sigma, previous, cutoff),
+        DType::F32 => block_weights_in::<f32>(dot, offset, sigma, previous, cutoff),
+        _ => block_weights_in::<f64>(dot, offset, sigma, previous, cutoff),
     }
 }
 
 fn block_weights_in<T: Real>(
     dot: &Tensor,
-    half_sq_norm: &Tensor,
+    offset: &Tensor,
     sigma: f64,
     previous: Option<&Tensor>,
     cutoff: f64,
@@ -168,7 +169,7 @@ fn block_weights_in<T: Real>(
     let dims = dot.dims().to_vec();
     let (queries, cols) = (dims[dims.len() - 2], dims[dims.len() - 1]);
     let rows = dot.elem_count() / cols;
-    let h = half_sq_norm.flatten_all()?.to_vec1::<T>()?;
+    let h = offset.flatten_all()?.to_vec1::<T>()?;
     let previous = match previous {
         Some(m) => m.flatten_all()?.to_vec1::<T>()?,
         None => vec![T::from_f64(f64::NEG_INFINITY); rows],

@@ -22,16 +22,26 @@ pub(crate) struct SoftmaxMean {
     values: Tensor,
     /// ||k_i||^2 / 2, `[.., 1, M]`.
     half_sq_norm: Tensor,
+    /// ln m_i, `[.., 1, M]`, where key i stands for m_i equal keys: its
+    /// weight is m_i exp(l_i) (None: every m_i = 1).
+    log_count: Option<Tensor>,
+    /// The keys counted with their multiplicities, for the cutoff.
+    counted: usize,
     /// The most keys per block.
     block: usize,
 }
+
+/// ln m of a key that stands for none (padding a group of fewer distinct
+/// keys): finite, so no sum meets inf - inf, yet its weight is exactly 0.
+pub(crate) const LOG_COUNT_ABSENT: f64 = -1e30;
 
 /// One block of keys with their values, as [`SoftmaxMean::stream`] hands them out.
 pub(crate) struct Block {
     /// `[.., F, c]`.
     keys_t: Tensor,
     pub values: Tensor,
-    half_sq_norm: Tensor,
+    /// ||k_i||^2 / 2 - sigma^2 ln m_i, `[.., 1, c]`: the logit's offset.
+    offset: Tensor,
 }
 
 /// Softmax sums over all keys, kept relative to a running maximum logit
@@ -60,10 +70,35 @@ impl SoftmaxMean {
         let half_sq_norm =
             (keys.sqr()?.sum_keepdim(D::Minus1)? * 0.5)?.transpose(D::Minus1, D::Minus2)?;
         Ok(Self {
+            counted: keys.dims()[keys.rank() - 2],
             keys_t: keys.transpose(D::Minus1, D::Minus2)?.contiguous()?,
             values: values.contiguous()?,
             half_sq_norm: half_sq_norm.contiguous()?,
+            log_count: None,
             block,
+        })
+    }
+
+    /// As [`SoftmaxMean::new`], where key i stands for `counts[.., i]` equal
+    /// keys (`[.., M]`, 0 for padding), `counted` of them in all per group:
+    /// the same means as the keys repeated, at the cost of the distinct ones.
+    pub fn with_counts(
+        keys: Tensor,
+        values: Tensor,
+        counts: &Tensor,
+        counted: usize,
+        block: usize,
+    ) -> Result<Self> {
+        let log_count = counts
+            .to_dtype(candle_core::DType::F64)?
+            .log()?
+            .maximum(LOG_COUNT_ABSENT)?
+            .unsqueeze(counts.rank() - 1)?
+            .to_dtype(keys.dtype())?;
+        Ok(Self {
+            log_count: Some(log_count),
+            counted,
+            ..Self::new(keys, values, block)?
         })
     }
 
@@ -75,14 +110,16 @@ impl SoftmaxMean {
         self.values.dims()[self.values.rank() - 2]
     }
 
-    /// Logits l_i = (q . k_i - ||k_i||^2 / 2) / sigma^2 of one block, `[.., Q, c]`.
+    /// Logits l_i = (q . k_i - ||k_i||^2 / 2) / sigma^2 + ln m_i of one
+    /// block at the `sigma` it was cut for, `[.., Q, c]`.
     pub fn logits(block: &Block, queries: &Tensor, sigma: f64) -> Result<Tensor> {
         let dot = queries.matmul(&block.keys_t)?;
-        Ok((dot.broadcast_sub(&block.half_sq_norm)? / (sigma * sigma))?)
+        Ok((dot.broadcast_sub(&block.offset)? / (sigma * sigma))?)
     }
 
-    /// The blocks of keys for `queries`: as large as the budget of logits allows.
-    pub fn blocks(&self, queries: &Tensor) -> Result<Vec<Block>> {
+    /// The blocks of keys for `queries` at `sigma`: as large as the budget
+    /// of logits allows.
+    pub fn blocks(&self, queries: &Tensor, sigma: f64) -> Result<Vec<Block>> {
         let rows = queries.elem_count() / queries.dim(D::Minus1)?.max(1);
         let size = self.block.min((LOGIT_BUDGET / rows.max(1)).max(MIN_BLOCK));
         let (len, axis) = (self.len(), self.values.rank() - 2);
@@ -97,13 +134,15 @@ impl SoftmaxMean {
                     Device::Cpu => keys_t,
                     _ => keys_t.contiguous()?,
                 };
+                let offset = self.half_sq_norm.narrow(axis + 1, start, take)?;
+                let offset = match &self.log_count {
+                    Some(l) => (offset - (l.narrow(axis + 1, start, take)? * (sigma * sigma))?)?,
+                    None => offset,
+                };
                 Ok(Block {
                     keys_t,
                     values: self.values.narrow(axis, start, take)?.contiguous()?,
-                    half_sq_norm: self
-                        .half_sq_norm
-                        .narrow(axis + 1, start, take)?
-                        .contiguous()?,
+                    offset: offset.contiguous()?,
                 })
             })
             .collect()
@@ -119,7 +158,7 @@ impl SoftmaxMean {
         mut add: impl FnMut(&Block, &Tensor, Option<&Tensor>) -> Result<()>,
     ) -> Result<Accumulated> {
         let mut acc: Option<Accumulated> = None;
-        for block in self.blocks(queries)? {
+        for block in self.blocks(queries, sigma)? {
             let weights = self.weights(&block, queries, sigma, acc.as_ref().map(|a| &a.max))?;
             let rescale = match &acc {
                 Some(a) => Some((&a.max - &weights.max)?.exp()?),
@@ -150,8 +189,8 @@ impl SoftmaxMean {
     ) -> Result<BlockWeights> {
         if softmax_cpu::runs_here(queries) {
             let dot = queries.matmul(&block.keys_t)?;
-            let cutoff = softmax_cpu::cutoff(self.len(), queries.dtype());
-            return softmax_cpu::block_weights(&dot, &block.half_sq_norm, sigma, previous, cutoff);
+            let cutoff = softmax_cpu::cutoff(self.counted, queries.dtype());
+            return softmax_cpu::block_weights(&dot, &block.offset, sigma, previous, cutoff);
         }
         let logits = Self::logits(block, queries, sigma)?;
         // The shift is a constant of the softmax: no gradient flows through it.
