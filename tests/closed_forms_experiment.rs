@@ -32,11 +32,16 @@ fn closed_forms_scores_every_candidate_and_resumes() {
             "els-boundary",
             "window-mean",
         ] {
-            let prefix = format!("{n},mlp-w32-d2-s0,{candidate},");
-            assert!(
-                table.lines().any(|l| l.starts_with(&prefix)),
-                "{prefix} in\n{table}"
-            );
+            // The MLP has no receptive field to report; the CNN's is 9x9.
+            for prefix in [
+                format!("{n},mlp-w32-d2-s0,,{candidate},"),
+                format!("{n},cnn-w8-d1-zero-s0,9,{candidate},"),
+            ] {
+                assert!(
+                    table.lines().any(|l| l.starts_with(&prefix)),
+                    "{prefix} in\n{table}"
+                );
+            }
         }
     }
     // r^2 of the empirical denoiser's samples as predictions of the model's, by hand.
@@ -65,10 +70,21 @@ fn closed_forms_scores_every_candidate_and_resumes() {
     let median = r2[(0.5 * (r2.len() - 1) as f64).round() as usize];
     let line = table
         .lines()
-        .find(|l| l.starts_with("8,mlp-w32-d2-s0,empirical,"))
+        .find(|l| l.starts_with("8,mlp-w32-d2-s0,,empirical,"))
         .unwrap();
-    let reported: f64 = line.split(',').nth(3).unwrap().parse().unwrap();
+    let field = |k: usize| -> f64 { line.split(',').nth(k).unwrap().parse().unwrap() };
+    let reported = field(4);
     assert!((reported - median).abs() < 1e-9, "{reported} vs {median}");
+    // The median's bootstrap interval: medians of resamples, so two of the
+    // samples' own r^2 values, around the median.
+    let (low, high) = (field(5), field(6));
+    assert!(low <= median && median <= high, "{low} {median} {high}");
+    for end in [low, high] {
+        assert!(
+            r2.iter().any(|&v| (v - end).abs() < 1e-9),
+            "{end} is no sample's r^2"
+        );
+    }
     // The calibrated schedules pick from the configured sizes.
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("closed_forms.json")).unwrap())

@@ -18,8 +18,7 @@ use crate::denoise::{
     Denoiser, EmpiricalDenoiser, GaussianDenoiser, KdeDenoiser, PatchDenoiser, PatchKind,
 };
 use crate::io::{read_json, write_atomic, write_json};
-use crate::metrics::quantile;
-use crate::metrics::{denoiser_gap, r_squared, Similarity};
+use crate::metrics::{denoiser_gap, quantile, r_squared, Bootstrap, Similarity};
 use crate::plot::{save_figure, Axis, LineChart, Scale, Series};
 use crate::sample::{starting_points, Method};
 use crate::sweep::{
@@ -55,9 +54,15 @@ pub struct CandidateFit {
     pub n: usize,
     pub model: String,
     pub candidate: String,
-    /// Median and quartiles over samples of r^2(model sample, candidate sample).
+    /// Median and quartiles over samples of r^2(model sample, candidate
+    /// sample), and the median's bootstrap 95% interval over the samples.
     pub r2_median: f64,
     pub r2_quartiles: [f64; 2],
+    #[serde(default)]
+    pub r2_interval: Option<[f64; 2]>,
+    /// The network's receptive field (side, in pixels) where it is local.
+    #[serde(default)]
+    pub receptive_field: Option<usize>,
     /// None where a candidate sample is a constant image, for which the
     /// sweep's (centred) cosine is undefined.
     pub rp: Option<Estimate>,
@@ -228,6 +233,10 @@ fn fit_cell(
         return read_json(&dir.join(FITS_FILE));
     }
     let label = cell.model.label();
+    let receptive_field = match &cell.model {
+        Model::Trained { arch, .. } => arch.receptive_field(),
+        Model::Empirical => None,
+    };
     let (model, _) = cell.denoiser(sweep)?;
     let samples = read_npy(&dir.join(SAMPLES_FILE))?.flatten_from(1)?;
     let score = |name: &str, d: &dyn Denoiser, theirs: &Tensor| -> Result<CandidateFit> {
@@ -235,12 +244,23 @@ fn fit_cell(
         r2.sort_by(f64::total_cmp);
         let at = |q: f64| quantile(&r2, q).expect("at least one sample");
         let c = &sweep.config;
+        let bootstrap = Bootstrap {
+            resamples: c.metrics.resamples,
+            seed: c.sampling.seed,
+        };
+        let median_of = |rows: &[usize]| {
+            let mut picked: Vec<f64> = rows.iter().map(|&i| r2[i]).collect();
+            picked.sort_by(f64::total_cmp);
+            quantile(&picked, 0.5).expect("a resample is not empty")
+        };
         Ok(CandidateFit {
             n: cell.n,
             model: label.clone(),
             candidate: name.to_string(),
             r2_median: at(0.5),
             r2_quartiles: [at(0.25), at(0.75)],
+            r2_interval: Some(bootstrap.interval_of(r2.len(), median_of)),
+            receptive_field,
             rp: match has_constant_row(theirs)? {
                 true => None,
                 false => Some(c.metrics.rp(&samples, theirs, c.sampling.seed)?),
@@ -332,17 +352,21 @@ fn csv(report: &ClosedFormsReport) -> String {
         .map(|s| format!("gap_{s}"))
         .collect();
     let mut out = format!(
-        "n,model,candidate,r2_median,r2_q25,r2_q75,rp,{}\n",
+        "n,model,receptive_field,candidate,r2_median,r2_low,r2_high,r2_q25,r2_q75,rp,{}\n",
         gaps.join(",")
     );
     for f in &report.fits {
         let gap: Vec<String> = f.gap.iter().map(|g| g.to_string()).collect();
+        let [low, high] = f.r2_interval.unwrap_or([f64::NAN; 2]);
         out.push_str(&format!(
-            "{},{},{},{},{},{},{},{}\n",
+            "{},{},{},{},{},{},{},{},{},{},{}\n",
             f.n,
             f.model,
+            f.receptive_field.map_or(String::new(), |r| r.to_string()),
             f.candidate,
             f.r2_median,
+            low,
+            high,
             f.r2_quartiles[0],
             f.r2_quartiles[1],
             f.rp.map_or(String::new(), |e| e.value.to_string()),
