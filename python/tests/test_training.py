@@ -76,6 +76,17 @@ def test_fine_tuning_equals_the_cli_and_keeps_the_parents_network(tmp_path, regi
         dr.train(target, 4, tmp_path / "bad", init=parent.path, width=64, progress=False)
 
 
+def test_a_local_cnn_trains_on_images_with_its_padding_recorded(tmp_path):
+    images = np.random.default_rng(0).uniform(-1, 1, size=(12, 1, 6, 6)).astype(np.float32)
+    run = dr.train(images, 8, tmp_path / "cnn", arch="cnn", width=8, depth=1, padding="circular",
+                   steps=3, batch=4, progress=False)
+    assert run.config["arch"] == {"kind": "cnn", "width": 8, "depth": 1, "padding": "circular"}
+    samples = dr.sample(run.denoiser(), seeds=2)
+    assert samples.shape[0] == 2 and samples[0].size == 36 and np.isfinite(samples).all()
+    with pytest.raises(ValueError, match="padding"):
+        dr.train(images, 8, tmp_path / "bad", arch="cnn", padding="reflect", progress=False)
+
+
 def test_unknown_or_bad_options_are_value_errors(tmp_path):
     data = np.zeros((8, 4), dtype=np.float32)
     with pytest.raises(ValueError, match="stepz"):
