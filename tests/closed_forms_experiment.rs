@@ -17,6 +17,8 @@ fn closed_forms_scores_every_candidate_and_resumes() {
         "closed_forms.json",
         "closed_forms.csv",
         "closed_forms_mlp-w32-d2.png",
+        "patch_sizes_mlp-w32-d2.png",
+        "patch_sizes_cnn-w8-d1-zero.png",
         "results.csv",
     ] {
         assert!(out.join(file).exists(), "{file}");

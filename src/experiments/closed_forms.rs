@@ -150,9 +150,11 @@ impl Experiment for ClosedForms {
         for model in &models {
             let chart = chart(&report.fits, model, &report.sweep.results);
             save_figure(&dir.join(format!("closed_forms_{model}")), &chart)?;
+            let sizes = sizes_chart(&report.fits, model);
+            save_figure(&dir.join(format!("patch_sizes_{model}")), &sizes)?;
         }
         eprintln!(
-            "wrote closed_forms.json, .csv and one r^2 figure per architecture to {}",
+            "wrote closed_forms.json, .csv, and per architecture an r^2 and a patch-size figure to {}",
             dir.display()
         );
         Ok(())
@@ -374,6 +376,37 @@ fn csv(report: &ClosedFormsReport) -> String {
         ));
     }
     out
+}
+
+/// The calibrated patch size against sigma, one line per patch kind and N
+/// (dashed below the largest N), for the models of `arch` (the first seed's).
+fn sizes_chart(fits: &[CandidateFit], arch: &str) -> LineChart {
+    let largest = fits.iter().map(|f| f.n).max().unwrap_or(0);
+    let mut kinds: Vec<&str> = Vec::new();
+    let series = (fits.iter())
+        .filter(|f| arch_of(&f.model) == arch && f.model.ends_with("-s0"))
+        .filter_map(|f| {
+            let schedule = f.schedule.as_ref()?;
+            if !kinds.contains(&f.candidate.as_str()) {
+                kinds.push(&f.candidate);
+            }
+            let color = kinds.iter().position(|&k| k == f.candidate).unwrap_or(0);
+            Some(Series {
+                label: format!("{} N = {}", f.candidate, f.n),
+                points: schedule.iter().map(|&(s, k)| (s, k as f64)).collect(),
+                color,
+                dashed: f.n < largest,
+                ..Series::default()
+            })
+        })
+        .collect();
+    LineChart {
+        title: format!("patch size calibrated per step on {arch}'s trajectories"),
+        x: Axis::new("noise level sigma", Scale::Log10),
+        y: Axis::new("patch size k", Scale::Linear),
+        series,
+        shades: Vec::new(),
+    }
 }
 
 /// Median r^2 against N, one line per candidate, for the models of `arch`
