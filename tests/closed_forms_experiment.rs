@@ -114,3 +114,26 @@ fn closed_forms_scores_every_candidate_and_resumes() {
         written
     );
 }
+
+/// The committed closed_forms configs parse, and the local CNNs of the 16x16
+/// and 28x28 ones see less than the image: 13x13 and 17x17 windows.
+#[test]
+fn the_closed_forms_configs_parse_and_their_cnns_are_local() {
+    use diffusion_regimes::experiments::ClosedFormsConfig;
+    use diffusion_regimes::sweep::load_toml;
+    let configs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/configs");
+    let load = |name: &str| load_toml::<ClosedFormsConfig>(&configs.join(name)).unwrap();
+    load("closed_forms.toml");
+    for (name, side, field) in [
+        ("closed_forms_16.toml", 16, 13),
+        ("closed_forms_28.toml", 28, 17),
+    ] {
+        let config = load(name);
+        let size = config.sweep.data.import.as_ref().unwrap().size;
+        assert_eq!(size, Some([side, side]), "{name}");
+        let fields: Vec<usize> = (config.sweep.models.iter())
+            .filter_map(|m| m.arch.receptive_field())
+            .collect();
+        assert_eq!(fields, [field], "{name}");
+    }
+}
