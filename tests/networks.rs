@@ -442,3 +442,39 @@ fn a_circular_cnn_commutes_with_circular_shifts() {
     let zero = shift_error(Padding::Zero);
     assert!(zero > 1e-2, "zero padding commutes with shifts? {zero}");
 }
+
+/// A class-conditional CNN: each class moves the output, and the label
+/// "no class" (the class count) computes what the network computes without labels.
+#[test]
+fn a_class_conditional_cnn_answers_per_class() {
+    let params = Params::new(5);
+    let arch = Arch::Cnn(CnnConfig {
+        width: 8,
+        depth: 1,
+        padding: Padding::Zero,
+    });
+    let net = arch
+        .build(
+            &[1, 6, 6],
+            Some(3),
+            params.var_builder(DType::F32, &Device::Cpu),
+        )
+        .unwrap();
+    for (name, var) in params.named() {
+        if name.starts_with("output") {
+            let values = f32_gaussian(6, 1, var.elem_count())
+                .reshape(var.dims())
+                .unwrap();
+            var.set(&values).unwrap();
+        }
+    }
+    let x = f32_gaussian(9, 2, 36).reshape((2, 1, 6, 6)).unwrap();
+    let c_noise = Tensor::new(&[0.1f32, 0.1], &Device::Cpu).unwrap();
+    let with = |a: u32, b: u32| {
+        let labels = Tensor::new(&[a, b], &Device::Cpu).unwrap();
+        net.forward(&x, &c_noise, Some(&labels)).unwrap()
+    };
+    let plain = net.forward(&x, &c_noise, None).unwrap();
+    assert_eq!(max_abs_diff(&with(3, 3), &plain), 0.0);
+    assert!(max_abs_diff(&with(0, 0), &with(1, 1)) > 1e-3);
+}
