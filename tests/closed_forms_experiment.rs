@@ -127,6 +127,7 @@ fn the_closed_forms_configs_parse_and_their_cnns_are_local() {
     for (name, side, field) in [
         ("closed_forms_16.toml", 16, 13),
         ("closed_forms_28.toml", 28, 17),
+        ("closed_forms_28_long.toml", 28, 17),
     ] {
         let config = load(name);
         let size = config.sweep.data.import.as_ref().unwrap().size;
